@@ -1,0 +1,1 @@
+"""Benchmark harness: datasets, ground truth, sweeps, reports (`lamina bench ...`)."""

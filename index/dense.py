@@ -1,0 +1,242 @@
+"""Dense first-stage index over FAISS: exact (Flat), IVF-Flat and HNSW, inner product or L2.
+
+- flat: `IndexIDMap2(IndexFlat)`; exact; deletes remove the rows.
+- ivf: IVF-Flat, trained once `train_size` vectors exist (until then an exact flat buffer
+  answers, so a small collection is exact, never a badly trained IVF); `nlist` 0 means
+  4*sqrt(n) lists; deletes remove the entries from their lists.
+- hnsw: `IndexIDMap2(IndexHNSWFlat)`; HNSW cannot unlink nodes, so deletes are tombstones
+  excluded through an `IDSelector` at search time, and the graph is rebuilt from its own
+  vectors when tombstones pass a quarter of it.
+
+Scores are larger-is-better: the inner product, or minus the squared L2 distance.
+Training k-means runs on the GPU when `faiss.get_num_gpus() > 0` (and the config allows it);
+search stays on the CPU, where `IDSelector` filtering works for every index kind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from lamina.index.errors import CorruptIndex, InvalidArgument
+from lamina.index.types import IndexConfig
+
+_TOMBSTONE_REBUILD_FRACTION = 0.25
+
+
+def gpu_count() -> int:
+    """GPUs faiss can use; 0 on a CPU-only build (never touch GPU calls when this is 0)."""
+    get = getattr(faiss, "get_num_gpus", None)
+    return int(get()) if get is not None else 0
+
+
+def faiss_metric(metric: str) -> int:
+    return faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
+
+
+def auto_nlist(n: int) -> int:
+    """FAISS's rule of thumb: about 4*sqrt(n) lists, at least 39 training points per list."""
+    return int(max(1, min(4 * math.sqrt(max(n, 1)), n // 39)))
+
+
+def train_kmeans(vectors: np.ndarray, nlist: int, metric: str, *, use_gpu: bool, seed: int = 1234) -> np.ndarray:
+    """Centroids (nlist, d) of `vectors` (n, d) float32, on the GPU when one is there."""
+    kmeans = faiss.Kmeans(
+        vectors.shape[1],
+        nlist,
+        niter=20,
+        seed=seed,
+        spherical=metric == "ip",
+        gpu=bool(use_gpu and gpu_count() > 0),
+        max_points_per_centroid=256,
+    )
+    kmeans.train(vectors)
+    return kmeans.centroids
+
+
+class DenseIndex:
+    """A FAISS index of one kind with int64 external ids, tombstones and a selector hook."""
+
+    FILES = ("index.faiss", "tombstones.npy", "dense.json")
+
+    def __init__(self, dim: int, metric: str = "ip", config: IndexConfig | None = None, *,
+                 train_size: int = 10_000) -> None:
+        self.dim = dim
+        self.metric = metric
+        self.config = config or IndexConfig()
+        self.train_size = train_size
+        self._tombstones = np.empty(0, dtype=np.int64)  # sorted; HNSW only
+        self._index = self._empty_index()
+
+    # ------------------------------------------------------------------ construction
+    def _flat(self) -> faiss.Index:
+        return faiss.IndexIDMap2(faiss.IndexFlat(self.dim, faiss_metric(self.metric)))
+
+    def _empty_index(self) -> faiss.Index:
+        if self.config.kind == "hnsw":
+            hnsw = faiss.IndexHNSWFlat(self.dim, self.config.hnsw_m, faiss_metric(self.metric))
+            hnsw.hnsw.efConstruction = self.config.ef_construction
+            return faiss.IndexIDMap2(hnsw)
+        return self._flat()  # flat, and the exact buffer of an untrained IVF
+
+    @property
+    def trained_ivf(self) -> bool:
+        return isinstance(faiss.downcast_index(self._index), faiss.IndexIVF)
+
+    def _train_ivf(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        nlist = self.config.nlist or auto_nlist(len(vectors))
+        centroids = train_kmeans(vectors, nlist, self.metric, use_gpu=self.config.gpu)
+        quantizer = faiss.IndexFlat(self.dim, faiss_metric(self.metric))
+        quantizer.add(centroids)
+        ivf = faiss.IndexIVFFlat(quantizer, self.dim, len(centroids), faiss_metric(self.metric))
+        ivf.own_fields = True
+        quantizer.this.disown()
+        ivf.is_trained = True
+        ivf.add_with_ids(vectors, ids)
+        self._index = ivf
+
+    # ------------------------------------------------------------------ VectorIndex
+    def __len__(self) -> int:
+        return int(self._index.ntotal) - len(self._tombstones)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise InvalidArgument(f"vectors have shape {vectors.shape}, the index expects (n, {self.dim})")
+        if len(ids) != len(vectors):
+            raise InvalidArgument(f"{len(ids)} ids for {len(vectors)} vectors")
+        if not len(ids):
+            return
+        self._index.add_with_ids(vectors, ids)
+        if self.config.kind == "ivf" and not self.trained_ivf and self._index.ntotal >= self.train_size:
+            all_ids, all_vectors = self._flat_contents(self._index)
+            self._train_ivf(all_ids, all_vectors)
+
+    def delete(self, ids: np.ndarray) -> None:
+        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        if not len(ids):
+            return
+        if self.config.kind == "hnsw":
+            present = ids[np.isin(ids, self._ids())]
+            self._tombstones = np.union1d(self._tombstones, present)
+            if len(self._tombstones) > _TOMBSTONE_REBUILD_FRACTION * max(self._index.ntotal, 1):
+                self.compact()
+            return
+        self._index.remove_ids(faiss.IDSelectorBatch(ids))
+
+    def compact(self) -> None:
+        """Rebuild an HNSW graph without its tombstoned nodes (no-op for other kinds)."""
+        if self.config.kind != "hnsw" or not len(self._tombstones):
+            return
+        ids = self._ids()
+        vectors = self._index.index.reconstruct_n(0, self._index.ntotal)
+        keep = ~np.isin(ids, self._tombstones)
+        self._index = self._empty_index()
+        self._tombstones = np.empty(0, dtype=np.int64)
+        self._index.add_with_ids(vectors[keep], ids[keep])
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        allowed: np.ndarray | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if queries.ndim == 1:
+            queries = queries[None, :]
+        if queries.shape[1] != self.dim:
+            raise InvalidArgument(f"query has dimension {queries.shape[1]}, the index expects {self.dim}")
+        params = dict(params or {})
+        search_params = self._search_params(params, self._selector(allowed))
+        distances, ids = self._index.search(queries, k, params=search_params)
+        scores = distances if self.metric == "ip" else -distances
+        scores = np.where(ids < 0, -np.inf, scores).astype(np.float32)
+        return scores, ids
+
+    def _selector(self, allowed: np.ndarray | None) -> faiss.IDSelector | None:
+        """Combine the caller's allow-list with the tombstones into one selector."""
+        keep_alive: list[Any] = []  # SWIG selectors do not own their children
+        selectors = []
+        if allowed is not None:
+            selectors.append(faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64)))
+        if len(self._tombstones):
+            dead = faiss.IDSelectorBatch(self._tombstones)
+            keep_alive.append(dead)
+            selectors.append(faiss.IDSelectorNot(dead))
+        if not selectors:
+            return None
+        keep_alive.extend(selectors)
+        sel = selectors[0] if len(selectors) == 1 else faiss.IDSelectorAnd(selectors[0], selectors[1])
+        sel.referenced_objects = keep_alive
+        return sel
+
+    def _search_params(self, params: dict[str, Any], selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
+        unknown = set(params) - {"nprobe", "ef_search"}
+        if unknown:
+            raise InvalidArgument(f"unknown search parameter(s): {', '.join(sorted(unknown))}")
+        for name, value in params.items():
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise InvalidArgument(f"search parameter {name} must be a positive integer, got {value!r}")
+        if self.trained_ivf:
+            sp = faiss.SearchParametersIVF()
+            sp.nprobe = int(params.get("nprobe", self.config.nprobe))
+        elif self.config.kind == "hnsw":
+            sp = faiss.SearchParametersHNSW()
+            sp.efSearch = int(params.get("ef_search", self.config.ef_search))
+        else:
+            if selector is None:
+                return None
+            sp = faiss.SearchParameters()
+        if selector is not None:
+            sp.sel = selector
+            sp.referenced_objects = [selector]
+        return sp
+
+    # ------------------------------------------------------------------ contents
+    def _ids(self) -> np.ndarray:
+        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+
+    @staticmethod
+    def _flat_contents(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
+        ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+        return ids, index.index.reconstruct_n(0, index.ntotal)
+
+    def memory_bytes(self) -> int:
+        """Serialized size of the index: the resident size of its FAISS structures."""
+        return int(faiss.serialize_index(self._index).nbytes) + self._tombstones.nbytes
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: Path) -> None:
+        faiss.write_index(self._index, str(directory / "index.faiss"))
+        np.save(directory / "tombstones.npy", self._tombstones)
+        meta = {"dim": self.dim, "metric": self.metric, "config": self.config.to_dict(),
+                "train_size": self.train_size, "ntotal": int(self._index.ntotal)}
+        (directory / "dense.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, directory: Path, dim: int, metric: str, config: IndexConfig,
+             *, train_size: int = 10_000) -> DenseIndex:
+        """Load a snapshot written by `save`; raise CorruptIndex if it does not match the config."""
+        try:
+            meta = json.loads((directory / "dense.json").read_text())
+            index = faiss.read_index(str(directory / "index.faiss"))
+            tombstones = np.load(directory / "tombstones.npy")
+        except Exception as exc:  # faiss raises RuntimeError, numpy ValueError, ...
+            raise CorruptIndex(f"dense index in {directory} is unreadable: {exc}") from None
+        if meta["dim"] != dim or meta["metric"] != metric or meta["config"]["kind"] != config.kind:
+            raise CorruptIndex(f"dense index in {directory} was built for {meta}, not dim={dim} {metric} {config.kind}")
+        if index.ntotal != meta["ntotal"] or index.d != dim:
+            raise CorruptIndex(f"dense index in {directory} holds {index.ntotal} vectors, manifest says {meta['ntotal']}")
+        self = cls(dim, metric, config, train_size=train_size)
+        self._index = index
+        self._tombstones = tombstones.astype(np.int64)
+        return self

@@ -1,0 +1,329 @@
+"""The RocksDB store: the source of truth for every collection (DESIGN.md, "Durability model").
+
+Layout (one RocksDB, rocksdict binding, raw bytes keys and values):
+
+    default   b"collection\\0" + name             -> CollectionConfig JSON
+              b"seq"                              -> last sequence number (u64 big-endian)
+              b"next_iid\\0" + name               -> next internal id of the collection
+              b"count\\0" + name                  -> live documents in the collection
+    docs      name \\0 doc_id                     -> {"text", "metadata", "tenant", "iid", "seq"} JSON
+    vectors   name \\0 vector_name \\0 iid         -> raw vector bytes (dense: float32)
+    iids      name \\0 iid                         -> doc_id
+    log       name \\0 seq                         -> int64 [n_added, added..., removed...]
+
+Every upsert or delete is one WriteBatch carrying the documents, their vectors, the id maps,
+the counters and a log entry under a fresh, monotonically increasing sequence number, so a
+crash leaves either all of it or none. Each write of a document gets a new internal id
+(`iid`, int64): indexes never have to overwrite a vector in place, they add the new iid and
+tombstone the old one. Indexes snapshot themselves with the sequence number they cover and
+replay `changes_since(seq)` on open; `trim_log` drops entries every snapshot covers.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rocksdict
+
+from lamina.index.errors import AlreadyExists, NotFound
+from lamina.index.types import CollectionConfig, check_name
+
+_CFS = ("docs", "vectors", "iids", "log")
+_U64 = struct.Struct(">Q")
+
+
+def _u64(value: int) -> bytes:
+    return _U64.pack(value)
+
+
+def _prefix_end(prefix: bytes) -> bytes:
+    """The smallest key greater than every key starting with `prefix` (prefixes end in NUL)."""
+    return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+@dataclass
+class StoredDoc:
+    """A document as the store keeps it; `vectors` maps a vector name to its raw bytes."""
+
+    id: str
+    text: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    tenant: str | None = None
+    vectors: dict[str, bytes] = field(default_factory=dict)
+    iid: int = -1
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one batch changed: the sequence number and the internal ids added and removed."""
+
+    seq: int
+    added: np.ndarray  # int64 iids of the new versions, in upsert order
+    removed: np.ndarray  # int64 iids of replaced or deleted versions
+    deleted_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The net effect of the log after some sequence number."""
+
+    added: np.ndarray  # iids written after `since` and still live
+    removed: np.ndarray  # iids replaced or deleted after `since`
+    last_seq: int
+
+
+class Store:
+    """One RocksDB database under `path` holding all collections.
+
+    Thread-safe: writes are serialised by a lock (they read the previous version of each
+    document to find the iid it replaces); reads go straight to RocksDB.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        opts = rocksdict.Options(raw_mode=True)
+        opts.create_if_missing(True)
+        opts.create_missing_column_families(True)
+        cf_opts = {name: rocksdict.Options(raw_mode=True) for name in _CFS}
+        try:
+            self._db = rocksdict.Rdict(str(self.path), opts, column_families=cf_opts)
+        except Exception as exc:  # rocksdict raises bare Exception
+            raise RuntimeError(f"cannot open the store at {self.path}: {exc}") from exc
+        self._cf = {name: self._db.get_column_family(name) for name in _CFS}
+        self._handle = {name: self._db.get_column_family_handle(name) for name in _CFS}
+        self._write_lock = threading.Lock()
+        raw = self._db.get(b"seq")
+        self._seq = _U64.unpack(raw)[0] if raw else 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        if self._db is None:
+            return
+        self._cf.clear()
+        self._handle.clear()
+        self._db.close()
+        self._db = None
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    # ------------------------------------------------------------------ collections
+    def create_collection(self, config: CollectionConfig) -> None:
+        key = b"collection\x00" + config.name.encode()
+        with self._write_lock:
+            if self._db.get(key) is not None:
+                raise AlreadyExists(f"collection {config.name!r} already exists")
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            batch.put(key, json.dumps(config.to_dict()).encode())
+            batch.put(b"next_iid\x00" + config.name.encode(), _u64(0))
+            batch.put(b"count\x00" + config.name.encode(), _u64(0))
+            self._db.write(batch, self._write_options(sync=True))
+
+    def get_collection(self, name: str) -> CollectionConfig:
+        check_name(name)
+        raw = self._db.get(b"collection\x00" + name.encode())
+        if raw is None:
+            raise NotFound(f"collection {name!r} does not exist")
+        return CollectionConfig.from_dict(json.loads(raw))
+
+    def list_collections(self) -> list[CollectionConfig]:
+        return [
+            CollectionConfig.from_dict(json.loads(value))
+            for _, value in self._scan(self._db, b"collection\x00")
+        ]
+
+    def drop_collection(self, name: str) -> None:
+        self.get_collection(name)  # raises NotFound
+        prefix = name.encode() + b"\x00"
+        with self._write_lock:
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            for cf in _CFS:
+                batch.delete_range(prefix, _prefix_end(prefix), self._handle[cf])
+            for key in (b"collection\x00", b"next_iid\x00", b"count\x00"):
+                batch.delete(key + name.encode())
+            self._db.write(batch, self._write_options(sync=True))
+
+    def count(self, name: str) -> int:
+        raw = self._db.get(b"count\x00" + name.encode())
+        if raw is None:
+            raise NotFound(f"collection {name!r} does not exist")
+        return _U64.unpack(raw)[0]
+
+    # ------------------------------------------------------------------ writes
+    def write(
+        self,
+        collection: str,
+        upserts: Sequence[StoredDoc] = (),
+        deletes: Sequence[str] = (),
+        *,
+        sync: bool = False,
+    ) -> WriteResult:
+        """Apply upserts then deletes as one atomic batch under a new sequence number.
+
+        A document id repeated in `upserts` keeps its last version. `sync=True` fsyncs the
+        write-ahead log before returning (the `wait=true` of the API).
+        """
+        name = collection.encode()
+        prefix = name + b"\x00"
+        with self._write_lock:
+            if self._db.get(b"collection\x00" + name) is None:
+                raise NotFound(f"collection {collection!r} does not exist")
+            keys = [prefix + doc.id.encode() for doc in upserts] + [prefix + d.encode() for d in deletes]
+            previous = self._cf["docs"].get(keys) if keys else []
+            # doc key -> (iid, vector names) of its live version, as this batch proceeds
+            live: dict[bytes, tuple[int, list[str]] | None] = {}
+            for key, raw in zip(keys, previous):
+                if key not in live:
+                    rec = json.loads(raw) if raw is not None else None
+                    live[key] = (rec["iid"], rec.get("vectors", [])) if rec else None
+
+            seq = self._seq + 1
+            next_iid = _U64.unpack(self._db.get(b"next_iid\x00" + name))[0]
+            count = _U64.unpack(self._db.get(b"count\x00" + name))[0]
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            added: dict[int, None] = {}  # ordered set
+            removed: list[int] = []
+            deleted_ids: list[str] = []
+
+            def drop_live_version(key: bytes) -> bool:
+                version = live[key]
+                if version is None:
+                    return False
+                iid, vector_names = version
+                if iid in added:  # written earlier in this batch: it never existed outside it
+                    del added[iid]
+                else:
+                    removed.append(iid)
+                batch.delete(prefix + _u64(iid), self._handle["iids"])
+                for vname in vector_names:
+                    batch.delete(prefix + vname.encode() + b"\x00" + _u64(iid), self._handle["vectors"])
+                live[key] = None
+                return True
+
+            for doc, key in zip(upserts, keys):
+                if not drop_live_version(key):
+                    count += 1
+                iid = next_iid
+                next_iid += 1
+                record = {"text": doc.text, "metadata": doc.metadata, "tenant": doc.tenant,
+                          "iid": iid, "seq": seq, "vectors": sorted(doc.vectors)}
+                batch.put(key, json.dumps(record).encode(), self._handle["docs"])
+                batch.put(prefix + _u64(iid), doc.id.encode(), self._handle["iids"])
+                for vname, data in doc.vectors.items():
+                    batch.put(prefix + vname.encode() + b"\x00" + _u64(iid), data, self._handle["vectors"])
+                live[key] = (iid, sorted(doc.vectors))
+                added[iid] = None
+            for doc_id, key in zip(deletes, keys[len(upserts):]):
+                if drop_live_version(key):
+                    batch.delete(key, self._handle["docs"])
+                    count -= 1
+                    deleted_ids.append(doc_id)
+
+            added_arr = np.fromiter(added, dtype=np.int64, count=len(added))
+            removed_arr = np.asarray(removed, dtype=np.int64)
+            entry = np.concatenate([[len(added_arr)], added_arr, removed_arr]).astype(">i8").tobytes()
+            batch.put(prefix + _u64(seq), entry, self._handle["log"])
+            batch.put(b"next_iid\x00" + name, _u64(next_iid))
+            batch.put(b"count\x00" + name, _u64(count))
+            batch.put(b"seq", _u64(seq))
+            self._db.write(batch, self._write_options(sync))
+            self._seq = seq
+        return WriteResult(seq, added_arr, removed_arr, tuple(deleted_ids))
+
+    # ------------------------------------------------------------------ reads
+    def get_documents(
+        self, collection: str, ids: Sequence[str], *, vectors: Sequence[str] = ()
+    ) -> list[StoredDoc | None]:
+        prefix = collection.encode() + b"\x00"
+        raws = self._cf["docs"].get([prefix + i.encode() for i in ids]) if ids else []
+        out: list[StoredDoc | None] = []
+        for doc_id, raw in zip(ids, raws):
+            if raw is None:
+                out.append(None)
+                continue
+            rec = json.loads(raw)
+            doc = StoredDoc(doc_id, rec["text"], rec["metadata"], rec["tenant"], {}, rec["iid"], rec["seq"])
+            for vname in vectors:
+                data = self._cf["vectors"].get(prefix + vname.encode() + b"\x00" + _u64(doc.iid))
+                if data is not None:
+                    doc.vectors[vname] = data
+            out.append(doc)
+        return out
+
+    def doc_ids(self, collection: str, iids: np.ndarray) -> list[str | None]:
+        """Map internal ids to document ids (None for an iid that is no longer live)."""
+        prefix = collection.encode() + b"\x00"
+        raws = self._cf["iids"].get([prefix + _u64(int(i)) for i in iids]) if len(iids) else []
+        return [None if raw is None else raw.decode() for raw in raws]
+
+    def iter_vectors(
+        self, collection: str, vector_name: str, *, batch_size: int = 65536
+    ) -> Iterator[tuple[np.ndarray, list[bytes]]]:
+        """Yield (iids, raw vectors) of every live version, in iid order, in batches."""
+        prefix = collection.encode() + b"\x00" + vector_name.encode() + b"\x00"
+        iids: list[bytes] = []
+        values: list[bytes] = []
+        for key, value in self._scan(self._cf["vectors"], prefix):
+            iids.append(key[-8:])
+            values.append(value)
+            if len(values) == batch_size:
+                yield np.frombuffer(b"".join(iids), dtype=">i8").astype(np.int64), values
+                iids, values = [], []
+        if values:
+            yield np.frombuffer(b"".join(iids), dtype=">i8").astype(np.int64), values
+
+    def get_vectors(self, collection: str, vector_name: str, iids: np.ndarray) -> list[bytes | None]:
+        prefix = collection.encode() + b"\x00" + vector_name.encode() + b"\x00"
+        return self._cf["vectors"].get([prefix + _u64(int(i)) for i in iids]) if len(iids) else []
+
+    def changes_since(self, collection: str, seq: int) -> Changes:
+        """Net additions and removals logged for `collection` after sequence number `seq`."""
+        prefix = collection.encode() + b"\x00"
+        added: list[np.ndarray] = []
+        removed: list[np.ndarray] = []
+        last = seq
+        for key, value in self._scan(self._cf["log"], prefix, start=prefix + _u64(seq + 1)):
+            entry = np.frombuffer(value, dtype=">i8").astype(np.int64)
+            n_added = int(entry[0])
+            added.append(entry[1 : 1 + n_added])
+            removed.append(entry[1 + n_added :])
+            last = _U64.unpack(key[-8:])[0]
+        removed_all = np.concatenate(removed) if removed else np.empty(0, np.int64)
+        added_all = np.concatenate(added) if added else np.empty(0, np.int64)
+        added_all = added_all[~np.isin(added_all, removed_all)]
+        return Changes(added_all, removed_all, last)
+
+    def trim_log(self, collection: str, upto_seq: int) -> None:
+        """Forget log entries at or below `upto_seq` (every index snapshot covers them)."""
+        prefix = collection.encode() + b"\x00"
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        batch.delete_range(prefix, prefix + _u64(upto_seq + 1), self._handle["log"])
+        self._db.write(batch, self._write_options(sync=False))
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _write_options(sync: bool) -> rocksdict.WriteOptions:
+        opts = rocksdict.WriteOptions()
+        opts.sync = sync
+        return opts
+
+    @staticmethod
+    def _scan(cf: Any, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        it = cf.iter()
+        it.seek(start or prefix)
+        while it.valid():
+            key = it.key()
+            if not key.startswith(prefix):
+                break
+            yield key, it.value()
+            it.next()

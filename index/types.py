@@ -1,0 +1,200 @@
+"""The data model shared by every layer: collection configuration, documents, hits.
+
+Plain dataclasses with `to_dict`/`from_dict`, so that configs round-trip through JSON
+in the store and through protobuf in the service without special cases.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from lamina.index.errors import InvalidArgument
+
+Metric = Literal["ip", "l2"]
+IndexKind = Literal["flat", "ivf", "hnsw"]
+
+METRICS: tuple[str, ...] = ("ip", "l2")
+INDEX_KINDS: tuple[str, ...] = ("flat", "ivf", "hnsw")
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_ID_BYTES = 512
+
+
+def check_name(name: str, what: str = "collection name") -> str:
+    """Return `name` if it is a valid collection name, else raise InvalidArgument."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidArgument(
+            f"invalid {what} {name!r}: use 1-64 characters from [A-Za-z0-9_.-], starting alphanumeric"
+        )
+    return name
+
+
+def check_doc_id(doc_id: Any) -> str:
+    if not isinstance(doc_id, str) or not doc_id:
+        raise InvalidArgument(f"document id must be a non-empty string, got {doc_id!r}")
+    if "\x00" in doc_id or len(doc_id.encode()) > MAX_ID_BYTES:
+        raise InvalidArgument(f"document id {doc_id[:40]!r} has a NUL byte or exceeds {MAX_ID_BYTES} bytes")
+    return doc_id
+
+
+def check_k(k: Any, limit: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+        raise InvalidArgument(f"k must be a positive integer, got {k!r}")
+    if k > limit:
+        raise InvalidArgument(f"k={k} exceeds the limit of {limit}")
+    return int(k)
+
+
+def as_vector(values: Any, dim: int, what: str = "vector") -> np.ndarray:
+    """Convert `values` to a float32 vector of length `dim`, rejecting NaN and infinities."""
+    try:
+        vec = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"{what} is not numeric: {exc}") from None
+    if vec.ndim != 1:
+        raise InvalidArgument(f"{what} must be one-dimensional, got shape {vec.shape}")
+    if vec.shape[0] != dim:
+        raise InvalidArgument(f"{what} has dimension {vec.shape[0]}, the collection expects {dim}")
+    if not np.isfinite(vec).all():
+        raise InvalidArgument(f"{what} contains NaN or infinite values")
+    return vec
+
+
+def check_metadata(metadata: Any) -> dict[str, Any]:
+    """Metadata is a JSON object: string keys, JSON-representable finite values."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidArgument(f"metadata must be a JSON object, got {type(metadata).__name__}")
+
+    def check(value: Any, path: str) -> None:
+        if value is None or isinstance(value, (str, bool, int)):
+            return
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise InvalidArgument(f"metadata field {path!r} is not a finite number")
+            return
+        if isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                check(item, f"{path}[{i}]")
+            return
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidArgument(f"metadata key {key!r} under {path!r} is not a string")
+                check(item, f"{path}.{key}")
+            return
+        raise InvalidArgument(f"metadata field {path!r} has unsupported type {type(value).__name__}")
+
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidArgument(f"metadata key {key!r} is not a non-empty string")
+        check(value, key)
+    return dict(metadata)
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Which dense index a collection keeps, with its build and default search parameters.
+
+    kind: "flat" (exact), "ivf" (IVF-Flat, trained once `train_size` vectors exist) or "hnsw".
+    nlist: IVF lists; 0 chooses 4*sqrt(n) at training time.
+    """
+
+    kind: str = "flat"
+    nlist: int = 0
+    nprobe: int = 16
+    hnsw_m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 64
+    gpu: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in INDEX_KINDS:
+            raise InvalidArgument(f"unknown index kind {self.kind!r}; expected one of {', '.join(INDEX_KINDS)}")
+        for name in ("nprobe", "hnsw_m", "ef_construction", "ef_search"):
+            if getattr(self, name) <= 0:
+                raise InvalidArgument(f"index parameter {name} must be positive, got {getattr(self, name)}")
+        if self.nlist < 0:
+            raise InvalidArgument(f"index parameter nlist must be >= 0, got {self.nlist}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidArgument(f"unknown index parameter(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    """A collection's schema. `encoder` is None for a vectors-only collection."""
+
+    name: str
+    dim: int
+    metric: str = "ip"
+    index: IndexConfig = field(default_factory=IndexConfig)
+    encoder: str | None = DEFAULT_ENCODER
+
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        if isinstance(self.dim, bool) or not isinstance(self.dim, int) or not 1 <= self.dim <= 65536:
+            raise InvalidArgument(f"dimension must be an integer in [1, 65536], got {self.dim!r}")
+        if self.metric not in METRICS:
+            raise InvalidArgument(f"unknown metric {self.metric!r}; expected one of {', '.join(METRICS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["index"] = self.index.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CollectionConfig:
+        data = dict(data)
+        data["index"] = IndexConfig.from_dict(data.get("index") or {})
+        return cls(**data)
+
+
+@dataclass
+class Document:
+    """One point of a collection: text and/or a dense vector, metadata and a tenant."""
+
+    id: str
+    text: str | None = None
+    vector: np.ndarray | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    tenant: str | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result. `score` is larger-is-better: inner product, or minus squared L2."""
+
+    id: str
+    score: float
+    text: str | None = None
+    metadata: dict[str, Any] | None = None
+    tenant: str | None = None
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """The outcome of one row of a batched write: `error` is None when it was written."""
+
+    index: int
+    id: str | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None

@@ -1,0 +1,1 @@
+"""Lamina: retrieval and vector search."""

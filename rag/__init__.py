@@ -1,0 +1,1 @@
+"""RAG pipelines (graph-RAG, chunk-KV cache reuse) build on lamina.retrieval; see DESIGN.md."""

@@ -1,0 +1,1 @@
+"""Query-time composition: encoders, Collection, fusion, rerank."""

@@ -1,0 +1,1 @@
+"""Encoders: text to dense, sparse and token vectors (no model downloads at run time)."""

@@ -1,0 +1,1 @@
+"""gRPC service: servicer, server, auth, status mapping and client."""
