@@ -156,7 +156,7 @@ class DenseIndex:
         if queries.shape[1] != self.dim:
             raise InvalidArgument(f"query has dimension {queries.shape[1]}, the index expects {self.dim}")
         params = dict(params or {})
-        search_params = self._search_params(params, self._selector(allowed))
+        search_params = self._search_params(params, self._selector(allowed), k, allowed)
         distances, ids = self._index.search(queries, k, params=search_params)
         scores = distances if self.metric == "ip" else -distances
         scores = np.where(ids < 0, -np.inf, scores).astype(np.float32)
@@ -179,7 +179,8 @@ class DenseIndex:
         sel.referenced_objects = keep_alive
         return sel
 
-    def _search_params(self, params: dict[str, Any], selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
+    def _search_params(self, params: dict[str, Any], selector: faiss.IDSelector | None, k: int,
+                       allowed: np.ndarray | None) -> faiss.SearchParameters | None:
         unknown = set(params) - {"nprobe", "ef_search"}
         if unknown:
             raise InvalidArgument(f"unknown search parameter(s): {', '.join(sorted(unknown))}")
@@ -192,6 +193,12 @@ class DenseIndex:
         elif self.config.kind == "hnsw":
             sp = faiss.SearchParametersHNSW()
             sp.efSearch = int(params.get("ef_search", self.config.ef_search))
+            if allowed is not None:
+                # a filtered traversal meets an allowed node every ntotal/|allowed| steps:
+                # widen the beam so about 2k of them are reached (the planner of the retrieval
+                # layer sends very selective filters to brute force instead)
+                wanted = 2 * k * self._index.ntotal / max(len(allowed), 1)
+                sp.efSearch = int(min(max(sp.efSearch, wanted), max(self._index.ntotal, 1)))
         else:
             if selector is None:
                 return None

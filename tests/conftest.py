@@ -1,0 +1,48 @@
+"""Shared fixtures: a fake encoder so that most tests never load a model."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CRANFIELD = REPO.parent / "shared" / "datasets" / "cranfield"
+
+
+class HashingEncoder:
+    """Deterministic bag-of-words embeddings: each word hashes to a signed coordinate."""
+
+    name = "hashing"
+
+    def __init__(self, dim: int = 32) -> None:
+        self.dim = dim
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+                out[row, h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+    encode_documents = _encode
+    encode_queries = _encode
+
+
+@pytest.fixture
+def fake_encoder_loader():
+    encoder = HashingEncoder()
+    return lambda name: encoder
+
+
+@pytest.fixture
+def cranfield() -> Path:
+    if not (CRANFIELD / "corpus.jsonl").exists():
+        pytest.skip(f"Cranfield dataset not found at {CRANFIELD} (it lives in the project's shared/ folder)")
+    return CRANFIELD

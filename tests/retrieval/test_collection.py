@@ -1,0 +1,164 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from lamina.index.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
+from lamina.index.snapshot import read_manifest
+from lamina.retrieval import collection as collection_module
+from lamina.retrieval.collection import Database
+
+
+@pytest.fixture
+def vectors():
+    rng = np.random.default_rng(3)
+    return rng.standard_normal((500, 16)).astype(np.float32)
+
+
+def brute_force_ids(coll, vectors_by_id, query, k, metric="l2"):
+    ids = list(vectors_by_id)
+    base = np.stack([vectors_by_id[i] for i in ids])
+    scores = base @ query if metric == "ip" else -((base - query) ** 2).sum(1)
+    return [ids[i] for i in np.argsort(-scores, kind="stable")[:k]]
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_upsert_delete_search_reopen(tmp_path, vectors, kind):
+    live = {str(i): vectors[i] for i in range(len(vectors))}
+    with Database(tmp_path) as db:
+        coll = db.create_collection("c", 16, metric="l2", encoder=None, index={"kind": kind, "nlist": 8, "nprobe": 8})
+        coll.index.train_size = 200  # make the IVF collection train during the test
+        results = coll.upsert([{"id": i, "vector": v, "metadata": {"n": int(i)}} for i, v in live.items()])
+        assert all(r.ok for r in results)
+        deleted = coll.delete([str(i) for i in range(0, 500, 5)] + ["nope"])
+        assert "nope" not in deleted and len(deleted) == 100
+        for i in deleted:
+            del live[i]
+        coll.upsert([{"id": "1", "vector": vectors[0] + 0.01}])  # replace
+        live["1"] = vectors[0] + 0.01
+        assert coll.count() == len(live) == len(coll.index)
+        query = vectors[0]
+        params = {"ef_search": 200} if kind == "hnsw" else {}
+        before = [h.id for h in coll.search(query, 10, params=params)]
+        assert before == brute_force_ids(coll, live, query, 10)
+
+    with Database(tmp_path) as db:  # snapshot was written at close: nothing to replay
+        coll = db.collection("c")
+        assert [h.id for h in coll.search(query, 10, params=params)] == before
+        hit = coll.search(query, 1)[0]
+        assert hit.id == "1" and hit.metadata == {}  # an upsert replaces the whole point
+        assert coll.search(vectors[2], 1)[0].metadata == {"n": 2}
+
+
+def test_reopen_without_snapshot_replays_the_log(tmp_path, vectors):
+    db = Database(tmp_path)
+    coll = db.create_collection("c", 16, metric="ip", encoder=None)
+    coll.upsert([{"id": str(i), "vector": v} for i, v in enumerate(vectors[:100])])
+    coll.snapshot()
+    coll.upsert([{"id": str(i), "vector": v} for i, v in enumerate(vectors[100:200], start=100)])
+    coll.delete(["0", "150"])
+    expected = [h.id for h in coll.search(vectors[7], 20)]
+    db.store.close()  # a crash: no close(), no final snapshot
+
+    with Database(tmp_path) as db:
+        coll = db.collection("c")
+        assert coll.count() == 198 and len(coll.index) == 198
+        assert [h.id for h in coll.search(vectors[7], 20)] == expected
+
+
+def test_corrupt_or_missing_snapshot_is_rebuilt_from_the_store(tmp_path, vectors):
+    with Database(tmp_path) as db:
+        coll = db.create_collection("c", 16, encoder=None)
+        coll.upsert([{"id": str(i), "vector": v} for i, v in enumerate(vectors)])
+        expected = [h.id for h in coll.search(vectors[3], 10)]
+    root = tmp_path / "indexes" / "c"
+    snap = root / read_manifest(root)["dir"] / "index.faiss"
+    snap.write_bytes(b"garbage")
+    with Database(tmp_path) as db:
+        assert [h.id for h in db.collection("c").search(vectors[3], 10)] == expected
+    shutil.rmtree(root)
+    with Database(tmp_path) as db:
+        assert [h.id for h in db.collection("c").search(vectors[3], 10)] == expected
+
+
+def test_text_upsert_and_search_use_the_encoder(tmp_path, fake_encoder_loader):
+    with Database(tmp_path, encoder_loader=fake_encoder_loader) as db:
+        coll = db.create_collection("docs")  # dimension comes from the encoder
+        assert coll.config.dim == 32
+        coll.upsert([
+            {"id": "a", "title": "Wings", "text": "lift and drag of a wing"},
+            {"id": "b", "text": "boundary layer heat transfer"},
+            {"id": "c", "text": "propeller slipstream", "vector": np.ones(32, np.float32) / np.sqrt(32)},
+        ])
+        top = coll.search("heat transfer in the boundary layer", 1)[0]
+        assert top.id == "b" and top.text == "boundary layer heat transfer"
+        assert coll.get(["a"])[0].text == "Wings lift and drag of a wing"
+
+
+def test_bad_rows_are_reported_and_not_written(tmp_path, vectors):
+    with Database(tmp_path) as db:
+        coll = db.create_collection("c", 16, encoder=None)
+        results = coll.upsert([
+            {"id": "ok", "vector": vectors[0]},
+            {"id": "short", "vector": vectors[0][:3]},
+            {"vector": vectors[1]},
+            {"id": "nan", "vector": np.full(16, np.nan)},
+            {"id": "meta", "vector": vectors[2], "metadata": {"x": float("inf")}},
+            {"id": "meta2", "vector": vectors[2], "metadata": ["not", "a", "dict"]},
+            {"id": "text-only", "text": "no encoder here"},
+            {"id": "extra", "vector": vectors[3], "colour": "red"},
+        ])
+        assert [r.ok for r in results] == [True] + [False] * 7
+        assert "dimension 3" in results[1].error and "id" in results[2].error
+        assert "NaN" in results[3].error and "'x'" in results[4].error and "JSON object" in results[5].error
+        assert "no encoder" in results[6].error and "colour" in results[7].error
+        assert coll.count() == 1 and coll.get(["short", "ok"])[0] is None
+
+
+def test_search_argument_errors(tmp_path, vectors, fake_encoder_loader):
+    with Database(tmp_path, encoder_loader=fake_encoder_loader) as db:
+        coll = db.create_collection("c")
+        coll.upsert([{"id": "a", "text": "hello"}])
+        with pytest.raises(InvalidArgument, match="empty"):
+            coll.search("   ", 3)
+        with pytest.raises(InvalidArgument, match="k must be"):
+            coll.search("hello", 0)
+        with pytest.raises(InvalidArgument, match="dimension 16"):
+            coll.search(vectors[0], 3)
+        with pytest.raises(InvalidArgument, match="limit"):
+            coll.search("hello", 10**6)
+        vec_only = db.create_collection("v", 16, encoder=None)
+        with pytest.raises(InvalidArgument, match="no encoder"):
+            vec_only.search("hello", 3)
+
+
+def test_collection_lifecycle(tmp_path, monkeypatch):
+    with Database(tmp_path) as db:
+        db.create_collection("a", 4, encoder=None)
+        with pytest.raises(AlreadyExists):
+            db.create_collection("a", 4, encoder=None)
+        with pytest.raises(NotFound):
+            db.collection("zzz")
+        with pytest.raises(InvalidArgument):
+            db.create_collection("a b", 4, encoder=None)
+        with pytest.raises(InvalidArgument, match="metric"):
+            db.create_collection("m", 4, metric="cosine", encoder=None)
+        db.collection("a").upsert([{"id": "x", "vector": [1, 2, 3, 4]}])
+        db.drop_collection("a")
+        assert db.list_collections() == []
+        again = db.create_collection("a", 4, encoder=None)
+        assert again.count() == 0 and again.search([1, 2, 3, 4], 5) == []
+        monkeypatch.setattr(collection_module, "MAX_BATCH", 3)
+        with pytest.raises(ResourceExhausted):
+            again.upsert([{"id": str(i), "vector": [0, 0, 0, 1]} for i in range(4)])
+
+
+def test_periodic_snapshots_trim_the_log(tmp_path, vectors, monkeypatch):
+    monkeypatch.setattr(collection_module, "SNAPSHOT_EVERY", 50)
+    with Database(tmp_path) as db:
+        coll = db.create_collection("c", 16, encoder=None)
+        for start in range(0, 200, 25):
+            coll.upsert([{"id": str(i), "vector": vectors[i]} for i in range(start, start + 25)])
+        seq = read_manifest(tmp_path / "indexes" / "c")["seq"]
+        assert seq > 0
+        assert len(db.store.changes_since("c", 0).added) < 200  # trimmed up to the snapshot
