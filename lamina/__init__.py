@@ -1,1 +1,44 @@
-"""Lamina: retrieval and vector search."""
+"""Lamina: retrieval and vector search.
+
+In-process:
+
+    from lamina import Database
+    with Database("./lamina-data") as db:
+        docs = db.get_or_create_collection("docs")
+        docs.upsert([{"id": "1", "text": "lift of a wing in a slipstream"}], wait=True)
+        hits = docs.search("wing lift", k=5)
+
+Over gRPC: `lamina.Client("127.0.0.1:50051")` offers the same calls.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lamina.index import errors
+from lamina.index.types import CollectionConfig, Document, Hit, IndexConfig, RowResult
+from lamina.retrieval.collection import Collection, Database
+
+__all__ = [
+    "Client",
+    "Collection",
+    "CollectionConfig",
+    "Database",
+    "Document",
+    "Hit",
+    "IndexConfig",
+    "RowResult",
+    "errors",
+]
+
+if TYPE_CHECKING:
+    from lamina.service.client import Client
+
+
+def __getattr__(name: str) -> Any:
+    # the gRPC client pulls in grpc and the stubs: load it only when asked for
+    if name == "Client":
+        from lamina.service.client import Client
+
+        return Client
+    raise AttributeError(f"module 'lamina' has no attribute {name!r}")

@@ -220,7 +220,7 @@ class Collection:
                     raise InvalidArgument(f"text must be a string, got {type(doc.text).__name__}")
                 if doc.vector is not None:
                     doc.vector = as_vector(doc.vector, self.config.dim, f"vector of point {doc.id!r}")
-                elif not (doc.text and doc.text.strip()):
+                elif doc.text is None:  # an empty text is a document too: it is embedded as ""
                     raise InvalidArgument(f"point {doc.id!r} has neither a vector nor a text")
                 elif self.config.encoder is None:
                     raise InvalidArgument(f"point {doc.id!r} has no vector and collection {self.name!r} has no encoder")

@@ -46,3 +46,28 @@ def cranfield() -> Path:
     if not (CRANFIELD / "corpus.jsonl").exists():
         pytest.skip(f"Cranfield dataset not found at {CRANFIELD} (it lives in the project's shared/ folder)")
     return CRANFIELD
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random BERT saved as a sentence-transformers model, so the real loading code runs."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    root = tmp_path_factory.mktemp("tiny-bert")
+    words = "wing lift drag heat transfer boundary layer flow shock pressure the a of and in sort list file".split()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    (root / "vocab.txt").write_text("\n".join(vocab))
+    tokenizer = BertTokenizerFast(vocab_file=str(root / "vocab.txt"))
+    bert_dir = root / "bert"
+    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, max_position_embeddings=64)).save_pretrained(bert_dir)
+    tokenizer.save_pretrained(bert_dir)
+    transformer = models.Transformer(str(bert_dir), max_seq_length=32)
+    pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    model_dir = root / "st"
+    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(model_dir))
+    return model_dir

@@ -1,0 +1,41 @@
+# The first use of any target builds .venv from pyproject.toml (torch first, pinned to the CPU wheel,
+# so that sentence-transformers does not pull a CUDA build).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: run test test-fast protos bench-ann bench-quality clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## run: serve ./lamina-data on 127.0.0.1:50051 (builds the demo collection if there is none)
+run: $(STAMP)
+	$(BIN)/lamina serve --demo
+
+## test: the whole suite, slow tests included
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+## test-fast: skip tests marked slow (model loading, subprocess servers, real datasets)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+## protos: regenerate the committed gRPC stubs in service/v1 from protos/
+protos: $(STAMP)
+	$(BIN)/python -m lamina.service.codegen
+
+bench-ann: $(STAMP)
+	$(BIN)/lamina bench ann --dataset synthetic:200000:128 --index flat,ivf,hnsw
+
+bench-quality: $(STAMP)
+	$(BIN)/lamina build ../shared/datasets/cranfield --collection cran
+	$(BIN)/lamina bench quality ../shared/datasets/cranfield --collection cran
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info
