@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -198,3 +199,25 @@ class RowResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+POINT_FIELDS = frozenset({"id", "_id", "text", "title", "vector", "metadata", "tenant"})
+
+
+def as_document(row: Document | Mapping[str, Any]) -> Document:
+    """A Document from a Document or a mapping with keys id (or _id), text, title, vector, metadata, tenant.
+
+    A title is prepended to the text with a space (BEIR's convention).
+    """
+    if isinstance(row, Document):
+        return row
+    if not isinstance(row, Mapping):
+        raise InvalidArgument(f"a point must be a Document or a mapping, got {type(row).__name__}")
+    unknown = set(row) - POINT_FIELDS
+    if unknown:
+        raise InvalidArgument(f"unknown point field(s): {', '.join(sorted(unknown))}")
+    text = row.get("text")
+    if row.get("title"):
+        text = f"{row['title']} {text or ''}".strip()
+    return Document(id=row.get("id", row.get("_id")), text=text, vector=row.get("vector"),
+                    metadata=row.get("metadata") or {}, tenant=row.get("tenant"))

@@ -34,6 +34,7 @@ from lamina.index.types import (
     Hit,
     IndexConfig,
     RowResult,
+    as_document,
     as_vector,
     check_doc_id,
     check_k,
@@ -83,22 +84,6 @@ class RWLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
-
-
-def _as_document(row: Document | Mapping[str, Any]) -> Document:
-    if isinstance(row, Document):
-        return row
-    if not isinstance(row, Mapping):
-        raise InvalidArgument(f"a point must be a Document or a mapping, got {type(row).__name__}")
-    unknown = set(row) - {"id", "_id", "text", "title", "vector", "metadata", "tenant"}
-    if unknown:
-        raise InvalidArgument(f"unknown point field(s): {', '.join(sorted(unknown))}")
-    doc_id = row.get("id", row.get("_id"))
-    text = row.get("text")
-    if row.get("title"):
-        text = f"{row['title']} {text or ''}".strip()
-    return Document(id=doc_id, text=text, vector=row.get("vector"), metadata=row.get("metadata") or {},
-                    tenant=row.get("tenant"))
 
 
 class Collection:
@@ -211,7 +196,7 @@ class Collection:
         positions: list[int] = []
         for i, row in enumerate(rows):
             try:
-                doc = _as_document(row)
+                doc = as_document(row)
                 check_doc_id(doc.id)
                 doc.metadata = check_metadata(doc.metadata)
                 if doc.tenant is not None and not isinstance(doc.tenant, str):

@@ -1,0 +1,272 @@
+"""The synchronous Python client of the Lamina gRPC service.
+
+`Client` speaks the `lamina.v1` services over one channel and returns the domain types
+(`CollectionConfig`, `Document`, `Hit`, `RowResult`) that the in-process API returns. A failed
+call raises the `lamina.index.errors` class of its status code (`lamina.service.status`), so
+code written against the in-process `Collection` handles errors the same way.
+`Client.collection(name)` returns a `RemoteCollection` whose `upsert`, `delete`, `get`, `search`
+and `count` have the signatures of `lamina.retrieval.collection.Collection`'s: the benchmark
+harness takes either.
+
+Differences from the in-process API, each forced by the wire:
+- a point whose values the wire cannot carry (an id that is not a string, a non-numeric vector,
+  metadata that is not JSON) fails the whole `upsert` call before anything is sent, instead
+  of its row; every other invalid point is reported in its RowResult as in-process;
+- an upsert in which no point is valid raises InvalidArgument (in-process returns the errors);
+- metadata numbers travel as doubles: see `lamina.service.convert`.
+
+The client is thread-safe: gRPC channels multiplex concurrent calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from lamina.index.errors import InvalidArgument, NotFound
+from lamina.index.types import DEFAULT_ENCODER, CollectionConfig, Document, Hit, IndexConfig, RowResult
+from lamina.service import convert
+from lamina.service.status import from_rpc_error
+from lamina.service.v1 import (
+    collections_pb2,
+    collections_pb2_grpc,
+    points_pb2,
+    points_pb2_grpc,
+    search_pb2,
+    search_pb2_grpc,
+)
+
+MiB = 1 << 20
+DEFAULT_TARGET = "127.0.0.1:50051"
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MAX_MESSAGE_BYTES = 64 * MiB
+_INT32_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1
+
+Response = TypeVar("Response")
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """What `Client.get_collection` returns: the schema and the number of live points."""
+
+    config: CollectionConfig
+    count: int
+
+
+def _as_index_config(index: IndexConfig | Mapping[str, Any] | str | None) -> IndexConfig:
+    if index is None:
+        return IndexConfig()
+    if isinstance(index, IndexConfig):
+        return index
+    if isinstance(index, str):
+        return IndexConfig(kind=index)
+    if isinstance(index, Mapping):
+        return IndexConfig.from_dict(dict(index))
+    raise InvalidArgument(f"index must be a kind, a mapping or an IndexConfig, got {type(index).__name__}")
+
+
+def _check_int(value: Any, what: str, low: int, high: int) -> int:
+    """`value` as an int that fits its wire field; whether the value makes sense is the server's call."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidArgument(f"{what} must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise InvalidArgument(f"{what}={value} is out of range [{low}, {high}]")
+    return int(value)
+
+
+class Client:
+    """A connection to a Lamina server. Use as a context manager, or call `close()`."""
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT_S,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(target, options=[
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ])
+        self._collections = collections_pb2_grpc.CollectionsStub(self._channel)
+        self._points = points_pb2_grpc.PointsStub(self._channel)
+        self._search = search_pb2_grpc.SearchStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    def __repr__(self) -> str:
+        return f"Client({self.target!r})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: Callable[..., Response], request: Any) -> Response:
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+
+    # ------------------------------------------------------------------ server
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Block until the channel connects (e.g. right after starting a server); TimeoutError otherwise."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise TimeoutError(f"no Lamina server answered at {self.target} within {timeout} s") from None
+
+    def health(self, service: str = "") -> str:
+        """The serving status of the server ("") or of one service ("lamina.v1.Search"): "SERVING", ..."""
+        try:
+            response = self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service))
+        except NotFound:  # the health service answers an unknown name without details
+            raise NotFound(f"the server reports no health status for service {service!r}") from None
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+    # ------------------------------------------------------------------ collections
+    def create_collection(
+        self,
+        name: str,
+        dim: int | None = None,
+        *,
+        metric: str = "ip",
+        index: IndexConfig | Mapping[str, Any] | str | None = "flat",
+        encoder: str | None = DEFAULT_ENCODER,
+    ) -> CollectionConfig:
+        """Create a collection; `dim` defaults to the encoder's. Returns the config the server stored."""
+        request = collections_pb2.CreateCollectionRequest(
+            name=name, metric=convert.metric_to_proto(metric),
+            index=convert.index_config_to_proto(_as_index_config(index)),
+        )
+        if dim is not None:
+            request.dim = _check_int(dim, "dimension", 0, 2**32 - 1)  # the server judges 0
+        if encoder is not None:
+            request.encoder = encoder
+        response = self._call(self._collections.Create, request)
+        return convert.collection_config_from_proto(response.config)
+
+    def get_collection(self, name: str) -> CollectionInfo:
+        response = self._call(self._collections.Get, collections_pb2.GetCollectionRequest(name=name))
+        return CollectionInfo(convert.collection_config_from_proto(response.config), response.count)
+
+    def list_collections(self) -> list[CollectionConfig]:
+        response = self._call(self._collections.List, collections_pb2.ListCollectionsRequest())
+        return [convert.collection_config_from_proto(c) for c in response.collections]
+
+    def drop_collection(self, name: str) -> None:
+        self._call(self._collections.Drop, collections_pb2.DropCollectionRequest(name=name))
+
+    def collection(self, name: str) -> RemoteCollection:
+        """A handle with the in-process Collection's methods (NotFound if it does not exist)."""
+        return RemoteCollection(self, self.get_collection(name).config)
+
+    # ------------------------------------------------------------------ points
+    def upsert(self, collection: str, points: Iterable[Document | Mapping[str, Any]], *,
+               wait: bool = False) -> list[RowResult]:
+        """Insert or replace points; one RowResult per point, in order (see the module docstring)."""
+        messages = []
+        for i, row in enumerate(points):
+            try:
+                messages.append(convert.document_to_proto(row))
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"point {i}: {exc}") from None
+        request = points_pb2.UpsertPointsRequest(collection=collection, points=messages, wait=wait)
+        response = self._call(self._points.Upsert, request)
+        return [convert.row_result_from_proto(r) for r in response.results]
+
+    def delete(self, collection: str, ids: Sequence[str], *, wait: bool = False) -> list[str]:
+        """Delete points by id; returns the ids that existed."""
+        request = points_pb2.DeletePointsRequest(collection=collection, ids=self._ids(ids), wait=wait)
+        return list(self._call(self._points.Delete, request).deleted_ids)
+
+    def get(self, collection: str, ids: Sequence[str], *, with_vectors: bool = False) -> list[Document | None]:
+        """The stored documents for `ids`, in order, None where an id does not exist."""
+        ids = self._ids(ids)
+        request = points_pb2.GetPointsRequest(collection=collection, ids=ids, with_vectors=with_vectors)
+        found = {p.id: p for p in self._call(self._points.Get, request).points}
+        # a fresh Document per position: callers may mutate what they get, as in-process
+        return [convert.document_from_proto(found[i]) if i in found else None for i in ids]
+
+    @staticmethod
+    def _ids(ids: Sequence[str]) -> list[str]:
+        if isinstance(ids, str):  # a lone id would otherwise be split into characters
+            raise InvalidArgument(f"ids must be a sequence of strings, got the string {ids!r}")
+        ids = list(ids)
+        for doc_id in ids:
+            if not isinstance(doc_id, str):
+                raise InvalidArgument(f"document id must be a non-empty string, got {doc_id!r}")
+        return ids
+
+    # ------------------------------------------------------------------ search
+    def search(
+        self,
+        collection: str,
+        query: str | np.ndarray | Sequence[float],
+        k: int = 10,
+        *,
+        params: Mapping[str, int] | None = None,
+        with_payload: bool = True,
+    ) -> list[Hit]:
+        """The k nearest points to a text (embedded by the server) or a vector, best first."""
+        request = search_pb2.SearchRequest(
+            collection=collection,
+            k=_check_int(k, "k", -_INT32_MAX - 1, _INT32_MAX),  # k <= 0 is the server's to reject
+            with_payload=with_payload,
+        )
+        if isinstance(query, str):
+            request.text = query
+        else:
+            convert.vector_to_proto(query, "query vector", out=request.vector)
+        for name, value in (params or {}).items():
+            request.params[name] = _check_int(value, f"search parameter {name}", -_INT64_MAX - 1, _INT64_MAX)
+        response = self._call(self._search.Search, request)
+        return [convert.hit_from_proto(h) for h in response.hits]
+
+
+class RemoteCollection:
+    """One collection of a server, with the methods of the in-process `Collection`."""
+
+    def __init__(self, client: Client, config: CollectionConfig) -> None:
+        self.client = client
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def __repr__(self) -> str:
+        return f"RemoteCollection({self.name!r} at {self.client.target!r})"
+
+    def upsert(self, points: Iterable[Document | Mapping[str, Any]], *, wait: bool = False) -> list[RowResult]:
+        return self.client.upsert(self.name, points, wait=wait)
+
+    def delete(self, ids: Sequence[str], *, wait: bool = False) -> list[str]:
+        return self.client.delete(self.name, ids, wait=wait)
+
+    def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Document | None]:
+        return self.client.get(self.name, ids, with_vectors=with_vectors)
+
+    def search(
+        self,
+        query: str | np.ndarray | Sequence[float],
+        k: int = 10,
+        *,
+        params: Mapping[str, int] | None = None,
+        with_payload: bool = True,
+    ) -> list[Hit]:
+        return self.client.search(self.name, query, k, params=params, with_payload=with_payload)
+
+    def count(self) -> int:
+        return self.client.get_collection(self.name).count

@@ -1,0 +1,182 @@
+"""The gRPC server: Lamina's servicers plus health and reflection on one `grpc.aio` server.
+
+BentoML's gRPC server is the model: bounded message sizes, `maximum_concurrent_rpcs` so that
+overload is answered with RESOURCE_EXHAUSTED instead of an unbounded queue, `grpc.health.v1`
+(SERVING for "" and for every service), reflection (so `grpcurl` works without the protos),
+and a graceful stop that marks every service NOT_SERVING *before* it stops taking calls, so
+that load balancers drain the server while in-flight calls finish.
+
+Entry points, from the most to the least configurable:
+
+    server, port = await build_server(database, host, port)   # the caller starts and stops it
+    await serve_database(database, host, port, stop=event)    # serves until `stop` is set
+    await serve(data_dir, host, port)                         # opens and closes the Database too
+    run(data_dir, host, port, on_ready)                       # blocking, SIGTERM/SIGINT: the CLI's
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from lamina.retrieval.collection import Database
+from lamina.service.servicer import add_servicers
+
+log = logging.getLogger(__name__)
+
+MiB = 1 << 20
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 50051
+DEFAULT_MAX_MESSAGE_BYTES = 64 * MiB
+DEFAULT_MAX_CONCURRENT_RPCS = 256
+DEFAULT_GRACE_S = 10.0
+
+HealthServicer: TypeAlias = health.aio.HealthServicer  # the asyncio one: its statuses are set with await
+
+
+def address(host: str, port: int) -> str:
+    """`host:port`, with an IPv6 literal in brackets."""
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+async def build_server(
+    database: Database,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS,
+    workers: int | None = None,
+    executor: Executor | None = None,
+    health_servicer: HealthServicer | None = None,
+) -> tuple[grpc.aio.Server, int]:
+    """A bound, not yet started server over `database`, and the port it bound (port 0: a free one).
+
+    Handlers run on `executor`, or on a new pool of `workers` threads (default: one per core).
+    Pass `health_servicer` to be able to mark the services NOT_SERVING later (`graceful_stop`).
+    A coroutine because the health servicer is an asyncio one: call it in the loop that serves.
+    """
+    if executor is None:
+        executor = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 4, thread_name_prefix="lamina-rpc")
+    if health_servicer is None:
+        health_servicer = HealthServicer()
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            # gRPC sets SO_REUSEPORT by default, which lets a second server share a taken port silently
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
+    )
+    services = add_servicers(server, database, executor)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection([*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    for name in ("", *services):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    where = address(host, port)
+    try:
+        bound = server.add_insecure_port(where)
+    except RuntimeError as exc:  # grpc.aio reports a failed bind as a bare RuntimeError
+        raise OSError(f"cannot listen on {where}: {exc}") from exc
+    if bound == 0:  # older grpc versions report a failed bind as port 0
+        raise OSError(f"cannot listen on {where}")
+    return server, bound
+
+
+async def graceful_stop(server: grpc.aio.Server, health_servicer: HealthServicer,
+                        grace: float = DEFAULT_GRACE_S) -> None:
+    """Mark every service NOT_SERVING, then stop taking calls and give in-flight ones `grace` seconds."""
+    await health_servicer.enter_graceful_shutdown()  # first: health watchers see it before calls are refused
+    await server.stop(grace)
+
+
+async def serve_database(
+    database: Database,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    ready: Callable[[int], Any] | None = None,
+    stop: asyncio.Event | None = None,
+    grace: float = DEFAULT_GRACE_S,
+    **options: Any,
+) -> None:
+    """Serve an open `database` until `stop` is set, then stop gracefully; the caller closes the database.
+
+    `ready(port)` is called once the server accepts calls. Without `stop`, SIGTERM and SIGINT stop
+    the server (that needs the main thread). `options` go to `build_server`.
+    """
+    loop = asyncio.get_running_loop()
+    signals: list[signal.Signals] = []
+    if stop is None:
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("serving without a stop event handles signals, which needs the main thread")
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+            signals.append(sig)
+    executor = ThreadPoolExecutor(max_workers=options.pop("workers", None) or os.cpu_count() or 4,
+                                  thread_name_prefix="lamina-rpc")
+    health_servicer = HealthServicer()
+    try:
+        server, bound = await build_server(database, host, port, executor=executor,
+                                           health_servicer=health_servicer, **options)
+        await server.start()
+        try:
+            log.info("lamina serving on %s", address(host, bound))
+            if ready is not None:
+                ready(bound)
+            await stop.wait()
+            log.info("lamina stopping: draining calls for up to %.1f s", grace)
+        finally:
+            await graceful_stop(server, health_servicer, grace)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        # handlers cut off by the grace period may still run: let them finish before the database closes
+        await asyncio.to_thread(executor.shutdown, wait=True)
+
+
+async def serve(
+    data_dir: str | Path,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    ready: Callable[[int], Any] | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+    grace: float = DEFAULT_GRACE_S,
+    encoder_loader: Callable[[str], Any] | None = None,
+    **options: Any,
+) -> None:
+    """Open the Database in `data_dir`, serve it (see `serve_database`), then close it (snapshotting indexes)."""
+    database = Database(data_dir) if encoder_loader is None else Database(data_dir, encoder_loader=encoder_loader)
+    try:
+        await serve_database(database, host, port, ready=ready, stop=stop, grace=grace, **options)
+    finally:
+        database.close()
+        log.info("lamina stopped; database closed")
+
+
+def run(
+    data_dir: str | Path,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    on_ready: Callable[[int], Any] | None = None,
+    **options: Any,
+) -> None:
+    """Serve `data_dir` until SIGTERM or SIGINT (blocking; the CLI's entry point). `on_ready(port)` once serving."""
+    asyncio.run(serve(data_dir, host, port, on_ready, **options))

@@ -1,0 +1,195 @@
+"""The gRPC servicers of `lamina.v1`: Collections, Points and Search over one `Database`.
+
+Thin by design (Feast's registry server is the model): each RPC converts the request with
+`lamina.service.convert`, calls `Database`/`Collection`, and converts the answer back. The
+handler bodies are plain synchronous functions run on a thread pool, never on the event
+loop: faiss and RocksDB release the GIL, so searches and writes proceed in parallel while
+the loop keeps accepting calls. Errors map to status codes in one place, `lamina.service.status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+
+from lamina.index.errors import InvalidArgument, ResourceExhausted
+from lamina.index.types import Document, RowResult
+from lamina.retrieval.collection import MAX_BATCH, Database
+from lamina.service import convert
+from lamina.service.status import to_status
+from lamina.service.v1 import (
+    collections_pb2,
+    collections_pb2_grpc,
+    points_pb2,
+    points_pb2_grpc,
+    search_pb2,
+    search_pb2_grpc,
+)
+
+DEFAULT_K = 10
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+
+
+class _Handler:
+    """What every servicer shares: the database, the executor, and how a call is run."""
+
+    def __init__(self, database: Database, executor: Executor) -> None:
+        self.database = database
+        self.executor = executor
+
+    async def _run(self, context: grpc.aio.ServicerContext, handler: Callable[[Request], Response],
+                   request: Request) -> Response:
+        """Run `handler(request)` on the executor, stamp the response's `time`, map errors to a status."""
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            response: Any = await loop.run_in_executor(self.executor, handler, request)
+        except Exception as exc:  # LaminaError -> its code; anything else -> INTERNAL, logged
+            code, details = to_status(exc)
+            await context.abort(code, details)
+        response.time = time.perf_counter() - started
+        return response
+
+
+# -------------------------------------------------------------------------------- Collections
+class CollectionsServicer(_Handler, collections_pb2_grpc.CollectionsServicer):
+    async def Create(self, request: collections_pb2.CreateCollectionRequest,
+                     context: grpc.aio.ServicerContext) -> collections_pb2.CreateCollectionResponse:
+        return await self._run(context, self._create, request)
+
+    async def Get(self, request: collections_pb2.GetCollectionRequest,
+                  context: grpc.aio.ServicerContext) -> collections_pb2.GetCollectionResponse:
+        return await self._run(context, self._get, request)
+
+    async def List(self, request: collections_pb2.ListCollectionsRequest,
+                   context: grpc.aio.ServicerContext) -> collections_pb2.ListCollectionsResponse:
+        return await self._run(context, self._list, request)
+
+    async def Drop(self, request: collections_pb2.DropCollectionRequest,
+                   context: grpc.aio.ServicerContext) -> collections_pb2.DropCollectionResponse:
+        return await self._run(context, self._drop, request)
+
+    def _create(self, request: collections_pb2.CreateCollectionRequest) -> collections_pb2.CreateCollectionResponse:
+        collection = self.database.create_collection(
+            request.name,
+            request.dim if request.HasField("dim") else None,
+            metric=convert.metric_from_proto(request.metric),
+            index=convert.index_config_from_proto(request.index) if request.HasField("index") else None,
+            encoder=request.encoder if request.HasField("encoder") else None,
+        )
+        return collections_pb2.CreateCollectionResponse(config=convert.collection_config_to_proto(collection.config))
+
+    def _get(self, request: collections_pb2.GetCollectionRequest) -> collections_pb2.GetCollectionResponse:
+        collection = self.database.collection(request.name)
+        return collections_pb2.GetCollectionResponse(
+            config=convert.collection_config_to_proto(collection.config), count=collection.count())
+
+    def _list(self, request: collections_pb2.ListCollectionsRequest) -> collections_pb2.ListCollectionsResponse:
+        return collections_pb2.ListCollectionsResponse(
+            collections=[convert.collection_config_to_proto(c) for c in self.database.list_collections()])
+
+    def _drop(self, request: collections_pb2.DropCollectionRequest) -> collections_pb2.DropCollectionResponse:
+        self.database.drop_collection(request.name)
+        return collections_pb2.DropCollectionResponse()
+
+
+# -------------------------------------------------------------------------------- Points
+def _first_failure_message(results: list[RowResult]) -> str:
+    first = next(r for r in results if not r.ok)
+    return (f"no point of the batch of {len(results)} is valid; "
+            f"row {first.index} (id {first.id!r}): {first.error}")
+
+
+class PointsServicer(_Handler, points_pb2_grpc.PointsServicer):
+    async def Upsert(self, request: points_pb2.UpsertPointsRequest,
+                     context: grpc.aio.ServicerContext) -> points_pb2.UpsertPointsResponse:
+        return await self._run(context, self._upsert, request)
+
+    async def Delete(self, request: points_pb2.DeletePointsRequest,
+                     context: grpc.aio.ServicerContext) -> points_pb2.DeletePointsResponse:
+        return await self._run(context, self._delete, request)
+
+    async def Get(self, request: points_pb2.GetPointsRequest,
+                  context: grpc.aio.ServicerContext) -> points_pb2.GetPointsResponse:
+        return await self._run(context, self._get, request)
+
+    def _upsert(self, request: points_pb2.UpsertPointsRequest) -> points_pb2.UpsertPointsResponse:
+        collection = self.database.collection(request.collection)
+        if len(request.points) > MAX_BATCH:  # before converting: the limit exists to bound this work
+            raise ResourceExhausted(f"batch of {len(request.points)} points exceeds the limit of {MAX_BATCH}")
+        # A point the domain cannot even be handed (a vector of an unknown kind) fails its own
+        # row only, like every other invalid point; `positions` maps the rest back to their rows.
+        results: list[RowResult] = []
+        docs: list[Document] = []
+        positions: list[int] = []
+        for i, point in enumerate(request.points):
+            try:
+                docs.append(convert.document_from_proto(point))
+                positions.append(i)
+            except InvalidArgument as exc:
+                results.append(RowResult(i, point.id, str(exc)))
+        written = collection.upsert(docs, wait=request.wait)
+        results.extend(RowResult(positions[r.index], r.id, r.error) for r in written)
+        results.sort(key=lambda r: r.index)
+        if results and not any(r.ok for r in results):
+            raise InvalidArgument(_first_failure_message(results))
+        return points_pb2.UpsertPointsResponse(results=[convert.row_result_to_proto(r) for r in results])
+
+    def _delete(self, request: points_pb2.DeletePointsRequest) -> points_pb2.DeletePointsResponse:
+        deleted = self.database.collection(request.collection).delete(list(request.ids), wait=request.wait)
+        return points_pb2.DeletePointsResponse(deleted_ids=deleted)
+
+    def _get(self, request: points_pb2.GetPointsRequest) -> points_pb2.GetPointsResponse:
+        docs = self.database.collection(request.collection).get(list(request.ids), with_vectors=request.with_vectors)
+        return points_pb2.GetPointsResponse(
+            points=[convert.document_to_proto(d, exact=False) for d in docs if d is not None])
+
+
+# -------------------------------------------------------------------------------- Search
+def _query_from_proto(request: search_pb2.SearchRequest) -> str | np.ndarray:
+    which = request.WhichOneof("query")
+    if which == "text":
+        return request.text
+    if which == "vector":
+        return convert.vector_from_proto(request.vector, "query vector")
+    raise InvalidArgument("the search request has neither a text nor a vector query")
+
+
+class SearchServicer(_Handler, search_pb2_grpc.SearchServicer):
+    async def Search(self, request: search_pb2.SearchRequest,
+                     context: grpc.aio.ServicerContext) -> search_pb2.SearchResponse:
+        return await self._run(context, self._search, request)
+
+    def _search(self, request: search_pb2.SearchRequest) -> search_pb2.SearchResponse:
+        collection = self.database.collection(request.collection)
+        hits = collection.search(
+            _query_from_proto(request),
+            request.k if request.HasField("k") else DEFAULT_K,
+            params=dict(request.params) or None,
+            with_payload=request.with_payload if request.HasField("with_payload") else True,
+        )
+        return search_pb2.SearchResponse(hits=[convert.hit_to_proto(h) for h in hits])
+
+
+# Full names ("lamina.v1.Points"), for health and reflection.
+SERVICE_NAMES: list[str] = [
+    collections_pb2.DESCRIPTOR.services_by_name["Collections"].full_name,
+    points_pb2.DESCRIPTOR.services_by_name["Points"].full_name,
+    search_pb2.DESCRIPTOR.services_by_name["Search"].full_name,
+]
+
+
+def add_servicers(server: grpc.aio.Server, database: Database, executor: Executor) -> list[str]:
+    """Register every Lamina servicer on `server`; returns their full service names."""
+    collections_pb2_grpc.add_CollectionsServicer_to_server(CollectionsServicer(database, executor), server)
+    points_pb2_grpc.add_PointsServicer_to_server(PointsServicer(database, executor), server)
+    search_pb2_grpc.add_SearchServicer_to_server(SearchServicer(database, executor), server)
+    return list(SERVICE_NAMES)
+

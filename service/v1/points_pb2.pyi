@@ -1,0 +1,62 @@
+from lamina.service.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class UpsertPointsRequest(_message.Message):
+    __slots__ = ("collection", "points", "wait")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    points: _containers.RepeatedCompositeFieldContainer[_common_pb2.Point]
+    wait: bool
+    def __init__(self, collection: _Optional[str] = ..., points: _Optional[_Iterable[_Union[_common_pb2.Point, _Mapping]]] = ..., wait: _Optional[bool] = ...) -> None: ...
+
+class UpsertPointsResponse(_message.Message):
+    __slots__ = ("results", "time")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[_common_pb2.RowResult]
+    time: float
+    def __init__(self, results: _Optional[_Iterable[_Union[_common_pb2.RowResult, _Mapping]]] = ..., time: _Optional[float] = ...) -> None: ...
+
+class DeletePointsRequest(_message.Message):
+    __slots__ = ("collection", "ids", "wait")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    wait: bool
+    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., wait: _Optional[bool] = ...) -> None: ...
+
+class DeletePointsResponse(_message.Message):
+    __slots__ = ("deleted_ids", "time")
+    DELETED_IDS_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    deleted_ids: _containers.RepeatedScalarFieldContainer[str]
+    time: float
+    def __init__(self, deleted_ids: _Optional[_Iterable[str]] = ..., time: _Optional[float] = ...) -> None: ...
+
+class GetPointsRequest(_message.Message):
+    __slots__ = ("collection", "ids", "with_vectors")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    WITH_VECTORS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    with_vectors: bool
+    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., with_vectors: _Optional[bool] = ...) -> None: ...
+
+class GetPointsResponse(_message.Message):
+    __slots__ = ("points", "time")
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    points: _containers.RepeatedCompositeFieldContainer[_common_pb2.Point]
+    time: float
+    def __init__(self, points: _Optional[_Iterable[_Union[_common_pb2.Point, _Mapping]]] = ..., time: _Optional[float] = ...) -> None: ...
