@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,7 +45,7 @@ def fake_encoder_loader():
     return lambda name: encoder
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cranfield() -> Path:
     if not (CRANFIELD / "corpus.jsonl").exists():
         pytest.skip(f"Cranfield dataset not found at {CRANFIELD} (it lives in the project's shared/ folder)")
@@ -71,3 +75,31 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     model_dir = root / "st"
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(model_dir))
     return model_dir
+
+
+@pytest.fixture
+def start_server():
+    """Start `lamina serve --port 0` on a data directory in a subprocess; returns (process, target)."""
+    started: list[subprocess.Popen] = []
+
+    def start(data_dir: Path) -> tuple[subprocess.Popen, str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lamina.cli", "serve", "--port", "0", "--data-dir", str(data_dir)],
+            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        started.append(proc)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line and proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+            match = re.search(r"serving .* on (\S+:\d+)", line)
+            if match:
+                threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep the pipe drained
+                return proc, match.group(1)
+        raise RuntimeError("server did not start within 120 s")
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,25 +12,8 @@ import pytest
 from lamina.retrieval.collection import Database
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lamina.cli", "serve", "--port", "0", "--data-dir", str(data_dir)],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        match = re.search(r"serving .* on (\S+:\d+)", line)
-        if match:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep the pipe drained
-            return proc, match.group(1)
-    proc.kill()
-    raise RuntimeError("server did not start")
-
-
 @pytest.mark.slow
-def test_sigkill_during_acknowledged_upserts_loses_none(tmp_path):
+def test_sigkill_during_acknowledged_upserts_loses_none(tmp_path, start_server):
     from lamina.service.client import Client
 
     data = tmp_path / "data"

@@ -1,0 +1,301 @@
+"""The ANN sweep: systems under test, their parameter grids, and the measuring loop.
+
+Modelled on ann-benchmarks (`ann_benchmarks/algorithms/base/module.py`): a system is built
+once with `fit`, then searched with each set of query arguments of its grid; every point
+records one-query-at-a-time latency (one OpenMP thread, as ann-benchmarks does), batched
+throughput (`batch_threads` threads), recall against exact ground truth, memory and build time.
+
+Lamina's dense index (`lamina-flat|ivf|hnsw`) runs beside the raw FAISS index it wraps
+(`faiss-flat|ivf|hnsw`, same build parameters), so the wrapper's cost shows in the same run.
+New index families plug in by implementing `Algorithm` and adding a grid to `QUERY_ARGS`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Protocol, runtime_checkable
+
+import faiss
+import numpy as np
+
+from lamina.bench.datasets import VectorDataset
+from lamina.bench.groundtruth import distances_of, exact_knn, recall_per_query
+from lamina.index.dense import DenseIndex, auto_nlist, faiss_metric
+from lamina.index.types import INDEX_KINDS, IndexConfig
+
+#: Query-argument grids per index kind, as ann-benchmarks' per-algorithm YAML: every
+#: system of a kind is swept over the same points, so lamina and faiss line up.
+QUERY_ARGS: dict[str, list[dict[str, int]]] = {
+    "flat": [{}],
+    "ivf": [{"nprobe": p} for p in (1, 2, 4, 8, 16, 32, 64, 128, 256)],
+    "hnsw": [{"ef_search": ef} for ef in (16, 32, 64, 128, 256, 512)],
+}
+
+WARMUP_QUERIES = 10
+
+
+@runtime_checkable
+class Algorithm(Protocol):
+    """A system under test (ann-benchmarks' `BaseANN`).
+
+    name: the label in reports ("lamina-hnsw"); kind: which grid of `QUERY_ARGS` it sweeps;
+    build_params: what `fit` built with (filled by `fit`, reported beside the results).
+    """
+
+    name: str
+    kind: str
+    build_params: dict[str, Any]
+
+    def fit(self, X: np.ndarray) -> None:
+        """Index X (n, d) float32; the row number is the id."""
+
+    def set_query_arguments(self, **params: Any) -> None:
+        """Set the search-time parameters of the following queries (e.g. nprobe, ef_search)."""
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        """Ids (k,) int64 of the k nearest rows to q (d,) float32, nearest first; -1 pads."""
+
+    def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
+        """Ids (nq, k) int64 for queries Q (nq, d) float32 in one call."""
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the index (its serialized size)."""
+
+    def done(self) -> None:
+        """Release the index."""
+
+
+System = Algorithm  # the name DESIGN.md uses for "anything we benchmark"
+
+
+class LaminaDense:
+    """Lamina's `DenseIndex` (what a `Collection` searches), built and queried directly."""
+
+    def __init__(self, kind: str, metric: str = "l2", config: IndexConfig | None = None) -> None:
+        if kind not in INDEX_KINDS:
+            raise ValueError(f"unknown index kind {kind!r}; expected one of {', '.join(INDEX_KINDS)}")
+        self.kind = kind
+        self.metric = metric
+        self.name = f"lamina-{kind}"
+        self.config = replace(config or IndexConfig(), kind=kind)
+        self.build_params: dict[str, Any] = {}
+        self._index: DenseIndex | None = None
+        self._params: dict[str, Any] = {}
+
+    def fit(self, X: np.ndarray) -> None:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        config = self.config
+        if self.kind == "ivf":
+            # fix nlist here so the faiss peer can be given the same one
+            config = replace(config, nlist=config.nlist or auto_nlist(len(X)))
+            self.build_params = {"nlist": config.nlist}
+        elif self.kind == "hnsw":
+            self.build_params = {"M": config.hnsw_m, "ef_construction": config.ef_construction}
+        # train_size = n: IVF trains on the whole set at once instead of staying an exact buffer
+        self._index = DenseIndex(X.shape[1], self.metric, config, train_size=max(1, len(X)))
+        self._index.add(np.arange(len(X), dtype=np.int64), X)
+
+    def set_query_arguments(self, **params: Any) -> None:
+        self._params = dict(params)
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        return self._require().search(q, k, params=self._params)[1][0]
+
+    def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
+        return self._require().search(Q, k, params=self._params)[1]
+
+    def memory_bytes(self) -> int:
+        return self._require().memory_bytes()
+
+    def done(self) -> None:
+        self._index = None
+
+    def _require(self) -> DenseIndex:
+        if self._index is None:
+            raise RuntimeError(f"{self.name}: fit() first")
+        return self._index
+
+
+class FaissPeer:
+    """The raw FAISS index of the same kind, no id map, no parameter objects: the baseline.
+
+    flat: IndexFlat; ivf: IndexIVFFlat (trained by faiss's own k-means, 10 iterations, where
+    Lamina runs 20, spherical for ip); hnsw: IndexHNSWFlat. Build parameters (nlist, M,
+    efConstruction) default to Lamina's `IndexConfig`, so the two differ only in the wrapper
+    and, for IVF, in the training.
+    """
+
+    def __init__(self, kind: str, metric: str = "l2", *, nlist: int = 0,
+                 hnsw_m: int = IndexConfig.hnsw_m, ef_construction: int = IndexConfig.ef_construction) -> None:
+        if kind not in INDEX_KINDS:
+            raise ValueError(f"unknown index kind {kind!r}; expected one of {', '.join(INDEX_KINDS)}")
+        self.kind = kind
+        self.metric = metric
+        self.name = f"faiss-{kind}"
+        self.nlist = nlist
+        self.hnsw_m = hnsw_m
+        self.ef_construction = ef_construction
+        self.build_params: dict[str, Any] = {}
+        self._index: faiss.Index | None = None
+        self._quantizer: faiss.Index | None = None  # IndexIVF does not own it: keep it alive
+
+    def fit(self, X: np.ndarray) -> None:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        d, metric = X.shape[1], faiss_metric(self.metric)
+        if self.kind == "flat":
+            index = faiss.IndexFlat(d, metric)
+        elif self.kind == "ivf":
+            nlist = self.nlist or auto_nlist(len(X))
+            self._quantizer = faiss.IndexFlat(d, metric)
+            index = faiss.IndexIVFFlat(self._quantizer, d, nlist, metric)
+            index.train(X)
+            self.build_params = {"nlist": nlist}
+        else:
+            index = faiss.IndexHNSWFlat(d, self.hnsw_m, metric)
+            index.hnsw.efConstruction = self.ef_construction
+            self.build_params = {"M": self.hnsw_m, "ef_construction": self.ef_construction}
+        index.add(X)
+        self._index = index
+
+    def set_query_arguments(self, **params: Any) -> None:
+        index = self._require()
+        for name, value in params.items():
+            if name == "nprobe" and self.kind == "ivf":
+                index.nprobe = int(value)
+            elif name == "ef_search" and self.kind == "hnsw":
+                index.hnsw.efSearch = int(value)
+            else:
+                raise ValueError(f"{self.name}: unknown query argument {name!r}")
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        return self._require().search(np.ascontiguousarray(q, dtype=np.float32)[None, :], k)[1][0]
+
+    def batch_query(self, Q: np.ndarray, k: int) -> np.ndarray:
+        return self._require().search(np.ascontiguousarray(Q, dtype=np.float32), k)[1]
+
+    def memory_bytes(self) -> int:
+        return int(faiss.serialize_index(self._require()).nbytes)
+
+    def done(self) -> None:
+        self._index = self._quantizer = None
+
+    def _require(self) -> faiss.Index:
+        if self._index is None:
+            raise RuntimeError(f"{self.name}: fit() first")
+        return self._index
+
+
+def make_systems(indexes: Sequence[str], metric: str, *, peers: bool = True,
+                 config: IndexConfig | None = None) -> list[Algorithm]:
+    """lamina-<kind> (and faiss-<kind> when `peers`) for each kind in `indexes`, in that order."""
+    unknown = [kind for kind in indexes if kind not in INDEX_KINDS]
+    if unknown:
+        raise ValueError(f"unknown index kind(s) {', '.join(unknown)}; expected a subset of {', '.join(INDEX_KINDS)}")
+    config = config or IndexConfig()
+    systems: list[Algorithm] = []
+    for kind in dict.fromkeys(indexes):  # de-duplicated, order kept
+        systems.append(LaminaDense(kind, metric, config))
+        if peers:
+            systems.append(FaissPeer(kind, metric, nlist=config.nlist, hnsw_m=config.hnsw_m,
+                                     ef_construction=config.ef_construction))
+    return systems
+
+
+def _applicable(grid: Sequence[Mapping[str, Any]], system: Algorithm) -> list[dict[str, Any]]:
+    """The grid points that mean something for this build: nprobe above nlist repeats nprobe=nlist."""
+    nlist = system.build_params.get("nlist")
+    points = [dict(args) for args in grid if nlist is None or args.get("nprobe", 0) <= nlist]
+    if nlist is not None and not any(p.get("nprobe") == nlist for p in points) \
+            and any(args.get("nprobe", 0) > nlist for args in grid):
+        points.append({"nprobe": nlist})  # keep the exhaustive end of the curve
+    return points or [{}]
+
+
+def _time_single(system: Algorithm, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """One query at a time: (ids (nq, k) int64, latencies (nq,) seconds)."""
+    ids = np.full((len(queries), k), -1, dtype=np.int64)
+    latencies = np.empty(len(queries), dtype=np.float64)
+    for i in range(min(WARMUP_QUERIES, len(queries))):  # page in the index, warm the caches
+        system.query(queries[i], k)
+    clock = time.perf_counter
+    for i, q in enumerate(queries):
+        start = clock()
+        found = system.query(q, k)
+        latencies[i] = clock() - start
+        ids[i, :len(found)] = found[:k]
+    return ids, latencies
+
+
+def run_sweep(
+    dataset: VectorDataset,
+    systems: Sequence[Algorithm],
+    k: int = 10,
+    batch_threads: int = 2,
+    *,
+    query_args: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    ground_truth: tuple[np.ndarray, np.ndarray] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Build each system on `dataset.base` and measure it at every point of its grid.
+
+    Returns one dict per (system, query arguments) with the report keys: system, params,
+    recall@10 (None when k < 10), recall@k (when k != 10), qps (single query, 1 thread),
+    p50_ms, p99_ms, qps_batch (`batch_threads` threads), memory_bytes, build_s, build_params,
+    k, queries. `ground_truth` is exact (distances, ids) of shape (nq, >=k) as `exact_knn`
+    returns; computed when not given. FAISS's thread count is restored afterwards.
+    """
+    say = progress or (lambda message: None)
+    grids = QUERY_ARGS if query_args is None else query_args
+    base, queries = dataset.base, dataset.queries
+    if ground_truth is None:
+        say(f"ground truth: exact top-{k} of {len(queries)} queries over {len(base)} vectors")
+        ground_truth = exact_knn(base, queries, k, dataset.metric)
+    true_dists, true_ids = ground_truth
+    results: list[dict[str, Any]] = []
+    threads = faiss.omp_get_max_threads()
+    try:
+        for system in systems:
+            faiss.omp_set_num_threads(threads)  # build as fast as the machine allows
+            start = time.perf_counter()
+            system.fit(base)
+            build_s = time.perf_counter() - start
+            memory = system.memory_bytes()
+            built_with = " ".join(f"{k}={v}" for k, v in system.build_params.items())
+            say(f"{system.name}: built in {build_s:.2f} s, {memory / 2**20:.1f} MiB {built_with}".rstrip())
+            for args in _applicable(grids.get(system.kind, [{}]), system):
+                system.set_query_arguments(**args)
+                faiss.omp_set_num_threads(1)
+                ids, latencies = _time_single(system, queries, k)
+                faiss.omp_set_num_threads(batch_threads)
+                start = time.perf_counter()
+                system.batch_query(queries, k)
+                batch_s = time.perf_counter() - start
+                found_dists = distances_of(base, queries, ids, dataset.metric)
+                row: dict[str, Any] = {
+                    "system": system.name,
+                    "params": dict(args),
+                    "recall@10": (float(recall_per_query(ids, true_ids, 10, true_dists, found_dists).mean())
+                                  if k >= 10 else None),
+                    "qps": len(queries) / float(latencies.sum()),
+                    "p50_ms": float(np.percentile(latencies, 50) * 1e3),
+                    "p99_ms": float(np.percentile(latencies, 99) * 1e3),
+                    "memory_bytes": int(memory),
+                    "build_s": build_s,
+                    "qps_batch": len(queries) / batch_s,
+                    "build_params": dict(system.build_params),
+                    "k": k,
+                    "queries": len(queries),
+                }
+                if k != 10:
+                    row[f"recall@{k}"] = float(recall_per_query(ids, true_ids, k, true_dists, found_dists).mean())
+                results.append(row)
+                shown = "recall@10" if k >= 10 else f"recall@{k}"
+                label = " ".join([system.name, *(f"{k}={v}" for k, v in args.items())])
+                say(f"{label}: {shown}={row[shown]:.4f} qps={row['qps']:.0f} "
+                    f"p50={row['p50_ms']:.3f} ms qps_batch={row['qps_batch']:.0f}")
+            system.done()
+    finally:
+        faiss.omp_set_num_threads(threads)
+    return results
