@@ -71,8 +71,7 @@ class DenseIndex:
         self.metric = metric
         self.config = config or IndexConfig()
         self.train_size = train_size
-        self._tombstones = np.empty(0, dtype=np.int64)  # sorted; HNSW only
-        self._index = self._empty_index()
+        self._set_index(self._empty_index())  # also resets the tombstones (sorted; HNSW only)
 
     # ------------------------------------------------------------------ construction
     def _flat(self) -> faiss.Index:
@@ -87,7 +86,22 @@ class DenseIndex:
 
     @property
     def trained_ivf(self) -> bool:
-        return isinstance(faiss.downcast_index(self._index), faiss.IndexIVF)
+        return self._ivf
+
+    def _set_index(self, index: faiss.Index, tombstones: np.ndarray | None = None) -> None:
+        """Swap the FAISS index; the flags and cached search objects derive from it."""
+        self._index = index
+        self._ivf = isinstance(faiss.downcast_index(index), faiss.IndexIVF)
+        self._set_tombstones(np.empty(0, dtype=np.int64) if tombstones is None else tombstones)
+        self._default_params: dict[tuple[str, int], faiss.SearchParameters] = {}
+
+    def _set_tombstones(self, tombstones: np.ndarray) -> None:
+        self._tombstones = np.ascontiguousarray(tombstones, dtype=np.int64)
+        self._dead: faiss.IDSelector | None = None
+        if len(self._tombstones):  # built once per delete, not once per query
+            batch = faiss.IDSelectorBatch(self._tombstones)
+            self._dead = faiss.IDSelectorNot(batch)
+            self._dead.referenced_objects = [batch]
 
     def _train_ivf(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         nlist = self.config.nlist or auto_nlist(len(vectors))
@@ -99,7 +113,7 @@ class DenseIndex:
         quantizer.this.disown()
         ivf.is_trained = True
         ivf.add_with_ids(vectors, ids)
-        self._index = ivf
+        self._set_index(ivf)
 
     # ------------------------------------------------------------------ VectorIndex
     def __len__(self) -> int:
@@ -125,7 +139,7 @@ class DenseIndex:
             return
         if self.config.kind == "hnsw":
             present = ids[np.isin(ids, self._ids())]
-            self._tombstones = np.union1d(self._tombstones, present)
+            self._set_tombstones(np.union1d(self._tombstones, present))
             if len(self._tombstones) > _TOMBSTONE_REBUILD_FRACTION * max(self._index.ntotal, 1):
                 self.compact()
             return
@@ -138,8 +152,7 @@ class DenseIndex:
         ids = self._ids()
         vectors = self._index.index.reconstruct_n(0, self._index.ntotal)
         keep = ~np.isin(ids, self._tombstones)
-        self._index = self._empty_index()
-        self._tombstones = np.empty(0, dtype=np.int64)
+        self._set_index(self._empty_index())
         self._index.add_with_ids(vectors[keep], ids[keep])
 
     def search(
@@ -155,31 +168,27 @@ class DenseIndex:
             queries = queries[None, :]
         if queries.shape[1] != self.dim:
             raise InvalidArgument(f"query has dimension {queries.shape[1]}, the index expects {self.dim}")
-        params = dict(params or {})
-        search_params = self._search_params(params, self._selector(allowed), k, allowed)
-        distances, ids = self._index.search(queries, k, params=search_params)
-        scores = distances if self.metric == "ip" else -distances
-        scores = np.where(ids < 0, -np.inf, scores).astype(np.float32)
+        search_params = self._search_params(params or {}, self._selector(allowed), k, allowed)
+        scores, ids = self._index.search(queries, k, params=search_params)
+        if self.metric == "l2":
+            np.negative(scores, out=scores)
+        empty = ids < 0
+        if empty.any():
+            scores[empty] = -np.inf
         return scores, ids
 
     def _selector(self, allowed: np.ndarray | None) -> faiss.IDSelector | None:
-        """Combine the caller's allow-list with the tombstones into one selector."""
-        keep_alive: list[Any] = []  # SWIG selectors do not own their children
-        selectors = []
-        if allowed is not None:
-            selectors.append(faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64)))
-        if len(self._tombstones):
-            dead = faiss.IDSelectorBatch(self._tombstones)
-            keep_alive.append(dead)
-            selectors.append(faiss.IDSelectorNot(dead))
-        if not selectors:
-            return None
-        keep_alive.extend(selectors)
-        sel = selectors[0] if len(selectors) == 1 else faiss.IDSelectorAnd(selectors[0], selectors[1])
-        sel.referenced_objects = keep_alive
-        return sel
+        """The caller's allow-list and the tombstones as one selector (None: no restriction)."""
+        if allowed is None:
+            return self._dead
+        sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        if self._dead is None:
+            return sel
+        both = faiss.IDSelectorAnd(sel, self._dead)
+        both.referenced_objects = [sel, self._dead]  # SWIG selectors do not own their children
+        return both
 
-    def _search_params(self, params: dict[str, Any], selector: faiss.IDSelector | None, k: int,
+    def _search_params(self, params: Mapping[str, Any], selector: faiss.IDSelector | None, k: int,
                        allowed: np.ndarray | None) -> faiss.SearchParameters | None:
         unknown = set(params) - {"nprobe", "ef_search"}
         if unknown:
@@ -187,23 +196,31 @@ class DenseIndex:
         for name, value in params.items():
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
                 raise InvalidArgument(f"search parameter {name} must be a positive integer, got {value!r}")
-        if self.trained_ivf:
-            sp = faiss.SearchParametersIVF()
-            sp.nprobe = int(params.get("nprobe", self.config.nprobe))
+        if self._ivf:
+            knob, value = "nprobe", int(params.get("nprobe", self.config.nprobe))
         elif self.config.kind == "hnsw":
-            sp = faiss.SearchParametersHNSW()
-            sp.efSearch = int(params.get("ef_search", self.config.ef_search))
+            knob, value = "ef_search", int(params.get("ef_search", self.config.ef_search))
             if allowed is not None:
                 # a filtered traversal meets an allowed node every ntotal/|allowed| steps:
                 # widen the beam so about 2k of them are reached (the planner of the retrieval
                 # layer sends very selective filters to brute force instead)
                 wanted = 2 * k * self._index.ntotal / max(len(allowed), 1)
-                sp.efSearch = int(min(max(sp.efSearch, wanted), max(self._index.ntotal, 1)))
+                value = int(min(max(value, wanted), max(self._index.ntotal, 1)))
+        elif selector is None:
+            return None
         else:
-            if selector is None:
-                return None
-            sp = faiss.SearchParameters()
-        if selector is not None:
+            knob, value = "", 0
+        if selector is None and (knob, value) in self._default_params:
+            return self._default_params[knob, value]  # SWIG objects cost more to make than to search
+        sp = {"nprobe": faiss.SearchParametersIVF, "ef_search": faiss.SearchParametersHNSW}.get(
+            knob, faiss.SearchParameters)()
+        if knob == "nprobe":
+            sp.nprobe = value
+        elif knob == "ef_search":
+            sp.efSearch = value
+        if selector is None:
+            self._default_params[knob, value] = sp
+        else:
             sp.sel = selector
             sp.referenced_objects = [selector]
         return sp
@@ -244,6 +261,5 @@ class DenseIndex:
         if index.ntotal != meta["ntotal"] or index.d != dim:
             raise CorruptIndex(f"dense index in {directory} holds {index.ntotal} vectors, manifest says {meta['ntotal']}")
         self = cls(dim, metric, config, train_size=train_size)
-        self._index = index
-        self._tombstones = tombstones.astype(np.int64)
+        self._set_index(index, tombstones)
         return self
