@@ -17,14 +17,14 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from lamina.index.dense import DenseIndex
 from lamina.index.errors import CorruptIndex, InvalidArgument, NotFound, ResourceExhausted
+from lamina.index.locks import RWLock
 from lamina.index.snapshot import read_manifest, verify_snapshot, write_snapshot
 from lamina.index.store import Store, StoredDoc
 from lamina.index.types import (
@@ -49,41 +49,6 @@ log = logging.getLogger(__name__)
 MAX_K = 10_000
 MAX_BATCH = 10_000
 SNAPSHOT_EVERY = 50_000  # writes applied since the last snapshot before taking a new one
-
-
-class RWLock:
-    """Many readers or one writer: searches run concurrently, writes exclude them."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
 
 
 class Collection:

@@ -64,8 +64,8 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny-bert")
     words = "wing lift drag heat transfer boundary layer flow shock pressure the a of and in sort list file".split()
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
-    (root / "vocab.txt").write_text("\n".join(vocab))
-    tokenizer = BertTokenizerFast(vocab_file=str(root / "vocab.txt"))
+    # transformers 5 builds the fast tokenizer from `vocab`, not from a vocab file
+    tokenizer = BertTokenizerFast(vocab={word: i for i, word in enumerate(vocab)})
     bert_dir = root / "bert"
     BertModel(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                          intermediate_size=32, max_position_embeddings=64)).save_pretrained(bert_dir)
