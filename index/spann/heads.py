@@ -1,0 +1,250 @@
+"""The heads of a SPANN index, in memory: their vectors, ids and a faiss index over the live ones.
+
+Head numbers are stable for the life of a posting file: a head retired by a split keeps its
+number (its vector and list are simply no longer used) and new heads get new numbers, so the
+on-disk list directory never has to be renumbered between compactions. The faiss index maps
+head numbers through `IndexIDMap`; it is exact (flat) up to `flat_max` heads and HNSW above,
+as SPANN keeps its heads in an in-memory graph index (SPTAG's BKT + RNG graph).
+
+HNSW cannot remove nodes, so retired heads stay in it and are filtered from results (the
+search asks for as many extra neighbours as there are retired heads); once they pass a fifth
+of the index it is rebuilt from the live heads. A flat index that splits grow past `flat_max`
+is rebuilt as HNSW. Large batches of queries (placing vectors at build time) skip the graph
+and scan the live heads exactly with blocked BLAS, which is both faster and exact there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from lamina.index.errors import CorruptIndex
+from lamina.index.spann.parallel import omp_threads, threads_for
+
+_REBUILD_DEAD_FRACTION = 0.2
+_HNSW_SCAN = 2048  # about the heads an HNSW search of the head index visits
+# Batches of at least _EXACT_BATCH queries scan the heads exactly when they hold at most
+# _EXACT_SCAN floats: blocked BLAS then costs less than an HNSW walk per query.
+_EXACT_BATCH = 256
+_EXACT_SCAN = 1 << 26
+
+
+def faiss_metric(metric: str) -> int:
+    return faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
+
+
+class HeadIndex:
+    """Head vectors (H, d) float32 by head number, their vector ids (-1: not a live vector),
+    a liveness mask and the faiss index answering "nearest live heads"."""
+
+    def __init__(self, dim: int, metric: str, *, flat_max: int = 16384, hnsw_m: int = 32,
+                 ef_construction: int = 80) -> None:
+        self.dim = dim
+        self.metric = metric
+        self.flat_max = flat_max
+        self.hnsw_m = hnsw_m
+        self.ef_construction = ef_construction
+        self._vectors = np.empty((0, dim), dtype=np.float32)  # capacity grows by doubling
+        self._ids = np.empty(0, dtype=np.int64)
+        self._alive = np.empty(0, dtype=bool)
+        self._sq_norms = np.empty(0, dtype=np.float32)
+        self._count = 0
+        self._dead_in_index = 0
+        self.max_norm = 0.0  # bound on |head| for the inner-product pruning gap
+        self._set_index(self._empty_index(0))
+
+    # ------------------------------------------------------------------ views
+    def __len__(self) -> int:
+        """Head numbers handed out, retired ones included."""
+        return self._count
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._vectors[: self._count]
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._ids[: self._count]
+
+    @property
+    def alive(self) -> np.ndarray:
+        return self._alive[: self._count]
+
+    @property
+    def sq_norms(self) -> np.ndarray:
+        """|head|^2 (H,) float32 by head number."""
+        return self._sq_norms[: self._count]
+
+    @property
+    def n_alive(self) -> int:
+        return int(self.alive.sum())
+
+    @property
+    def is_hnsw(self) -> bool:
+        return self._hnsw
+
+    def _set_index(self, index: faiss.Index) -> None:
+        self._index = index
+        self._hnsw = isinstance(faiss.downcast_index(index.index), faiss.IndexHNSW)
+
+    # ------------------------------------------------------------------ changes
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Add heads (n, d) float32 snapped to vector ids (n,) int64; return their numbers (n,)."""
+        n = len(vectors)
+        numbers = np.arange(self._count, self._count + n, dtype=np.int64)
+        if self._count + n > len(self._vectors):
+            capacity = max(16, 2 * len(self._vectors), self._count + n)
+            self._vectors = _grow(self._vectors, capacity)
+            self._ids = _grow(self._ids, capacity)
+            self._alive = _grow(self._alive, capacity)
+            self._sq_norms = _grow(self._sq_norms, capacity)
+        sq_norms = np.einsum("ij,ij->i", vectors, vectors)
+        self._vectors[self._count: self._count + n] = vectors
+        self._ids[self._count: self._count + n] = ids
+        self._alive[self._count: self._count + n] = True
+        self._sq_norms[self._count: self._count + n] = sq_norms
+        self._count += n
+        if n:
+            self.max_norm = max(self.max_norm, float(np.sqrt(sq_norms.max())))
+            with omp_threads(threads_for(n * _HNSW_SCAN * self.dim)):
+                self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), numbers)
+            if not self._hnsw and self._index.ntotal > self.flat_max:
+                self.rebuild()  # grown past what exact search serves quickly: switch to HNSW
+        return numbers
+
+    def retire(self, heads: np.ndarray) -> None:
+        """Stop using heads (their numbers are never handed out again)."""
+        heads = np.asarray(heads, dtype=np.int64)
+        self._alive[heads] = False
+        if self.is_hnsw:
+            self._dead_in_index += len(heads)
+            if self._dead_in_index > _REBUILD_DEAD_FRACTION * max(self._index.ntotal, 1):
+                self.rebuild()
+        else:
+            self._index.remove_ids(faiss.IDSelectorBatch(heads))
+
+    def forget_ids(self, ids: np.ndarray) -> None:
+        """Deleted vectors that are heads stay as routing points but are no longer results."""
+        self._ids[: self._count][np.isin(self.ids, ids)] = -1
+
+    def rebuild(self) -> None:
+        """A fresh faiss index over the live heads (flat or HNSW by their number)."""
+        live = np.flatnonzero(self.alive)
+        self._set_index(self._empty_index(len(live)))
+        if len(live):
+            self._index.add_with_ids(np.ascontiguousarray(self.vectors[live]), live.astype(np.int64))
+        self._dead_in_index = 0
+
+    def _empty_index(self, n_heads: int) -> faiss.Index:
+        metric = faiss_metric(self.metric)
+        if n_heads > self.flat_max:
+            inner = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, metric)
+            inner.hnsw.efConstruction = self.ef_construction
+        else:
+            inner = faiss.IndexFlat(self.dim, metric)
+        return faiss.IndexIDMap(inner)
+
+    # ------------------------------------------------------------------ search
+    def search(self, queries: np.ndarray, k: int, *, ef_search: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest live heads of each query (nq, d) float32.
+
+        Returns faiss distances (nq, k) float32 (squared L2, or inner product) and head numbers
+        (nq, k) int64, nearest first, -1 padded.
+        """
+        nq = len(queries)
+        if not self._index.ntotal or k <= 0:
+            return np.full((nq, max(k, 0)), np.nan, dtype=np.float32), np.full((nq, max(k, 0)), -1, dtype=np.int64)
+        if self._hnsw and nq >= _EXACT_BATCH and self.n_alive * self.dim <= _EXACT_SCAN:
+            return self._search_exact(queries, k)
+        wanted = min(k + self._dead_in_index, self._index.ntotal)
+        params = None
+        if self.is_hnsw:
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = max(ef_search, wanted)
+        scanned = min(self._index.ntotal, _HNSW_SCAN) if self._hnsw else self._index.ntotal
+        with omp_threads(threads_for(nq * scanned * self.dim)):
+            dists, heads = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), wanted, params=params)
+        if self._dead_in_index:
+            live = heads >= 0
+            live[live] = self.alive[heads[live]]
+            order = np.argsort(~live, axis=1, kind="stable")  # live ones first, in distance order
+            dists = np.take_along_axis(dists, order, axis=1)
+            heads = np.where(np.take_along_axis(live, order, axis=1), np.take_along_axis(heads, order, axis=1), -1)
+        if heads.shape[1] < k:
+            pad = k - heads.shape[1]
+            dists = np.pad(dists, ((0, 0), (0, pad)), constant_values=np.nan)
+            heads = np.pad(heads, ((0, 0), (0, pad)), constant_values=-1)
+        return dists[:, :k], heads[:, :k]
+
+    def _search_exact(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Brute force over the live heads: for large batches (placing vectors at build time, big
+        inserts) one BLAS product per block beats a graph walk per query, and it is exact."""
+        live = np.flatnonzero(self.alive)
+        kk = min(k, len(live))
+        dists, rows = faiss.knn(np.ascontiguousarray(queries, dtype=np.float32), self.vectors[live], kk,
+                                metric=faiss_metric(self.metric))
+        heads = np.where(rows >= 0, live[np.maximum(rows, 0)], -1)
+        if kk < k:
+            dists = np.pad(dists, ((0, 0), (0, k - kk)), constant_values=np.nan)
+            heads = np.pad(heads, ((0, 0), (0, k - kk)), constant_values=-1)
+        return dists, heads
+
+    def memory_bytes(self) -> int:
+        """Vectors, ids and liveness arrays plus the faiss index (its serialized size)."""
+        arrays = self._vectors.nbytes + self._ids.nbytes + self._alive.nbytes + self._sq_norms.nbytes
+        return arrays + int(faiss.serialize_index(self._index).nbytes)
+
+    # ------------------------------------------------------------------ persistence
+    def compacted(self) -> tuple[HeadIndex, np.ndarray]:
+        """A copy holding only the live heads, renumbered densely in order; and old -> new (H,) (-1: gone)."""
+        live = np.flatnonzero(self.alive)
+        renumber = np.full(self._count, -1, dtype=np.int64)
+        renumber[live] = np.arange(len(live))
+        fresh = HeadIndex(self.dim, self.metric, flat_max=self.flat_max, hnsw_m=self.hnsw_m,
+                          ef_construction=self.ef_construction)
+        if len(live) == self._count and not self._dead_in_index:
+            fresh._set_index(self._index)  # nothing retired: the numbering and the index stay valid
+            fresh._vectors, fresh._ids, fresh._alive = self._vectors.copy(), self._ids.copy(), self._alive.copy()
+            fresh._sq_norms = self._sq_norms.copy()
+            fresh._count, fresh.max_norm = self._count, self.max_norm
+            return fresh, renumber
+        fresh._set_index(fresh._empty_index(len(live)))
+        fresh.add(self.vectors[live], self.ids[live])
+        return fresh, renumber
+
+    def write(self, vectors_path: Path, ids_path: Path, index_path: Path) -> None:
+        """Save vectors, ids and the faiss index (every head must be live: call `compacted` first)."""
+        assert self.alive.all(), "write a compacted head index"
+        np.save(vectors_path, self.vectors)
+        np.save(ids_path, self.ids)
+        faiss.write_index(self._index, str(index_path))
+
+    @classmethod
+    def read(cls, dim: int, metric: str, vectors: np.ndarray, ids: np.ndarray, index_path: Path, *,
+             flat_max: int, hnsw_m: int, ef_construction: int) -> HeadIndex:
+        heads = cls(dim, metric, flat_max=flat_max, hnsw_m=hnsw_m, ef_construction=ef_construction)
+        if vectors.shape != (len(ids), dim):
+            raise CorruptIndex(f"head vectors have shape {vectors.shape}, expected ({len(ids)}, {dim})")
+        try:
+            index = faiss.read_index(str(index_path))
+        except RuntimeError as exc:
+            raise CorruptIndex(f"head index {index_path} is unreadable: {exc}") from None
+        if index.ntotal != len(ids) or index.d != dim:
+            raise CorruptIndex(f"head index {index_path} holds {index.ntotal} heads of dimension {index.d}, "
+                               f"expected {len(ids)} of dimension {dim}")
+        heads._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        heads._ids = np.asarray(ids, dtype=np.int64).copy()
+        heads._alive = np.ones(len(ids), dtype=bool)
+        heads._sq_norms = np.einsum("ij,ij->i", heads._vectors, heads._vectors)
+        heads._count = len(ids)
+        heads.max_norm = float(np.sqrt(heads._sq_norms.max())) if len(ids) else 0.0
+        heads._set_index(index)  # read_index already returns the concrete (owning) type
+        return heads
+
+
+def _grow(array: np.ndarray, capacity: int) -> np.ndarray:
+    grown = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
+    grown[: len(array)] = array
+    return grown

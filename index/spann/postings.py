@@ -1,0 +1,295 @@
+"""The posting file: every head's posting list, each starting on a 4 KiB page.
+
+    list h, at byte directory[h, OFFSET] (a multiple of 4096), directory[h, LENGTH] bytes:
+        ids       COUNT x int64, little-endian
+        vectors   COUNT x dim x {float32 | float16 | int8}, little-endian, row-major
+    directory[h] = (offset, length, count, crc32 of the list's `length` bytes), int64 (H, 4)
+
+Ids and vectors are stored apart inside a list (struct of arrays), each one contiguous run.
+Page alignment means a list of up to 4 KiB costs one page read, as on the SSDs SPANN was
+designed for. The directory lives in memory (and in a .npy beside the file); checksums are
+verified by `verify_postings`, not on every read.
+
+The writer goes through a temporary name, fsyncs and renames, so the final name only ever
+holds a complete file. The reader merges lists that sit close in the file into one read, puts
+several reads in flight (every range announced to the kernel with posix_fadvise(WILLNEED)
+before the preads, or preads from a thread pool), reads into one buffer and gathers the ids
+and vectors of all lists from it with one index array each.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from lamina.index.errors import CorruptIndex, InvalidArgument
+from lamina.index.snapshot import fsync_path
+
+PAGE_SIZE = 4096
+# Fewer reads than this are issued from the calling thread: a hand-off to the pool costs more
+# than a pread served from the page cache.
+_PARALLEL_READS = 4
+_WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", None)
+OFFSET, LENGTH, COUNT, CRC = range(4)
+_LE = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "int8": np.dtype("i1")}
+_IDS = np.dtype("<i8")
+
+
+class Codec:
+    """How vectors are stored in the file: float32, float16, or int8 with a per-dimension scale."""
+
+    def __init__(self, dtype: str, dim: int, scale: np.ndarray | None = None) -> None:
+        if dtype not in _LE:
+            raise InvalidArgument(f"unknown posting dtype {dtype!r}")
+        if dtype == "int8" and (scale is None or np.shape(scale) != (dim,)):
+            raise InvalidArgument(f"int8 postings need a per-dimension scale of shape ({dim},)")
+        self.dtype = dtype
+        self.dim = dim
+        self.scale = None if scale is None else np.ascontiguousarray(scale, dtype=np.float32)
+        self.storage = _LE[dtype]
+
+    @classmethod
+    def fit(cls, dtype: str, vectors: np.ndarray) -> Codec:
+        """A codec for `vectors` (n, d) float32; int8 scales each dimension to its largest |value|."""
+        dim = vectors.shape[1]
+        if dtype != "int8":
+            return cls(dtype, dim)
+        peak = np.abs(vectors).max(axis=0) if len(vectors) else np.ones(dim, dtype=np.float32)
+        return cls(dtype, dim, np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32))
+
+    @property
+    def entry_bytes(self) -> int:
+        return _IDS.itemsize + self.dim * self.storage.itemsize
+
+    def encode(self, vectors: np.ndarray) -> np.ndarray:
+        """Stored form (n, d) of float32 vectors (n, d)."""
+        if self.dtype == "int8":
+            assert self.scale is not None
+            return np.clip(np.rint(vectors / self.scale), -127, 127).astype(self.storage)
+        return vectors.astype(self.storage)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """float32 vectors (n, d) from their stored form (n, d)."""
+        if self.dtype == "int8":
+            assert self.scale is not None
+            return codes.astype(np.float32) * self.scale
+        return codes.astype(np.float32, copy=self.dtype != "float32")
+
+
+def encode_list(ids: np.ndarray, vectors: np.ndarray, codec: Codec) -> bytes:
+    """The bytes of one list: ids (n,) int64 then vectors (n, d) float32 in the codec's form."""
+    return np.ascontiguousarray(ids, dtype=_IDS).tobytes() + np.ascontiguousarray(codec.encode(vectors)).tobytes()
+
+
+class PostingWriter:
+    """Writes lists in head order to `path`, through `path.tmp`; `finish()` publishes the file.
+
+    Use as a context manager: leaving it with an exception removes the temporary file and
+    leaves whatever `path` held before untouched.
+    """
+
+    def __init__(self, path: Path, codec: Codec) -> None:
+        self.path = Path(path)
+        self.codec = codec
+        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self._fh = open(self._tmp, "wb")
+        self._offset = 0
+        self._rows: list[tuple[int, int, int, int]] = []
+
+    def write_list(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Append the next head's list: ids (n,) int64, vectors (n, d) float32 (n may be 0)."""
+        if not len(ids):
+            self._rows.append((self._offset, 0, 0, 0))
+            return
+        data = encode_list(ids, vectors, self.codec)
+        padding = -len(data) % PAGE_SIZE
+        self._fh.write(data)
+        if padding:
+            self._fh.write(bytes(padding))
+        self._rows.append((self._offset, len(data), len(ids), zlib.crc32(data)))
+        self._offset += len(data) + padding
+
+    def finish(self) -> np.ndarray:
+        """fsync, rename into place; return the directory (H, 4) int64."""
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.replace(self._tmp, self.path)
+        fsync_path(self.path.parent)
+        return np.array(self._rows, dtype=np.int64).reshape(-1, 4)
+
+    def abort(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> PostingWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is not None:
+            self.abort()
+
+
+@dataclass
+class IOStats:
+    """Reads issued by searches: lists read, bytes read, pread calls (approximate under concurrency)."""
+
+    lists: int = 0
+    bytes: int = 0
+    reads: int = 0
+
+
+class PostingReader:
+    """Reads lists of one posting file by head number, several preads in flight."""
+
+    def __init__(self, path: Path, directory: np.ndarray, codec: Codec, *,
+                 io_threads: int = 1, coalesce_bytes: int = 16384) -> None:
+        self.path = Path(path)
+        self.directory = directory
+        self.codec = codec
+        self.coalesce_bytes = coalesce_bytes
+        self.stats = IOStats()
+        self._io_threads = io_threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._fd = os.open(self.path, os.O_RDONLY)
+        self.size = os.fstat(self._fd).st_size
+        if io_threads > 1:
+            self._pool = ThreadPoolExecutor(io_threads, thread_name_prefix="spann-io")
+
+    def close(self) -> None:
+        if getattr(self, "_pool", None) is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+        if getattr(self, "_fd", -1) >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:  # a reader replaced by compaction closes once no search holds it
+        self.close()
+
+    def read(self, heads: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(ids (n,) int64, vectors (n, d) float32) of each head in `heads` (k,) int64, in order."""
+        ids, vectors, counts = self.read_concat(heads)
+        bounds = np.cumsum(counts)[:-1]
+        return list(zip(np.split(ids, bounds), np.split(vectors, bounds)))
+
+    def read_concat(self, heads: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The lists of `heads` (k,) int64 back to back, in that order: ids (m,) int64, vectors
+        (m, d) float32 and each list's count (k,) int64.
+
+        Lists are read in file order, those within `coalesce_bytes` of each other in one pread,
+        into one buffer; ids and vectors are then gathered from it with one index array each.
+        """
+        rows = self.directory[heads]
+        counts = rows[:, COUNT].copy()
+        todo = np.flatnonzero(counts > 0)
+        if not len(todo):
+            return np.empty(0, dtype=np.int64), np.empty((0, self.codec.dim), dtype=np.float32), counts
+        by_offset = todo[np.argsort(rows[todo, OFFSET], kind="stable")]
+        starts = rows[by_offset, OFFSET]
+        ends = starts + rows[by_offset, LENGTH]
+        # a new read starts where the gap after everything read so far exceeds coalesce_bytes
+        reach = np.maximum.accumulate(ends)
+        fresh = np.ones(len(by_offset), dtype=bool)
+        fresh[1:] = starts[1:] - reach[:-1] > self.coalesce_bytes
+        first = np.flatnonzero(fresh)
+        read_starts = starts[first]
+        read_lengths = np.maximum.reduceat(ends, first) - read_starts
+        # each read lands at an 8-byte aligned place of one buffer, so ids view as int64 in place
+        slots = (read_lengths + 7) // 8 * 8
+        bases = np.concatenate([[0], np.cumsum(slots)[:-1]])
+        buffer = np.empty(int(slots.sum()), dtype=np.uint8)
+        self._pread_into(buffer, bases, read_starts, read_lengths)
+        which_read = np.cumsum(fresh) - 1
+        list_base = np.empty(len(heads), dtype=np.int64)
+        list_base[by_offset] = bases[which_read] + (starts - read_starts[which_read])
+        # every entry's place in the buffer, computed for all lists at once (no loop over lists)
+        present = counts > 0
+        entry_list = np.repeat(np.arange(len(heads))[present], counts[present])
+        rank = np.arange(len(entry_list)) - np.repeat(np.cumsum(counts[present]) - counts[present], counts[present])
+        id_words = list_base[entry_list] // 8 + rank
+        itemsize, dim = self.codec.storage.itemsize, self.codec.dim
+        first_code = (list_base + 8 * counts) // itemsize
+        row_starts = first_code[entry_list] + rank * dim
+        codes = buffer.view(self.codec.storage)
+        # rows of the vector blocks start at arbitrary element offsets: view every offset as a row
+        rows_view = np.lib.stride_tricks.as_strided(codes, shape=(len(codes) - dim + 1, dim),
+                                                    strides=(itemsize, itemsize), writeable=False)
+        self.stats.lists += len(todo)
+        self.stats.reads += len(first)
+        self.stats.bytes += int(read_lengths.sum())
+        ids = np.take(buffer.view(np.int64), id_words)
+        return ids, self.codec.decode(rows_view[row_starts]), counts  # np.take would copy the strided view
+
+    def _pread_into(self, buffer: np.ndarray, bases: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> None:
+        jobs = list(zip(bases.tolist(), offsets.tolist(), lengths.tolist()))
+        view = memoryview(buffer)
+
+        def run(indices: np.ndarray) -> None:
+            for i in indices.tolist():
+                base, offset, length = jobs[i]
+                got = os.preadv(self._fd, [view[base: base + length]], offset)
+                if got != length:
+                    raise CorruptIndex(f"posting file {self.path} is truncated: wanted {length} bytes at {offset}, "
+                                       f"got {got}")
+
+        if self._pool is None or len(jobs) < _PARALLEL_READS:
+            if len(jobs) > 1 and _WILLNEED is not None:
+                # ask the kernel for every range up front: the reads proceed in parallel on the
+                # device while the preads below consume them in order (free when cached)
+                for _, offset, length in jobs:
+                    os.posix_fadvise(self._fd, offset, length, _WILLNEED)
+            run(np.arange(len(jobs)))
+            return
+        # one task per group of reads keeps the thread hand-offs few while several are in flight
+        groups = np.array_split(np.arange(len(jobs)), min(len(jobs), self._io_threads))
+        for future in [self._pool.submit(run, group) for group in groups]:
+            future.result()
+
+
+def check_directory(directory: np.ndarray, file_size: int, codec: Codec) -> list[str]:
+    """Structural problems of a list directory against its file: alignment, lengths, bounds."""
+    problems = []
+    if directory.ndim != 2 or directory.shape[1] != 4:
+        return [f"list directory has shape {directory.shape}, expected (H, 4)"]
+    counts, lengths, offsets = directory[:, COUNT], directory[:, LENGTH], directory[:, OFFSET]
+    bad = np.flatnonzero((counts < 0) | (lengths != counts * codec.entry_bytes))
+    if len(bad):
+        problems.append(f"{len(bad)} list(s) have a length that does not match their count, first head {bad[0]}")
+    bad = np.flatnonzero((offsets < 0) | (offsets % PAGE_SIZE != 0))
+    if len(bad):
+        problems.append(f"{len(bad)} list(s) do not start on a page boundary, first head {bad[0]}")
+    ends = offsets + lengths
+    if len(ends) and ends.max() > file_size:
+        head = int(np.argmax(ends))
+        problems.append(f"posting file is truncated: {file_size} bytes, list of head {head} ends at {int(ends[head])}")
+    return problems
+
+
+def verify_postings(path: Path, directory: np.ndarray, codec: Codec) -> list[str]:
+    """Every problem of a posting file: structure first, then each list's crc32."""
+    path = Path(path)
+    if not path.exists():
+        return [f"posting file {path} is missing"]
+    size = path.stat().st_size
+    problems = check_directory(directory, size, codec)
+    if problems:
+        return problems
+    bad: list[int] = []
+    with open(path, "rb") as fh:
+        for head in np.flatnonzero(directory[:, COUNT] > 0):
+            offset, length, _, crc = (int(v) for v in directory[head])
+            fh.seek(offset)
+            if zlib.crc32(fh.read(length)) != crc:
+                bad.append(int(head))
+    if bad:
+        problems.append(f"{len(bad)} posting list(s) fail their checksum: heads {bad[:10]}"
+                        + (" ..." if len(bad) > 10 else ""))
+    return problems
