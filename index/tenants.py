@@ -1,0 +1,1225 @@
+"""Multi-tenant vector search over one shared clustering tree, after Curator.
+
+Curator (Jin, Wu et al., "Curator: Efficient Indexing for Multi-Tenant Vector Databases",
+arXiv:2401.07119, 2024) gives every tenant its own clustering tree at the memory cost of a
+shared one, by encoding each tenant's tree as a sub-tree of one global tree:
+
+- the global clustering tree: hierarchical k-means (faiss, `branching` children per node) over
+  every vector, split until a node holds at most `leaf_size` training vectors. Each vector is
+  routed to a leaf and keeps only that leaf: its path is a row of a per-node ancestor table.
+- per node, a Bloom filter of the tenants that have a vector below it (a numpy bit row, a few
+  splitmix64 hashes of the tenant number), and a shortlist per tenant: the int32 slots of that
+  tenant's vectors, kept at the *highest* node of the vector's path where the tenant has at most
+  `shortlist_cap` vectors. The nodes holding a tenant's shortlists are its sub-tree's leaves:
+  each of the tenant's vectors is in exactly one of them. A shortlist that outgrows the cap is
+  split among the node's children (as Curator does); shortlists that shrink are merged back into
+  the parent when all the tenant's siblings are shortlists totalling at most half the cap (the
+  half is hysteresis, so that alternating writes do not split and merge over and over).
+- search(q, k, tenant): best-first over the tree (a heap keyed by the distance of q to a node's
+  centroid, lowered by the node's mean squared radius times `variance_boost` as in Curator),
+  entering only children whose Bloom filter holds the tenant, collecting the tenant's shortlists
+  until `nprobe` candidate vectors are gathered; the candidates are then scored exactly. A
+  search that runs out of nodes has seen all of the tenant's vectors, so it always returns
+  min(k, tenant size) results, exactly when the tenant is small. The walk and the scoring are
+  numba kernels (`best_first_frontier`, `score_topk`): per-node Python costs ~20 us a node, the
+  kernel well under one.
+
+A vector may be shared by several tenants (`grant`/`revoke`); it is stored once, and appears in
+one shortlist per tenant. Deletes remove the vector from its shortlists at once and leave a dead
+slot that `_compact` reclaims. Until `train_size` vectors exist the tree is a single leaf, so a
+small index is exact; the tree is re-clustered when the live vectors pass `retrain_growth` times
+the number it was trained on.
+
+Scores are larger-is-better, as in `lamina.index.dense`: the inner product, or minus the squared
+L2 distance. On disk: `tenants.json` and a few `.npy` arrays (see `save`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numba
+import numpy as np
+from lamina.index.dense import gpu_count
+from lamina.index.errors import CorruptIndex, InvalidArgument, NotFound
+from lamina.index.payload import sorted_member
+from lamina.index.types import METRICS
+
+_FORMAT_VERSION = 1
+_COMPACT_FRACTION = 0.25  # reclaim dead slots once they are a quarter of the slots
+_GPU_KMEANS_MIN = 50_000  # smaller k-means runs are faster on the CPU than a GPU round trip
+
+
+@contextmanager
+def _faiss_threads(n: int) -> Iterator[None]:
+    """Run faiss with `n` OpenMP threads in this thread (the setting is per thread), then restore.
+
+    The tree's k-means runs train on a few thousand points each: OpenMP threads cost more than
+    they give there (20 ms single-threaded vs 200-800 ms with 2 threads on a busy 2-core machine).
+    """
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+_EMPTY_SLOTS = np.empty(0, dtype=np.int32)
+
+
+@dataclass(frozen=True)
+class TenantIndexConfig:
+    """Build and search parameters of a TenantIndex.
+
+    branching: children per tree node (Curator: 16). leaf_size: a node with more training
+    vectors is split. shortlist_cap: a tenant's shortlist at an inner node is split beyond this
+    (Curator: 128). bloom_bits/bloom_hashes: each node's Bloom filter; a false positive costs
+    only a wasted visit (and a shortlist placed one level deeper), never a result, so a small
+    filter (128 bytes a node) is enough where Curator sizes its filters for 1% at 1000 tenants.
+    nprobe: candidate vectors
+    a query scores (the recall/latency knob; per query as params={"nprobe": n}).
+    variance_boost: how much a node's spread raises its priority (L2 only). Each node's k-means
+    trains on at most branching * max_points_per_centroid sampled vectors (faiss's rule), on
+    the GPU only when that sample is large (`gpu` and `faiss.get_num_gpus() > 0`).
+    """
+
+    branching: int = 16
+    leaf_size: int = 128
+    max_depth: int = 8
+    shortlist_cap: int = 128
+    bloom_bits: int = 1024
+    bloom_hashes: int = 4
+    nprobe: int = 1024
+    variance_boost: float = 0.4
+    train_size: int = 10_000
+    retrain_growth: float = 4.0
+    kmeans_iter: int = 20
+    max_points_per_centroid: int = 256
+    gpu: bool = True
+    seed: int = 1234
+
+    def __post_init__(self) -> None:
+        for name in ("branching", "leaf_size", "max_depth", "shortlist_cap", "bloom_bits",
+                     "bloom_hashes", "nprobe", "train_size", "kmeans_iter", "max_points_per_centroid"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise InvalidArgument(f"tenant index parameter {name} must be a positive integer, got {value!r}")
+        if self.branching < 2:
+            raise InvalidArgument(f"tenant index parameter branching must be >= 2, got {self.branching}")
+        if self.leaf_size < self.branching:
+            raise InvalidArgument(f"leaf_size ({self.leaf_size}) must be >= branching ({self.branching})")
+        if self.bloom_bits % 8:
+            raise InvalidArgument(f"bloom_bits must be a multiple of 8, got {self.bloom_bits}")
+        if self.retrain_growth <= 1:
+            raise InvalidArgument(f"retrain_growth must be > 1, got {self.retrain_growth}")
+        if self.variance_boost < 0:
+            raise InvalidArgument(f"variance_boost must be >= 0, got {self.variance_boost}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TenantIndexConfig:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InvalidArgument(f"unknown tenant index parameter(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+# --------------------------------------------------------------------------- pure functions
+def bloom_bits(tenants: np.ndarray, n_hashes: int, n_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bloom filter positions of tenant numbers: (byte (n, h) int64, bit mask (n, h) uint8).
+
+    splitmix64 of (tenant, hash number): well mixed, and the same on every machine, so saved
+    filters stay valid.
+    """
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps on purpose
+        x = (tenants.astype(np.uint64)[:, None] * np.uint64(0x9E3779B97F4A7C15)
+             + np.arange(1, n_hashes + 1, dtype=np.uint64)[None, :] * np.uint64(0xD1B54A32D192ED03))
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    pos = x % np.uint64(n_bits)
+    return (pos >> np.uint64(3)).astype(np.int64), (np.uint64(1) << (pos & np.uint64(7))).astype(np.uint8)
+
+
+def brute_force_topk(queries: np.ndarray, vectors: np.ndarray, ids: np.ndarray, k: int,
+                     metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of queries (nq, d) float32 among vectors (n, d) float32 with ids (n,) int64.
+
+    Returns scores (nq, k) float32 (larger is better: inner product or minus squared L2) and ids
+    (nq, k) int64, padded with -inf and -1 when n < k.
+    """
+    queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+    nq = len(queries)
+    out_scores = np.full((nq, k), -np.inf, dtype=np.float32)
+    out_ids = np.full((nq, k), -1, dtype=np.int64)
+    if not len(vectors):
+        return out_scores, out_ids
+    scores = queries @ vectors.T
+    if metric == "l2":
+        scores = 2 * scores - (vectors * vectors).sum(1)[None, :] - (queries * queries).sum(1)[:, None]
+    take = min(k, len(vectors))
+    part = np.argpartition(-scores, take - 1, axis=1)[:, :take] if take < len(vectors) else \
+        np.broadcast_to(np.arange(len(vectors)), (nq, len(vectors)))
+    part_scores = np.take_along_axis(scores, part, 1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    out_scores[:, :take] = np.take_along_axis(part_scores, order, 1)
+    out_ids[:, :take] = ids[np.take_along_axis(part, order, 1)]
+    return out_scores, out_ids
+
+
+def _groups(keys: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(key, positions) for each distinct key of an int array, keys ascending."""
+    if not len(keys):
+        return
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    stops = np.concatenate([starts[1:], [len(keys)]])
+    for start, stop in zip(starts.tolist(), stops.tolist()):
+        yield int(ordered[start]), order[start:stop]
+
+
+def _nearest(x: np.ndarray, centroids: np.ndarray, metric: str) -> np.ndarray:
+    """Index of the nearest centroid (k, d) for each row of x (n, d): (n,) int64."""
+    ip = x @ centroids.T
+    if metric == "ip":
+        return ip.argmax(1)
+    return ((centroids * centroids).sum(1)[None, :] - 2 * ip).argmin(1)
+
+
+def ancestor_table(parent: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """(n_nodes, depth+1) int32: row v holds v's ancestor at each level (v itself at its own), -1 below.
+
+    Node ids must be breadth-first (a parent's id below its children's), as `_build_tree` makes them.
+    The slots then keep only their leaf: the path of a slot is one row of this small table.
+    """
+    depth = int(level.max()) if len(level) else 0
+    table = np.full((len(parent), depth + 1), -1, dtype=np.int32)
+    table[np.arange(len(parent)), level] = np.arange(len(parent))
+    for lvl in range(1, depth + 1):  # a loop over levels: each copies the parents' rows
+        nodes = np.flatnonzero(level == lvl)
+        table[nodes, :lvl] = table[parent[nodes], :lvl]
+    return table
+
+
+@numba.njit(cache=True, nogil=True)
+def _heap_push(prio: np.ndarray, item: np.ndarray, size: int, p: float, node: int) -> int:
+    """Push (p, node) on a min-heap stored in prio/item[:size]; returns the new size."""
+    i = size
+    while i > 0:
+        parent = (i - 1) // 2
+        if prio[parent] <= p:
+            break
+        prio[i] = prio[parent]
+        item[i] = item[parent]
+        i = parent
+    prio[i] = p
+    item[i] = node
+    return size + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _heap_pop(prio: np.ndarray, item: np.ndarray, size: int) -> int:
+    """Remove the root of a min-heap of `size` entries (read it first); returns the new size."""
+    size -= 1
+    p, node = prio[size], item[size]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        if child + 1 < size and prio[child + 1] < prio[child]:
+            child += 1
+        if prio[child] >= p:
+            break
+        prio[i] = prio[child]
+        item[i] = item[child]
+        i = child
+    prio[i] = p
+    item[i] = node
+    return size
+
+
+@numba.njit(cache=True, nogil=True)
+def best_first_frontier(query: np.ndarray, child0: np.ndarray, nchild: np.ndarray, bloom: np.ndarray,
+                        centroids: np.ndarray, node_bias: np.ndarray, ip_metric: bool,
+                        tenant_bytes: np.ndarray, tenant_masks: np.ndarray, frontier_nodes: np.ndarray,
+                        frontier_sizes: np.ndarray, budget: int) -> tuple[np.ndarray, bool]:
+    """Curator's best-first walk of one tenant's sub-tree, until `budget` vectors are reached.
+
+    query (d,) float32; per node: child0/nchild (n_nodes,) int32 (children are consecutive ids),
+    bloom (n_nodes, bytes) uint8, centroids (n_nodes, d) float32, node_bias (n_nodes,) float32
+    (|c|^2 - boost * radius for L2, unused for IP); the tenant's filter bytes (h,) int64 and masks
+    (h,) uint8; its frontier: the nodes holding its shortlists (m,) int32 sorted, and their sizes
+    (m,) int64. A node's priority is its centroid's distance to the query (L2: |c|^2 - 2<q, c>
+    - boost * radius; IP: -<q, c>), smallest first; only children whose filter holds the tenant
+    are entered. Returns positions into frontier_nodes (visiting order) and whether the walk ran
+    out of nodes, i.e. reached every shortlist of the tenant.
+    """
+    n_frontier = frontier_nodes.shape[0]
+    prio = np.empty(child0.shape[0] + 1, dtype=np.float32)  # a node is pushed at most once
+    item = np.empty(child0.shape[0] + 1, dtype=np.int32)
+    size = _heap_push(prio, item, 0, 0.0, 0)
+    out = np.empty(n_frontier, dtype=np.int64)
+    n_out = 0
+    total = 0
+    while size > 0 and total < budget:
+        node = item[0]
+        size = _heap_pop(prio, item, size)
+        lo, hi = 0, n_frontier  # binary search of the frontier (sorted node ids)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if frontier_nodes[mid] < node:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < n_frontier and frontier_nodes[lo] == node:
+            out[n_out] = lo
+            n_out += 1
+            total += frontier_sizes[lo]
+            continue  # a leaf of the tenant's sub-tree: nothing of the tenant lies deeper
+        first = child0[node]
+        for child in range(first, first + nchild[node]):
+            held = True
+            for j in range(tenant_bytes.shape[0]):
+                if bloom[child, tenant_bytes[j]] & tenant_masks[j] != tenant_masks[j]:
+                    held = False
+                    break
+            if not held:
+                continue
+            dot = 0.0
+            for t in range(query.shape[0]):
+                dot += centroids[child, t] * query[t]
+            p = -dot if ip_metric else node_bias[child] - 2.0 * dot
+            size = _heap_push(prio, item, size, p, child)
+    return out[:n_out], size == 0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _worse(score_a: float, pos_a: int, score_b: float, pos_b: int) -> bool:
+    """Whether (score_a, pos_a) ranks below (score_b, pos_b): a lower score, or a later position."""
+    return score_a < score_b or (score_a == score_b and pos_a > pos_b)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sift_down(heap_scores: np.ndarray, heap_pos: np.ndarray, size: int, score: float, pos: int) -> None:
+    """Put (score, pos) at the root of a worst-at-root heap of `size` entries, restoring the order."""
+    j = 0
+    while True:
+        child = 2 * j + 1
+        if child >= size:
+            break
+        right = child + 1
+        if right < size and _worse(heap_scores[right], heap_pos[right], heap_scores[child], heap_pos[child]):
+            child = right
+        if not _worse(heap_scores[child], heap_pos[child], score, pos):
+            break
+        heap_scores[j] = heap_scores[child]
+        heap_pos[j] = heap_pos[child]
+        j = child
+    heap_scores[j] = score
+    heap_pos[j] = pos
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the dot product use SIMD
+def score_topk(query: np.ndarray, vectors: np.ndarray, sqnorms: np.ndarray, slots: np.ndarray,
+               ip_metric: bool, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of query (d,) float32 among vectors[slots] (slots (m,) int32 into vectors (n, d)
+    float32 with squared norms sqnorms (n,)), reading the rows in place.
+
+    Scores are the inner product or minus the squared L2 distance. Returns scores (t,) float32,
+    best first, and their positions in `slots` (t,) int64, t = min(k, m); equal scores rank the
+    earlier position first. Plain loops and a heap: numpy sorts inside a kernel cost seconds of
+    compilation.
+    """
+    take = min(k, slots.shape[0])
+    heap_scores = np.empty(take, dtype=np.float32)  # the best so far, the worst of them at the root
+    heap_pos = np.empty(take, dtype=np.int64)
+    size = 0
+    qq = 0.0
+    for t in range(query.shape[0]):
+        qq += query[t] * query[t]
+    for i in range(slots.shape[0]):
+        row = slots[i]
+        dot = 0.0
+        for t in range(query.shape[0]):
+            dot += vectors[row, t] * query[t]
+        score = dot if ip_metric else 2.0 * dot - sqnorms[row] - qq
+        if size < take:  # sift up
+            j = size
+            size += 1
+            while j > 0:
+                parent = (j - 1) // 2
+                if not _worse(score, i, heap_scores[parent], heap_pos[parent]):
+                    break
+                heap_scores[j] = heap_scores[parent]
+                heap_pos[j] = heap_pos[parent]
+                j = parent
+            heap_scores[j] = score
+            heap_pos[j] = i
+        elif _worse(heap_scores[0], heap_pos[0], score, i):
+            _sift_down(heap_scores, heap_pos, size, score, i)
+    out_scores = np.empty(take, dtype=np.float32)
+    out_pos = np.empty(take, dtype=np.int64)
+    while size > 0:  # drain: the worst comes out first and goes last
+        size -= 1
+        out_scores[size] = heap_scores[0]
+        out_pos[size] = heap_pos[0]
+        _sift_down(heap_scores, heap_pos, size, heap_scores[size], heap_pos[size])
+    return out_scores, out_pos
+
+
+# --------------------------------------------------------------------------- the index
+class TenantIndex:
+    """Curator-style multi-tenant index: one clustering tree, a sub-tree per tenant.
+
+    Ids are the store's int64 iids; tenants are non-empty strings. Not thread-safe for writes;
+    concurrent searches are safe between writes.
+    """
+
+    def __init__(self, dim: int, metric: str = "l2", config: TenantIndexConfig | None = None) -> None:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+            raise InvalidArgument(f"dimension must be a positive integer, got {dim!r}")
+        if metric not in METRICS:
+            raise InvalidArgument(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
+        self.dim = dim
+        self.metric = metric
+        self.config = config or TenantIndexConfig()
+        # tenants: name <-> number (numbers are never reused, so stale Bloom bits stay harmless)
+        self._tenant_ids: dict[str, int] = {}
+        self._tenant_names: list[str | None] = []
+        self._tenant_sizes = np.zeros(0, dtype=np.int64)
+        self._tenant_bits: list[tuple[np.ndarray, np.ndarray]] = []  # unique bytes, OR-ed masks
+        # vector slots
+        self._n = 0  # slots in use, dead ones included
+        self._live = 0
+        self._vectors = np.empty((0, dim), dtype=np.float32)
+        self._sqnorms = np.empty(0, dtype=np.float32)
+        self._iids = np.empty(0, dtype=np.int64)
+        self._alive = np.empty(0, dtype=bool)
+        self._primary = np.empty(0, dtype=np.int32)  # first tenant of a slot, -1 for none
+        self._has_shared = np.empty(0, dtype=bool)
+        self._shared: dict[int, set[int]] = {}  # slot -> further tenants
+        # iid -> slot: iids ascending with their slots. Slots are laid out in leaf order at
+        # training (so that a shortlist is read from consecutive rows), hence not in iid order;
+        # the store's iids grow, so new ones are usually an append here.
+        self._lookup_keys = np.empty(0, dtype=np.int64)
+        self._lookup_slots = np.empty(0, dtype=np.int32)
+        self._trained_on = 0
+        self._leaf = np.empty(0, dtype=np.int32)  # the tree leaf each slot was routed to
+        self._set_tree(*self._single_leaf())
+
+    # ------------------------------------------------------------------ sizes
+    def __len__(self) -> int:
+        """Number of live vectors."""
+        return self._live
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self._parent)
+
+    @property
+    def depth(self) -> int:
+        """Levels below the root (0 for an untrained, single-leaf tree)."""
+        return self._ancestors.shape[1] - 1
+
+    def tenants(self) -> dict[str, int]:
+        """Tenant name -> number of live vectors it can access (tenants with none left out)."""
+        return {name: int(self._tenant_sizes[t]) for name, t in self._tenant_ids.items()
+                if self._tenant_sizes[t] > 0}
+
+    def memory_bytes(self) -> int:
+        """Resident bytes: arrays at their capacity plus an allowance for the Python containers."""
+        arrays = (self._vectors, self._sqnorms, self._iids, self._alive, self._primary, self._has_shared,
+                  self._leaf, self._ancestors, self._centroids, self._node_bias, self._radius, self._parent,
+                  self._level, self._child0, self._nchild, self._bloom, self._tenant_sizes, self._lookup_keys,
+                  self._lookup_slots)
+        total = sum(a.nbytes for a in arrays)
+        for shortlists in self._shortlists:
+            total += 64 + sum(sl.nbytes + 112 + 48 for sl in shortlists.values())  # array header, dict entry
+        total += sum(232 + 36 * len(ts) for ts in self._shared.values())
+        total += sum(216 + 40 * len(nodes) for nodes in self._tenant_nodes.values())  # sets of node ids
+        return int(total)
+
+    # ------------------------------------------------------------------ tree
+    def _single_leaf(self) -> tuple[np.ndarray, ...]:
+        centroids = np.zeros((1, self.dim), dtype=np.float32)
+        return (centroids, np.zeros(1, np.float32), np.full(1, -1, np.int32), np.zeros(1, np.int32),
+                np.full(1, -1, np.int32), np.zeros(1, np.int32))
+
+    def _set_tree(self, centroids: np.ndarray, radius: np.ndarray, parent: np.ndarray, level: np.ndarray,
+                  child0: np.ndarray, nchild: np.ndarray, bloom: np.ndarray | None = None) -> None:
+        """Install tree arrays (all (n_nodes, ...)) with empty shortlists and filters unless given."""
+        self._centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+        self._radius = radius.astype(np.float32)
+        self._parent, self._level = parent.astype(np.int32), level.astype(np.int32)
+        self._child0, self._nchild = child0.astype(np.int32), nchild.astype(np.int32)
+        self._ancestors = ancestor_table(self._parent, self._level)
+        # priority of a node for a query q, less the constant |q|^2 and the -2<q, c> term
+        if self.metric == "l2":
+            self._node_bias = ((self._centroids ** 2).sum(1) - self.config.variance_boost * self._radius)
+        else:
+            self._node_bias = np.zeros(len(parent), dtype=np.float32)
+        self._node_bias = self._node_bias.astype(np.float32)
+        n_nodes = len(parent)
+        self._bloom = (np.zeros((n_nodes, self.config.bloom_bits // 8), dtype=np.uint8)
+                       if bloom is None else bloom)
+        self._shortlists: list[dict[int, np.ndarray]] = [{} for _ in range(n_nodes)]
+        self._tenant_nodes: dict[int, set[int]] = {}  # tenant -> nodes holding its shortlists
+        self._frontier_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # plain lists for the write paths, which read them per node where numpy scalars cost more
+        self._child0_list: list[int] = self._child0.tolist()
+        self._nchild_list: list[int] = self._nchild.tolist()
+        self._level_list: list[int] = self._level.tolist()
+        self._parent_list: list[int] = self._parent.tolist()
+
+    def _kmeans(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Centroids (k, d) float32 of x (n, d), n > k, trained on at most k*max_points_per_centroid.
+
+        The GPU is used only for samples large enough to pay for the transfer.
+        """
+        per_centroid = self.config.max_points_per_centroid
+        kmeans = faiss.Kmeans(
+            self.dim, k, niter=self.config.kmeans_iter, seed=self.config.seed,
+            spherical=self.metric == "ip",
+            gpu=bool(self.config.gpu and min(len(x), k * per_centroid) >= _GPU_KMEANS_MIN and gpu_count() > 0),
+            max_points_per_centroid=per_centroid, min_points_per_centroid=1, verbose=False,
+        )
+        kmeans.train(np.ascontiguousarray(x, dtype=np.float32))
+        return kmeans.centroids
+
+    def _build_tree(self, x: np.ndarray) -> np.ndarray:
+        """Cluster x (n, d) into the global tree (installed) and return the leaf of each row (n,) int32."""
+        cfg = self.config
+        n = len(x)
+        centroids = [x.mean(0)]
+        radius = [float(((x - centroids[0]) ** 2).sum(1).mean())]
+        parent, level, child0, nchild = [-1], [0], [-1], [0]
+        leaves = np.zeros(n, dtype=np.int32)
+        queue: deque[tuple[int, np.ndarray]] = deque([(0, np.arange(n))])
+        while queue:  # breadth first, so that the children of a node get consecutive ids
+            node, members = queue.popleft()
+            if len(members) <= cfg.leaf_size or level[node] >= cfg.max_depth:
+                continue
+            sub = x[members]
+            cents = self._kmeans(sub, cfg.branching)
+            assign = _nearest(sub, cents, self.metric)
+            counts = np.bincount(assign, minlength=len(cents))
+            if counts.max() == len(members):  # identical vectors: k-means cannot split them
+                continue
+            kept = np.flatnonzero(counts)  # an empty cluster would only be a dead node
+            relabel = np.full(len(cents), -1)
+            relabel[kept] = np.arange(len(kept))
+            assign = relabel[assign]
+            first = len(parent)
+            child0[node], nchild[node] = first, len(kept)
+            for c, (child, idx) in enumerate(_groups(assign)):
+                centroid = cents[kept[child]]
+                child_members = members[idx]
+                leaves[child_members] = first + c
+                centroids.append(centroid)
+                radius.append(float(((sub[idx] - centroid) ** 2).sum(1).mean()))
+                parent.append(node)
+                level.append(level[node] + 1)
+                child0.append(-1)
+                nchild.append(0)
+                queue.append((first + c, child_members))
+        self._set_tree(np.asarray(centroids), np.asarray(radius), np.asarray(parent), np.asarray(level),
+                       np.asarray(child0), np.asarray(nchild))
+        return leaves
+
+    def _route(self, x: np.ndarray) -> np.ndarray:
+        """The leaf (n,) int32 of each new vector x (n, d): the nearest child, level by level."""
+        node = np.zeros(len(x), dtype=np.int64)
+        for _ in range(self.depth):
+            rows = np.flatnonzero(self._nchild[node] > 0)
+            if not len(rows):
+                break
+            for parent, idx in _groups(node[rows]):  # a loop over tree nodes, vectorised inside
+                sel = rows[idx]
+                c0, nc = self._child0_list[parent], self._nchild_list[parent]
+                node[sel] = c0 + _nearest(x[sel], self._centroids[c0:c0 + nc], self.metric)
+        return node.astype(np.int32)
+
+    def _node_at(self, slots: np.ndarray, level: int) -> np.ndarray:
+        """The ancestor at `level` of each slot's leaf (n,) int32; -1 where the leaf lies higher."""
+        return self._ancestors[self._leaf[slots], level]
+
+    # ------------------------------------------------------------------ Bloom filters
+    def _bloom_has(self, node: int, tenant: int) -> bool:
+        byte, mask = self._tenant_bits[tenant]
+        return bool(((self._bloom[node, byte] & mask) == mask).all())
+
+    def _bloom_add(self, node: int, tenant: int) -> None:
+        byte, mask = self._tenant_bits[tenant]
+        self._bloom[node, byte] |= mask  # bytes are unique per tenant, so no lost update
+
+    def _refresh_blooms(self, nodes: Sequence[int]) -> None:
+        """Recompute the filters of `nodes` and, where one changed, of its ancestors, bottom up.
+
+        A node's filter is the OR of its children's and the bits of its own shortlists' tenants:
+        exact apart from hash collisions, so a tenant that left a sub-tree stops routing into it.
+        """
+        queued = set(nodes)
+        heap = [(-self._level_list[node], node) for node in queued]
+        heapq.heapify(heap)
+        while heap:  # deepest first, so that a parent is recomputed after all its children
+            _, node = heapq.heappop(heap)
+            queued.discard(node)
+            c0, nc = self._child0_list[node], self._nchild_list[node]
+            if nc:
+                row = np.bitwise_or.reduce(self._bloom[c0:c0 + nc], axis=0)
+            else:
+                row = np.zeros(self._bloom.shape[1], dtype=np.uint8)
+            own = list(self._shortlists[node])
+            if own:
+                byte = np.concatenate([self._tenant_bits[t][0] for t in own])
+                mask = np.concatenate([self._tenant_bits[t][1] for t in own])
+                np.bitwise_or.at(row, byte, mask)
+            if np.array_equal(row, self._bloom[node]):
+                continue  # unchanged: the ancestors are unaffected
+            self._bloom[node] = row
+            parent = self._parent_list[node]
+            if parent >= 0 and parent not in queued:
+                queued.add(parent)
+                heapq.heappush(heap, (-self._level_list[parent], parent))
+
+    # ------------------------------------------------------------------ shortlists
+    def _sl_set(self, node: int, tenant: int, slots: np.ndarray) -> None:
+        """Every shortlist write goes here, so that the per-tenant frontier stays in step."""
+        self._shortlists[node][tenant] = slots
+        self._tenant_nodes.setdefault(tenant, set()).add(node)
+        self._frontier_cache.pop(tenant, None)
+
+    def _sl_pop(self, node: int, tenant: int) -> np.ndarray | None:
+        shortlist = self._shortlists[node].pop(tenant, None)
+        if shortlist is not None:
+            self._tenant_nodes[tenant].discard(node)
+            self._frontier_cache.pop(tenant, None)
+        return shortlist
+
+    def _frontier(self, tenant: int) -> tuple[np.ndarray, np.ndarray]:
+        """The nodes holding the tenant's shortlists (sorted int32) and their sizes (int64), cached."""
+        cached = self._frontier_cache.get(tenant)
+        if cached is None:
+            nodes = np.array(sorted(self._tenant_nodes.get(tenant, ())), dtype=np.int32)
+            sizes = np.array([len(self._shortlists[n][tenant]) for n in nodes.tolist()], dtype=np.int64)
+            cached = self._frontier_cache[tenant] = (nodes, sizes)
+        return cached
+
+    def _grant(self, node: int, tenant: int, slots: np.ndarray) -> None:
+        """Give `tenant` access to `slots` (int32, below `node`, new to the tenant)."""
+        shortlists = self._shortlists[node]
+        current = shortlists.get(tenant)
+        inner = self._nchild_list[node] > 0
+        if current is not None or not inner or not self._bloom_has(node, tenant):
+            # this node is (or becomes) a leaf of the tenant's sub-tree
+            merged = slots if current is None else np.concatenate([current, slots])
+            self._bloom_add(node, tenant)
+            if inner and len(merged) > self.config.shortlist_cap:
+                self._sl_pop(node, tenant)
+                self._split(node, tenant, merged)
+            else:
+                self._sl_set(node, tenant, merged)
+            return
+        level = self._level_list[node]
+        for child, idx in _groups(self._node_at(slots, level + 1)):
+            self._grant(child, tenant, slots[idx])
+
+    def _split(self, node: int, tenant: int, slots: np.ndarray) -> None:
+        """Hand a too-long shortlist of an inner node down to the children, recursively."""
+        level = self._level_list[node]
+        for child, idx in _groups(self._node_at(slots, level + 1)):
+            part = slots[idx]
+            self._bloom_add(child, tenant)
+            existing = self._sl_pop(child, tenant)  # none while the invariant holds
+            if existing is not None:
+                part = np.concatenate([existing, part])
+            if self._nchild_list[child] and len(part) > self.config.shortlist_cap:
+                self._split(child, tenant, part)
+            else:
+                self._sl_set(child, tenant, part)
+
+    def _revoke(self, tenant: int, slots: np.ndarray) -> None:
+        """Remove `slots` (sorted unique) from `tenant`'s shortlists, then refilter and merge."""
+        remaining = slots
+        touched: list[int] = []
+        for level in range(self.depth + 1):
+            if not len(remaining):
+                break
+            found: list[np.ndarray] = []
+            for node, idx in _groups(self._node_at(remaining, level)):
+                if node < 0:
+                    continue
+                shortlist = self._shortlists[node].get(tenant)
+                if shortlist is None:
+                    continue
+                hit = np.isin(shortlist, remaining[idx])
+                if not hit.any():
+                    continue
+                found.append(shortlist[hit])
+                if hit.all():
+                    self._sl_pop(node, tenant)
+                else:
+                    self._sl_set(node, tenant, shortlist[~hit])
+                touched.append(node)
+            if found:
+                remaining = np.setdiff1d(remaining, np.concatenate(found), assume_unique=True)
+        emptied = [node for node in touched if tenant not in self._shortlists[node]]
+        self._refresh_blooms(emptied)
+        for node in touched:
+            self._merge_up(node, tenant)
+
+    def _merge_up(self, node: int, tenant: int) -> None:
+        """Merge the tenant's shortlists under node's parent into the parent while they are small."""
+        cap = self.config.shortlist_cap // 2
+        while (parent := self._parent_list[node]) >= 0:
+            if tenant in self._shortlists[parent]:
+                return
+            c0, nc = self._child0_list[parent], self._nchild_list[parent]
+            parts: list[np.ndarray] = []
+            total = 0
+            for child in range(c0, c0 + nc):
+                shortlist = self._shortlists[child].get(tenant)
+                if shortlist is None:
+                    if self._bloom_has(child, tenant):  # the tenant lives deeper there
+                        return
+                    continue
+                parts.append(shortlist)
+                total += len(shortlist)
+                if total > cap:
+                    return
+            if not parts:
+                return
+            for child in range(c0, c0 + nc):
+                self._sl_pop(child, tenant)
+            self._sl_set(parent, tenant, np.concatenate(parts))
+            self._refresh_blooms(range(c0, c0 + nc))
+            node = parent
+
+    # ------------------------------------------------------------------ tenants and slots
+    def _tenant_number(self, name: str, *, create: bool) -> int:
+        """The number of tenant `name`; -1 for an unknown one unless `create`."""
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument(f"tenant must be a non-empty string, got {name!r}")
+        number = self._tenant_ids.get(name)
+        if number is None and create:
+            number = len(self._tenant_names)
+            self._tenant_ids[name] = number
+            self._tenant_names.append(name)
+            if number >= len(self._tenant_sizes):  # grown by doubling: tenants may be many
+                self._tenant_sizes = np.concatenate([self._tenant_sizes, np.zeros(max(number, 16), np.int64)])
+            self._tenant_bits.extend(self._filter_bits(np.array([number])))
+        return -1 if number is None else number
+
+    def _filter_bits(self, numbers: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per tenant number: its filter bytes (unique, int64) and the OR-ed bit mask of each (uint8).
+
+        Merging the hashes that land in one byte lets `_bloom_add` use a plain fancy-index OR.
+        """
+        byte, mask = bloom_bits(numbers, self.config.bloom_hashes, self.config.bloom_bits)
+        out = []
+        for row_bytes, row_masks in zip(byte.tolist(), mask.tolist()):  # h entries per tenant
+            merged: dict[int, int] = {}
+            for b, m in zip(row_bytes, row_masks):
+                merged[b] = merged.get(b, 0) | m
+            out.append((np.array(list(merged), dtype=np.int64), np.array(list(merged.values()), dtype=np.uint8)))
+        return out
+
+    def _reserve(self, extra: int) -> None:
+        need = self._n + extra
+        if need <= len(self._iids):
+            return
+        capacity = max(need, 2 * len(self._iids), 1024)
+
+        def grow(a: np.ndarray, fill: Any) -> np.ndarray:
+            out = np.full((capacity,) + a.shape[1:], fill, dtype=a.dtype)
+            out[: self._n] = a[: self._n]
+            return out
+
+        self._vectors = grow(self._vectors, 0)
+        self._sqnorms = grow(self._sqnorms, 0)
+        self._iids = grow(self._iids, -1)
+        self._alive = grow(self._alive, False)
+        self._primary = grow(self._primary, -1)
+        self._has_shared = grow(self._has_shared, False)
+        self._leaf = grow(self._leaf, 0)
+
+    def _lookup(self, iids: np.ndarray, *, live: bool = True) -> np.ndarray:
+        """Slot of each iid (n,) int64: (n,) int64, -1 where the index does not hold it.
+
+        `live=False` also finds dead slots not yet compacted away.
+        """
+        keys = self._lookup_keys
+        if not len(keys):
+            return np.full(len(iids), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(keys, iids), len(keys) - 1)
+        slots = self._lookup_slots[pos].astype(np.int64)
+        found = keys[pos] == iids
+        if live:
+            found &= self._alive[slots]
+        return np.where(found, slots, -1)
+
+    def _index_iids(self, ids: np.ndarray, slots: np.ndarray) -> None:
+        """Enter new (iid, slot) pairs into the lookup: an append when the iids are the newest."""
+        order = np.argsort(ids, kind="stable")
+        ids, slots = ids[order], slots[order].astype(np.int32)
+        if not len(self._lookup_keys) or ids[0] > self._lookup_keys[-1]:
+            self._lookup_keys = np.concatenate([self._lookup_keys, ids])
+            self._lookup_slots = np.concatenate([self._lookup_slots, slots])
+        else:  # out-of-order iids: a merge
+            at = np.searchsorted(self._lookup_keys, ids)
+            self._lookup_keys = np.insert(self._lookup_keys, at, ids)
+            self._lookup_slots = np.insert(self._lookup_slots, at, slots)
+
+    def _renumber(self, new_of_old: np.ndarray) -> None:
+        """Apply a slot renumbering (old slot -> new slot, -1 dropped) to the iid lookup and `_shared`."""
+        slots = new_of_old[self._lookup_slots]
+        keep = slots >= 0
+        self._lookup_keys, self._lookup_slots = self._lookup_keys[keep], slots[keep].astype(np.int32)
+        self._shared = {int(new_of_old[slot]): tenants for slot, tenants in self._shared.items()}
+
+    def _slot(self, iid: int) -> int:
+        slot = int(self._lookup(np.array([iid], dtype=np.int64))[0])
+        if slot < 0:
+            raise NotFound(f"id {iid} is not in the tenant index")
+        return slot
+
+    def _tenants_of(self, slot: int) -> list[int]:
+        tenants = [] if self._primary[slot] < 0 else [int(self._primary[slot])]
+        return tenants + sorted(self._shared.get(slot, ()))
+
+    def _tenant_slots(self, tenant: int) -> np.ndarray:
+        """Sorted int32 slots the tenant can access, from the access arrays (not the tree)."""
+        slots = np.flatnonzero((self._primary[: self._n] == tenant) & self._alive[: self._n])
+        shared = [s for s in np.flatnonzero(self._has_shared[: self._n]).tolist() if tenant in self._shared[s]]
+        return np.union1d(slots, np.asarray(shared, dtype=np.int64)).astype(np.int32)
+
+    # ------------------------------------------------------------------ writes
+    def add(self, ids: np.ndarray | Sequence[int], vectors: np.ndarray,
+            tenants: str | Sequence[str | None] | None) -> None:
+        """Add vectors (n, d) float32 under new iids (n,) int64, each owned by its tenant.
+
+        `tenants` is one name for all rows or one per row; None leaves a row without a tenant
+        (searchable by none until `grant`).
+        """
+        ids = np.ascontiguousarray(ids, dtype=np.int64).ravel()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise InvalidArgument(f"vectors have shape {vectors.shape}, the index expects (n, {self.dim})")
+        if len(ids) != len(vectors):
+            raise InvalidArgument(f"{len(ids)} ids for {len(vectors)} vectors")
+        names = [tenants] * len(ids) if tenants is None or isinstance(tenants, str) else list(tenants)
+        if len(names) != len(ids):
+            raise InvalidArgument(f"{len(names)} tenants for {len(ids)} ids")
+        if not len(ids):
+            return
+        if len(np.unique(ids)) != len(ids):
+            raise InvalidArgument("ids must be distinct")
+        used = self._lookup(ids, live=False) >= 0
+        if used.any():
+            raise InvalidArgument(f"id {int(ids[used][0])} is already used: the store never reuses an iid")
+        numbers = np.array([-1 if name is None else self._tenant_number(name, create=True) for name in names],
+                           dtype=np.int32)
+        self._reserve(len(ids))
+        start, stop = self._n, self._n + len(ids)
+        self._vectors[start:stop] = vectors
+        self._sqnorms[start:stop] = (vectors * vectors).sum(1)
+        self._iids[start:stop] = ids
+        self._alive[start:stop] = True
+        self._primary[start:stop] = numbers
+        self._leaf[start:stop] = self._route(vectors)
+        self._n, self._live = stop, self._live + len(ids)
+        slots = np.arange(start, stop, dtype=np.int32)
+        self._index_iids(ids, slots)
+        for tenant, idx in _groups(numbers):
+            if tenant >= 0:
+                self._grant(0, tenant, slots[idx])
+                self._tenant_sizes[tenant] += len(idx)
+        cfg = self.config
+        if self._live >= cfg.train_size and self._live >= cfg.retrain_growth * self._trained_on:
+            self.train()
+
+    def insert(self, iid: int, vector: np.ndarray, tenant: str | None) -> None:
+        """Add one vector (d,) under a new iid, owned by `tenant`."""
+        self.add(np.array([iid], dtype=np.int64), np.asarray(vector, dtype=np.float32).reshape(1, -1), [tenant])
+
+    def delete(self, ids: np.ndarray | Sequence[int]) -> None:
+        """Remove vectors from every tenant; ids the index does not hold are ignored."""
+        slots = self._lookup(np.unique(np.asarray(ids, dtype=np.int64)))
+        slots = slots[slots >= 0].astype(np.int32)
+        if not len(slots):
+            return
+        by_tenant: dict[int, list[np.ndarray]] = {}
+        for tenant, idx in _groups(self._primary[slots]):
+            if tenant >= 0:
+                by_tenant.setdefault(tenant, []).append(slots[idx])
+        for slot in slots[self._has_shared[slots]].tolist():
+            for tenant in self._shared.pop(slot):
+                by_tenant.setdefault(tenant, []).append(np.array([slot], dtype=np.int32))
+        for tenant, parts in by_tenant.items():
+            own = np.unique(np.concatenate(parts))
+            self._revoke(tenant, own)
+            self._tenant_sizes[tenant] -= len(own)
+        self._alive[slots] = False
+        self._primary[slots] = -1
+        self._has_shared[slots] = False
+        self._live -= len(slots)
+        if self._n - self._live > _COMPACT_FRACTION * self._n and self._n >= 1024:
+            self._compact()
+
+    def grant(self, iid: int, tenant: str) -> bool:
+        """Let `tenant` access vector `iid` too; False if it already could. NotFound for an unknown iid."""
+        slot = self._slot(iid)
+        number = self._tenant_number(tenant, create=True)
+        if number in self._tenants_of(slot):
+            return False
+        if self._primary[slot] < 0:
+            self._primary[slot] = number
+        else:
+            self._shared.setdefault(slot, set()).add(number)
+            self._has_shared[slot] = True
+        self._tenant_sizes[number] += 1
+        self._grant(0, number, np.array([slot], dtype=np.int32))
+        return True
+
+    def revoke(self, iid: int, tenant: str) -> bool:
+        """Take vector `iid` away from `tenant`; False if it had no access. The vector stays."""
+        slot = self._slot(iid)
+        number = self._tenant_number(tenant, create=False)
+        if number < 0 or number not in self._tenants_of(slot):
+            return False
+        extra = self._shared.get(slot)
+        if self._primary[slot] == number:
+            self._primary[slot] = extra.pop() if extra else -1
+        else:
+            extra.discard(number)  # type: ignore[union-attr]
+        if extra is not None and not extra:
+            del self._shared[slot]
+            self._has_shared[slot] = False
+        self._tenant_sizes[number] -= 1
+        self._revoke(number, np.array([slot], dtype=np.int32))
+        return True
+
+    def delete_tenant(self, tenant: str) -> np.ndarray:
+        """Forget a tenant: its shortlists, filter bits and access rights.
+
+        Returns the iids (sorted int64) that no tenant can access any more: the vectors stay
+        until the caller deletes them (the store owns documents' lifetimes).
+        """
+        number = self._tenant_number(tenant, create=False)
+        if number < 0:
+            return np.empty(0, dtype=np.int64)
+        slots = self._tenant_slots(number)
+        touched = sorted(self._tenant_nodes.get(number, ()))
+        for node in touched:
+            self._sl_pop(node, number)
+        self._tenant_nodes.pop(number, None)
+        self._refresh_blooms(touched)
+        for slot in slots.tolist():  # an admin operation: a loop over the tenant's vectors is fine
+            extra = self._shared.get(slot)
+            if self._primary[slot] == number:
+                self._primary[slot] = extra.pop() if extra else -1
+            elif extra is not None:
+                extra.discard(number)
+            if extra is not None and not extra:
+                del self._shared[slot]
+                self._has_shared[slot] = False
+        del self._tenant_ids[tenant]
+        self._tenant_names[number] = None
+        self._tenant_sizes[number] = 0
+        orphans = slots[self._primary[slots] < 0]
+        return np.sort(self._iids[orphans])
+
+    def train(self) -> None:
+        """(Re)cluster the tree over the live vectors and rebuild every tenant's sub-tree."""
+        self._compact()
+        x = self._vectors[: self._n]
+        if self._n <= self.config.leaf_size:
+            self._set_tree(*self._single_leaf())
+            self._leaf[:] = 0
+        else:
+            with _faiss_threads(1):
+                leaves = self._build_tree(x)
+            # lay the slots out leaf by leaf: a shortlist then reads runs of consecutive rows,
+            # which the prefetcher streams, instead of rows scattered over the whole array
+            order = np.argsort(leaves, kind="stable")
+            for array in (self._vectors, self._sqnorms, self._iids, self._alive, self._primary, self._has_shared):
+                array[: self._n] = array[order]
+            self._leaf[:] = 0
+            self._leaf[: self._n] = leaves[order]
+            new_of_old = np.empty(self._n, dtype=np.int32)
+            new_of_old[order] = np.arange(self._n, dtype=np.int32)
+            self._renumber(new_of_old)
+        self._trained_on = self._n
+        by_tenant: dict[int, list[np.ndarray]] = {}
+        live = np.arange(self._n, dtype=np.int32)
+        for tenant, idx in _groups(self._primary[: self._n]):
+            if tenant >= 0:
+                by_tenant.setdefault(tenant, []).append(live[idx])
+        for slot, extra in self._shared.items():
+            for tenant in extra:
+                by_tenant.setdefault(tenant, []).append(np.array([slot], dtype=np.int32))
+        for tenant, parts in by_tenant.items():
+            self._grant(0, tenant, np.unique(np.concatenate(parts)).astype(np.int32))
+
+    def _compact(self) -> None:
+        """Drop dead slots, renumbering the live ones in place (their order kept)."""
+        n = self._n
+        live = np.flatnonzero(self._alive[:n])
+        if len(live) == n:
+            return
+        remap = np.full(n, -1, dtype=np.int32)
+        remap[live] = np.arange(len(live), dtype=np.int32)
+        m = len(live)
+        for array in (self._vectors, self._sqnorms, self._iids, self._alive, self._primary,
+                      self._has_shared, self._leaf):
+            array[:m] = array[live]
+        self._alive[m:n] = False
+        self._iids[m:n] = -1
+        self._primary[m:n] = -1
+        self._has_shared[m:n] = False
+        for shortlists in self._shortlists:  # a loop over tree nodes, vectorised per shortlist
+            for tenant, shortlist in shortlists.items():
+                shortlists[tenant] = remap[shortlist]
+        self._renumber(remap)
+        self._n = m
+
+    # ------------------------------------------------------------------ search
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        tenant: str,
+        *,
+        allowed: np.ndarray | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k among the tenant's vectors for each query (nq, d) or (d,).
+
+        Returns scores (nq, k) float32 and ids (nq, k) int64; rows hold min(k, accessible)
+        results, padded with -inf and -1. `allowed` (sorted int64 iids) further restricts the
+        results (a metadata filter); the walk then widens until it has `nprobe` allowed
+        candidates or has seen the whole sub-tree. params: {"nprobe": candidate vectors to
+        score, at least k}.
+        """
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if queries.ndim == 1:
+            queries = queries[None, :]
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise InvalidArgument(f"query has shape {queries.shape}, the index expects (nq, {self.dim})")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+            raise InvalidArgument(f"k must be a positive integer, got {k!r}")
+        budget = self._budget(params or {}, k)
+        number = self._tenant_number(tenant, create=False)
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        if number < 0 or self._tenant_sizes[number] == 0 or (allowed is not None and not len(allowed)):
+            return scores, ids
+        if allowed is not None:
+            allowed = np.asarray(allowed, dtype=np.int64).ravel()
+            if len(allowed) > 1 and (allowed[1:] <= allowed[:-1]).any():
+                allowed = np.unique(allowed)  # the membership test needs sorted unique ids
+        for i, query in enumerate(queries):  # one traversal per query
+            slots = self._candidates(query, number, budget, allowed)
+            scores[i], ids[i] = self._score(query, slots, k)
+        return scores, ids
+
+    def _budget(self, params: Mapping[str, Any], k: int) -> int:
+        unknown = set(params) - {"nprobe"}
+        if unknown:
+            raise InvalidArgument(f"unknown search parameter(s): {', '.join(sorted(unknown))}")
+        nprobe = params.get("nprobe", self.config.nprobe)
+        if isinstance(nprobe, bool) or not isinstance(nprobe, (int, np.integer)) or nprobe <= 0:
+            raise InvalidArgument(f"search parameter nprobe must be a positive integer, got {nprobe!r}")
+        return max(int(nprobe), k)
+
+    def _candidates(self, query: np.ndarray, tenant: int, budget: int, allowed: np.ndarray | None) -> np.ndarray:
+        """Slots of the tenant's shortlists nearest `query`, about `budget` of them (int32).
+
+        With `allowed`, the walk is redone with a 4x budget until `budget` allowed slots are
+        found or the sub-tree is exhausted: geometric growth, so all the walks together cost a
+        small multiple of the last one.
+        """
+        nodes, sizes = self._frontier(tenant)
+        byte, mask = self._tenant_bits[tenant]
+        walk_budget = budget
+        while True:
+            order, exhausted = best_first_frontier(
+                query, self._child0, self._nchild, self._bloom, self._centroids, self._node_bias,
+                self.metric == "ip", byte, mask, nodes, sizes, walk_budget)
+            shortlists = self._shortlists
+            parts = [shortlists[node][tenant] for node in nodes[order].tolist()]  # a loop over tree nodes
+            slots = np.concatenate(parts) if parts else _EMPTY_SLOTS
+            if allowed is None:
+                return slots
+            slots = slots[sorted_member(self._iids[slots], allowed)]
+            if len(slots) >= budget or exhausted:
+                return slots
+            walk_budget *= 4
+
+    def _score(self, query: np.ndarray, slots: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k of `query` among `slots`: (k,) float32 scores and (k,) int64 iids, padded."""
+        scores = np.full(k, -np.inf, dtype=np.float32)
+        ids = np.full(k, -1, dtype=np.int64)
+        if not len(slots):
+            return scores, ids
+        best_scores, best = score_topk(query, self._vectors, self._sqnorms, slots, self.metric == "ip", k)
+        scores[: len(best)] = best_scores
+        ids[: len(best)] = self._iids[slots[best]]
+        return scores, ids
+
+    def exact_search(self, queries: np.ndarray, k: int, tenant: str,
+                     allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Brute force over the tenant's vectors, from the access arrays alone: the reference."""
+        number = self._tenant_number(tenant, create=False)
+        slots = self._tenant_slots(number) if number >= 0 else _EMPTY_SLOTS
+        if allowed is not None:
+            slots = slots[sorted_member(self._iids[slots], np.asarray(allowed, dtype=np.int64))]
+        return brute_force_topk(queries, self._vectors[slots], self._iids[slots], k, self.metric)
+
+    # ------------------------------------------------------------------ consistency
+    def verify(self) -> None:
+        """Check the invariants the search relies on; raise CorruptIndex naming the first broken one.
+
+        Each tenant's shortlists hold exactly its accessible live slots, once each, on the slots'
+        own paths; no shortlist of a tenant lies below another of the same tenant; inner-node
+        shortlists respect the cap; every node from the root down to a shortlist has the tenant
+        in its Bloom filter; the per-tenant counts agree. O(size of the index): for tests and
+        after loading a snapshot, not for the request path.
+        """
+        cfg = self.config
+        held: dict[int, list[np.ndarray]] = {}
+        for node, shortlists in enumerate(self._shortlists):
+            level = self._level_list[node]
+            for tenant, shortlist in shortlists.items():
+                where = f"node {node}, tenant {self._tenant_names[tenant]!r}"
+                if not len(shortlist):
+                    raise CorruptIndex(f"{where}: empty shortlist")
+                if self._nchild_list[node] and len(shortlist) > cfg.shortlist_cap:
+                    raise CorruptIndex(f"{where}: {len(shortlist)} entries exceed the cap {cfg.shortlist_cap}")
+                if not self._alive[shortlist].all() or (self._node_at(shortlist, level) != node).any():
+                    raise CorruptIndex(f"{where}: a slot is dead or not below the node")
+                ancestor = node
+                while ancestor >= 0:
+                    if not self._bloom_has(ancestor, tenant):
+                        raise CorruptIndex(f"{where}: node {ancestor} above it lacks the tenant in its filter")
+                    if ancestor != node and tenant in self._shortlists[ancestor]:
+                        raise CorruptIndex(f"{where}: node {ancestor} above it has a shortlist too")
+                    ancestor = self._parent_list[ancestor]
+                held.setdefault(tenant, []).append(shortlist)
+        live = np.flatnonzero(self._alive[: self._n])
+        if not np.array_equal(self._lookup(self._iids[live]), live):
+            raise CorruptIndex("the iid lookup does not map every live iid to its slot")
+        listed = {t: nodes for t, nodes in self._tenant_nodes.items() if nodes}
+        actual = {t: {node for node, sl in enumerate(self._shortlists) if t in sl} for t in held}
+        if listed != actual:
+            raise CorruptIndex("the per-tenant node sets disagree with the shortlists")
+        for tenant, name in enumerate(self._tenant_names):
+            expected = self._tenant_slots(tenant) if name is not None else _EMPTY_SLOTS
+            got = np.sort(np.concatenate(held.get(tenant, [_EMPTY_SLOTS])))
+            if not np.array_equal(got, expected):
+                raise CorruptIndex(f"tenant {name!r}: shortlists hold {len(got)} slots, access lists {len(expected)}")
+            if name is not None and self._tenant_sizes[tenant] != len(expected):
+                raise CorruptIndex(f"tenant {name!r}: count {self._tenant_sizes[tenant]} != {len(expected)}")
+
+    # ------------------------------------------------------------------ persistence
+    _ARRAYS = ("vectors", "iids", "primary", "leaf", "centroids", "radius", "parent", "level", "child0",
+               "nchild", "bloom", "tenant_sizes", "sl_node", "sl_tenant", "sl_offsets", "sl_slots",
+               "shared_slot", "shared_tenant")
+
+    def save(self, directory: Path) -> None:
+        """Write `tenants.json` and `tenants_<name>.npy` arrays into `directory` (live slots only)."""
+        directory = Path(directory)
+        self._compact()
+        n = self._n
+        nodes, tenants, sizes, parts = [], [], [], []
+        for node, shortlists in enumerate(self._shortlists):
+            for tenant, shortlist in shortlists.items():
+                nodes.append(node)
+                tenants.append(tenant)
+                sizes.append(len(shortlist))
+                parts.append(shortlist)
+        shared = [(slot, tenant) for slot, extra in self._shared.items() for tenant in sorted(extra)]
+        arrays = {
+            "vectors": self._vectors[:n], "iids": self._iids[:n], "primary": self._primary[:n],
+            "leaf": self._leaf[:n], "centroids": self._centroids, "radius": self._radius,
+            "parent": self._parent, "level": self._level, "child0": self._child0, "nchild": self._nchild,
+            "bloom": self._bloom, "tenant_sizes": self._tenant_sizes[: len(self._tenant_names)],
+            "sl_node": np.asarray(nodes, dtype=np.int32), "sl_tenant": np.asarray(tenants, dtype=np.int32),
+            "sl_offsets": np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64),
+            "sl_slots": np.concatenate(parts).astype(np.int32) if parts else _EMPTY_SLOTS,
+            "shared_slot": np.asarray([s for s, _ in shared], dtype=np.int32),
+            "shared_tenant": np.asarray([t for _, t in shared], dtype=np.int32),
+        }
+        for name, array in arrays.items():
+            np.save(directory / f"tenants_{name}.npy", array)
+        meta = {"version": _FORMAT_VERSION, "dim": self.dim, "metric": self.metric,
+                "config": self.config.to_dict(), "n": n, "nodes": self.n_nodes,
+                "trained_on": self._trained_on,
+                "tenants": self._tenant_names}
+        (directory / "tenants.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, directory: Path) -> TenantIndex:
+        """Load what `save` wrote; raise CorruptIndex when a file is missing or inconsistent."""
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / "tenants.json").read_text())
+            if meta.get("version") != _FORMAT_VERSION:
+                raise ValueError(f"format version {meta.get('version')!r}, expected {_FORMAT_VERSION}")
+            a = {name: np.load(directory / f"tenants_{name}.npy") for name in cls._ARRAYS}
+            n, n_nodes, n_tenants = meta["n"], meta["nodes"], len(meta["tenants"])
+            index = cls(meta["dim"], meta["metric"], TenantIndexConfig.from_dict(meta["config"]))
+            checks = [
+                a["vectors"].shape == (n, index.dim), len(a["iids"]) == n, len(a["primary"]) == n,
+                len(a["leaf"]) == n, not n or 0 <= a["leaf"].min() <= a["leaf"].max() < n_nodes,
+                a["centroids"].shape == (n_nodes, index.dim),
+                all(len(a[x]) == n_nodes for x in ("radius", "parent", "level", "child0", "nchild")),
+                a["bloom"].shape == (n_nodes, index.config.bloom_bits // 8),
+                len(a["tenant_sizes"]) == n_tenants,
+                len(a["sl_offsets"]) == len(a["sl_node"]) + 1 == len(a["sl_tenant"]) + 1,
+                a["sl_offsets"][-1] == len(a["sl_slots"]),
+                len(a["shared_slot"]) == len(a["shared_tenant"]),
+                not len(a["sl_slots"]) or 0 <= a["sl_slots"].min() <= a["sl_slots"].max() < n,
+                not len(a["sl_node"]) or a["sl_node"].max() < n_nodes,
+            ]
+            if not all(checks):
+                raise ValueError("array shapes do not match the manifest")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CorruptIndex(f"tenant index in {directory} is unreadable: {exc}") from None
+        index._tenant_names = list(meta["tenants"])
+        index._tenant_ids = {name: t for t, name in enumerate(index._tenant_names) if name is not None}
+        index._tenant_bits = index._filter_bits(np.arange(n_tenants))
+        index._tenant_sizes = a["tenant_sizes"].astype(np.int64)
+        index._set_tree(a["centroids"], a["radius"], a["parent"], a["level"], a["child0"], a["nchild"],
+                        np.ascontiguousarray(a["bloom"]))
+        index._reserve(n)
+        index._n = index._live = n
+        index._vectors[:n] = a["vectors"]
+        index._sqnorms[:n] = (a["vectors"] * a["vectors"]).sum(1)
+        index._iids[:n] = a["iids"]
+        index._alive[:n] = True
+        index._primary[:n] = a["primary"]
+        index._leaf[:n] = a["leaf"]
+        offsets = a["sl_offsets"]
+        for node, tenant, start, stop in zip(a["sl_node"].tolist(), a["sl_tenant"].tolist(),
+                                             offsets[:-1].tolist(), offsets[1:].tolist()):
+            index._sl_set(node, tenant, a["sl_slots"][start:stop].copy())
+        for slot, tenant in zip(a["shared_slot"].tolist(), a["shared_tenant"].tolist()):
+            index._shared.setdefault(slot, set()).add(tenant)
+            index._has_shared[slot] = True
+        index._trained_on = meta["trained_on"]
+        index._index_iids(index._iids[:n].copy(), np.arange(n, dtype=np.int32))
+        return index
