@@ -6,12 +6,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast protos bench-ann bench-quality clean
+.PHONY: run test test-fast protos bench-peers bench-ann bench-quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
 
 ## run: serve ./lamina-data on 127.0.0.1:50051 (builds the demo collection if there is none)
@@ -29,6 +29,11 @@ test-fast: $(STAMP)
 ## protos: regenerate the committed gRPC stubs in service/v1 from protos/
 protos: $(STAMP)
 	$(BIN)/python -m lamina.service.codegen
+
+## bench-peers: diskannpy, the disk-ANN peer of `lamina bench ann --index diskann` (its metadata pins
+## an old numpy that it does not need, hence --no-deps)
+bench-peers: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps diskannpy==0.7.0
 
 bench-ann: $(STAMP)
 	$(BIN)/lamina bench ann --dataset synthetic:200000:128 --index flat,ivf,hnsw

@@ -66,9 +66,10 @@ def write_snapshot(
     tmp.mkdir()
     write_files(tmp)
     files = {}
-    for path in sorted(tmp.iterdir()):
+    for path in sorted(tmp.rglob("*")):  # components may keep their files in subdirectories
         fsync_path(path)
-        files[path.name] = sha256_file(path)
+        if path.is_file():
+            files[path.relative_to(tmp).as_posix()] = sha256_file(path)
     fsync_path(tmp)
     final = root / name
     shutil.rmtree(final, ignore_errors=True)

@@ -6,6 +6,7 @@ Layout (one RocksDB, rocksdict binding, raw bytes keys and values):
               b"seq"                              -> last sequence number (u64 big-endian)
               b"next_iid\\0" + name               -> next internal id of the collection
               b"count\\0" + name                  -> live documents in the collection
+              b"system\\0" + namespace \\0 key     -> opaque bytes of a system record (e.g. API keys)
     docs      name \\0 doc_id                     -> {"text", "metadata", "tenant", "iid", "seq"} JSON
     vectors   name \\0 vector_name \\0 iid         -> raw vector bytes (dense: float32)
     iids      name \\0 iid                         -> doc_id
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 import rocksdict
 
-from lamina.index.errors import AlreadyExists, NotFound
+from lamina.index.errors import AlreadyExists, InvalidArgument, NotFound
 from lamina.index.types import CollectionConfig, check_name
 
 _CFS = ("docs", "vectors", "iids", "log")
@@ -159,6 +160,33 @@ class Store:
             raise NotFound(f"collection {name!r} does not exist")
         return _U64.unpack(raw)[0]
 
+    # ------------------------------------------------------------------ system records
+    # Small records that belong to the service rather than to a collection (API keys, ...),
+    # under a reserved prefix of the default column family: no collection name can reach them.
+    @staticmethod
+    def _system_key(namespace: str, key: str = "") -> bytes:
+        if not namespace or "\x00" in namespace or "\x00" in key:
+            raise InvalidArgument(f"bad system record name {namespace!r}/{key!r}: non-empty, no NUL")
+        return b"system\x00" + namespace.encode() + b"\x00" + key.encode()
+
+    def put_system(self, namespace: str, key: str, value: bytes) -> None:
+        """Store (or replace) one system record, synced: it survives a crash once this returns."""
+        with self._write_lock:
+            self._db.put(self._system_key(namespace, key), value, self._write_options(sync=True))
+
+    def get_system(self, namespace: str, key: str) -> bytes | None:
+        return self._db.get(self._system_key(namespace, key))
+
+    def delete_system(self, namespace: str, key: str) -> None:
+        with self._write_lock:
+            self._db.delete(self._system_key(namespace, key), self._write_options(sync=True))
+
+    def scan_system(self, namespace: str) -> Iterator[tuple[str, bytes]]:
+        """Every (key, value) of `namespace`, in key order."""
+        prefix = self._system_key(namespace)
+        for raw_key, value in self._scan(self._db, prefix):
+            yield raw_key[len(prefix):].decode(), value
+
     # ------------------------------------------------------------------ writes
     def write(
         self,
@@ -265,6 +293,14 @@ class Store:
         prefix = collection.encode() + b"\x00"
         raws = self._cf["iids"].get([prefix + _u64(int(i)) for i in iids]) if len(iids) else []
         return [None if raw is None else raw.decode() for raw in raws]
+
+    def iter_documents(self, collection: str) -> Iterator[StoredDoc]:
+        """Every live document of `collection` (without vectors), in document-id order."""
+        prefix = collection.encode() + b"\x00"
+        for key, raw in self._scan(self._cf["docs"], prefix):
+            rec = json.loads(raw)
+            yield StoredDoc(key[len(prefix):].decode(), rec["text"], rec["metadata"], rec["tenant"], {},
+                            rec["iid"], rec["seq"])
 
     def iter_vectors(
         self, collection: str, vector_name: str, *, batch_size: int = 65536

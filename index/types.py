@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-
 from lamina.index.errors import InvalidArgument
 
 Metric = Literal["ip", "l2"]
@@ -137,15 +136,97 @@ class IndexConfig:
         return cls(**data)
 
 
+def _strict_from_dict(cls: type, data: Mapping[str, Any], what: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise InvalidArgument(f"{what} must be an object, got {type(data).__name__}")
+    unknown = set(data) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise InvalidArgument(f"unknown {what} option(s): {', '.join(sorted(map(str, unknown)))}")
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class SparseConfig:
+    """The sparse first stage of a collection.
+
+    encoder: "bm25" (BM25 over the all-MiniLM-L6-v2 WordPiece vocabulary, no model) or a local
+    sentence-transformers SparseEncoder (SPLADE-style) directory. index: options of the
+    Seismic-style index (`lamina.index.sparse.SeismicConfig`: n_postings, query_cut, heap_factor, ...).
+    """
+
+    encoder: str = "bm25"
+    index: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.encoder, str) or not self.encoder:
+            raise InvalidArgument(f"sparse encoder must be a non-empty string, got {self.encoder!r}")
+        if not isinstance(self.index, Mapping):
+            raise InvalidArgument(f"sparse index options must be an object, got {type(self.index).__name__}")
+        from lamina.index.sparse import (
+            SeismicConfig,  # validates the options, naming a bad one
+        )
+
+        SeismicConfig.from_dict(dict(self.index))
+        object.__setattr__(self, "index", dict(self.index))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"encoder": self.encoder, "index": dict(self.index)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SparseConfig:
+        return _strict_from_dict(cls, data, "sparse")
+
+
+TOKEN_CODECS_HINT = "float16, or pqN (N bytes per token)"
+
+
+@dataclass(frozen=True)
+class MultivectorConfig:
+    """Token vectors kept for late-interaction (MaxSim) reranking.
+
+    encoder: a sentence-transformers model name or local directory whose contextual token
+    embeddings are stored (default: the dense encoder's). codec: how the token store keeps
+    them (float16, or a compressed codec of `lamina.index.multivector.TokenCodec`).
+    """
+
+    encoder: str = DEFAULT_ENCODER
+    codec: str = "float16"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.encoder, str) or not self.encoder:
+            raise InvalidArgument(f"multivector encoder must be a non-empty string, got {self.encoder!r}")
+        if not isinstance(self.codec, str) or not self.codec:
+            raise InvalidArgument(f"multivector codec must be a non-empty string ({TOKEN_CODECS_HINT})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MultivectorConfig:
+        return _strict_from_dict(cls, data, "multivector")
+
+
+PAYLOAD_KINDS: tuple[str, ...] = ("keyword", "numeric")
+
+
 @dataclass(frozen=True)
 class CollectionConfig:
-    """A collection's schema. `encoder` is None for a vectors-only collection."""
+    """A collection's schema.
+
+    encoder: the dense text encoder, None for a vectors-only collection. sparse: the sparse
+    first stage (None: none). multivector: token vectors for reranking (None: none).
+    payload: metadata fields indexed for filtering, key -> "keyword" | "numeric"; a filter
+    may only name indexed fields.
+    """
 
     name: str
     dim: int
     metric: str = "ip"
     index: IndexConfig = field(default_factory=IndexConfig)
     encoder: str | None = DEFAULT_ENCODER
+    sparse: SparseConfig | None = None
+    multivector: MultivectorConfig | None = None
+    payload: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -153,16 +234,34 @@ class CollectionConfig:
             raise InvalidArgument(f"dimension must be an integer in [1, 65536], got {self.dim!r}")
         if self.metric not in METRICS:
             raise InvalidArgument(f"unknown metric {self.metric!r}; expected one of {', '.join(METRICS)}")
+        if (self.sparse is not None or self.multivector is not None) and self.encoder is None:
+            raise InvalidArgument("sparse and multivector fields are encoded from text: the collection needs an encoder")
+        if not isinstance(self.payload, Mapping):
+            raise InvalidArgument(f"payload schema must map field -> kind, got {type(self.payload).__name__}")
+        from lamina.index.filters import check_key
+
+        for key, kind in self.payload.items():
+            check_key(key)
+            if kind not in PAYLOAD_KINDS:
+                raise InvalidArgument(f"payload field {key!r}: unknown kind {kind!r}; expected one of "
+                                      f"{', '.join(PAYLOAD_KINDS)}")
+        object.__setattr__(self, "payload", dict(self.payload))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["index"] = self.index.to_dict()
+        data["sparse"] = None if self.sparse is None else self.sparse.to_dict()
+        data["multivector"] = None if self.multivector is None else self.multivector.to_dict()
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CollectionConfig:
         data = dict(data)
         data["index"] = IndexConfig.from_dict(data.get("index") or {})
+        if data.get("sparse") is not None:
+            data["sparse"] = SparseConfig.from_dict(data["sparse"])
+        if data.get("multivector") is not None:
+            data["multivector"] = MultivectorConfig.from_dict(data["multivector"])
         return cls(**data)
 
 

