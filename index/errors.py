@@ -40,3 +40,11 @@ class CorruptIndex(LaminaError):
 
     Never fatal for a collection: it rebuilds the index from the store.
     """
+
+
+class Unauthenticated(LaminaError):
+    """The caller sent no API key, or one the server does not know."""
+
+
+class PermissionDenied(LaminaError):
+    """The caller's key does not hold the right the operation needs."""

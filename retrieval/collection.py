@@ -222,13 +222,16 @@ class Collection:
             self.sparse_encoder.update(texts)
 
     # ------------------------------------------------------------------ writes
-    def upsert(self, points: Iterable[Document | Mapping[str, Any]], *, wait: bool = False) -> list[RowResult]:
+    def upsert(self, points: Iterable[Document | Mapping[str, Any]], *, wait: bool = False,
+               tenant: str | None = None) -> list[RowResult]:
         """Insert or replace points; returns one RowResult per point, in order.
 
         A point needs an id and a vector or a text to embed. Invalid points are reported in
         their RowResult and not written; the valid ones are written in one atomic batch with
         every vector the collection keeps (dense; sparse and token vectors of the text).
-        `wait=True` returns only after the write is synced to disk.
+        `wait=True` returns only after the write is synced to disk. With `tenant` (a caller
+        bound to a tenant), points belong to that tenant: a point naming another tenant, or
+        whose id another tenant's point holds, fails its row.
         """
         rows = list(points)
         if len(rows) > MAX_BATCH:
@@ -238,10 +241,24 @@ class Collection:
         positions: list[int] = []
         for i, row in enumerate(rows):
             try:
-                docs.append(self._check_point(row))
+                doc = self._check_point(row)
+                if tenant is not None:
+                    if doc.tenant not in (None, tenant):
+                        raise InvalidArgument(f"point {doc.id!r} names tenant {doc.tenant!r}; this caller "
+                                              f"writes only tenant {tenant!r}")
+                    doc.tenant = tenant
+                docs.append(doc)
                 positions.append(i)
             except InvalidArgument as exc:
                 results[i] = RowResult(i, _row_id(row), str(exc))
+        if tenant is not None and docs:
+            taken = {d.id for d in self.store.get_documents(self.name, [d.id for d in docs])
+                     if d is not None and d.tenant != tenant}
+            for j in [j for j, d in enumerate(docs) if d.id in taken]:
+                results[positions[j]] = RowResult(positions[j], docs[j].id,
+                                                  f"id {docs[j].id!r} is not available to tenant {tenant!r}")
+            keep = [j for j, d in enumerate(docs) if d.id not in taken]
+            docs, positions = [docs[j] for j in keep], [positions[j] for j in keep]
 
         if docs:
             stored = self._encode(docs)
@@ -476,16 +493,16 @@ class Collection:
                    allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         started = time.perf_counter()
         info: dict[str, Any] = {"kind": stage.kind, "limit": limit}
+        params = {key: _integral(key, v) for key, v in stage.params.items()}
         if allowed is not None and not len(allowed):
             ids, scores = np.empty(0, np.int64), np.empty(0, np.float32)
             info["plan"] = "empty"
         elif stage.kind == "dense":
-            params = {key: _integral(key, v) for key, v in stage.params.items()}
             scores, ids, info["plan"] = self._dense_stage(q, limit, allowed, params)
         else:
             if self.indexes.sparse is None:
                 raise InvalidArgument(f"collection {self.name!r} has no sparse field: search it with mode dense")
-            scores, ids = self.indexes.sparse.search(q, limit, allowed=allowed, params=dict(stage.params) or None)
+            scores, ids = self.indexes.sparse.search(q, limit, allowed=allowed, params=params or None)
             scores, ids = scores[0], ids[0]
             info["plan"] = "sparse" if allowed is None else "sparse-filtered"
         valid = ids >= 0

@@ -20,17 +20,30 @@ The client is thread-safe: gRPC channels multiplex concurrent calls.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
 import numpy as np
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from lamina.index.errors import InvalidArgument, NotFound
-from lamina.index.types import DEFAULT_ENCODER, CollectionConfig, Document, Hit, IndexConfig, RowResult
+from lamina.index.filters import Filter
+from lamina.index.types import (
+    DEFAULT_ENCODER,
+    CollectionConfig,
+    Document,
+    Hit,
+    IndexConfig,
+    MultivectorConfig,
+    RowResult,
+    SparseConfig,
+)
+from lamina.retrieval.query import Rerank, SearchRequest, SearchResult
 from lamina.service import convert
+from lamina.service.auth import with_api_key
 from lamina.service.status import from_rpc_error
 from lamina.service.v1 import (
     collections_pb2,
@@ -89,15 +102,19 @@ class Client:
         *,
         timeout: float | None = DEFAULT_TIMEOUT_S,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        api_key: str | None = None,
     ) -> None:
+        """`api_key` (default: $LAMINA_API_KEY) is sent as `authorization: Bearer <key>` on every call."""
         self.target = target
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(target, options=[
+        self._raw_channel = grpc.insecure_channel(target, options=[
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
         ])
+        self._channel = with_api_key(self._raw_channel, api_key or os.environ.get("LAMINA_API_KEY"))
         self._collections = collections_pb2_grpc.CollectionsStub(self._channel)
         self._points = points_pb2_grpc.PointsStub(self._channel)
+        self._tenants = points_pb2_grpc.TenantsStub(self._channel)
         self._search = search_pb2_grpc.SearchStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -111,7 +128,7 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        self._channel.close()
+        self._raw_channel.close()
 
     def _call(self, method: Callable[..., Response], request: Any) -> Response:
         try:
@@ -123,7 +140,7 @@ class Client:
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Block until the channel connects (e.g. right after starting a server); TimeoutError otherwise."""
         try:
-            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+            grpc.channel_ready_future(self._raw_channel).result(timeout=timeout)
         except grpc.FutureTimeoutError:
             raise TimeoutError(f"no Lamina server answered at {self.target} within {timeout} s") from None
 
@@ -144,12 +161,32 @@ class Client:
         metric: str = "ip",
         index: IndexConfig | Mapping[str, Any] | str | None = "flat",
         encoder: str | None = DEFAULT_ENCODER,
+        sparse: SparseConfig | str | bool = True,
+        multivector: MultivectorConfig | str | bool | None = None,
+        payload: Mapping[str, str] | None = None,
     ) -> CollectionConfig:
-        """Create a collection; `dim` defaults to the encoder's. Returns the config the server stored."""
+        """Create a collection; `dim` defaults to the encoder's. Returns the config the server stored.
+
+        sparse, multivector and payload as `Database.create_collection`.
+        """
         request = collections_pb2.CreateCollectionRequest(
             name=name, metric=convert.metric_to_proto(metric),
             index=convert.index_config_to_proto(_as_index_config(index)),
+            payload=convert.payload_to_proto(payload or {}),
         )
+        if sparse is False or sparse is None:
+            request.no_sparse = True
+        elif sparse is not True:
+            config = SparseConfig(encoder=sparse) if isinstance(sparse, str) else sparse
+            request.sparse.CopyFrom(convert.sparse_config_to_proto(config))
+        if multivector:
+            if multivector is True:
+                config = MultivectorConfig(encoder=encoder or DEFAULT_ENCODER)
+            elif isinstance(multivector, str):
+                config = MultivectorConfig(encoder=multivector)
+            else:
+                config = multivector
+            request.multivector.CopyFrom(convert.multivector_config_to_proto(config))
         if dim is not None:
             request.dim = _check_int(dim, "dimension", 0, 2**32 - 1)  # the server judges 0
         if encoder is not None:
@@ -209,6 +246,25 @@ class Client:
                 raise InvalidArgument(f"document id must be a non-empty string, got {doc_id!r}")
         return ids
 
+    def count(self, collection: str, *, tenant: str | None = None,
+              filter: Filter | Mapping[str, Any] | None = None) -> int:
+        """Points of `collection` (of `tenant`, matching `filter`)."""
+        request = points_pb2.CountPointsRequest(collection=collection)
+        convert.filter_to_proto(filter, request.filter)
+        if tenant is not None:
+            request.tenant = tenant
+        return int(self._call(self._points.Count, request).count)
+
+    def tenants(self, collection: str) -> dict[str, int]:
+        """Every tenant of `collection` with its number of points (a tenant key sees itself only)."""
+        response = self._call(self._tenants.List, points_pb2.ListTenantsRequest(collection=collection))
+        return {t.tenant: int(t.count) for t in response.tenants}
+
+    def delete_tenant(self, collection: str, tenant: str, *, wait: bool = False) -> int:
+        """Delete every point of `tenant`; returns how many there were."""
+        request = points_pb2.DeleteTenantRequest(collection=collection, tenant=tenant, wait=wait)
+        return int(self._call(self._tenants.Delete, request).deleted)
+
     # ------------------------------------------------------------------ search
     def search(
         self,
@@ -216,23 +272,33 @@ class Client:
         query: str | np.ndarray | Sequence[float],
         k: int = 10,
         *,
-        params: Mapping[str, int] | None = None,
+        mode: str = "dense",
+        params: Mapping[str, float] | None = None,
+        fusion: str = "rrf",
+        rerank: Rerank | int | None = None,
+        filter: Filter | Mapping[str, Any] | None = None,
+        tenant: str | None = None,
         with_payload: bool = True,
     ) -> list[Hit]:
-        """The k nearest points to a text (embedded by the server) or a vector, best first."""
-        request = search_pb2.SearchRequest(
-            collection=collection,
-            k=_check_int(k, "k", -_INT32_MAX - 1, _INT32_MAX),  # k <= 0 is the server's to reject
-            with_payload=with_payload,
-        )
-        if isinstance(query, str):
-            request.text = query
-        else:
-            convert.vector_to_proto(query, "query vector", out=request.vector)
-        for name, value in (params or {}).items():
-            request.params[name] = _check_int(value, f"search parameter {name}", -_INT64_MAX - 1, _INT64_MAX)
-        response = self._call(self._search.Search, request)
-        return [convert.hit_from_proto(h) for h in response.hits]
+        """The k best points for a text (encoded by the server) or a vector, best first.
+
+        The options are those of the in-process `Collection.search`; `query` takes every option.
+        """
+        _check_int(k, "k", -_INT32_MAX - 1, _INT32_MAX)
+        request = SearchRequest.simple(query, k if k > 0 else 1, mode=mode, params=params, fusion=fusion,
+                                       rerank=rerank, filter=filter, tenant=tenant, with_payload=with_payload)
+        message = convert.search_request_to_proto(collection, request)
+        message.k = k  # k <= 0 is the server's to reject, with its own message
+        return self._search_message(message).hits
+
+    def query(self, collection: str, request: SearchRequest) -> SearchResult:
+        """Run a full SearchRequest (first stages, fusion, rerank, filter, tenant, explain)."""
+        return self._search_message(convert.search_request_to_proto(collection, request))
+
+    def _search_message(self, message: search_pb2.SearchRequest) -> SearchResult:
+        response = self._call(self._search.Search, message)
+        explain = json_format.MessageToDict(response.explain) if response.HasField("explain") else None
+        return SearchResult([convert.hit_from_proto(h) for h in response.hits], explain)
 
 
 class RemoteCollection:
@@ -258,15 +324,17 @@ class RemoteCollection:
     def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Document | None]:
         return self.client.get(self.name, ids, with_vectors=with_vectors)
 
-    def search(
-        self,
-        query: str | np.ndarray | Sequence[float],
-        k: int = 10,
-        *,
-        params: Mapping[str, int] | None = None,
-        with_payload: bool = True,
-    ) -> list[Hit]:
-        return self.client.search(self.name, query, k, params=params, with_payload=with_payload)
+    def search(self, query: str | np.ndarray | Sequence[float], k: int = 10, **options: Any) -> list[Hit]:
+        return self.client.search(self.name, query, k, **options)
 
-    def count(self) -> int:
-        return self.client.get_collection(self.name).count
+    def query(self, request: SearchRequest) -> SearchResult:
+        return self.client.query(self.name, request)
+
+    def count(self, *, tenant: str | None = None, filter: Filter | Mapping[str, Any] | None = None) -> int:
+        return self.client.count(self.name, tenant=tenant, filter=filter)
+
+    def tenants(self) -> dict[str, int]:
+        return self.client.tenants(self.name)
+
+    def delete_tenant(self, tenant: str, *, wait: bool = False) -> int:
+        return self.client.delete_tenant(self.name, tenant, wait=wait)

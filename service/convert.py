@@ -21,10 +21,22 @@ from typing import Any
 
 import numpy as np
 from google.protobuf import struct_pb2
-
 from lamina.index.errors import InvalidArgument
-from lamina.index.types import CollectionConfig, Document, Hit, IndexConfig, RowResult, as_document
+from lamina.index.filters import Filter, Match, MatchAny, Range, as_filter
+from lamina.index.sparse import SparseBatch
+from lamina.index.types import (
+    CollectionConfig,
+    Document,
+    Hit,
+    IndexConfig,
+    MultivectorConfig,
+    RowResult,
+    SparseConfig,
+    as_document,
+)
+from lamina.retrieval.query import Fusion, Rerank, SearchRequest, Stage
 from lamina.service.v1 import common_pb2 as pb
+from lamina.service.v1 import search_pb2
 
 MAX_EXACT_INT = 2**53  # the largest magnitude a double holds exactly, with every integer below it
 
@@ -32,6 +44,8 @@ METRIC_TO_PROTO: dict[str, int] = {"ip": pb.METRIC_IP, "l2": pb.METRIC_L2}
 METRIC_FROM_PROTO: dict[int, str] = {v: k for k, v in METRIC_TO_PROTO.items()}
 INDEX_KIND_TO_PROTO: dict[str, int] = {"flat": pb.INDEX_KIND_FLAT, "ivf": pb.INDEX_KIND_IVF, "hnsw": pb.INDEX_KIND_HNSW}
 INDEX_KIND_FROM_PROTO: dict[int, str] = {v: k for k, v in INDEX_KIND_TO_PROTO.items()}
+PAYLOAD_KIND_TO_PROTO: dict[str, int] = {"keyword": pb.PAYLOAD_KIND_KEYWORD, "numeric": pb.PAYLOAD_KIND_NUMERIC}
+PAYLOAD_KIND_FROM_PROTO: dict[int, str] = {v: k for k, v in PAYLOAD_KIND_TO_PROTO.items()}
 _INDEX_PARAMS = ("nlist", "nprobe", "hnsw_m", "ef_construction", "ef_search", "gpu")
 
 
@@ -72,13 +86,47 @@ def index_config_from_proto(message: pb.IndexConfig) -> IndexConfig:
     return IndexConfig(**params)
 
 
+def sparse_config_to_proto(config: SparseConfig) -> pb.SparseConfig:
+    return pb.SparseConfig(encoder=config.encoder, index=metadata_to_proto(config.index, exact=False))
+
+
+def sparse_config_from_proto(message: pb.SparseConfig) -> SparseConfig:
+    return SparseConfig(encoder=message.encoder or "bm25", index=metadata_from_proto(message.index))
+
+
+def multivector_config_to_proto(config: MultivectorConfig) -> pb.MultivectorConfig:
+    return pb.MultivectorConfig(encoder=config.encoder, codec=config.codec)
+
+
+def multivector_config_from_proto(message: pb.MultivectorConfig) -> MultivectorConfig:
+    defaults = MultivectorConfig()
+    return MultivectorConfig(encoder=message.encoder or defaults.encoder, codec=message.codec or defaults.codec)
+
+
+def payload_to_proto(payload: Mapping[str, str]) -> dict[str, int]:
+    return {key: PAYLOAD_KIND_TO_PROTO[kind] for key, kind in payload.items()}
+
+
+def payload_from_proto(payload: Mapping[str, int]) -> dict[str, str]:
+    out = {}
+    for key, kind in payload.items():
+        if kind not in PAYLOAD_KIND_FROM_PROTO:
+            raise InvalidArgument(f"payload field {key!r}: unknown or unspecified payload kind {kind}")
+        out[key] = PAYLOAD_KIND_FROM_PROTO[kind]
+    return out
+
+
 def collection_config_to_proto(config: CollectionConfig) -> pb.CollectionConfig:
     message = pb.CollectionConfig(
         name=config.name, dim=config.dim, metric=metric_to_proto(config.metric),
-        index=index_config_to_proto(config.index),
+        index=index_config_to_proto(config.index), payload=payload_to_proto(config.payload),
     )
     if config.encoder is not None:
         message.encoder = config.encoder
+    if config.sparse is not None:
+        message.sparse.CopyFrom(sparse_config_to_proto(config.sparse))
+    if config.multivector is not None:
+        message.multivector.CopyFrom(multivector_config_to_proto(config.multivector))
     return message
 
 
@@ -89,6 +137,9 @@ def collection_config_from_proto(message: pb.CollectionConfig) -> CollectionConf
         metric=metric_from_proto(message.metric),
         index=index_config_from_proto(message.index),
         encoder=message.encoder if message.HasField("encoder") else None,
+        sparse=sparse_config_from_proto(message.sparse) if message.HasField("sparse") else None,
+        multivector=multivector_config_from_proto(message.multivector) if message.HasField("multivector") else None,
+        payload=payload_from_proto(message.payload),
     )
 
 
@@ -185,7 +236,131 @@ def vector_from_proto(message: pb.Vector, what: str = "vector") -> np.ndarray:
     kind = message.WhichOneof("kind")
     if kind == "dense":
         return np.array(message.dense.values, dtype=np.float32)
-    raise InvalidArgument(f"{what} has no kind this server supports (expected dense)")
+    raise InvalidArgument(f"{what} has no kind this server supports here (expected dense)")
+
+
+def sparse_to_proto(weights: SparseBatch | Mapping[int, float], out: pb.Vector | None = None) -> pb.Vector:
+    """One sparse vector ({term: weight} or a one-row SparseBatch) as a Vector."""
+    if isinstance(weights, SparseBatch):
+        if len(weights) != 1:
+            raise InvalidArgument(f"a sparse query is one vector, got {len(weights)}")
+        terms, values = weights.row(0)
+    else:
+        terms, values = list(weights.keys()), list(weights.values())
+    if out is None:
+        out = pb.Vector()
+    out.sparse.SetInParent()
+    try:
+        out.sparse.indices.extend(int(t) for t in terms)
+        out.sparse.values.extend(float(v) for v in values)
+    except (TypeError, ValueError) as exc:  # a negative term id does not fit a uint32
+        raise InvalidArgument(f"sparse vector has a term id or weight the wire cannot carry: {exc}") from None
+    return out
+
+
+def query_from_proto(message: Any, what: str = "query") -> str | np.ndarray | SparseBatch | None:
+    """The text, dense vector or sparse weights of a message with a `query` oneof (None: absent)."""
+    which = message.WhichOneof("query")
+    if which == "text":
+        return message.text
+    if which != "vector":
+        return None
+    if message.vector.WhichOneof("kind") == "sparse":
+        sparse = message.vector.sparse
+        if len(sparse.indices) != len(sparse.values):
+            raise InvalidArgument(f"{what}: sparse vector has {len(sparse.indices)} indices "
+                                  f"but {len(sparse.values)} values")
+        return SparseBatch(np.array([0, len(sparse.indices)]), np.array(sparse.indices, dtype=np.int64),
+                           np.array(sparse.values, dtype=np.float32))
+    return vector_from_proto(message.vector, f"{what} vector")
+
+
+# ---------------------------------------------------------------------------- filters
+def _scalar_to_proto(value: Any, out: pb.Scalar) -> pb.Scalar:
+    if isinstance(value, bool):
+        out.flag = value
+    elif isinstance(value, (int, np.integer)):
+        out.integer = int(value)
+    elif isinstance(value, (float, np.floating)):
+        out.number = float(value)
+    elif isinstance(value, str):
+        out.text = value
+    else:
+        raise InvalidArgument(f"filter value {value!r} is not a string, number or bool")
+    return out
+
+
+def _scalar_from_proto(message: pb.Scalar, where: str) -> Any:
+    which = message.WhichOneof("value")
+    if which is None:
+        raise InvalidArgument(f"{where}: a filter value must be set")
+    return {"text": message.text, "integer": message.integer, "number": message.number, "flag": message.flag}[which]
+
+
+def filter_to_proto(flt: Filter | Mapping[str, Any] | None, out: pb.Filter | None = None) -> pb.Filter:
+    """A Filter (or its JSON form) as a protobuf Filter."""
+    if out is None:
+        out = pb.Filter()
+    flt = as_filter(flt)
+    if flt is None:
+        return out
+    for clause in ("must", "should", "must_not"):
+        for condition in getattr(flt, clause):
+            item = getattr(out, clause).add()
+            if isinstance(condition, Filter):
+                filter_to_proto(condition, item.filter)
+                continue
+            field = item.field
+            field.key = condition.key
+            if isinstance(condition, Match):
+                _scalar_to_proto(condition.value, field.match)
+            elif isinstance(condition, MatchAny):
+                for value in condition.values:
+                    _scalar_to_proto(value, field.any.values.add())
+            elif isinstance(condition, Range):
+                for bound in ("lt", "lte", "gt", "gte"):
+                    value = getattr(condition, bound)
+                    if value is not None:
+                        _scalar_to_proto(value, getattr(field.range, bound))
+            else:
+                field.exists = True
+    return out
+
+
+def filter_from_proto(message: pb.Filter, where: str = "filter") -> Filter | None:
+    """The Filter of a protobuf Filter (None when it has no condition), validated with its JSON form."""
+    def as_dict(msg: pb.Filter, path: str) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for clause in ("must", "should", "must_not"):
+            items = []
+            for i, condition in enumerate(getattr(msg, clause)):
+                at = f"{path}.{clause}[{i}]"
+                which = condition.WhichOneof("kind")
+                if which == "filter":
+                    items.append(as_dict(condition.filter, at))
+                    continue
+                if which is None:
+                    raise InvalidArgument(f"{at}: a condition needs a field condition or a nested filter")
+                field = condition.field
+                kind = field.WhichOneof("condition")
+                if kind == "match":
+                    items.append({"key": field.key, "match": {"value": _scalar_from_proto(field.match, at)}})
+                elif kind == "any":
+                    items.append({"key": field.key,
+                                  "match": {"any": [_scalar_from_proto(v, at) for v in field.any.values]}})
+                elif kind == "range":
+                    bounds = {b: _scalar_from_proto(getattr(field.range, b), at)
+                              for b in ("lt", "lte", "gt", "gte") if field.range.HasField(b)}
+                    items.append({"key": field.key, "range": bounds})
+                elif kind == "exists":
+                    items.append({"key": field.key, "exists": field.exists})
+                else:
+                    raise InvalidArgument(f"{at} (field {field.key!r}): a condition needs match, any, range or exists")
+            if items:
+                data[clause] = items
+        return data
+
+    return as_filter(Filter.from_dict(as_dict(message, where)))
 
 
 # ---------------------------------------------------------------------------- points
@@ -260,3 +435,88 @@ def row_result_from_proto(message: pb.RowResult) -> RowResult:
         id=message.id if message.HasField("id") else None,
         error=message.error if message.HasField("error") else None,
     )
+
+
+# ---------------------------------------------------------------------------- search requests
+STAGE_KIND_TO_PROTO: dict[str, int] = {"dense": search_pb2.STAGE_KIND_DENSE, "sparse": search_pb2.STAGE_KIND_SPARSE}
+STAGE_KIND_FROM_PROTO: dict[int, str] = {search_pb2.STAGE_KIND_UNSPECIFIED: "dense",
+                                         **{v: k for k, v in STAGE_KIND_TO_PROTO.items()}}
+FUSION_TO_PROTO: dict[str, int] = {"rrf": search_pb2.FUSION_METHOD_RRF, "weighted": search_pb2.FUSION_METHOD_WEIGHTED}
+FUSION_FROM_PROTO: dict[int, str] = {search_pb2.FUSION_METHOD_UNSPECIFIED: "rrf",
+                                     **{v: k for k, v in FUSION_TO_PROTO.items()}}
+DEFAULT_K = 10
+
+
+def _enum(table: Mapping[int, str], value: int, what: str) -> str:
+    if value not in table:
+        raise InvalidArgument(f"unknown {what} enum value {value}")
+    return table[value]
+
+
+def _set_query(message: Any, query: Any, what: str) -> None:
+    if query is None:
+        return
+    if isinstance(query, str):
+        message.text = query
+    elif isinstance(query, (SparseBatch, Mapping)):
+        sparse_to_proto(query, out=message.vector)
+    else:
+        vector_to_proto(query, what, out=message.vector)
+
+
+def search_request_to_proto(collection: str, request: SearchRequest) -> search_pb2.SearchRequest:
+    message = search_pb2.SearchRequest(collection=collection, k=request.k, with_payload=request.with_payload,
+                                       explain=request.explain)
+    _set_query(message, request.query, "query vector")
+    default = len(request.stages) == 1 and request.stages[0].kind == "dense" and request.stages[0].query is None \
+        and request.stages[0].limit is None
+    if default:
+        message.params.update({k: float(v) for k, v in request.stages[0].params.items()})
+    else:
+        for stage in request.stages:
+            prefetch = message.prefetch.add(kind=STAGE_KIND_TO_PROTO[stage.kind])
+            _set_query(prefetch, stage.query, "prefetch vector")
+            if stage.limit is not None:
+                prefetch.limit = stage.limit
+            prefetch.params.update({k: float(v) for k, v in stage.params.items()})
+    message.fusion.method = FUSION_TO_PROTO[request.fusion.method]
+    if request.fusion.weights is not None:
+        message.fusion.weights.extend(request.fusion.weights)
+    message.fusion.rrf_k = request.fusion.rrf_k
+    if request.rerank is not None:
+        message.rerank.kappa = request.rerank.kappa
+        if request.rerank.alpha is not None:
+            message.rerank.alpha = request.rerank.alpha
+        if request.rerank.beta is not None:
+            message.rerank.beta = request.rerank.beta
+    filter_to_proto(request.filter, message.filter)
+    if request.tenant is not None:
+        message.tenant = request.tenant
+    return message
+
+
+def search_request_from_proto(message: search_pb2.SearchRequest, *, tenant: str | None = None) -> SearchRequest:
+    """The domain request; `tenant`, when given (from the caller's API key), overrides the message's."""
+    query = query_from_proto(message)
+    if query is None:
+        raise InvalidArgument("the search request has neither a text nor a vector query")
+    if message.prefetch:
+        stages = tuple(
+            Stage(_enum(STAGE_KIND_FROM_PROTO, p.kind, "stage kind"), query_from_proto(p, f"prefetch {i}"),
+                  p.limit if p.HasField("limit") else None, dict(p.params))
+            for i, p in enumerate(message.prefetch))
+    else:
+        kind = "sparse" if isinstance(query, SparseBatch) else "dense"
+        stages = (Stage(kind, params=dict(message.params)),)
+    fusion = Fusion(_enum(FUSION_FROM_PROTO, message.fusion.method, "fusion method"),
+                    tuple(message.fusion.weights) or None,
+                    message.fusion.rrf_k if message.fusion.HasField("rrf_k") else 60.0)
+    rerank = None
+    if message.HasField("rerank"):
+        r = message.rerank
+        rerank = Rerank(r.kappa, r.alpha if r.HasField("alpha") else None, r.beta if r.HasField("beta") else None)
+    return SearchRequest(
+        query, message.k if message.HasField("k") else DEFAULT_K, stages, fusion, rerank,
+        filter_from_proto(message.filter),
+        tenant if tenant is not None else (message.tenant if message.HasField("tenant") else None),
+        message.with_payload if message.HasField("with_payload") else True, message.explain)

@@ -5,6 +5,8 @@ overload is answered with RESOURCE_EXHAUSTED instead of an unbounded queue, `grp
 (SERVING for "" and for every service), reflection (so `grpcurl` works without the protos),
 and a graceful stop that marks every service NOT_SERVING *before* it stops taking calls, so
 that load balancers drain the server while in-flight calls finish.
+API keys and the access rule of every method are enforced by one interceptor
+(`lamina.service.auth`): off until a key exists, unless `auth="on"`.
 
 Entry points, from the most to the least configurable:
 
@@ -31,6 +33,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from lamina.retrieval.collection import Database
+from lamina.service.auth import KeyStore, make_interceptor
 from lamina.service.servicer import add_servicers
 
 log = logging.getLogger(__name__)
@@ -62,18 +65,25 @@ async def build_server(
     workers: int | None = None,
     executor: Executor | None = None,
     health_servicer: HealthServicer | None = None,
+    auth: str = "auto",
+    api_keys_file: str | Path | None = None,
+    keys: KeyStore | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """A bound, not yet started server over `database`, and the port it bound (port 0: a free one).
 
     Handlers run on `executor`, or on a new pool of `workers` threads (default: one per core).
     Pass `health_servicer` to be able to mark the services NOT_SERVING later (`graceful_stop`).
+    API keys (`lamina.service.auth`) come from the store and `api_keys_file`, or are `keys`; `auth`
+    is "auto" (enforced once any key exists), "on" or "off".
     A coroutine because the health servicer is an asyncio one: call it in the loop that serves.
     """
     if executor is None:
         executor = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 4, thread_name_prefix="lamina-rpc")
     if health_servicer is None:
         health_servicer = HealthServicer()
+    interceptor = make_interceptor(database.store, auth=auth, api_keys_file=api_keys_file, keys=keys)
     server = grpc.aio.server(
+        interceptors=[interceptor],
         options=[
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),

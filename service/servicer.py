@@ -1,10 +1,15 @@
-"""The gRPC servicers of `lamina.v1`: Collections, Points and Search over one `Database`.
+"""The gRPC servicers of `lamina.v1`: Collections, Points, Tenants and Search over one `Database`.
 
 Thin by design (Feast's registry server is the model): each RPC converts the request with
 `lamina.service.convert`, calls `Database`/`Collection`, and converts the answer back. The
 handler bodies are plain synchronous functions run on a thread pool, never on the event
 loop: faiss and RocksDB release the GIL, so searches and writes proceed in parallel while
 the loop keeps accepting calls. Errors map to status codes in one place, `lamina.service.status`.
+
+Every handler gets the caller's `Principal` (set by the auth interceptor, `lamina.service.auth`).
+A principal bound to a tenant is confined to it here, never by the client's own filter: its
+writes are its tenant's, and its reads, counts, deletes and searches see nothing else (another
+tenant's ids look exactly like ids that do not exist).
 """
 
 from __future__ import annotations
@@ -16,12 +21,11 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import grpc
-import numpy as np
-
 from lamina.index.errors import InvalidArgument, ResourceExhausted
 from lamina.index.types import Document, RowResult
 from lamina.retrieval.collection import MAX_BATCH, Database
 from lamina.service import convert
+from lamina.service.auth import Principal, current_principal
 from lamina.service.status import to_status
 from lamina.service.v1 import (
     collections_pb2,
@@ -44,13 +48,16 @@ class _Handler:
         self.database = database
         self.executor = executor
 
-    async def _run(self, context: grpc.aio.ServicerContext, handler: Callable[[Request], Response],
+    async def _run(self, context: grpc.aio.ServicerContext, handler: Callable[[Request, Principal], Response],
                    request: Request) -> Response:
-        """Run `handler(request)` on the executor, stamp the response's `time`, map errors to a status."""
+        """Run `handler(request, principal)` on the executor, stamp the response's `time`, map errors
+        to a status. The principal (who calls, bound to which tenant) is read here, in the call's own
+        context, where the auth interceptor set it."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
+        principal = current_principal()
         try:
-            response: Any = await loop.run_in_executor(self.executor, handler, request)
+            response: Any = await loop.run_in_executor(self.executor, handler, request, principal)
         except Exception as exc:  # LaminaError -> its code; anything else -> INTERNAL, logged
             code, details = to_status(exc)
             await context.abort(code, details)
@@ -76,26 +83,41 @@ class CollectionsServicer(_Handler, collections_pb2_grpc.CollectionsServicer):
                    context: grpc.aio.ServicerContext) -> collections_pb2.DropCollectionResponse:
         return await self._run(context, self._drop, request)
 
-    def _create(self, request: collections_pb2.CreateCollectionRequest) -> collections_pb2.CreateCollectionResponse:
+    def _create(self, request: collections_pb2.CreateCollectionRequest,
+                principal: Principal) -> collections_pb2.CreateCollectionResponse:
+        sparse: Any = None if request.no_sparse else True
+        if request.HasField("sparse"):
+            if request.no_sparse:
+                raise InvalidArgument("the request sets both sparse and no_sparse")
+            sparse = convert.sparse_config_from_proto(request.sparse)
         collection = self.database.create_collection(
             request.name,
             request.dim if request.HasField("dim") else None,
             metric=convert.metric_from_proto(request.metric),
             index=convert.index_config_from_proto(request.index) if request.HasField("index") else None,
             encoder=request.encoder if request.HasField("encoder") else None,
+            sparse=sparse,
+            multivector=convert.multivector_config_from_proto(request.multivector)
+            if request.HasField("multivector") else None,
+            payload=convert.payload_from_proto(request.payload),
         )
         return collections_pb2.CreateCollectionResponse(config=convert.collection_config_to_proto(collection.config))
 
-    def _get(self, request: collections_pb2.GetCollectionRequest) -> collections_pb2.GetCollectionResponse:
+    def _get(self, request: collections_pb2.GetCollectionRequest,
+             principal: Principal) -> collections_pb2.GetCollectionResponse:
         collection = self.database.collection(request.name)
         return collections_pb2.GetCollectionResponse(
-            config=convert.collection_config_to_proto(collection.config), count=collection.count())
+            config=convert.collection_config_to_proto(collection.config),
+            count=collection.count(tenant=principal.scope_tenant(None)))
 
-    def _list(self, request: collections_pb2.ListCollectionsRequest) -> collections_pb2.ListCollectionsResponse:
+    def _list(self, request: collections_pb2.ListCollectionsRequest,
+              principal: Principal) -> collections_pb2.ListCollectionsResponse:
         return collections_pb2.ListCollectionsResponse(
-            collections=[convert.collection_config_to_proto(c) for c in self.database.list_collections()])
+            collections=[convert.collection_config_to_proto(c) for c in self.database.list_collections()
+                         if principal.can("read", c.name)])
 
-    def _drop(self, request: collections_pb2.DropCollectionRequest) -> collections_pb2.DropCollectionResponse:
+    def _drop(self, request: collections_pb2.DropCollectionRequest,
+              principal: Principal) -> collections_pb2.DropCollectionResponse:
         self.database.drop_collection(request.name)
         return collections_pb2.DropCollectionResponse()
 
@@ -120,7 +142,11 @@ class PointsServicer(_Handler, points_pb2_grpc.PointsServicer):
                   context: grpc.aio.ServicerContext) -> points_pb2.GetPointsResponse:
         return await self._run(context, self._get, request)
 
-    def _upsert(self, request: points_pb2.UpsertPointsRequest) -> points_pb2.UpsertPointsResponse:
+    async def Count(self, request: points_pb2.CountPointsRequest,
+                    context: grpc.aio.ServicerContext) -> points_pb2.CountPointsResponse:
+        return await self._run(context, self._count, request)
+
+    def _upsert(self, request: points_pb2.UpsertPointsRequest, principal: Principal) -> points_pb2.UpsertPointsResponse:
         collection = self.database.collection(request.collection)
         if len(request.points) > MAX_BATCH:  # before converting: the limit exists to bound this work
             raise ResourceExhausted(f"batch of {len(request.points)} points exceeds the limit of {MAX_BATCH}")
@@ -135,53 +161,77 @@ class PointsServicer(_Handler, points_pb2_grpc.PointsServicer):
                 positions.append(i)
             except InvalidArgument as exc:
                 results.append(RowResult(i, point.id, str(exc)))
-        written = collection.upsert(docs, wait=request.wait)
+        written = collection.upsert(docs, wait=request.wait, tenant=principal.tenant)
         results.extend(RowResult(positions[r.index], r.id, r.error) for r in written)
         results.sort(key=lambda r: r.index)
         if results and not any(r.ok for r in results):
             raise InvalidArgument(_first_failure_message(results))
         return points_pb2.UpsertPointsResponse(results=[convert.row_result_to_proto(r) for r in results])
 
-    def _delete(self, request: points_pb2.DeletePointsRequest) -> points_pb2.DeletePointsResponse:
-        deleted = self.database.collection(request.collection).delete(list(request.ids), wait=request.wait)
+    def _delete(self, request: points_pb2.DeletePointsRequest, principal: Principal) -> points_pb2.DeletePointsResponse:
+        deleted = self.database.collection(request.collection).delete(
+            list(request.ids), wait=request.wait, tenant=principal.tenant)
         return points_pb2.DeletePointsResponse(deleted_ids=deleted)
 
-    def _get(self, request: points_pb2.GetPointsRequest) -> points_pb2.GetPointsResponse:
-        docs = self.database.collection(request.collection).get(list(request.ids), with_vectors=request.with_vectors)
+    def _get(self, request: points_pb2.GetPointsRequest, principal: Principal) -> points_pb2.GetPointsResponse:
+        docs = self.database.collection(request.collection).get(
+            list(request.ids), with_vectors=request.with_vectors, tenant=principal.tenant)
         return points_pb2.GetPointsResponse(
             points=[convert.document_to_proto(d, exact=False) for d in docs if d is not None])
 
+    def _count(self, request: points_pb2.CountPointsRequest, principal: Principal) -> points_pb2.CountPointsResponse:
+        tenant = principal.scope_tenant(request.tenant if request.HasField("tenant") else None)
+        count = self.database.collection(request.collection).count(
+            tenant=tenant, filter=convert.filter_from_proto(request.filter))
+        return points_pb2.CountPointsResponse(count=count)
+
+
+class TenantsServicer(_Handler, points_pb2_grpc.TenantsServicer):
+    async def List(self, request: points_pb2.ListTenantsRequest,
+                   context: grpc.aio.ServicerContext) -> points_pb2.ListTenantsResponse:
+        return await self._run(context, self._list, request)
+
+    async def Delete(self, request: points_pb2.DeleteTenantRequest,
+                     context: grpc.aio.ServicerContext) -> points_pb2.DeleteTenantResponse:
+        return await self._run(context, self._delete, request)
+
+    def _list(self, request: points_pb2.ListTenantsRequest, principal: Principal) -> points_pb2.ListTenantsResponse:
+        tenants = self.database.collection(request.collection).tenants()
+        if principal.tenant is not None:  # a tenant key sees itself only
+            tenants = {t: n for t, n in tenants.items() if t == principal.tenant}
+        return points_pb2.ListTenantsResponse(
+            tenants=[points_pb2.TenantCount(tenant=t, count=n) for t, n in tenants.items()])
+
+    def _delete(self, request: points_pb2.DeleteTenantRequest,
+                principal: Principal) -> points_pb2.DeleteTenantResponse:
+        if not request.tenant:
+            raise InvalidArgument("tenant must be a non-empty string")
+        tenant = principal.scope_tenant(request.tenant)
+        deleted = self.database.collection(request.collection).delete_tenant(tenant, wait=request.wait)
+        return points_pb2.DeleteTenantResponse(deleted=deleted)
+
 
 # -------------------------------------------------------------------------------- Search
-def _query_from_proto(request: search_pb2.SearchRequest) -> str | np.ndarray:
-    which = request.WhichOneof("query")
-    if which == "text":
-        return request.text
-    if which == "vector":
-        return convert.vector_from_proto(request.vector, "query vector")
-    raise InvalidArgument("the search request has neither a text nor a vector query")
-
-
 class SearchServicer(_Handler, search_pb2_grpc.SearchServicer):
     async def Search(self, request: search_pb2.SearchRequest,
                      context: grpc.aio.ServicerContext) -> search_pb2.SearchResponse:
         return await self._run(context, self._search, request)
 
-    def _search(self, request: search_pb2.SearchRequest) -> search_pb2.SearchResponse:
+    def _search(self, request: search_pb2.SearchRequest, principal: Principal) -> search_pb2.SearchResponse:
         collection = self.database.collection(request.collection)
-        hits = collection.search(
-            _query_from_proto(request),
-            request.k if request.HasField("k") else DEFAULT_K,
-            params=dict(request.params) or None,
-            with_payload=request.with_payload if request.HasField("with_payload") else True,
-        )
-        return search_pb2.SearchResponse(hits=[convert.hit_to_proto(h) for h in hits])
+        tenant = principal.scope_tenant(request.tenant if request.HasField("tenant") else None)
+        result = collection.query(convert.search_request_from_proto(request, tenant=tenant))
+        response = search_pb2.SearchResponse(hits=[convert.hit_to_proto(h) for h in result.hits])
+        if result.explain is not None:
+            response.explain.update(result.explain)
+        return response
 
 
 # Full names ("lamina.v1.Points"), for health and reflection.
 SERVICE_NAMES: list[str] = [
     collections_pb2.DESCRIPTOR.services_by_name["Collections"].full_name,
     points_pb2.DESCRIPTOR.services_by_name["Points"].full_name,
+    points_pb2.DESCRIPTOR.services_by_name["Tenants"].full_name,
     search_pb2.DESCRIPTOR.services_by_name["Search"].full_name,
 ]
 
@@ -190,6 +240,7 @@ def add_servicers(server: grpc.aio.Server, database: Database, executor: Executo
     """Register every Lamina servicer on `server`; returns their full service names."""
     collections_pb2_grpc.add_CollectionsServicer_to_server(CollectionsServicer(database, executor), server)
     points_pb2_grpc.add_PointsServicer_to_server(PointsServicer(database, executor), server)
+    points_pb2_grpc.add_TenantsServicer_to_server(TenantsServicer(database, executor), server)
     search_pb2_grpc.add_SearchServicer_to_server(SearchServicer(database, executor), server)
     return list(SERVICE_NAMES)
 

@@ -22,7 +22,9 @@ from lamina.index.errors import (
     InvalidArgument,
     LaminaError,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
+    Unauthenticated,
 )
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,8 @@ STATUS_CODES: dict[type[LaminaError], grpc.StatusCode] = {
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     # a corrupt index is rebuilt from the store; one that escapes means data could not be read
     CorruptIndex: grpc.StatusCode.DATA_LOSS,
 }

@@ -8,18 +8,33 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index", "encoder")
+    __slots__ = ("name", "dim", "metric", "index", "encoder", "sparse", "no_sparse", "multivector", "payload")
+    class PayloadEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _common_pb2.PayloadKind
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_common_pb2.PayloadKind, str]] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     ENCODER_FIELD_NUMBER: _ClassVar[int]
+    SPARSE_FIELD_NUMBER: _ClassVar[int]
+    NO_SPARSE_FIELD_NUMBER: _ClassVar[int]
+    MULTIVECTOR_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: _common_pb2.Metric
     index: _common_pb2.IndexConfig
     encoder: str
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[_common_pb2.Metric, str]] = ..., index: _Optional[_Union[_common_pb2.IndexConfig, _Mapping]] = ..., encoder: _Optional[str] = ...) -> None: ...
+    sparse: _common_pb2.SparseConfig
+    no_sparse: bool
+    multivector: _common_pb2.MultivectorConfig
+    payload: _containers.ScalarMap[str, _common_pb2.PayloadKind]
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[_common_pb2.Metric, str]] = ..., index: _Optional[_Union[_common_pb2.IndexConfig, _Mapping]] = ..., encoder: _Optional[str] = ..., sparse: _Optional[_Union[_common_pb2.SparseConfig, _Mapping]] = ..., no_sparse: _Optional[bool] = ..., multivector: _Optional[_Union[_common_pb2.MultivectorConfig, _Mapping]] = ..., payload: _Optional[_Mapping[str, _common_pb2.PayloadKind]] = ...) -> None: ...
 
 class CreateCollectionResponse(_message.Message):
     __slots__ = ("config", "time")

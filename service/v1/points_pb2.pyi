@@ -60,3 +60,61 @@ class GetPointsResponse(_message.Message):
     points: _containers.RepeatedCompositeFieldContainer[_common_pb2.Point]
     time: float
     def __init__(self, points: _Optional[_Iterable[_Union[_common_pb2.Point, _Mapping]]] = ..., time: _Optional[float] = ...) -> None: ...
+
+class CountPointsRequest(_message.Message):
+    __slots__ = ("collection", "filter", "tenant")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    filter: _common_pb2.Filter
+    tenant: str
+    def __init__(self, collection: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., tenant: _Optional[str] = ...) -> None: ...
+
+class CountPointsResponse(_message.Message):
+    __slots__ = ("count", "time")
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    time: float
+    def __init__(self, count: _Optional[int] = ..., time: _Optional[float] = ...) -> None: ...
+
+class ListTenantsRequest(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    def __init__(self, collection: _Optional[str] = ...) -> None: ...
+
+class TenantCount(_message.Message):
+    __slots__ = ("tenant", "count")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    count: int
+    def __init__(self, tenant: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class ListTenantsResponse(_message.Message):
+    __slots__ = ("tenants", "time")
+    TENANTS_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    tenants: _containers.RepeatedCompositeFieldContainer[TenantCount]
+    time: float
+    def __init__(self, tenants: _Optional[_Iterable[_Union[TenantCount, _Mapping]]] = ..., time: _Optional[float] = ...) -> None: ...
+
+class DeleteTenantRequest(_message.Message):
+    __slots__ = ("collection", "tenant", "wait")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    tenant: str
+    wait: bool
+    def __init__(self, collection: _Optional[str] = ..., tenant: _Optional[str] = ..., wait: _Optional[bool] = ...) -> None: ...
+
+class DeleteTenantResponse(_message.Message):
+    __slots__ = ("deleted", "time")
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    time: float
+    def __init__(self, deleted: _Optional[int] = ..., time: _Optional[float] = ...) -> None: ...

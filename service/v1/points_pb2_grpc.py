@@ -50,6 +50,11 @@ class PointsStub:
                 request_serializer=lamina_dot_v1_dot_points__pb2.GetPointsRequest.SerializeToString,
                 response_deserializer=lamina_dot_v1_dot_points__pb2.GetPointsResponse.FromString,
                 _registered_method=True)
+        self.Count = channel.unary_unary(
+                '/lamina.v1.Points/Count',
+                request_serializer=lamina_dot_v1_dot_points__pb2.CountPointsRequest.SerializeToString,
+                response_deserializer=lamina_dot_v1_dot_points__pb2.CountPointsResponse.FromString,
+                _registered_method=True)
 
 
 class PointsServicer:
@@ -79,6 +84,13 @@ class PointsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Count(self, request, context):
+        """Count points, optionally of one tenant and matching a filter.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PointsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +108,11 @@ def add_PointsServicer_to_server(servicer, server):
                     servicer.Get,
                     request_deserializer=lamina_dot_v1_dot_points__pb2.GetPointsRequest.FromString,
                     response_serializer=lamina_dot_v1_dot_points__pb2.GetPointsResponse.SerializeToString,
+            ),
+            'Count': grpc.unary_unary_rpc_method_handler(
+                    servicer.Count,
+                    request_deserializer=lamina_dot_v1_dot_points__pb2.CountPointsRequest.FromString,
+                    response_serializer=lamina_dot_v1_dot_points__pb2.CountPointsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -180,6 +197,151 @@ class Points:
             '/lamina.v1.Points/Get',
             lamina_dot_v1_dot_points__pb2.GetPointsRequest.SerializeToString,
             lamina_dot_v1_dot_points__pb2.GetPointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Count(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lamina.v1.Points/Count',
+            lamina_dot_v1_dot_points__pb2.CountPointsRequest.SerializeToString,
+            lamina_dot_v1_dot_points__pb2.CountPointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class TenantsStub:
+    """The tenants of a collection: list them with their sizes, delete one with all its points.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.List = channel.unary_unary(
+                '/lamina.v1.Tenants/List',
+                request_serializer=lamina_dot_v1_dot_points__pb2.ListTenantsRequest.SerializeToString,
+                response_deserializer=lamina_dot_v1_dot_points__pb2.ListTenantsResponse.FromString,
+                _registered_method=True)
+        self.Delete = channel.unary_unary(
+                '/lamina.v1.Tenants/Delete',
+                request_serializer=lamina_dot_v1_dot_points__pb2.DeleteTenantRequest.SerializeToString,
+                response_deserializer=lamina_dot_v1_dot_points__pb2.DeleteTenantResponse.FromString,
+                _registered_method=True)
+
+
+class TenantsServicer:
+    """The tenants of a collection: list them with their sizes, delete one with all its points.
+    """
+
+    def List(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Delete(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_TenantsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=lamina_dot_v1_dot_points__pb2.ListTenantsRequest.FromString,
+                    response_serializer=lamina_dot_v1_dot_points__pb2.ListTenantsResponse.SerializeToString,
+            ),
+            'Delete': grpc.unary_unary_rpc_method_handler(
+                    servicer.Delete,
+                    request_deserializer=lamina_dot_v1_dot_points__pb2.DeleteTenantRequest.FromString,
+                    response_serializer=lamina_dot_v1_dot_points__pb2.DeleteTenantResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'lamina.v1.Tenants', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('lamina.v1.Tenants', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Tenants:
+    """The tenants of a collection: list them with their sizes, delete one with all its points.
+    """
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lamina.v1.Tenants/List',
+            lamina_dot_v1_dot_points__pb2.ListTenantsRequest.SerializeToString,
+            lamina_dot_v1_dot_points__pb2.ListTenantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Delete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lamina.v1.Tenants/Delete',
+            lamina_dot_v1_dot_points__pb2.DeleteTenantRequest.SerializeToString,
+            lamina_dot_v1_dot_points__pb2.DeleteTenantResponse.FromString,
             options,
             channel_credentials,
             insecure,

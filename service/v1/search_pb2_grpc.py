@@ -47,8 +47,9 @@ class SearchServicer:
     """
 
     def Search(self, request, context):
-        """INVALID_ARGUMENT for an empty text, k <= 0, a vector of the wrong dimension or an unknown
-        parameter; NOT_FOUND for an unknown collection.
+        """INVALID_ARGUMENT for an empty text, k <= 0, a vector of the wrong dimension, an unknown
+        parameter, a filter on a field that is not indexed, a rerank on a collection without token
+        vectors or with kappa < k; NOT_FOUND for an unknown collection.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,198 @@
+"""Tenant isolation through the whole gRPC surface, and the query pipeline over the wire.
+
+The isolation matrix: two tenant keys (acme, globex) with read and write rights on one
+collection, and an admin key. Every RPC of every Lamina service has a case here (a test fails
+when an RPC is added without one), and each case checks that acme sees, counts, fetches,
+deletes and infers nothing of globex: globex's ids look exactly like ids that do not exist.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lamina.index.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from lamina.retrieval.query import Fusion, Rerank, SearchRequest, Stage
+from lamina.service.auth import KeyStore
+from lamina.service.client import Client
+from lamina.service.v1 import collections_pb2, points_pb2, search_pb2
+
+from tests.retrieval.test_search_pipeline import HashingTokenEncoder, make_corpus
+
+COLLECTION = "docs"
+
+
+@pytest.fixture
+def served(start_server, database):
+    database._token_loader = lambda name: HashingTokenEncoder()
+    coll = database.create_collection(COLLECTION, encoder="hashing", multivector=True,
+                                      payload={"year": "numeric", "topic": "keyword"})
+    corpus = [d for d in make_corpus(120) if d["tenant"] != "initech"]
+    coll.upsert(corpus)
+    keys = KeyStore(database.store)
+    _, admin = keys.create(admin=True)
+    rights = {COLLECTION: {"read", "write"}}
+    _, acme = keys.create(tenant="acme", rights=rights)
+    _, globex = keys.create(tenant="globex", rights=rights)
+    server = start_server(auth="on")
+    clients = {name: Client(server.target, api_key=key) for name, key in
+               (("admin", admin), ("acme", acme), ("globex", globex))}
+    yield clients, corpus
+    for client in clients.values():
+        client.close()
+
+
+def ids_of(corpus, tenant):
+    return [d["id"] for d in corpus if d["tenant"] == tenant]
+
+
+# ------------------------------------------------------------------ the matrix, one case per RPC
+def case_collections_create(clients, corpus):
+    with pytest.raises(PermissionDenied):
+        clients["acme"].create_collection("new", 32, encoder=None)
+    clients["admin"].create_collection("new", 32, encoder=None)
+
+
+def case_collections_get(clients, corpus):
+    assert clients["acme"].get_collection(COLLECTION).count == len(ids_of(corpus, "acme"))
+    assert clients["admin"].get_collection(COLLECTION).count == len(corpus)
+
+
+def case_collections_list(clients, corpus):
+    clients["admin"].create_collection("private", 32, encoder=None)
+    assert [c.name for c in clients["acme"].list_collections()] == [COLLECTION]
+    assert sorted(c.name for c in clients["admin"].list_collections()) == [COLLECTION, "private"]
+
+
+def case_collections_drop(clients, corpus):
+    with pytest.raises(PermissionDenied):
+        clients["acme"].drop_collection(COLLECTION)
+    assert clients["admin"].get_collection(COLLECTION).count == len(corpus)
+
+
+def case_points_upsert(clients, corpus):
+    theirs = ids_of(corpus, "globex")[0]
+    results = clients["acme"].upsert(COLLECTION, [
+        {"id": "acme-new", "text": "wing flow"},                       # becomes acme's
+        {"id": "sneaky", "text": "wing", "tenant": "globex"},          # names another tenant
+        {"id": theirs, "text": "overwrite attempt"},                   # another tenant's id
+    ])
+    assert [r.ok for r in results] == [True, False, False]
+    assert clients["admin"].get(COLLECTION, ["acme-new"])[0].tenant == "acme"
+    assert clients["admin"].get(COLLECTION, [theirs])[0].text != "overwrite attempt"
+    assert clients["admin"].get(COLLECTION, ["sneaky"]) == [None]
+
+
+def case_points_delete(clients, corpus):
+    theirs, mine = ids_of(corpus, "globex")[:3], ids_of(corpus, "acme")[:1]
+    assert clients["acme"].delete(COLLECTION, theirs + mine) == mine
+    assert all(d is not None for d in clients["admin"].get(COLLECTION, theirs))
+
+
+def case_points_get(clients, corpus):
+    theirs, mine = ids_of(corpus, "globex")[:5], ids_of(corpus, "acme")[:5]
+    # another tenant's id answers exactly like an id that does not exist
+    assert clients["acme"].get(COLLECTION, theirs + ["no-such-id"]) == [None] * 6
+    assert [d.id for d in clients["acme"].get(COLLECTION, mine)] == mine
+
+
+def case_points_count(clients, corpus):
+    assert clients["acme"].count(COLLECTION) == len(ids_of(corpus, "acme"))
+    assert clients["acme"].count(COLLECTION, tenant="acme") == len(ids_of(corpus, "acme"))
+    with pytest.raises(PermissionDenied):
+        clients["acme"].count(COLLECTION, tenant="globex")
+    assert clients["admin"].count(COLLECTION, tenant="globex") == len(ids_of(corpus, "globex"))
+
+
+def case_tenants_list(clients, corpus):
+    assert clients["acme"].tenants(COLLECTION) == {"acme": len(ids_of(corpus, "acme"))}
+    assert set(clients["admin"].tenants(COLLECTION)) == {"acme", "globex"}
+
+
+def case_tenants_delete(clients, corpus):
+    with pytest.raises(PermissionDenied):
+        clients["acme"].delete_tenant(COLLECTION, "globex")
+    assert clients["admin"].count(COLLECTION, tenant="globex") == len(ids_of(corpus, "globex"))
+    assert clients["acme"].delete_tenant(COLLECTION, "acme") == len(ids_of(corpus, "acme"))
+    assert clients["admin"].count(COLLECTION) == len(ids_of(corpus, "globex"))
+
+
+def case_search_search(clients, corpus):
+    for mode in ("dense", "sparse", "hybrid"):
+        hits = clients["acme"].search(COLLECTION, "wing flow drag", k=100, mode=mode)
+        assert hits and {h.tenant for h in hits} == {"acme"}
+    hits = clients["acme"].search(COLLECTION, "wing flow drag", k=10, mode="hybrid", rerank=20)
+    assert {h.tenant for h in hits} == {"acme"}
+    with pytest.raises(PermissionDenied):
+        clients["acme"].search(COLLECTION, "wing", tenant="globex")
+    assert {h.tenant for h in clients["admin"].search(COLLECTION, "wing", k=100)} == {"acme", "globex"}
+
+
+MATRIX = {
+    "/lamina.v1.Collections/Create": case_collections_create,
+    "/lamina.v1.Collections/Get": case_collections_get,
+    "/lamina.v1.Collections/List": case_collections_list,
+    "/lamina.v1.Collections/Drop": case_collections_drop,
+    "/lamina.v1.Points/Upsert": case_points_upsert,
+    "/lamina.v1.Points/Delete": case_points_delete,
+    "/lamina.v1.Points/Get": case_points_get,
+    "/lamina.v1.Points/Count": case_points_count,
+    "/lamina.v1.Tenants/List": case_tenants_list,
+    "/lamina.v1.Tenants/Delete": case_tenants_delete,
+    "/lamina.v1.Search/Search": case_search_search,
+}
+
+
+def test_every_lamina_rpc_has_an_isolation_case():
+    methods = {f"/{service.full_name}/{method.name}"
+               for module in (collections_pb2, points_pb2, search_pb2)
+               for service in module.DESCRIPTOR.services_by_name.values()
+               for method in service.methods}
+    assert methods == set(MATRIX)
+
+
+@pytest.mark.parametrize("method", sorted(MATRIX))
+def test_isolation(served, method):
+    clients, corpus = served
+    MATRIX[method](clients, corpus)
+
+
+def test_no_key_no_access(served, start_server):
+    clients, _ = served
+    with Client(clients["admin"].target) as anonymous, pytest.raises(Unauthenticated):
+        anonymous.search(COLLECTION, "wing")
+
+
+# ------------------------------------------------------------------ the pipeline over the wire
+def test_remote_search_equals_in_process(served, database):
+    clients, _ = served
+    local = database.collection(COLLECTION)
+    flt = {"must": [{"key": "year", "range": {"gte": 1960}}], "should": [{"key": "topic", "match": {"any": ["aero", "flow"]}}]}
+    requests = [
+        SearchRequest.simple("shock boundary layer", 10, mode="sparse", filter=flt),
+        SearchRequest.simple("shock boundary layer", 10, mode="hybrid", fusion="weighted", tenant="globex"),
+        SearchRequest("laminar heat", 5, (Stage("dense", limit=40), Stage("sparse", params={"query_cut": 5})),
+                      Fusion("rrf", (1.0, 2.0)), Rerank(kappa=20, alpha=0.3), explain=True),
+        SearchRequest({7592: 1.0, 3917: 0.5}, 5, (Stage("sparse"),)),  # raw sparse weights
+    ]
+    for request in requests:
+        remote = clients["admin"].query(COLLECTION, request)
+        mine = local.query(request)
+        assert [(h.id, round(h.score, 5)) for h in remote.hits] == [(h.id, round(h.score, 5)) for h in mine.hits]
+        assert (remote.explain is None) == (not request.explain)
+    explained = clients["admin"].query(COLLECTION, requests[2]).explain
+    assert [s["kind"] for s in explained["stages"]] == ["dense", "sparse"] and "rerank" in explained
+
+
+def test_remote_bad_requests(served):
+    client = served[0]["admin"]
+    with pytest.raises(InvalidArgument, match="not indexed"):
+        client.search(COLLECTION, "wing", filter={"must": [{"key": "colour", "match": {"value": "red"}}]})
+    with pytest.raises(InvalidArgument, match="kappa"):
+        client.search(COLLECTION, "wing", k=10, rerank=5)
+    with pytest.raises(InvalidArgument, match="outside the vocabulary"):
+        client.query(COLLECTION, SearchRequest({10**6: 1.0}, 5, (Stage("sparse"),)))
+    with pytest.raises(NotFound):
+        client.search("nope", "wing")
+    with pytest.raises(InvalidArgument, match="rerank needs a text"):
+        client.search(COLLECTION, np.ones(32), rerank=20)
