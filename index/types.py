@@ -16,10 +16,10 @@ import numpy as np
 from lamina.index.errors import InvalidArgument
 
 Metric = Literal["ip", "l2"]
-IndexKind = Literal["flat", "ivf", "hnsw"]
+IndexKind = Literal["flat", "ivf", "hnsw", "spann"]
 
 METRICS: tuple[str, ...] = ("ip", "l2")
-INDEX_KINDS: tuple[str, ...] = ("flat", "ivf", "hnsw")
+INDEX_KINDS: tuple[str, ...] = ("flat", "ivf", "hnsw", "spann")
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -103,8 +103,10 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
 class IndexConfig:
     """Which dense index a collection keeps, with its build and default search parameters.
 
-    kind: "flat" (exact), "ivf" (IVF-Flat, trained once `train_size` vectors exist) or "hnsw".
-    nlist: IVF lists; 0 chooses 4*sqrt(n) at training time.
+    kind: "flat" (exact), "ivf" (IVF-Flat, trained once `train_size` vectors exist), "hnsw", or
+    "spann" (disk-resident clustered index, `lamina.index.spann`; exact until `build_size` vectors).
+    nlist: IVF lists; 0 chooses 4*sqrt(n) at training time. spann: SpannConfig options
+    (head_ratio, replicas, dtype, max_postings, max_dist_ratio, ...).
     """
 
     kind: str = "flat"
@@ -114,8 +116,16 @@ class IndexConfig:
     ef_construction: int = 80
     ef_search: int = 64
     gpu: bool = True
+    spann: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.spann, Mapping):
+            raise InvalidArgument(f"spann options must be an object, got {type(self.spann).__name__}")
+        if self.spann:
+            from lamina.index.spann import SpannConfig  # validates, naming a bad option
+
+            SpannConfig.from_dict(dict(self.spann))
+        object.__setattr__(self, "spann", dict(self.spann))
         if self.kind not in INDEX_KINDS:
             raise InvalidArgument(f"unknown index kind {self.kind!r}; expected one of {', '.join(INDEX_KINDS)}")
         for name in ("nprobe", "hnsw_m", "ef_construction", "ef_search"):

@@ -6,7 +6,7 @@ In-process:
     with Database("./lamina-data") as db:
         docs = db.get_or_create_collection("docs")
         docs.upsert([{"id": "1", "text": "lift of a wing in a slipstream"}], wait=True)
-        hits = docs.search("wing lift", k=5)
+        hits = docs.search("wing lift", k=5, mode="hybrid")
 
 Over gRPC: `lamina.Client("127.0.0.1:50051")` offers the same calls.
 """
@@ -16,8 +16,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lamina.index import errors
-from lamina.index.types import CollectionConfig, Document, Hit, IndexConfig, RowResult
+from lamina.index.filters import Exists, Filter, Match, MatchAny, Range
+from lamina.index.types import CollectionConfig, Document, Hit, IndexConfig, MultivectorConfig, RowResult, SparseConfig
 from lamina.retrieval.collection import Collection, Database
+from lamina.retrieval.query import Fusion, Rerank, SearchRequest, SearchResult, Stage
 
 __all__ = [
     "Client",
@@ -25,9 +27,21 @@ __all__ = [
     "CollectionConfig",
     "Database",
     "Document",
+    "Exists",
+    "Filter",
+    "Fusion",
     "Hit",
     "IndexConfig",
+    "Match",
+    "MatchAny",
+    "MultivectorConfig",
+    "Range",
+    "Rerank",
     "RowResult",
+    "SearchRequest",
+    "SearchResult",
+    "SparseConfig",
+    "Stage",
     "errors",
 ]
 

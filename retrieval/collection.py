@@ -36,6 +36,7 @@ from lamina.index.locks import RWLock
 from lamina.index.multivector import TOKENS_VECTOR, pack_tokens
 from lamina.index.payload import intersect_sorted
 from lamina.index.snapshot import read_manifest, verify_snapshot, write_snapshot
+from lamina.index.spann import SpannIndex
 from lamina.index.sparse import SparseBatch
 from lamina.index.sparse.batch import pack_sparse
 from lamina.index.store import Store, StoredDoc
@@ -80,6 +81,7 @@ SNAPSHOT_EVERY = 50_000  # writes applied since the last snapshot before taking 
 BRUTE_FORCE_MAX = 20_000  # a filter or tenant matching at most this many documents is searched exactly
 MAX_WIDENINGS = 4  # times a filtered approximate search widens (x4 nprobe/ef_search) before going exact
 FLOAT_PARAMS = frozenset({"heap_factor", "max_dist_ratio"})
+WIDEN_KNOB = {"ivf": "nprobe", "hnsw": "ef_search", "spann": "max_postings"}  # what a filtered search widens
 
 
 class Collection:
@@ -108,7 +110,11 @@ class Collection:
         return self.config.name
 
     @property
-    def index(self) -> DenseIndex:
+    def _spann_dir(self) -> Path:
+        return self.index_dir / "spann"
+
+    @property
+    def index(self) -> DenseIndex | SpannIndex:
         """The dense index (what the ANN benchmark measures)."""
         return self.indexes.dense
 
@@ -121,7 +127,7 @@ class Collection:
             manifest = read_manifest(self.index_dir)
             if manifest is not None:
                 directory = verify_snapshot(self.index_dir, manifest)
-                indexes = CollectionIndexes.load(directory, cfg)
+                indexes = CollectionIndexes.load(directory, cfg, self._spann_dir)
                 seq = int(manifest["seq"])
         except CorruptIndex as exc:
             log.warning("collection %s: %s; rebuilding the indexes from the store", cfg.name, exc)
@@ -141,7 +147,8 @@ class Collection:
             encoder = self.sparse_encoder
             texts = [d.text for d in self.store.iter_documents(self.name) if d.text]
             encoder.fit(texts) if texts else encoder.stats.__init__(encoder.vocab_size)
-        indexes = CollectionIndexes.build(self.store, self.config, self._sparse_vocab(), self._token_dim())
+        indexes = CollectionIndexes.build(self.store, self.config, self._sparse_vocab(), self._token_dim(),
+                                          self._spann_dir)
         self._snapshot_seq = 0
         self._writes_since_snapshot = max(len(indexes.dense), 1) if seq else 0
         return indexes
@@ -161,6 +168,7 @@ class Collection:
         seq = self.store.last_seq
         if self._is_bm25:
             self.indexes.bm25 = self.sparse_encoder.to_dict()
+        self.indexes.seq = seq
         write_snapshot(self.index_dir, seq, self.indexes.save, {"collection": self.config.name})
         self.store.trim_log(self.config.name, seq)
         self._snapshot_seq = seq
@@ -517,7 +525,8 @@ class Collection:
         if allowed is None:
             scores, ids = dense.search(vector[None, :], limit, params=params)
             return scores[0], ids[0], self.config.index.kind
-        if self.config.index.kind == "flat" or len(allowed) <= BRUTE_FORCE_MAX:
+        kind = self.config.index.kind
+        if kind == "flat" or len(allowed) <= BRUTE_FORCE_MAX:
             scores, ids = self._exact(vector, allowed, limit)
             return scores, ids, "brute-force"
         # approximate with the filter as selector, widening until enough results are found
@@ -527,8 +536,8 @@ class Collection:
             scores, ids = dense.search(vector[None, :], limit, allowed=allowed, params=widen)
             if int((ids[0] >= 0).sum()) >= want:
                 break
-            knob = "nprobe" if self.config.index.kind == "ivf" else "ef_search"
-            base = widen.get(knob, getattr(self.config.index, knob))
+            knob = WIDEN_KNOB[kind]
+            base = widen.get(knob, getattr(dense.config, knob))
             widen[knob] = base * 4
         else:
             scores, ids = self._exact(vector, allowed, limit)

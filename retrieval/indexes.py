@@ -1,6 +1,8 @@
 """Everything a collection derives from its store, kept together so it is saved and replayed as one.
 
-    dense     DenseIndex over the "dense" vectors (flat, IVF or HNSW)
+    dense     DenseIndex over the "dense" vectors (flat, IVF or HNSW), or a SpannIndex (kind "spann")
+              whose files live beside the snapshots, in <index_dir>/spann, stamped with the
+              sequence number they cover
     sparse    SparseIndex over the "sparse" vectors, with the BM25 corpus statistics
     tokens    TokenStore over the "tokens" matrices (late-interaction rerank)
     payload   PayloadIndex over the metadata fields the schema declares
@@ -15,6 +17,7 @@ snapshot directory with a subdirectory per part (`lamina.index.snapshot` checksu
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +25,10 @@ from typing import Any
 
 import numpy as np
 from lamina.index.dense import DenseIndex
-from lamina.index.errors import CorruptIndex
+from lamina.index.errors import CorruptIndex, InvalidArgument, NotFound
 from lamina.index.multivector import TOKENS_VECTOR, TokenStore, unpack_tokens
 from lamina.index.payload import PayloadIndex
+from lamina.index.spann import SpannConfig, SpannIndex
 from lamina.index.sparse import SeismicConfig, SparseIndex
 from lamina.index.sparse.batch import batch_from_packed
 from lamina.index.store import Store, StoredDoc
@@ -39,33 +43,44 @@ _OWNERS = {OWNER_FIELD: "keyword"}
 @dataclass
 class CollectionIndexes:
     config: CollectionConfig
-    dense: DenseIndex
+    dense: DenseIndex | SpannIndex
     sparse: SparseIndex | None
     tokens: TokenStore | None
     payload: PayloadIndex
     owners: PayloadIndex
     bm25: dict[str, Any] | None = None  # BM25Encoder.to_dict() of the sparse encoder, when BM25
+    seq: int = 0  # the store sequence number the next `save` covers (stamped into SPANN's files)
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def empty(cls, config: CollectionConfig, sparse_vocab: int | None, token_dim: int | None) -> CollectionIndexes:
+    def empty(cls, config: CollectionConfig, sparse_vocab: int | None, token_dim: int | None,
+              spann_dir: Path | None = None) -> CollectionIndexes:
         sparse = None
         if config.sparse is not None:
             sparse = SparseIndex(sparse_vocab, SeismicConfig.from_dict(config.sparse.index))
         tokens = None
         if config.multivector is not None:
             tokens = TokenStore(token_dim, config.multivector.codec)
-        return cls(config, DenseIndex(config.dim, config.metric, config.index), sparse, tokens,
+        return cls(config, _empty_dense(config, spann_dir), sparse, tokens,
                    PayloadIndex(config.payload), PayloadIndex(_OWNERS))
 
     @classmethod
     def build(cls, store: Store, config: CollectionConfig, sparse_vocab: int | None,
-              token_dim: int | None) -> CollectionIndexes:
+              token_dim: int | None, spann_dir: Path | None = None) -> CollectionIndexes:
         """Every part from a full scan of the store."""
-        self = cls.empty(config, sparse_vocab, token_dim)
+        if config.index.kind == "spann":
+            shutil.rmtree(spann_dir, ignore_errors=True)  # a fresh build; an open index keeps its files
+        self = cls.empty(config, sparse_vocab, token_dim, spann_dir)
         name = config.name
-        for iids, raw in store.iter_vectors(name, DENSE_VECTOR):
-            self.dense.add(iids, _dense_rows(raw, config.dim))
+        batches = [(iids, _dense_rows(raw, config.dim)) for iids, raw in store.iter_vectors(name, DENSE_VECTOR)]
+        if isinstance(self.dense, SpannIndex) and batches:  # SPANN clusters everything at once
+            ids = np.concatenate([b[0] for b in batches])
+            if len(ids) >= self.dense.config.build_size:
+                self.dense = SpannIndex.build(ids, np.concatenate([b[1] for b in batches]), metric=config.metric,
+                                              config=self.dense.config, path=spann_dir)
+                batches = []
+        for iids, vectors in batches:
+            self.dense.add(iids, vectors)
         if self.sparse is not None:
             for iids, raw in store.iter_vectors(name, SPARSE_VECTOR):
                 self.sparse.add(iids, batch_from_packed(raw))
@@ -140,7 +155,11 @@ class CollectionIndexes:
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> None:
-        self.dense.save(directory)
+        if isinstance(self.dense, SpannIndex):
+            self.dense.compact(seq=self.seq)  # its own directory: deltas merged, stamped with seq
+            (directory / "spann.json").write_text(json.dumps({"seq": self.seq}))
+        else:
+            self.dense.save(directory)
         for part, index in (("payload", self.payload), ("owners", self.owners), ("sparse", self.sparse)):
             if index is not None:
                 (directory / part).mkdir()
@@ -151,9 +170,12 @@ class CollectionIndexes:
             (directory / "bm25.json").write_text(json.dumps(self.bm25))
 
     @classmethod
-    def load(cls, directory: Path, config: CollectionConfig) -> CollectionIndexes:
+    def load(cls, directory: Path, config: CollectionConfig, spann_dir: Path | None = None) -> CollectionIndexes:
         """Open a snapshot written by `save`; CorruptIndex when a part is missing or unreadable."""
-        dense = DenseIndex.load(directory, config.dim, config.metric, config.index)
+        if config.index.kind == "spann":
+            dense = _load_spann(directory, config, spann_dir)
+        else:
+            dense = DenseIndex.load(directory, config.dim, config.metric, config.index)
         sparse = tokens = bm25 = None
         if config.sparse is not None:
             if not (directory / "sparse").is_dir():
@@ -164,7 +186,7 @@ class CollectionIndexes:
         if config.multivector is not None:
             try:
                 tokens = TokenStore.load(directory / "tokens", verify=False)  # the snapshot checksummed it
-            except Exception as exc:  # NotFound, CorruptIndex
+            except (NotFound, CorruptIndex) as exc:
                 raise CorruptIndex(f"snapshot {directory}: token store unreadable: {exc}") from None
         for part in ("payload", "owners"):
             if not (directory / part).is_dir():
@@ -183,6 +205,29 @@ class CollectionIndexes:
         if self.tokens is not None:
             parts["tokens"] = self.tokens.memory_bytes()
         return parts
+
+
+def _empty_dense(config: CollectionConfig, spann_dir: Path | None) -> DenseIndex | SpannIndex:
+    if config.index.kind != "spann":
+        return DenseIndex(config.dim, config.metric, config.index)
+    if spann_dir is None:
+        raise InvalidArgument("a SPANN collection needs a directory for its posting file")
+    return SpannIndex(config.dim, config.metric, SpannConfig.from_dict(config.index.spann), path=spann_dir)
+
+
+def _load_spann(directory: Path, config: CollectionConfig, spann_dir: Path | None) -> SpannIndex:
+    """The SPANN files of a snapshot: they must cover exactly the snapshot's sequence number."""
+    try:
+        wanted = json.loads((directory / "spann.json").read_text())["seq"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise CorruptIndex(f"snapshot {directory} has no readable spann.json: {exc}") from None
+    if spann_dir is None or not spann_dir.is_dir():
+        raise CorruptIndex(f"SPANN directory {spann_dir} is missing")
+    index = SpannIndex.load(spann_dir, dim=config.dim, metric=config.metric)
+    if index.seq != wanted:  # a crash between the posting file and the snapshot: rebuild
+        index.close()
+        raise CorruptIndex(f"SPANN files in {spann_dir} cover sequence {index.seq}, the snapshot {wanted}")
+    return index
 
 
 def _dense_rows(raw: list[bytes], dim: int) -> np.ndarray:

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-
 from lamina.index.errors import InvalidArgument
 
 # Most candidates one query may rerank: MaxSim costs m x (tokens of kappa documents) dot products.

@@ -42,7 +42,8 @@ MAX_EXACT_INT = 2**53  # the largest magnitude a double holds exactly, with ever
 
 METRIC_TO_PROTO: dict[str, int] = {"ip": pb.METRIC_IP, "l2": pb.METRIC_L2}
 METRIC_FROM_PROTO: dict[int, str] = {v: k for k, v in METRIC_TO_PROTO.items()}
-INDEX_KIND_TO_PROTO: dict[str, int] = {"flat": pb.INDEX_KIND_FLAT, "ivf": pb.INDEX_KIND_IVF, "hnsw": pb.INDEX_KIND_HNSW}
+INDEX_KIND_TO_PROTO: dict[str, int] = {"flat": pb.INDEX_KIND_FLAT, "ivf": pb.INDEX_KIND_IVF, "hnsw": pb.INDEX_KIND_HNSW,
+                                       "spann": pb.INDEX_KIND_SPANN}
 INDEX_KIND_FROM_PROTO: dict[int, str] = {v: k for k, v in INDEX_KIND_TO_PROTO.items()}
 PAYLOAD_KIND_TO_PROTO: dict[str, int] = {"keyword": pb.PAYLOAD_KIND_KEYWORD, "numeric": pb.PAYLOAD_KIND_NUMERIC}
 PAYLOAD_KIND_FROM_PROTO: dict[int, str] = {v: k for k, v in PAYLOAD_KIND_TO_PROTO.items()}
@@ -72,12 +73,15 @@ def index_config_to_proto(config: IndexConfig) -> pb.IndexConfig:
         kind = INDEX_KIND_TO_PROTO[config.kind]
     except KeyError:
         raise InvalidArgument(f"index kind {config.kind!r} cannot be sent over gRPC") from None
-    return pb.IndexConfig(kind=kind, **{name: getattr(config, name) for name in _INDEX_PARAMS})
+    return pb.IndexConfig(kind=kind, **{name: getattr(config, name) for name in _INDEX_PARAMS},
+                          spann=metadata_to_proto(config.spann, exact=False))
 
 
 def index_config_from_proto(message: pb.IndexConfig) -> IndexConfig:
     """An IndexConfig; the kind and parameters left unset take IndexConfig's defaults."""
     params: dict[str, Any] = {name: getattr(message, name) for name in _INDEX_PARAMS if message.HasField(name)}
+    if message.spann.fields:
+        params["spann"] = metadata_from_proto(message.spann)
     if message.kind != pb.INDEX_KIND_UNSPECIFIED:
         try:
             params["kind"] = INDEX_KIND_FROM_PROTO[message.kind]

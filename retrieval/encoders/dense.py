@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
 from lamina.index.errors import InvalidArgument
 from lamina.index.types import DEFAULT_ENCODER
 

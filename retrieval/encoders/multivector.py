@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-
 from lamina.index.types import DEFAULT_ENCODER
 from lamina.retrieval.encoders.dense import resolve_model_path
 

@@ -25,13 +25,12 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from itertools import chain
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-
 from lamina.index.errors import FailedPrecondition, InvalidArgument
 from lamina.index.sparse import SparseBatch
 
@@ -314,7 +313,9 @@ class SpladeEncoder:
         directory = Path(path).expanduser()
         if not directory.is_dir():
             raise InvalidArgument(f"sparse encoder {str(path)!r} is not a local sentence-transformers model directory")
-        from sentence_transformers import SparseEncoder as SentenceTransformersSparseEncoder
+        from sentence_transformers import (
+            SparseEncoder as SentenceTransformersSparseEncoder,
+        )
 
         self.name = str(directory.resolve())
         self.path = self.name

@@ -20,6 +20,7 @@ class IndexKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INDEX_KIND_FLAT: _ClassVar[IndexKind]
     INDEX_KIND_IVF: _ClassVar[IndexKind]
     INDEX_KIND_HNSW: _ClassVar[IndexKind]
+    INDEX_KIND_SPANN: _ClassVar[IndexKind]
 
 class PayloadKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -33,12 +34,13 @@ INDEX_KIND_UNSPECIFIED: IndexKind
 INDEX_KIND_FLAT: IndexKind
 INDEX_KIND_IVF: IndexKind
 INDEX_KIND_HNSW: IndexKind
+INDEX_KIND_SPANN: IndexKind
 PAYLOAD_KIND_UNSPECIFIED: PayloadKind
 PAYLOAD_KIND_KEYWORD: PayloadKind
 PAYLOAD_KIND_NUMERIC: PayloadKind
 
 class IndexConfig(_message.Message):
-    __slots__ = ("kind", "nlist", "nprobe", "hnsw_m", "ef_construction", "ef_search", "gpu")
+    __slots__ = ("kind", "nlist", "nprobe", "hnsw_m", "ef_construction", "ef_search", "gpu", "spann")
     KIND_FIELD_NUMBER: _ClassVar[int]
     NLIST_FIELD_NUMBER: _ClassVar[int]
     NPROBE_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +48,7 @@ class IndexConfig(_message.Message):
     EF_CONSTRUCTION_FIELD_NUMBER: _ClassVar[int]
     EF_SEARCH_FIELD_NUMBER: _ClassVar[int]
     GPU_FIELD_NUMBER: _ClassVar[int]
+    SPANN_FIELD_NUMBER: _ClassVar[int]
     kind: IndexKind
     nlist: int
     nprobe: int
@@ -53,7 +56,8 @@ class IndexConfig(_message.Message):
     ef_construction: int
     ef_search: int
     gpu: bool
-    def __init__(self, kind: _Optional[_Union[IndexKind, str]] = ..., nlist: _Optional[int] = ..., nprobe: _Optional[int] = ..., hnsw_m: _Optional[int] = ..., ef_construction: _Optional[int] = ..., ef_search: _Optional[int] = ..., gpu: _Optional[bool] = ...) -> None: ...
+    spann: _struct_pb2.Struct
+    def __init__(self, kind: _Optional[_Union[IndexKind, str]] = ..., nlist: _Optional[int] = ..., nprobe: _Optional[int] = ..., hnsw_m: _Optional[int] = ..., ef_construction: _Optional[int] = ..., ef_search: _Optional[int] = ..., gpu: _Optional[bool] = ..., spann: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class SparseConfig(_message.Message):
     __slots__ = ("encoder", "index")

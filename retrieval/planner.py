@@ -1,0 +1,337 @@
+"""The query planner of filtered and multi-tenant search: which index answers, and how.
+
+A query may carry a metadata `Filter` and a tenant. The planner first learns the exact set of
+ids the query may return, the *matching* ids, from the bitmaps: `PayloadIndex.evaluate` for the
+filter, `TenantIndex.tenant_ids` for the tenant (their intersection for both). Its length is
+the exact cardinality, and it chooses a plan (after Qdrant's and Weaviate's planners, with
+Curator's tenant tree as the tenant path):
+
+- `empty`: nothing matches; padded rows, no search.
+- `brute_force`: at most `brute_force_threshold` ids match (default 20,000). The vectors of
+  the matching ids are scored exactly: cheaper than any traversal that must skip the others,
+  and exact.
+- `tenant_tree`: a tenant query (filtered or not) above the threshold goes to the tenant's
+  sub-tree of the shared clustering tree, with the filter's ids as its allow-list; the walk
+  widens until it has enough allowed candidates or has seen the whole sub-tree, so it is
+  complete. A tenant-only query always takes the tree: it scores a tenant with at most
+  `nprobe` vectors exhaustively (exact), and beats brute force above that.
+- `index_filtered`: a filter-only query above the threshold searches the approximate index
+  with the matching ids as its selector. When a row comes back with fewer than min(k, matching)
+  results, the search is repeated for those rows only, widening the index's knob (`nprobe`
+  for IVF, `ef_search` for HNSW; k itself for an index without one) by `widen_factor` up to
+  `max_widenings` times; rows still short are answered by brute force. So it always returns
+  min(k, matching) results.
+- `index`: neither filter nor tenant; the approximate index as it is.
+
+Every search returns scores (nq, k) float32 (larger is better: inner product or minus the
+squared L2 distance), ids (nq, k) int64 padded with -inf / -1, and a `Plan`: the record the
+service renders for `explain` (plan name, cardinality, widening steps).
+
+The planner is pure: it holds references to the indexes and a function giving the vectors of
+ids, and keeps no state between queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+from lamina.index.errors import InvalidArgument
+from lamina.index.filters import Filter
+from lamina.index.payload import MetadataLookup, PayloadIndex
+from lamina.index.tenants import TenantIndex, brute_force_topk, score_topk
+from lamina.index.types import METRICS
+
+PLANS: tuple[str, ...] = ("empty", "brute_force", "tenant_tree", "index_filtered", "index")
+VectorsOf = Callable[[np.ndarray], np.ndarray]
+ExactTopK = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+
+_BRUTE_FORCE_BLOCK = 1 << 24  # scores a brute-force block may hold (64 MiB of float32)
+_KERNEL_QUERIES = 8  # up to this many queries, brute force runs the numba kernel (no BLAS threads)
+
+
+class FilterableIndex(Protocol):
+    """What the planner needs of an approximate index (`lamina.index.base.VectorIndex` has it)."""
+
+    def search(self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None,
+               params: Mapping[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """brute_force_threshold: at most this many matching ids are scored exactly.
+    widen_factor / max_widenings: how an `index_filtered` search that came back short is
+    repeated (knob times the factor, at most that many times) before brute force finishes it.
+    """
+
+    brute_force_threshold: int = 20_000
+    widen_factor: int = 4
+    max_widenings: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("brute_force_threshold", "max_widenings"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidArgument(f"planner parameter {name} must be a non-negative integer, got {value!r}")
+        if isinstance(self.widen_factor, bool) or not isinstance(self.widen_factor, int) or self.widen_factor < 2:
+            raise InvalidArgument(f"planner parameter widen_factor must be an integer >= 2, got {self.widen_factor!r}")
+
+
+@dataclass(frozen=True)
+class WideningStep:
+    """One call of the approximate index: the rows asked, with which k and params, and how many
+    of those rows came back complete (min(k, matching) results)."""
+
+    rows: int
+    k: int
+    params: dict[str, int]
+    complete: int
+
+
+@dataclass
+class Plan:
+    """What ran, for `explain`.
+
+    name: one of PLANS. cardinality: the exact number of ids the query may return (tenant ∩
+    filter); None for an unrestricted query. tenant / filtered: the restriction asked for.
+    k: as asked; results: min(k, cardinality) rows' worth of results, each row holding that many.
+    steps: the approximate-index calls of `index_filtered` (one for `index`). fallback_rows:
+    rows that `index_filtered` finished by brute force after the widenings.
+    """
+
+    name: str
+    cardinality: int | None
+    k: int
+    results: int | None
+    tenant: str | None = None
+    filtered: bool = False
+    steps: list[WideningStep] = field(default_factory=list)
+    fallback_rows: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class PlannedSearch(NamedTuple):
+    scores: np.ndarray
+    ids: np.ndarray
+    plan: Plan
+
+
+def index_knob(index: Any) -> tuple[str | None, int]:
+    """The widening knob of an index and its default: ("nprobe", n) for a trained IVF
+    `DenseIndex`, ("ef_search", n) for an HNSW one, (None, 0) otherwise (flat is exact, and an
+    index the planner does not know widens through k)."""
+    config = getattr(index, "config", None)
+    if getattr(index, "trained_ivf", False) and config is not None:
+        return "nprobe", int(config.nprobe)
+    if getattr(config, "kind", None) == "hnsw":
+        return "ef_search", int(config.ef_search)
+    return None, 0
+
+
+class QueryPlanner:
+    """Plans and runs filtered and tenant searches over one collection's indexes.
+
+    payload: the collection's payload index (the filter's bitmaps). index: the approximate
+    index (anything with `search(queries, k, allowed=, params=)`). vectors_of(ids (n,) int64)
+    -> (n, d) float32: the vectors of ids, for brute force. tenant_index: needed for tenant
+    queries. metric: "ip" or "l2", the index's. knob / knob_max: the index's widening knob (by
+    default `index_knob(index)`; knob_max caps it, e.g. at an IVF's nlist). fallback: fetches
+    metadata by id for filter conditions on fields without a payload index (slow path).
+    exact_topk(queries (nq, d), ids (n,) int64, k) -> (scores, ids) (nq, k): replaces the
+    gather-and-score brute force, e.g. with a kernel reading the rows in place.
+    """
+
+    def __init__(
+        self,
+        payload: PayloadIndex,
+        index: FilterableIndex | None,
+        vectors_of: VectorsOf,
+        *,
+        tenant_index: TenantIndex | None = None,
+        metric: str = "ip",
+        config: PlannerConfig | None = None,
+        knob: str | None = None,
+        knob_max: int | None = None,
+        fallback: MetadataLookup | None = None,
+        exact_topk: ExactTopK | None = None,
+    ) -> None:
+        if metric not in METRICS:
+            raise InvalidArgument(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
+        self.payload = payload
+        self.index = index
+        self.vectors_of = vectors_of
+        self.tenant_index = tenant_index
+        self.metric = metric
+        self.config = config or PlannerConfig()
+        self.knob, self._knob_default = (knob, 0) if knob is not None else index_knob(index)
+        self.knob_max = knob_max
+        self.fallback = fallback
+        self.exact_topk = exact_topk
+
+    # ------------------------------------------------------------------ planning
+    def matching(self, flt: Filter | None, tenant: str | None) -> np.ndarray | None:
+        """The ids a query may return, sorted unique int64; None when it is unrestricted."""
+        restricted = flt is not None and not flt.is_empty
+        if tenant is None:
+            return self.payload.evaluate(flt, fallback=self.fallback) if restricted else None
+        tenant_ids = self._tenants().tenant_ids(tenant)
+        if not restricted or not len(tenant_ids):
+            return tenant_ids
+        return self.payload.evaluate(flt, tenant_ids, fallback=self.fallback)
+
+    def _restriction(self, flt: Filter | None, tenant: str | None) -> tuple[np.ndarray | None, int | None]:
+        """(matching ids or None, cardinality or None): a tenant-only query needs only the
+        tenant's count, which costs nothing, so its ids are not materialised."""
+        if tenant is not None and (flt is None or flt.is_empty):
+            return None, self._tenants().tenant_size(tenant)
+        ids = self.matching(flt, tenant)
+        return ids, None if ids is None else len(ids)
+
+    def choose(self, cardinality: int | None, *, tenant: str | None, filtered: bool) -> str:
+        """The plan for a query restricted to `cardinality` ids (None: unrestricted)."""
+        if cardinality is None:
+            return "index"
+        if cardinality == 0:
+            return "empty"
+        if tenant is not None:
+            if filtered and cardinality <= self.config.brute_force_threshold:
+                return "brute_force"
+            return "tenant_tree"
+        if cardinality <= self.config.brute_force_threshold or self.index is None:
+            return "brute_force"
+        return "index_filtered"
+
+    def explain(self, flt: Filter | None = None, tenant: str | None = None, k: int = 10) -> Plan:
+        """The plan a search would run, without running it."""
+        filtered = flt is not None and not flt.is_empty
+        _, cardinality = self._restriction(flt, tenant)
+        name = self.choose(cardinality, tenant=tenant, filtered=filtered)
+        return Plan(name, cardinality, k, None if cardinality is None else min(k, cardinality), tenant, filtered)
+
+    # ------------------------------------------------------------------ search
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        flt: Filter | None = None,
+        tenant: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> PlannedSearch:
+        """Top-k of each query (nq, d) or (d,) among the ids `flt` and `tenant` allow.
+
+        Every row holds min(k, matching) results (all of them when nothing restricts the query
+        and the index is complete). params: the index's search knobs (nprobe, ef_search) as
+        the caller would pass them; `tenant_tree` takes {"nprobe"} (candidates scored).
+        """
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if queries.ndim == 1:
+            queries = queries[None, :]
+        if queries.ndim != 2:
+            raise InvalidArgument(f"queries must be (nq, d), got shape {queries.shape}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+            raise InvalidArgument(f"k must be a positive integer, got {k!r}")
+        if tenant is not None and (not isinstance(tenant, str) or not tenant):
+            raise InvalidArgument(f"tenant must be a non-empty string, got {tenant!r}")
+        k = int(k)
+        params = dict(params or {})
+        filtered = flt is not None and not flt.is_empty
+        ids, cardinality = self._restriction(flt, tenant)
+        name = self.choose(cardinality, tenant=tenant, filtered=filtered)
+        plan = Plan(name, cardinality, k, None if cardinality is None else min(k, cardinality), tenant, filtered)
+        if name == "empty":
+            return PlannedSearch(*_padded(len(queries), k), plan)
+        if name == "brute_force":
+            return PlannedSearch(*self._brute_force(queries, k, ids), plan)
+        if name == "tenant_tree":
+            scores, found = self._tenants().search(queries, k, tenant, allowed=ids if filtered else None,
+                                                   params=params)
+            return PlannedSearch(scores, found, plan)
+        if self.index is None:
+            raise InvalidArgument("an unfiltered search needs an approximate index")
+        if name == "index":
+            scores, found = self.index.search(queries, k, params=params)
+            plan.steps.append(WideningStep(len(queries), k, dict(params), len(queries)))
+            return PlannedSearch(scores, found, plan)
+        scores, found = self._index_filtered(queries, k, ids, params, plan)
+        return PlannedSearch(scores, found, plan)
+
+    def _tenants(self) -> TenantIndex:
+        if self.tenant_index is None:
+            raise InvalidArgument("a tenant query needs a tenant index, and this collection has none")
+        return self.tenant_index
+
+    def _brute_force(self, queries: np.ndarray, k: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k among `ids`: a numba kernel for a few queries (single-threaded, as a
+        request should be), BLAS in query blocks that keep the score matrix bounded for many."""
+        if self.exact_topk is not None:
+            return self.exact_topk(queries, ids, k)
+        vectors = np.ascontiguousarray(self.vectors_of(ids), dtype=np.float32)
+        if vectors.shape != (len(ids), queries.shape[1]):
+            raise InvalidArgument(f"vectors_of returned shape {vectors.shape}, expected ({len(ids)}, {queries.shape[1]})")
+        if len(queries) <= _KERNEL_QUERIES:
+            return rows_topk(queries, vectors, np.arange(len(ids), dtype=np.int32), ids, k, self.metric)
+        if len(queries) * len(ids) <= _BRUTE_FORCE_BLOCK:
+            return brute_force_topk(queries, vectors, ids, k, self.metric)
+        block = max(1, _BRUTE_FORCE_BLOCK // len(ids))
+        parts = [brute_force_topk(queries[i:i + block], vectors, ids, k, self.metric)
+                 for i in range(0, len(queries), block)]  # a loop over query blocks
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _index_filtered(self, queries: np.ndarray, k: int, ids: np.ndarray, params: dict[str, Any],
+                        plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+        """The approximate index with `ids` as selector, widened for the rows that came back short."""
+        assert self.index is not None
+        need = min(k, len(ids))
+        scores, found = _padded(len(queries), k)
+        rows = np.arange(len(queries))
+        ask_k = k
+        knob_value = int(params.get(self.knob, self._knob_default)) if self.knob else 0
+        for step in range(self.config.max_widenings + 1):
+            call = dict(params)
+            if self.knob:
+                call[self.knob] = knob_value
+            got_scores, got_ids = self.index.search(queries[rows], ask_k, allowed=ids, params=call)
+            complete = (got_ids >= 0).sum(1) >= need
+            done = rows[complete]
+            scores[done] = got_scores[complete, :k]
+            found[done] = got_ids[complete, :k]
+            plan.steps.append(WideningStep(len(rows), ask_k, call, int(complete.sum())))
+            rows = rows[~complete]
+            if not len(rows) or step == self.config.max_widenings:
+                break
+            if self.knob:
+                if self.knob_max is not None and knob_value >= self.knob_max:
+                    break
+                knob_value *= self.config.widen_factor
+                if self.knob_max is not None:
+                    knob_value = min(knob_value, self.knob_max)
+            else:  # a post-filtering index needs k beyond |ids|: the others take places too
+                ask_k *= self.config.widen_factor
+        if len(rows):
+            plan.fallback_rows = len(rows)
+            scores[rows], found[rows] = self._brute_force(queries[rows], k, ids)
+        return scores, found
+
+
+def rows_topk(queries: np.ndarray, vectors: np.ndarray, rows: np.ndarray, ids: np.ndarray, k: int,
+              metric: str, sqnorms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of queries (nq, d) among vectors[rows] (rows (n,) int32 into vectors (N, d)
+    float32, read in place), reported as ids (n,) int64; sqnorms (N,) saves recomputing the
+    norms (L2). Scores (nq, k) float32 and ids (nq, k) int64, padded with -inf / -1."""
+    if sqnorms is None:
+        sqnorms = np.einsum("ij,ij->i", vectors, vectors) if metric == "l2" else np.zeros(len(vectors), np.float32)
+    scores, found = _padded(len(queries), k)
+    for i, query in enumerate(np.ascontiguousarray(queries, dtype=np.float32)):  # a loop over queries
+        best_scores, best = score_topk(query, vectors, sqnorms, rows, metric == "ip", k)
+        scores[i, : len(best)] = best_scores
+        found[i, : len(best)] = ids[best]
+    return scores, found
+
+
+def _padded(nq: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.full((nq, k), -np.inf, dtype=np.float32), np.full((nq, k), -1, dtype=np.int64)
