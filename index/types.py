@@ -226,7 +226,9 @@ class CollectionConfig:
     encoder: the dense text encoder, None for a vectors-only collection. sparse: the sparse
     first stage (None: none). multivector: token vectors for reranking (None: none).
     payload: metadata fields indexed for filtering, key -> "keyword" | "numeric"; a filter
-    may only name indexed fields.
+    may only name indexed fields. tenant_tree: also keep a Curator-style shared clustering
+    tree with a sub-tree per tenant (`lamina.index.tenants`), so that the dense stage of a
+    tenant's query searches that sub-tree instead of the whole index.
     """
 
     name: str
@@ -237,6 +239,7 @@ class CollectionConfig:
     sparse: SparseConfig | None = None
     multivector: MultivectorConfig | None = None
     payload: dict[str, str] = field(default_factory=dict)
+    tenant_tree: bool = False
 
     def __post_init__(self) -> None:
         check_name(self.name)

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from lamina.index import errors
 from lamina.index.filters import Exists, Filter, Match, MatchAny, Range
-from lamina.index.types import CollectionConfig, Document, Hit, IndexConfig, MultivectorConfig, RowResult, SparseConfig
+from lamina.index.types import (
+    CollectionConfig,
+    Document,
+    Hit,
+    IndexConfig,
+    MultivectorConfig,
+    RowResult,
+    SparseConfig,
+)
 from lamina.retrieval.collection import Collection, Database
 from lamina.retrieval.query import Fusion, Rerank, SearchRequest, SearchResult, Stage
 

@@ -70,6 +70,7 @@ from lamina.retrieval.indexes import (
     SPARSE_VECTOR,
     CollectionIndexes,
 )
+from lamina.retrieval.planner import PlannerConfig, QueryPlanner
 from lamina.retrieval.query import Query, Rerank, SearchRequest, SearchResult, Stage
 from lamina.retrieval.rerank import rerank
 
@@ -459,7 +460,7 @@ class Collection:
             allowed = self._allowed(request.filter, request.tenant)
             if allowed is not None:
                 explain["cardinality"] = len(allowed)
-            runs = [partial(self._run_stage, stage, q, request.stage_limit(stage), allowed)
+            runs = [partial(self._run_stage, stage, q, request.stage_limit(stage), allowed, request)
                     for stage, q in zip(request.stages, inputs)]
             if len(runs) > 1:
                 lists = list(_stage_pool().map(lambda run: run(), runs))
@@ -497,14 +498,16 @@ class Collection:
             return self.embed_query(q)
         return self.sparse_query(q)
 
-    def _run_stage(self, stage: Stage, q: np.ndarray | SparseBatch, limit: int,
-                   allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    def _run_stage(self, stage: Stage, q: np.ndarray | SparseBatch, limit: int, allowed: np.ndarray | None,
+                   request: SearchRequest) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         started = time.perf_counter()
         info: dict[str, Any] = {"kind": stage.kind, "limit": limit}
         params = {key: _integral(key, v) for key, v in stage.params.items()}
         if allowed is not None and not len(allowed):
             ids, scores = np.empty(0, np.int64), np.empty(0, np.float32)
             info["plan"] = "empty"
+        elif stage.kind == "dense" and request.tenant is not None and self.indexes.tenants is not None:
+            scores, ids, info["plan"] = self._tenant_tree_stage(q, limit, request)
         elif stage.kind == "dense":
             scores, ids, info["plan"] = self._dense_stage(q, limit, allowed, params)
         else:
@@ -543,6 +546,24 @@ class Collection:
             scores, ids = self._exact(vector, allowed, limit)
             return scores, ids, "brute-force"
         return scores[0], ids[0], "index-filtered"
+
+    def _tenant_tree_stage(self, vector: np.ndarray, limit: int,
+                           request: SearchRequest) -> tuple[np.ndarray, np.ndarray, str]:
+        """A tenant's query through the planner: its sub-tree of the shared tree (Curator), or
+        brute force when a filter leaves few of its documents."""
+        planner = QueryPlanner(self.indexes.payload, None, self._vectors_of, tenant_index=self.indexes.tenants,
+                               metric=self.config.metric, config=PlannerConfig(brute_force_threshold=BRUTE_FORCE_MAX))
+        scores, ids, plan = planner.search(vector, limit, flt=request.filter, tenant=request.tenant)
+        return scores[0], ids[0], plan.name.replace("_", "-")
+
+    def _vectors_of(self, ids: np.ndarray) -> np.ndarray:
+        """Dense vectors of live iids, read from the store (rows of deleted iids are zeros)."""
+        raws = self.store.get_vectors(self.name, DENSE_VECTOR, ids)
+        out = np.zeros((len(ids), self.config.dim), dtype=np.float32)
+        for i, raw in enumerate(raws):
+            if raw is not None:
+                out[i] = np.frombuffer(raw, dtype=np.float32)
+        return out
 
     def _exact(self, vector: np.ndarray, allowed: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-`limit` over the `allowed` iids, their vectors read from the store."""
@@ -681,6 +702,7 @@ class Database:
         sparse: SparseConfig | Mapping[str, Any] | str | bool | None = True,
         multivector: MultivectorConfig | Mapping[str, Any] | str | bool | None = None,
         payload: Mapping[str, str] | None = None,
+        tenant_tree: bool = False,
     ) -> Collection:
         """Create a collection.
 
@@ -688,7 +710,8 @@ class Database:
         True (the default: BM25 when the collection has a text encoder), an encoder name, a
         SparseConfig, or False/None for none. multivector: True (the dense encoder's token
         embeddings), an encoder name or a MultivectorConfig, to rerank by MaxSim. payload:
-        metadata fields to index for filtering, key -> "keyword" | "numeric".
+        metadata fields to index for filtering, key -> "keyword" | "numeric". tenant_tree: keep a
+        Curator-style tenant tree, so that a tenant's dense search visits its own sub-tree.
         """
         check_name(name)
         if isinstance(index, str):
@@ -703,7 +726,7 @@ class Database:
         config = CollectionConfig(name=name, dim=dim, metric=metric, index=index, encoder=encoder,
                                   sparse=_sparse_config(sparse, encoder),
                                   multivector=_multivector_config(multivector, encoder),
-                                  payload=dict(payload or {}))
+                                  payload=dict(payload or {}), tenant_tree=tenant_tree)
         with self._lock:
             self.store.create_collection(config)
             shutil.rmtree(self._index_dir(name), ignore_errors=True)

@@ -7,6 +7,7 @@
     tokens    TokenStore over the "tokens" matrices (late-interaction rerank)
     payload   PayloadIndex over the metadata fields the schema declares
     owners    PayloadIndex over the tenant of each document (field "tenant")
+    tenants   TenantIndex (Curator's shared tree, a sub-tree per tenant) when the config asks
 
 All of it is derived: `build` scans the store, `apply` replays a window of the store's log
 (the vectors and metadata of the added versions are read back from the store, so replay
@@ -32,6 +33,7 @@ from lamina.index.spann import SpannConfig, SpannIndex
 from lamina.index.sparse import SeismicConfig, SparseIndex
 from lamina.index.sparse.batch import batch_from_packed
 from lamina.index.store import Store, StoredDoc
+from lamina.index.tenants import TenantIndex
 from lamina.index.types import CollectionConfig
 
 DENSE_VECTOR = "dense"
@@ -48,6 +50,7 @@ class CollectionIndexes:
     tokens: TokenStore | None
     payload: PayloadIndex
     owners: PayloadIndex
+    tenants: TenantIndex | None = None
     bm25: dict[str, Any] | None = None  # BM25Encoder.to_dict() of the sparse encoder, when BM25
     seq: int = 0  # the store sequence number the next `save` covers (stamped into SPANN's files)
 
@@ -61,8 +64,9 @@ class CollectionIndexes:
         tokens = None
         if config.multivector is not None:
             tokens = TokenStore(token_dim, config.multivector.codec)
+        tenants = TenantIndex(config.dim, config.metric) if config.tenant_tree else None
         return cls(config, _empty_dense(config, spann_dir), sparse, tokens,
-                   PayloadIndex(config.payload), PayloadIndex(_OWNERS))
+                   PayloadIndex(config.payload), PayloadIndex(_OWNERS), tenants)
 
     @classmethod
     def build(cls, store: Store, config: CollectionConfig, sparse_vocab: int | None,
@@ -90,6 +94,11 @@ class CollectionIndexes:
                 self.tokens.add(iids, [unpack_tokens(r) for r in raw])
         docs = list(store.iter_documents(name))
         self._index_documents(docs)
+        if self.tenants is not None:
+            owner = {d.iid: d.tenant for d in docs}
+            for iids, vectors in batches_for_tenants(store, name, config.dim):
+                self.tenants.add(iids, vectors, [owner.get(int(i)) for i in iids])
+            self.tenants.train()
         return self
 
     def _index_documents(self, docs: Iterable[StoredDoc]) -> None:
@@ -113,6 +122,8 @@ class CollectionIndexes:
             self.tokens.delete(iids)
         self.payload.delete(iids)
         self.owners.delete(iids)
+        if self.tenants is not None:
+            self.tenants.delete(iids)
 
     def add(self, docs: list[StoredDoc]) -> None:
         """Index new versions whose vectors the caller holds (`StoredDoc.vectors`, store bytes)."""
@@ -120,6 +131,12 @@ class CollectionIndexes:
             return
         self._add_vectors([d.iid for d in docs], [d.vectors for d in docs])
         self._index_documents(docs)
+        if self.tenants is not None:
+            has = [d for d in docs if DENSE_VECTOR in d.vectors]
+            if has:
+                self.tenants.add(np.array([d.iid for d in has], dtype=np.int64),
+                                 _dense_rows([d.vectors[DENSE_VECTOR] for d in has], self.config.dim),
+                                 [d.tenant for d in has])
 
     def _add_vectors(self, iids: list[int], vectors: list[dict[str, bytes]]) -> None:
         ids = np.asarray(iids, dtype=np.int64)
@@ -166,6 +183,9 @@ class CollectionIndexes:
                 index.save(directory / part)
         if self.tokens is not None:
             self.tokens.save(directory / "tokens")
+        if self.tenants is not None:
+            (directory / "tenants").mkdir()
+            self.tenants.save(directory / "tenants")
         if self.bm25 is not None:
             (directory / "bm25.json").write_text(json.dumps(self.bm25))
 
@@ -195,7 +215,12 @@ class CollectionIndexes:
         if payload.fields != config.payload:
             raise CorruptIndex(f"snapshot {directory} indexes payload fields {payload.fields}, "
                                f"the collection declares {config.payload}")
-        return cls(config, dense, sparse, tokens, payload, PayloadIndex.load(directory / "owners"), bm25)
+        tenants = None
+        if config.tenant_tree:
+            if not (directory / "tenants").is_dir():
+                raise CorruptIndex(f"snapshot {directory} has no tenant tree")
+            tenants = TenantIndex.load(directory / "tenants")
+        return cls(config, dense, sparse, tokens, payload, PayloadIndex.load(directory / "owners"), tenants, bm25)
 
     def memory_bytes(self) -> dict[str, int]:
         parts = {"dense": self.dense.memory_bytes(), "payload": self.payload.memory_bytes(),
@@ -204,6 +229,8 @@ class CollectionIndexes:
             parts["sparse"] = self.sparse.memory_bytes()
         if self.tokens is not None:
             parts["tokens"] = self.tokens.memory_bytes()
+        if self.tenants is not None:
+            parts["tenants"] = self.tenants.memory_bytes()
         return parts
 
 
@@ -228,6 +255,11 @@ def _load_spann(directory: Path, config: CollectionConfig, spann_dir: Path | Non
         index.close()
         raise CorruptIndex(f"SPANN files in {spann_dir} cover sequence {index.seq}, the snapshot {wanted}")
     return index
+
+
+def batches_for_tenants(store: Store, name: str, dim: int) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    for iids, raw in store.iter_vectors(name, DENSE_VECTOR):
+        yield iids, _dense_rows(raw, dim)
 
 
 def _dense_rows(raw: list[bytes], dim: int) -> np.ndarray:

@@ -64,11 +64,16 @@ class PlannerConfig:
     """brute_force_threshold: at most this many matching ids are scored exactly.
     widen_factor / max_widenings: how an `index_filtered` search that came back short is
     repeated (knob times the factor, at most that many times) before brute force finishes it.
+    scale_nprobe: an IVF's nprobe starts at nprobe / selectivity (capped by knob_max), so that
+    the lists scanned hold as many matching vectors as an unfiltered search scans: a filter
+    uncorrelated with position leaves ~selectivity of each list, and recall would fall with it.
+    (HNSW's ef_search is scaled by `DenseIndex` itself.)
     """
 
     brute_force_threshold: int = 20_000
     widen_factor: int = 4
     max_widenings: int = 4
+    scale_nprobe: bool = True
 
     def __post_init__(self) -> None:
         for name in ("brute_force_threshold", "max_widenings"):
@@ -291,6 +296,11 @@ class QueryPlanner:
         rows = np.arange(len(queries))
         ask_k = k
         knob_value = int(params.get(self.knob, self._knob_default)) if self.knob else 0
+        universe = len(self.payload)
+        if self.knob == "nprobe" and self.config.scale_nprobe and universe > len(ids):
+            knob_value = int(np.ceil(knob_value * universe / len(ids)))
+            if self.knob_max is not None:
+                knob_value = min(knob_value, self.knob_max)
         for step in range(self.config.max_widenings + 1):
             call = dict(params)
             if self.knob:

@@ -164,6 +164,7 @@ class Client:
         sparse: SparseConfig | str | bool = True,
         multivector: MultivectorConfig | str | bool | None = None,
         payload: Mapping[str, str] | None = None,
+        tenant_tree: bool = False,
     ) -> CollectionConfig:
         """Create a collection; `dim` defaults to the encoder's. Returns the config the server stored.
 
@@ -172,7 +173,7 @@ class Client:
         request = collections_pb2.CreateCollectionRequest(
             name=name, metric=convert.metric_to_proto(metric),
             index=convert.index_config_to_proto(_as_index_config(index)),
-            payload=convert.payload_to_proto(payload or {}),
+            payload=convert.payload_to_proto(payload or {}), tenant_tree=tenant_tree,
         )
         if sparse is False or sparse is None:
             request.no_sparse = True

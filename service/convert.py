@@ -124,6 +124,7 @@ def collection_config_to_proto(config: CollectionConfig) -> pb.CollectionConfig:
     message = pb.CollectionConfig(
         name=config.name, dim=config.dim, metric=metric_to_proto(config.metric),
         index=index_config_to_proto(config.index), payload=payload_to_proto(config.payload),
+        tenant_tree=config.tenant_tree,
     )
     if config.encoder is not None:
         message.encoder = config.encoder
@@ -144,6 +145,7 @@ def collection_config_from_proto(message: pb.CollectionConfig) -> CollectionConf
         sparse=sparse_config_from_proto(message.sparse) if message.HasField("sparse") else None,
         multivector=multivector_config_from_proto(message.multivector) if message.HasField("multivector") else None,
         payload=payload_from_proto(message.payload),
+        tenant_tree=message.tenant_tree,
     )
 
 

@@ -100,6 +100,7 @@ class CollectionsServicer(_Handler, collections_pb2_grpc.CollectionsServicer):
             multivector=convert.multivector_config_from_proto(request.multivector)
             if request.HasField("multivector") else None,
             payload=convert.payload_from_proto(request.payload),
+            tenant_tree=request.tenant_tree,
         )
         return collections_pb2.CreateCollectionResponse(config=convert.collection_config_to_proto(collection.config))
 

@@ -76,7 +76,7 @@ class MultivectorConfig(_message.Message):
     def __init__(self, encoder: _Optional[str] = ..., codec: _Optional[str] = ...) -> None: ...
 
 class CollectionConfig(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index", "encoder", "sparse", "multivector", "payload")
+    __slots__ = ("name", "dim", "metric", "index", "encoder", "sparse", "multivector", "payload", "tenant_tree")
     class PayloadEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,7 @@ class CollectionConfig(_message.Message):
     SPARSE_FIELD_NUMBER: _ClassVar[int]
     MULTIVECTOR_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    TENANT_TREE_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: Metric
@@ -100,7 +101,8 @@ class CollectionConfig(_message.Message):
     sparse: SparseConfig
     multivector: MultivectorConfig
     payload: _containers.ScalarMap[str, PayloadKind]
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index: _Optional[_Union[IndexConfig, _Mapping]] = ..., encoder: _Optional[str] = ..., sparse: _Optional[_Union[SparseConfig, _Mapping]] = ..., multivector: _Optional[_Union[MultivectorConfig, _Mapping]] = ..., payload: _Optional[_Mapping[str, PayloadKind]] = ...) -> None: ...
+    tenant_tree: bool
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index: _Optional[_Union[IndexConfig, _Mapping]] = ..., encoder: _Optional[str] = ..., sparse: _Optional[_Union[SparseConfig, _Mapping]] = ..., multivector: _Optional[_Union[MultivectorConfig, _Mapping]] = ..., payload: _Optional[_Mapping[str, PayloadKind]] = ..., tenant_tree: _Optional[bool] = ...) -> None: ...
 
 class DenseVector(_message.Message):
     __slots__ = ("values",)

@@ -212,3 +212,25 @@ def test_bad_requests_name_what_is_wrong(tmp_path, coll):
     with pytest.raises(InvalidArgument, match="mode"):
         coll.search("wing", mode="fuzzy")
     db.close()
+
+
+def test_tenant_tree_collection_answers_like_the_exact_path(tmp_path, corpus):
+    db = open_db(tmp_path)
+    tree = db.create_collection("tree", encoder="hashing", tenant_tree=True, payload={"year": "numeric"})
+    plain = db.create_collection("plain", encoder="hashing", payload={"year": "numeric"})
+    for c in (tree, plain):
+        c.upsert(corpus)
+        c.delete(["d0", "d4"])
+    flt = {"must": [{"key": "year", "range": {"gte": 1970}}]}
+    for tenant in TENANTS:
+        for f in (None, flt):
+            request = SearchRequest("wing flow drag", 20, filter=f, tenant=tenant, explain=True)
+            got, want = tree.query(request), plain.query(request)
+            np.testing.assert_allclose([h.score for h in got.hits], [h.score for h in want.hits], rtol=1e-5)
+            assert {h.tenant for h in got.hits} == {tenant}
+            assert got.explain["stages"][0]["plan"] == ("tenant-tree" if f is None else "brute-force")
+    before = [h.id for h in tree.search("heat", 10, tenant="acme")]
+    db.close()
+    db = open_db(tmp_path)
+    assert [h.id for h in db.collection("tree").search("heat", 10, tenant="acme")] == before
+    db.close()
