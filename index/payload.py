@@ -95,8 +95,24 @@ def difference_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a[~sorted_member(a, b)]
 
 
+def unique_ids(ids: np.ndarray) -> np.ndarray:
+    """Sorted unique int64 of an unsorted id array (n,): a mask over the ids' span when they
+    are dense in it (no sort: a range filter's ids come in value order), np.unique otherwise."""
+    if len(ids) < 256:
+        return np.unique(ids)
+    lo, hi = int(ids.min()), int(ids.max())
+    if hi - lo >= 16 * len(ids):
+        return np.unique(ids)
+    mask = np.zeros(hi - lo + 1, dtype=bool)
+    mask[ids - lo] = True
+    return np.flatnonzero(mask) + lo
+
+
 def _as_id_array(ids: Iterable[int] | np.ndarray) -> np.ndarray:
-    return np.unique(np.asarray(ids, dtype=np.int64).ravel())
+    ids = np.asarray(ids, dtype=np.int64).ravel()
+    if len(ids) < 2 or (ids[1:] > ids[:-1]).all():  # already sorted unique (a linear check, no sort)
+        return ids
+    return np.unique(ids)
 
 
 # --------------------------------------------------------------------------- postings
@@ -106,7 +122,7 @@ class IdSet:
     Ids from the store grow monotonically, so the merge is usually an append.
     """
 
-    __slots__ = ("_ids", "_added", "_removed")
+    __slots__ = ("_added", "_ids", "_removed")
 
     def __init__(self, ids: np.ndarray | None = None) -> None:
         self._ids = _EMPTY if ids is None else ids
@@ -171,7 +187,7 @@ class NumericColumn:
     merged with `np.searchsorted` + `np.insert` (O(n + m log m)), removals by iid.
     """
 
-    __slots__ = ("_values", "_ids", "_pending_values", "_pending_ids", "_removed")
+    __slots__ = ("_ids", "_pending_ids", "_pending_values", "_removed", "_values")
 
     def __init__(self, values: np.ndarray | None = None, ids: np.ndarray | None = None) -> None:
         self._values = np.empty(0, dtype=np.float64) if values is None else values
@@ -232,7 +248,7 @@ class NumericColumn:
         values, ids = self.arrays()
         start = np.searchsorted(values, lo, side="left" if lo_inclusive else "right")
         stop = np.searchsorted(values, hi, side="right" if hi_inclusive else "left")
-        return np.unique(ids[start:stop]) if stop > start else _EMPTY
+        return unique_ids(ids[start:stop]) if stop > start else _EMPTY
 
     def equal_any(self, numbers: np.ndarray) -> np.ndarray:
         """Sorted unique iids having a value equal to one of `numbers` (k,) float64."""
@@ -246,13 +262,13 @@ class NumericColumn:
         # positions of all matching pairs without a loop over the values: each run of
         # `counts[i]` consecutive positions starts at `starts[i]`
         run_offsets = np.repeat(starts - np.cumsum(counts) + counts, counts)
-        return np.unique(ids[run_offsets + np.arange(total)])
+        return unique_ids(ids[run_offsets + np.arange(total)])
 
 
 class _Field:
     """The index of one field: its kind, the ids having a value, and the postings."""
 
-    __slots__ = ("kind", "present", "keywords", "numbers", "stamps")
+    __slots__ = ("keywords", "kind", "numbers", "present", "stamps")
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -560,7 +576,7 @@ class PayloadIndex:
         keys = sorted(self._fields)
         meta: dict[str, Any] = {"version": _FORMAT_VERSION, "fields": [], "ids": 0}
         np.save(directory / "payload_ids.npy", self._all.array())
-        meta["ids"] = int(len(self._all.array()))
+        meta["ids"] = len(self._all.array())
         for i, key in enumerate(keys):
             fld = self._fields[key]
             entry: dict[str, Any] = {"key": key, "kind": fld.kind}

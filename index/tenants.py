@@ -22,7 +22,9 @@ shared one, by encoding each tenant's tree as a sub-tree of one global tree:
   search that runs out of nodes has seen all of the tenant's vectors, so it always returns
   min(k, tenant size) results, exactly when the tenant is small. The walk and the scoring are
   numba kernels (`best_first_frontier`, `score_topk`): per-node Python costs ~20 us a node, the
-  kernel well under one.
+  kernel well under one. A single insert or grant likewise routes with a kernel (`route_leaves`)
+  and walks only its own root-to-leaf path (`_grant_one`), and appends to the iid lookup in
+  amortised O(1), so a write costs ~100 us whatever the index size.
 
 A vector may be shared by several tenants (`grant`/`revoke`); it is stored once, and appears in
 one shortlist per tenant. Deletes remove the vector from its shortlists at once and leave a dead
@@ -72,6 +74,7 @@ def _faiss_threads(n: int) -> Iterator[None]:
     finally:
         faiss.omp_set_num_threads(before)
 _EMPTY_SLOTS = np.empty(0, dtype=np.int32)
+_FIRST = np.zeros(1, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,9 @@ def _groups(keys: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     """(key, positions) for each distinct key of an int array, keys ascending."""
     if not len(keys):
         return
+    if len(keys) == 1:  # the single-vector write path: no sort
+        yield int(keys[0]), _FIRST
+        return
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
     starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
@@ -211,6 +217,29 @@ def ancestor_table(parent: np.ndarray, level: np.ndarray) -> np.ndarray:
         nodes = np.flatnonzero(level == lvl)
         table[nodes, :lvl] = table[parent[nodes], :lvl]
     return table
+
+
+@numba.njit(cache=True, nogil=True)
+def route_leaves(x: np.ndarray, child0: np.ndarray, nchild: np.ndarray, centroids: np.ndarray,
+                 centroid_sq: np.ndarray, ip_metric: bool) -> np.ndarray:
+    """The leaf (n,) int32 of each row of x (n, d) float32: from the root, the nearest child
+    (largest inner product, or smallest |c|^2 - 2<x, c>) level by level. Children of a node
+    are the consecutive ids child0[node] .. child0[node] + nchild[node] - 1."""
+    out = np.empty(x.shape[0], dtype=np.int32)
+    for i in range(x.shape[0]):
+        node = 0
+        while nchild[node] > 0:
+            best, best_score = child0[node], np.inf
+            for child in range(child0[node], child0[node] + nchild[node]):
+                dot = 0.0
+                for t in range(x.shape[1]):
+                    dot += centroids[child, t] * x[i, t]
+                score = -dot if ip_metric else centroid_sq[child] - 2.0 * dot
+                if score < best_score:
+                    best, best_score = child, score
+            node = best
+        out[i] = node
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -416,6 +445,7 @@ class TenantIndex:
         # the store's iids grow, so new ones are usually an append here.
         self._lookup_keys = np.empty(0, dtype=np.int64)
         self._lookup_slots = np.empty(0, dtype=np.int32)
+        self._lookup_buffers: tuple[np.ndarray, np.ndarray] | None = None  # see _lookup_append
         self._trained_on = 0
         self._leaf = np.empty(0, dtype=np.int32)  # the tree leaf each slot was routed to
         self._set_tree(*self._single_leaf())
@@ -439,17 +469,41 @@ class TenantIndex:
         return {name: int(self._tenant_sizes[t]) for name, t in self._tenant_ids.items()
                 if self._tenant_sizes[t] > 0}
 
+    def tenant_size(self, tenant: str) -> int:
+        """Number of live vectors `tenant` can access (0 for an unknown tenant): O(1)."""
+        number = self._tenant_number(tenant, create=False)
+        return 0 if number < 0 else int(self._tenant_sizes[number])
+
+    def tenant_ids(self, tenant: str) -> np.ndarray:
+        """The iids `tenant` can access: sorted unique int64 (empty for an unknown tenant).
+
+        Read from the tenant's shortlists (each accessible vector is in exactly one) and cached
+        until the tenant's shortlists change, so that a planner intersecting a tenant with a
+        filter pays the sort once per write, not once per query. Do not modify the result.
+        """
+        number = self._tenant_number(tenant, create=False)
+        if number < 0:
+            return np.empty(0, dtype=np.int64)
+        cached = self._tenant_ids_cache.get(number)
+        if cached is None:
+            nodes, _ = self._frontier(number)
+            parts = [self._shortlists[node][number] for node in nodes.tolist()]  # a loop over tree nodes
+            slots = np.concatenate(parts) if parts else _EMPTY_SLOTS
+            cached = self._tenant_ids_cache[number] = np.sort(self._iids[slots])
+        return cached
+
     def memory_bytes(self) -> int:
         """Resident bytes: arrays at their capacity plus an allowance for the Python containers."""
         arrays = (self._vectors, self._sqnorms, self._iids, self._alive, self._primary, self._has_shared,
                   self._leaf, self._ancestors, self._centroids, self._node_bias, self._radius, self._parent,
-                  self._level, self._child0, self._nchild, self._bloom, self._tenant_sizes, self._lookup_keys,
-                  self._lookup_slots)
+                  self._level, self._child0, self._nchild, self._bloom, self._tenant_sizes,
+                  *(self._lookup_buffers or (self._lookup_keys, self._lookup_slots)))
         total = sum(a.nbytes for a in arrays)
         for shortlists in self._shortlists:
             total += 64 + sum(sl.nbytes + 112 + 48 for sl in shortlists.values())  # array header, dict entry
         total += sum(232 + 36 * len(ts) for ts in self._shared.values())
         total += sum(216 + 40 * len(nodes) for nodes in self._tenant_nodes.values())  # sets of node ids
+        total += sum(ids.nbytes + 112 for ids in self._tenant_ids_cache.values())
         return int(total)
 
     # ------------------------------------------------------------------ tree
@@ -472,12 +526,14 @@ class TenantIndex:
         else:
             self._node_bias = np.zeros(len(parent), dtype=np.float32)
         self._node_bias = self._node_bias.astype(np.float32)
+        self._centroid_sq = (self._centroids ** 2).sum(1).astype(np.float32)
         n_nodes = len(parent)
         self._bloom = (np.zeros((n_nodes, self.config.bloom_bits // 8), dtype=np.uint8)
                        if bloom is None else bloom)
         self._shortlists: list[dict[int, np.ndarray]] = [{} for _ in range(n_nodes)]
         self._tenant_nodes: dict[int, set[int]] = {}  # tenant -> nodes holding its shortlists
         self._frontier_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._tenant_ids_cache: dict[int, np.ndarray] = {}  # tenant -> sorted iids (see tenant_ids)
         # plain lists for the write paths, which read them per node where numpy scalars cost more
         self._child0_list: list[int] = self._child0.tolist()
         self._nchild_list: list[int] = self._nchild.tolist()
@@ -541,6 +597,9 @@ class TenantIndex:
 
     def _route(self, x: np.ndarray) -> np.ndarray:
         """The leaf (n,) int32 of each new vector x (n, d): the nearest child, level by level."""
+        if len(x) <= 256:  # few vectors: the numba walk, without numpy's per-call overheads
+            return route_leaves(x, self._child0, self._nchild, self._centroids, self._centroid_sq,
+                                self.metric == "ip")
         node = np.zeros(len(x), dtype=np.int64)
         for _ in range(self.depth):
             rows = np.flatnonzero(self._nchild[node] > 0)
@@ -601,12 +660,14 @@ class TenantIndex:
         self._shortlists[node][tenant] = slots
         self._tenant_nodes.setdefault(tenant, set()).add(node)
         self._frontier_cache.pop(tenant, None)
+        self._tenant_ids_cache.pop(tenant, None)
 
     def _sl_pop(self, node: int, tenant: int) -> np.ndarray | None:
         shortlist = self._shortlists[node].pop(tenant, None)
         if shortlist is not None:
             self._tenant_nodes[tenant].discard(node)
             self._frontier_cache.pop(tenant, None)
+            self._tenant_ids_cache.pop(tenant, None)
         return shortlist
 
     def _frontier(self, tenant: int) -> tuple[np.ndarray, np.ndarray]:
@@ -636,6 +697,18 @@ class TenantIndex:
         level = self._level_list[node]
         for child, idx in _groups(self._node_at(slots, level + 1)):
             self._grant(child, tenant, slots[idx])
+
+    def _grant_one(self, tenant: int, slot: int) -> None:
+        """`_grant(0, tenant, [slot])` without the per-level grouping: the single-vector write
+        path (insert, grant) walks the slot's own root-to-leaf path, a row of the ancestor table."""
+        for node in self._ancestors[self._leaf[slot]].tolist():  # root first; -1 below the leaf
+            if node < 0:
+                break
+            if (tenant in self._shortlists[node] or not self._nchild_list[node]
+                    or not self._bloom_has(node, tenant)):
+                self._grant(node, tenant, np.array([slot], dtype=np.int32))
+                return
+        raise AssertionError("a slot's path ends at its leaf, where the walk always stops")
 
     def _split(self, node: int, tenant: int, slots: np.ndarray) -> None:
         """Hand a too-long shortlist of an inner node down to the children, recursively."""
@@ -741,7 +814,9 @@ class TenantIndex:
         need = self._n + extra
         if need <= len(self._iids):
             return
-        capacity = max(need, 2 * len(self._iids), 1024)
+        # grow by an eighth: amortised O(1) still, without doubling a large index's memory
+        # on the first insert after a bulk load
+        capacity = max(need, len(self._iids) + len(self._iids) // 8, 1024)
 
         def grow(a: np.ndarray, fill: Any) -> np.ndarray:
             out = np.full((capacity,) + a.shape[1:], fill, dtype=a.dtype)
@@ -776,18 +851,33 @@ class TenantIndex:
         order = np.argsort(ids, kind="stable")
         ids, slots = ids[order], slots[order].astype(np.int32)
         if not len(self._lookup_keys) or ids[0] > self._lookup_keys[-1]:
-            self._lookup_keys = np.concatenate([self._lookup_keys, ids])
-            self._lookup_slots = np.concatenate([self._lookup_slots, slots])
+            self._lookup_append(ids, slots)
         else:  # out-of-order iids: a merge
             at = np.searchsorted(self._lookup_keys, ids)
             self._lookup_keys = np.insert(self._lookup_keys, at, ids)
             self._lookup_slots = np.insert(self._lookup_slots, at, slots)
+            self._lookup_buffers = None
+
+    def _lookup_append(self, ids: np.ndarray, slots: np.ndarray) -> None:
+        """Append to the lookup in amortised O(len(ids)): the arrays are views of buffers grown
+        by doubling (an insert must not copy the whole lookup). Any other assignment of the
+        arrays leaves them without a buffer, and the next append makes a new one."""
+        m, need = len(self._lookup_keys), len(self._lookup_keys) + len(ids)
+        buffers = self._lookup_buffers
+        if buffers is None or self._lookup_keys.base is not buffers[0] or need > len(buffers[0]):
+            capacity = max(need, 2 * m, 1024)
+            keys, vals = np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=np.int32)
+            keys[:m], vals[:m] = self._lookup_keys, self._lookup_slots
+            buffers = self._lookup_buffers = (keys, vals)
+        buffers[0][m:need], buffers[1][m:need] = ids, slots
+        self._lookup_keys, self._lookup_slots = buffers[0][:need], buffers[1][:need]
 
     def _renumber(self, new_of_old: np.ndarray) -> None:
         """Apply a slot renumbering (old slot -> new slot, -1 dropped) to the iid lookup and `_shared`."""
         slots = new_of_old[self._lookup_slots]
         keep = slots >= 0
         self._lookup_keys, self._lookup_slots = self._lookup_keys[keep], slots[keep].astype(np.int32)
+        self._lookup_buffers = None
         self._shared = {int(new_of_old[slot]): tenants for slot, tenants in self._shared.items()}
 
     def _slot(self, iid: int) -> int:
@@ -843,10 +933,14 @@ class TenantIndex:
         self._n, self._live = stop, self._live + len(ids)
         slots = np.arange(start, stop, dtype=np.int32)
         self._index_iids(ids, slots)
-        for tenant, idx in _groups(numbers):
-            if tenant >= 0:
-                self._grant(0, tenant, slots[idx])
-                self._tenant_sizes[tenant] += len(idx)
+        if len(ids) == 1 and numbers[0] >= 0:  # insert: the single-vector path
+            self._grant_one(int(numbers[0]), start)
+            self._tenant_sizes[numbers[0]] += 1
+        else:
+            for tenant, idx in _groups(numbers):
+                if tenant >= 0:
+                    self._grant(0, tenant, slots[idx])
+                    self._tenant_sizes[tenant] += len(idx)
         cfg = self.config
         if self._live >= cfg.train_size and self._live >= cfg.retrain_growth * self._trained_on:
             self.train()
@@ -891,7 +985,7 @@ class TenantIndex:
             self._shared.setdefault(slot, set()).add(number)
             self._has_shared[slot] = True
         self._tenant_sizes[number] += 1
-        self._grant(0, number, np.array([slot], dtype=np.int32))
+        self._grant_one(number, slot)
         return True
 
     def revoke(self, iid: int, tenant: str) -> bool:

@@ -345,9 +345,6 @@ class KeyStore:
         """Every record, oldest first (records hold no key, only digests)."""
         return sorted(self._records.values(), key=lambda r: (r.created, r.id))
 
-    def from_file(self, key_id: str) -> bool:
-        return key_id in self._file_ids
-
     def authenticate(self, secret: str) -> Principal | None:
         """The principal of a valid, unrevoked key; None for anything else."""
         key_id = key_id_of(secret)

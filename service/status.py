@@ -14,7 +14,6 @@ import logging
 import uuid
 
 import grpc
-
 from lamina.index.errors import (
     AlreadyExists,
     CorruptIndex,

@@ -316,3 +316,34 @@ def test_bloom_bits_are_stable_and_spread():
     row[positions[:300].ravel()] = True
     false_positive = row[positions[300:]].all(1).mean()
     assert false_positive < 0.02
+
+
+def test_single_writes_keep_lookup_and_tenant_ids_exact():
+    """Inserts one at a time (the amortised lookup append and the single-path grant), grants,
+    deletes and a compaction: tenant_ids and tenant_size follow, verify() holds throughout."""
+    rng = np.random.default_rng(21)
+    index = TenantIndex(8, "l2", small_config())
+    access: dict[str, set[int]] = {f"u{t}": set() for t in range(5)}
+    for iid in range(1_500):
+        tenant = f"u{rng.integers(5)}"
+        index.insert(iid * 2 + 1, rng.standard_normal(8).astype(np.float32), tenant)
+        access[tenant].add(iid * 2 + 1)
+        if iid % 7 == 0:
+            other = f"u{rng.integers(5)}"
+            if index.grant(iid * 2 + 1, other):
+                access[other].add(iid * 2 + 1)
+    assert index.depth >= 1
+    index.verify()
+    for tenant, members in access.items():
+        np.testing.assert_array_equal(index.tenant_ids(tenant), np.array(sorted(members)))
+        assert index.tenant_size(tenant) == len(members)
+    dead = np.arange(1, 3_000, 2)[rng.random(1_500) < 0.4]
+    index.delete(dead)  # past the compaction fraction: slots are renumbered
+    for members in access.values():
+        members.difference_update(dead.tolist())
+    index.verify()
+    for tenant, members in access.items():
+        np.testing.assert_array_equal(index.tenant_ids(tenant), np.array(sorted(members)))
+    index.insert(10_001, np.zeros(8, dtype=np.float32), "u0")
+    assert 10_001 in index.tenant_ids("u0").tolist()
+    index.verify()
