@@ -36,6 +36,26 @@ def gpu_count() -> int:
     return int(get()) if get is not None else 0
 
 
+BITMAP_MIN_IDS = 4096  # from this many allowed ids on, a bitmap selector is cheaper to build than a hash set
+
+
+def allow_list_selector(allowed: np.ndarray) -> faiss.IDSelector:
+    """A selector admitting exactly the ids of `allowed` (int64, >= 0).
+
+    A few ids go into a hash set (IDSelectorBatch); many go into a bitmap over [0, max id]
+    (IDSelectorBitmap: one bit per id, built by numpy in one pass, looked up without hashing).
+    """
+    allowed = np.ascontiguousarray(allowed, dtype=np.int64)
+    if len(allowed) < BITMAP_MIN_IDS or allowed.min() < 0:
+        return faiss.IDSelectorBatch(allowed)
+    bits = np.zeros(int(allowed.max()) + 1, dtype=bool)
+    bits[allowed] = True
+    bitmap = np.packbits(bits, bitorder="little")
+    selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+    selector.referenced_objects = [bitmap]  # the selector reads the array in place
+    return selector
+
+
 def faiss_metric(metric: str) -> int:
     return faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
 
@@ -181,7 +201,7 @@ class DenseIndex:
         """The caller's allow-list and the tombstones as one selector (None: no restriction)."""
         if allowed is None:
             return self._dead
-        sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        sel = allow_list_selector(allowed)
         if self._dead is None:
             return sel
         both = faiss.IDSelectorAnd(sel, self._dead)

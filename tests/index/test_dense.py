@@ -168,3 +168,18 @@ def test_auto_nlist():
     assert auto_nlist(1_000_000) == 4000
     assert auto_nlist(1000) == 25
     assert auto_nlist(10) == 1
+
+
+def test_allow_list_selector_admits_exactly_the_allowed_ids():
+    import faiss
+
+    from lamina.index.dense import BITMAP_MIN_IDS, allow_list_selector
+
+    rng = np.random.default_rng(4)
+    for size in (10, BITMAP_MIN_IDS, 5 * BITMAP_MIN_IDS):
+        allowed = np.unique(rng.integers(0, 200_000, size))
+        selector = allow_list_selector(allowed)
+        assert isinstance(selector, faiss.IDSelectorBitmap) == (len(allowed) >= BITMAP_MIN_IDS)
+        probe = np.concatenate([allowed, rng.integers(0, 250_000, 2000)])
+        member = np.array([selector.is_member(int(i)) for i in probe])
+        np.testing.assert_array_equal(member, np.isin(probe, allowed))
