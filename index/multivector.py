@@ -5,9 +5,10 @@ vectors (Khattab & Zaharia, SIGIR'20), so every document's token matrix must be 
 time. Martinico, Nardini, Rulli & Venturini ("Multivector Reranking in the Era of Strong
 First-Stage Retrievers", ECIR 2026) rerank a few dozen candidates per query, which makes the
 store a random-access array of per-document row ranges rather than a token-level search index.
-Rows are kept as float16 or compressed with product quantisation (Jégou et al., TPAMI'11)
-through faiss's standalone codec interface (`sa_encode`/`sa_decode`), and decoded on the fly
-for the candidates being scored.
+Rows are kept as float16 or compressed (product quantisation, Jégou et al., TPAMI'11, with or
+without an OPQ rotation or a coarse centroid whose residual is quantised, as ColBERTv2 keeps
+tokens) through faiss's standalone codec interface (`sa_encode`/`sa_decode`), and decoded on
+the fly for the candidates being scored; see `TokenCodec` for the codecs and their sizes.
 
 Layout on disk: a root directory owned by one store, made of immutable segments and a manifest.
 
@@ -18,7 +19,8 @@ Layout on disk: a root directory owned by one store, made of immutable segments 
     root/seg-<gen>/tokens.npy    (T, d) float16 rows            (raw segments)
     root/seg-<gen>/codes.npy     (T, code_size) uint8 codes     (encoded segments)
     root/tombstones-<gen>.npy    sorted int64 ids deleted since their segment was written
-    root/codec-<gen>.faiss       the trained faiss codec of the encoded segments
+    root/codec-<gen>.faiss       the trained faiss codec of the encoded segments (after an 8-byte
+                                 "LTCunit1" header when it decodes to unit rows, see TokenCodec)
 
 `save` writes only what changed since the last save (the documents added, as one new segment,
 and the tombstones), each file to a temporary name, fsynced, renamed, then replaces CURRENT
@@ -59,6 +61,12 @@ FORMAT = "lamina-tokens/1"
 _COMPACT_FRACTION = 0.25
 # k-means of each sub-quantiser sees at most this many token rows (faiss samples 256 per centroid).
 _MAX_TRAIN_ROWS = 65_536
+# A trained codec whose decoded rows are renormalised starts with these bytes (then faiss's own).
+_UNIT_HEADER = b"LTCunit1"
+# Training rows within this of norm 1 are unit rows (float16 storage rounds norms by ~1e-3).
+_UNIT_TOLERANCE = 1e-2
+# Alternations of rotation and PQ training when learning an OPQ rotation (faiss's default is 50).
+_OPQ_ITERATIONS = 12
 # Bytes header of a packed token matrix: magic, number of tokens, dimension (little-endian).
 _PACK_HEADER = struct.Struct("<4sII")
 _PACK_MAGIC = b"LTK1"
@@ -127,14 +135,42 @@ def lengths_to_offsets(lengths: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------- codec
 _PQ_SPEC = re.compile(r"^pq(\d+)(?:x(\d+))?$")
+_OPQ_SPEC = re.compile(r"^opq(\d+)(?:x(\d+))?$")
+_IVFPQ_SPEC = re.compile(r"^ivf(\d+)pq(\d+)(?:x(\d+))?$")
+_PCA_SPEC = re.compile(r"^pca(\d+)sq(4|6|8)$")
+# Named codecs: a short name for the codec measured best at a size (bench/RESULTS.md).
+_ALIASES = {"rq32": "ivf4096pq48x5", "rq64": "ivf1024pq96x5"}
+
+
+def _sub_quantisers(spec: str, dim: int, m: int, bits: int) -> None:
+    if m <= 0 or dim % m:
+        raise InvalidArgument(f"codec {spec!r}: {m} sub-quantisers do not divide dimension {dim}")
+    if not 1 <= bits <= 16:
+        raise InvalidArgument(f"codec {spec!r}: bits per sub-quantiser must be in [1, 16]")
 
 
 class TokenCodec:
-    """How token rows are kept: "float16", "pq<M>" / "pq<M>x<bits>", or "faiss:<factory string>".
+    """How token rows are kept: float16, or one of the compressed codecs below (faiss codecs).
 
-    "pq16" is faiss's `PQ16` (16 sub-quantisers of 8 bits: 16 bytes a token); "faiss:..." takes
-    any faiss index factory string with a standalone codec (e.g. "faiss:IVF256,PQ16" for PQ of the
-    residuals to 256 coarse centroids, "faiss:RQ8x8" for residual quantisation).
+    - "float16": 2 * dim bytes a token, exact up to half precision;
+    - "pq<M>" / "pq<M>x<bits>": product quantisation (Jégou et al., TPAMI'11), M sub-quantisers
+      of `bits` bits (8 by default): M * bits / 8 bytes a token;
+    - "opq<M>" / "opq<M>x<bits>": the same after a learned rotation (OPQ, Ge et al., CVPR'13) that
+      balances the variance across the sub-spaces: same size;
+    - "ivf<L>pq<M>" / "ivf<L>pq<M>x<bits>": residual quantisation as ColBERTv2 / PLAID keep token
+      vectors: a coarse k-means centroid out of L (its id takes 1 byte for L <= 256, 2 for
+      L <= 65,536, counted in the size) plus a PQ code of the residual;
+    - "pca<D>sq<bits>": a PCA to D dimensions, then a per-dimension scalar quantiser of 4, 6 or 8 bits;
+    - "rq32", "rq64": the residual codecs measured best on MiniLM tokens within 32 and 64 bytes
+      (aliases of "ivf4096pq48x5", 32 bytes, and "ivf1024pq96x5", 62 bytes; training 4,096
+      centroids on 65,536 rows takes a minute or two);
+    - "faiss:<factory string>": any faiss index factory string with a standalone codec (e.g.
+      "faiss:RQ8x8" for additive residual quantisation).
+
+    `bytes_per_token` is the full stored size of a token, coarse ids included. Training sees up
+    to 65,536 token rows; the trained codec is serialised with faiss (`to_bytes`). A codec trained
+    on unit rows (normalised token embeddings, the default encoders' output) renormalises what it
+    decodes (`decode`).
     """
 
     def __init__(self, spec: str, dim: int) -> None:
@@ -143,22 +179,38 @@ class TokenCodec:
         self.factory = self._factory(spec, dim)
         self._code_size = 2 * dim if self.factory is None else int(faiss.index_factory(dim, self.factory).sa_code_size())
         self._index: faiss.Index | None = None
+        # True when the codec was trained on unit rows: decoded rows are then put back on the unit
+        # sphere (see `decode`); recorded with the trained codec (`to_bytes`)
+        self.unit_rows = False
         # faiss's fp16 scalar quantiser: its codes are IEEE half floats, and it widens them with
         # F16C in C++, several times faster than numpy's float16 -> float32 cast (bit-identical)
         self._half = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16)
 
     @staticmethod
     def _factory(spec: str, dim: int) -> str | None:
+        """The faiss factory string of `spec` (None for float16), or InvalidArgument naming the problem."""
         if spec == "float16":
             return None
-        match = _PQ_SPEC.match(spec)
-        if match:
+        named = _ALIASES.get(spec, spec)
+        if match := _PQ_SPEC.match(named):
             m, bits = int(match.group(1)), int(match.group(2) or 8)
-            if m <= 0 or dim % m:
-                raise InvalidArgument(f"codec {spec!r}: {m} sub-quantisers do not divide dimension {dim}")
-            if not 1 <= bits <= 16:
-                raise InvalidArgument(f"codec {spec!r}: bits per sub-quantiser must be in [1, 16]")
+            _sub_quantisers(spec, dim, m, bits)
             return f"PQ{m}x{bits}"
+        if match := _OPQ_SPEC.match(named):
+            m, bits = int(match.group(1)), int(match.group(2) or 8)
+            _sub_quantisers(spec, dim, m, bits)
+            return f"OPQ{m},PQ{m}x{bits}"
+        if match := _IVFPQ_SPEC.match(named):
+            lists, m, bits = int(match.group(1)), int(match.group(2)), int(match.group(3) or 8)
+            if not 1 <= lists <= 65_536:
+                raise InvalidArgument(f"codec {spec!r}: the number of coarse centroids must be in [1, 65536]")
+            _sub_quantisers(spec, dim, m, bits)
+            return f"IVF{lists},PQ{m}x{bits}"
+        if match := _PCA_SPEC.match(named):
+            out = int(match.group(1))
+            if not 1 <= out <= dim:
+                raise InvalidArgument(f"codec {spec!r}: PCA to {out} dimensions out of {dim}")
+            return f"PCA{out},SQ{match.group(2)}"
         if spec.startswith("faiss:") and len(spec) > 6:
             factory = spec[6:]
             try:
@@ -167,7 +219,9 @@ class TokenCodec:
             except RuntimeError as exc:
                 raise InvalidArgument(f"codec {spec!r} is not a faiss codec for dimension {dim}: {exc}") from None
             return factory
-        raise InvalidArgument(f"unknown token codec {spec!r}; expected 'float16', 'pq<M>', 'pq<M>x<bits>' or 'faiss:<factory>'")
+        raise InvalidArgument(f"unknown token codec {spec!r}; expected 'float16', 'pq<M>[x<bits>]', "
+                              f"'opq<M>[x<bits>]', 'ivf<L>pq<M>[x<bits>]', 'pca<D>sq<bits>', "
+                              f"{', '.join(repr(a) for a in _ALIASES)} or 'faiss:<factory>'")
 
     @property
     def compressed(self) -> bool:
@@ -187,16 +241,24 @@ class TokenCodec:
         if not self.compressed:
             return
         index = faiss.index_factory(self.dim, self.factory)
+        if isinstance(index, faiss.IndexPreTransform):
+            for i in range(index.chain.size()):
+                transform = faiss.downcast_VectorTransform(index.chain.at(i))
+                if isinstance(transform, faiss.OPQMatrix):
+                    transform.niter = _OPQ_ITERATIONS  # faiss's 50 rounds of PQ training: minutes on a store
         inner = faiss.downcast_index(index.index if isinstance(index, faiss.IndexPreTransform) else index)
         if hasattr(inner, "do_polysemous_training"):
             # IndexPQ anneals a code permutation for polysemous search by default: a search
             # feature the codec never uses, and 10-100x the cost of the k-means itself
             inner.do_polysemous_training = False
+        sample = np.ascontiguousarray(sample, dtype=np.float32)
         try:
-            index.train(np.ascontiguousarray(sample, dtype=np.float32))
+            index.train(sample)
         except RuntimeError as exc:  # too few points for the centroids, mostly
             raise InvalidArgument(f"cannot train codec {self.spec!r} on {len(sample)} token rows: {exc}") from None
         self._index = index
+        norms = np.linalg.norm(sample, axis=1)
+        self.unit_rows = bool(len(norms)) and bool(np.abs(norms - 1.0).max() <= _UNIT_TOLERANCE)
 
     def encode(self, rows: np.ndarray) -> np.ndarray:
         """Codes (n, code_size) uint8 of rows (n, dim) float32."""
@@ -210,7 +272,15 @@ class TokenCodec:
         assert self._index is not None, "train the codec before decoding"
         if not len(codes):
             return np.empty((0, self.dim), dtype=np.float32)
-        return self._index.sa_decode(np.ascontiguousarray(codes, dtype=np.uint8))
+        rows = self._index.sa_decode(np.ascontiguousarray(codes, dtype=np.uint8))
+        if self.unit_rows:
+            # Quantisation shrinks some rows more than others (a centroid is an average), and
+            # MaxSim's max over a document's rows favours the rows that shrank least: back on the
+            # sphere the tokens were on, the max compares directions only. Free (no stored
+            # bytes), and it halved the nDCG@10 loss of 32-byte codes on Cranfield.
+            norms = np.linalg.norm(rows, axis=1, keepdims=True)
+            np.divide(rows, norms, out=rows, where=norms > 0)
+        return rows
 
     def widen(self, rows: np.ndarray) -> np.ndarray:
         """Rows (n, dim) float32 of float16 rows (n, dim)."""
@@ -219,14 +289,23 @@ class TokenCodec:
         return self._half.sa_decode(np.ascontiguousarray(rows, dtype=np.float16).view(np.uint8))
 
     def to_bytes(self) -> bytes:
+        """The trained codec: faiss's serialisation, after a header when it decodes to unit rows
+        (codecs without the header, as every codec written before it, decode as faiss does)."""
         assert self._index is not None
-        return faiss.serialize_index(self._index).tobytes()
+        data = faiss.serialize_index(self._index).tobytes()
+        return _UNIT_HEADER + data if self.unit_rows else data
 
     def load_bytes(self, data: bytes) -> None:
-        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        unit_rows = data.startswith(_UNIT_HEADER)
+        if unit_rows:
+            data = data[len(_UNIT_HEADER):]
+        try:
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        except RuntimeError as exc:
+            raise CorruptIndex(f"token codec of {self.spec!r} is unreadable: {exc}") from None
         if index.d != self.dim:
             raise CorruptIndex(f"codec of dimension {index.d} for a store of dimension {self.dim}")
-        self._index = index
+        self._index, self.unit_rows = index, unit_rows
 
 
 # ---------------------------------------------------------------------- segments

@@ -287,7 +287,9 @@ def maxsim_plain(q: np.ndarray, d: np.ndarray) -> float:
     return float((q @ d.T).max(axis=1).sum())
 
 
-@pytest.mark.parametrize("codec,bytes_per_token", [("pq16", 16), ("faiss:IVF64,PQ8", 9)])
+@pytest.mark.parametrize("codec,bytes_per_token", [("pq16", 16), ("faiss:IVF64,PQ8", 9),
+                                                   pytest.param("opq16", 16, marks=pytest.mark.slow),
+                                                   ("ivf64pq8", 9), ("pca32sq4", 16)])
 def test_quantised_maxsim_stays_close_to_float16(codec, bytes_per_token):
     docs = clustered_docs(200, seed=3)
     ids = np.arange(200, dtype=np.int64)
@@ -335,3 +337,53 @@ def test_compressed_store_trains_once_enough_rows_and_persists(tmp_path):
 def test_build_with_too_few_rows_for_the_codebook():
     with pytest.raises(InvalidArgument, match="cannot train"):
         TokenStore.build(np.arange(3), clustered_docs(3), codec="pq16")
+
+
+@pytest.mark.parametrize("spec,factory,size", [
+    ("float16", None, 768), ("pq32", "PQ32x8", 32), ("pq48x5", "PQ48x5", 30), ("opq32", "OPQ32,PQ32x8", 32),
+    ("ivf1024pq48x5", "IVF1024,PQ48x5", 32), ("ivf256pq32", "IVF256,PQ32x8", 33), ("pca64sq8", "PCA64,SQ8", 64),
+    ("rq32", "IVF4096,PQ48x5", 32), ("rq64", "IVF1024,PQ96x5", 62)])
+def test_codec_names_and_their_sizes(spec, factory, size):
+    codec = multivector.TokenCodec(spec, 384)
+    assert codec.factory == factory and codec.bytes_per_token == size  # coarse ids are counted
+
+
+@pytest.mark.parametrize("spec", ["opq7", "ivf0pq8", "ivf70000pq8", "pca500sq8", "pca64sq5", "pq8x17", "rq", "faiss:"])
+def test_bad_codec_names_are_rejected(spec):
+    with pytest.raises(InvalidArgument, match="codec"):
+        multivector.TokenCodec(spec, 384)
+
+
+@pytest.mark.parametrize("codec", [pytest.param("opq16", marks=pytest.mark.slow), "ivf64pq8"])
+def test_residual_and_rotated_codecs_persist(tmp_path, codec):
+    docs = clustered_docs(150, seed=8)
+    store = TokenStore.build(np.arange(150), docs, codec=codec)
+    rows = np.concatenate(as_f16(docs))
+    decoded = np.concatenate(store.get(np.arange(150)))
+    # reconstruction error well under the rows' own spread (unit rows around 24 centres)
+    spread = float(((rows - rows.mean(0)) ** 2).sum(1).mean())
+    assert float(((decoded - rows) ** 2).sum(1).mean()) < 0.5 * spread
+    store.save(tmp_path)
+    assert_same_docs(TokenStore.load(tmp_path).get(np.arange(150)), store.get(np.arange(150)))
+
+
+def test_codec_of_unit_rows_decodes_unit_rows(tmp_path):
+    docs = clustered_docs(150, seed=9)  # unit rows
+    store = TokenStore.build(np.arange(150), docs, codec="pq8")
+    assert store.codec.unit_rows
+    decoded = np.concatenate(store.get(np.arange(150)))
+    np.testing.assert_allclose(np.linalg.norm(decoded, axis=1), 1.0, rtol=1e-5)
+    raw = store.codec._index.sa_decode(store.codec.encode(np.concatenate(as_f16(docs))))  # rows kept as float16
+    assert np.abs(np.linalg.norm(raw, axis=1) - 1).max() > 1e-2  # faiss alone shrinks them
+    np.testing.assert_allclose(decoded, raw / np.linalg.norm(raw, axis=1, keepdims=True), rtol=1e-5, atol=1e-6)
+    store.save(tmp_path)
+    loaded = TokenStore.load(tmp_path)
+    assert loaded.codec.unit_rows
+    assert_same_docs(loaded.get(np.arange(150)), store.get(np.arange(150)))
+    # rows of other norms are decoded as faiss decodes them, and a headerless codec file still loads
+    scaled = TokenStore.build(np.arange(150), [2 * d for d in docs], codec="pq8")
+    assert not scaled.codec.unit_rows
+    assert not scaled.codec.to_bytes().startswith(multivector._UNIT_HEADER)
+    plain = multivector.TokenCodec("pq8", 32)
+    plain.load_bytes(scaled.codec.to_bytes())
+    assert not plain.unit_rows and plain.trained
