@@ -16,6 +16,10 @@ held-apart query vectors, one metric. The specs:
 - `beir:DIR`: a BEIR directory embedded through an encoder (`encode_documents`/`encode_queries`);
   corpus embeddings are the base, query embeddings the queries, metric ip. Embeddings are
   cached as `.npy` under a cache directory keyed by the directory's path and the encoder name.
+- `minilm:N[:NQ]`: N + NQ (default 1000) distinct real text passages found on this machine
+  (`lamina.bench.passages`: Cranfield, /usr/share/doc, site-packages docstrings and docs),
+  embedded with the encoder (all-MiniLM-L6-v2 by default) and cached; NQ passages are held
+  out as queries. Metric ip (the embeddings are unit-norm).
 
 Text datasets (`load_beir(dir)`) read BEIR's `corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv`
 for the retrieval-quality benchmark; a document's text is `title + " " + text`.
@@ -315,12 +319,37 @@ def embed_beir(directory: str | Path, encoder: TextEncoder, *, cache_dir: Path |
     return VectorDataset(f"beir-{directory.name}", base, queries, "ip")
 
 
+def parse_minilm(spec: str) -> tuple[int, int]:
+    """`minilm:N[:NQ]` -> (N, NQ); NQ defaults to DEFAULT_QUERIES."""
+    parts = spec.split(":")[1:]
+    if len(parts) not in (1, 2) or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"bad minilm spec {spec!r}: expected minilm:N[:NQ] with positive integers")
+    return int(parts[0]), int(parts[1]) if len(parts) == 2 else DEFAULT_QUERIES
+
+
+def load_minilm(spec: str, encoder: TextEncoder | None, *, max_queries: int | None = None,
+                cache_dir: Path | None = None) -> VectorDataset:
+    """The `minilm:N[:NQ]` dataset: N base and NQ held-out query embeddings of real passages."""
+    from lamina.bench.passages import embedded_passages
+
+    n, n_queries = parse_minilm(spec)
+    if encoder is None:
+        raise ValueError(f"dataset {spec!r} needs an encoder to embed its passages")
+    vectors = embedded_passages(n + n_queries, encoder, Path(cache_dir) if cache_dir is not None
+                                else default_cache_dir())
+    base, queries = hold_out(vectors, n_queries)
+    if max_queries is not None:
+        queries = queries[:max_queries]
+    name = str(getattr(encoder, "name", "encoder")).replace("/", "_")
+    return VectorDataset(f"minilm-{n}" if name == "all-MiniLM-L6-v2" else f"text-{name}-{n}", base, queries, "ip")
+
+
 # ---------------------------------------------------------------------- entry point
 def load_dataset(spec: str, *, max_queries: int | None = None, encoder: TextEncoder | None = None,
                  cache_dir: Path | None = None) -> VectorDataset:
     """Load a vector dataset from a spec (see the module docstring); at most `max_queries` queries.
 
-    `encoder` is needed only for `beir:` specs.
+    `encoder` is needed only for `beir:` and `minilm:` specs.
     """
     if spec.startswith("synthetic:"):
         parts = spec.split(":")[1:]
@@ -332,6 +361,8 @@ def load_dataset(spec: str, *, max_queries: int | None = None, encoder: TextEnco
             n_queries = min(n_queries, max_queries)
         base, queries = synthetic_mixture(n, dim, n_queries)
         return VectorDataset(f"synthetic-{n}-{dim}", base, queries, "l2")
+    if spec.startswith("minilm:"):
+        return load_minilm(spec, encoder, max_queries=max_queries, cache_dir=cache_dir)
     if spec.startswith("beir:"):
         if encoder is None:
             raise ValueError(f"dataset {spec!r} needs an encoder to embed its texts")

@@ -8,6 +8,12 @@ throughput (`batch_threads` threads), recall against exact ground truth, memory 
 Lamina's dense index (`lamina-flat|ivf|hnsw`) runs beside the raw FAISS index it wraps
 (`faiss-flat|ivf|hnsw`, same build parameters), so the wrapper's cost shows in the same run.
 New index families plug in by implementing `Algorithm` and adding a grid to `QUERY_ARGS`.
+
+Disk-resident systems (`lamina-spann`, `diskannpy`; `lamina.bench.disk_systems`) also report
+their index files' size (`disk_bytes()`), and name the files a query reads (`cache_files()`):
+with `cold=True` each of them is swept a second time as `<name>-cold`, with those files
+evicted from the page cache (posix_fadvise DONTNEED) before every timed query and before the
+batch, so that those rows measure reads from the device.
 """
 
 from __future__ import annotations
@@ -19,8 +25,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import faiss
 import numpy as np
-
 from lamina.bench.datasets import VectorDataset
+from lamina.bench.disk_systems import (
+    DISKANN_QUERY_ARGS,
+    SPANN_QUERY_ARGS,
+    disk_systems,
+    evict_from_page_cache,
+)
 from lamina.bench.groundtruth import distances_of, exact_knn, recall_per_query
 from lamina.index.dense import DenseIndex, auto_nlist, faiss_metric
 from lamina.index.types import INDEX_KINDS, IndexConfig
@@ -31,7 +42,12 @@ QUERY_ARGS: dict[str, list[dict[str, int]]] = {
     "flat": [{}],
     "ivf": [{"nprobe": p} for p in (1, 2, 4, 8, 16, 32, 64, 128, 256)],
     "hnsw": [{"ef_search": ef} for ef in (16, 32, 64, 128, 256, 512)],
+    "spann": SPANN_QUERY_ARGS,
+    "diskann": DISKANN_QUERY_ARGS,
 }
+#: What `make_systems` accepts: the dense kinds (each beside its faiss peer) and the disk systems.
+DISK_KINDS: tuple[str, ...] = ("spann", "diskann")
+BENCH_KINDS: tuple[str, ...] = (*INDEX_KINDS, *DISK_KINDS)
 
 WARMUP_QUERIES = 10
 
@@ -188,15 +204,25 @@ class FaissPeer:
 
 
 def make_systems(indexes: Sequence[str], metric: str, *, peers: bool = True,
-                 config: IndexConfig | None = None) -> list[Algorithm]:
-    """lamina-<kind> (and faiss-<kind> when `peers`) for each kind in `indexes`, in that order."""
-    unknown = [kind for kind in indexes if kind not in INDEX_KINDS]
+                 config: IndexConfig | None = None, lamina_dense: bool = True,
+                 spann_config: Any = None, workdir: Any = None,
+                 skipped: list[dict[str, str]] | None = None) -> list[Algorithm]:
+    """For each kind in `indexes`, in that order: lamina-<kind> (unless not `lamina_dense`) and
+    faiss-<kind> (when `peers`) for the dense kinds; lamina-spann (built with `spann_config`)
+    and diskannpy for "spann" and "diskann", their files in a temporary directory under
+    `workdir`. A system that cannot run here (diskannpy not installed) is left out and
+    recorded in `skipped` as {"system", "reason"}."""
+    unknown = [kind for kind in indexes if kind not in BENCH_KINDS]
     if unknown:
-        raise ValueError(f"unknown index kind(s) {', '.join(unknown)}; expected a subset of {', '.join(INDEX_KINDS)}")
+        raise ValueError(f"unknown index kind(s) {', '.join(unknown)}; expected a subset of {', '.join(BENCH_KINDS)}")
     config = config or IndexConfig()
     systems: list[Algorithm] = []
     for kind in dict.fromkeys(indexes):  # de-duplicated, order kept
-        systems.append(LaminaDense(kind, metric, config))
+        if kind in DISK_KINDS:
+            systems.extend(disk_systems([kind], metric, spann_config=spann_config, workdir=workdir, skipped=skipped))
+            continue
+        if lamina_dense or not peers:
+            systems.append(LaminaDense(kind, metric, config))
         if peers:
             systems.append(FaissPeer(kind, metric, nlist=config.nlist, hnsw_m=config.hnsw_m,
                                      ef_construction=config.ef_construction))
@@ -213,14 +239,19 @@ def _applicable(grid: Sequence[Mapping[str, Any]], system: Algorithm) -> list[di
     return points or [{}]
 
 
-def _time_single(system: Algorithm, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """One query at a time: (ids (nq, k) int64, latencies (nq,) seconds)."""
+def _time_single(system: Algorithm, queries: np.ndarray, k: int,
+                 evict: Callable[[], object] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One query at a time: (ids (nq, k) int64, latencies (nq,) seconds).
+
+    With `evict` (cold cache), no warm-up, and `evict()` runs before each query, untimed."""
     ids = np.full((len(queries), k), -1, dtype=np.int64)
     latencies = np.empty(len(queries), dtype=np.float64)
-    for i in range(min(WARMUP_QUERIES, len(queries))):  # page in the index, warm the caches
+    for i in range(0 if evict else min(WARMUP_QUERIES, len(queries))):  # page in the index, warm the caches
         system.query(queries[i], k)
     clock = time.perf_counter
     for i, q in enumerate(queries):
+        if evict is not None:
+            evict()
         start = clock()
         found = system.query(q, k)
         latencies[i] = clock() - start
@@ -237,13 +268,15 @@ def run_sweep(
     query_args: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     ground_truth: tuple[np.ndarray, np.ndarray] | None = None,
     progress: Callable[[str], None] | None = None,
+    cold: bool = False,
 ) -> list[dict[str, Any]]:
     """Build each system on `dataset.base` and measure it at every point of its grid.
 
     Returns one dict per (system, query arguments) with the report keys: system, params,
     recall@10 (None when k < 10), recall@k (when k != 10), qps (single query, 1 thread),
     p50_ms, p99_ms, qps_batch (`batch_threads` threads), memory_bytes, build_s, build_params,
-    k, queries. `ground_truth` is exact (distances, ids) of shape (nq, >=k) as `exact_knn`
+    k, queries; disk systems add disk_bytes, and with `cold` also rows of `<name>-cold` (see
+    the module docstring). `ground_truth` is exact (distances, ids) of shape (nq, >=k) as `exact_knn`
     returns; computed when not given. FAISS's thread count is restored afterwards.
     """
     say = progress or (lambda message: None)
@@ -264,17 +297,25 @@ def run_sweep(
             memory = system.memory_bytes()
             built_with = " ".join(f"{k}={v}" for k, v in system.build_params.items())
             say(f"{system.name}: built in {build_s:.2f} s, {memory / 2**20:.1f} MiB {built_with}".rstrip())
-            for args in _applicable(grids.get(system.kind, [{}]), system):
+            files = system.cache_files() if hasattr(system, "cache_files") else []
+            disk = int(system.disk_bytes()) if hasattr(system, "disk_bytes") else None
+            modes: list[tuple[str, Callable[[], object] | None]] = [(system.name, None)]
+            if cold and files:
+                modes.append((f"{system.name}-cold", lambda files=files: evict_from_page_cache(files)))
+            for name, evict, args in [(n, e, a) for n, e in modes
+                                      for a in _applicable(grids.get(system.kind, [{}]), system)]:
                 system.set_query_arguments(**args)
                 faiss.omp_set_num_threads(1)
-                ids, latencies = _time_single(system, queries, k)
+                ids, latencies = _time_single(system, queries, k, evict)
                 faiss.omp_set_num_threads(batch_threads)
+                if evict is not None:
+                    evict()
                 start = time.perf_counter()
                 system.batch_query(queries, k)
                 batch_s = time.perf_counter() - start
                 found_dists = distances_of(base, queries, ids, dataset.metric)
                 row: dict[str, Any] = {
-                    "system": system.name,
+                    "system": name,
                     "params": dict(args),
                     "recall@10": (float(recall_per_query(ids, true_ids, 10, true_dists, found_dists).mean())
                                   if k >= 10 else None),
@@ -288,11 +329,13 @@ def run_sweep(
                     "k": k,
                     "queries": len(queries),
                 }
+                if disk is not None:
+                    row["disk_bytes"] = disk
                 if k != 10:
                     row[f"recall@{k}"] = float(recall_per_query(ids, true_ids, k, true_dists, found_dists).mean())
                 results.append(row)
                 shown = "recall@10" if k >= 10 else f"recall@{k}"
-                label = " ".join([system.name, *(f"{k}={v}" for k, v in args.items())])
+                label = " ".join([name, *(f"{k}={v}" for k, v in args.items())])
                 say(f"{label}: {shown}={row[shown]:.4f} qps={row['qps']:.0f} "
                     f"p50={row['p50_ms']:.3f} ms qps_batch={row['qps_batch']:.0f}")
             system.done()

@@ -1,4 +1,4 @@
-"""The `lamina` command line: build, serve, search, collections and bench.
+"""The `lamina` command line: build, serve, search, collections, keys and bench.
 
 Local commands open the data directory in-process (RocksDB allows one process at a time, so
 while a server runs, talk to it with `--target HOST:PORT`).
@@ -72,16 +72,35 @@ def main() -> None:
 @click.option("--metric", type=click.Choice(METRICS), default="ip", show_default=True)
 @click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
               help="all-MiniLM-L6-v2 or a local sentence-transformers directory.")
+@click.option("--sparse", "sparse", default="bm25", show_default=True,
+              help="Sparse first stage: bm25, a local SPLADE-style model directory, or none.")
+@click.option("--multivector/--no-multivector", default=False, show_default=True,
+              help="Also keep the encoder's token vectors, for MaxSim reranking (--rerank).")
+@click.option("--token-encoder", default=None, help="Token vectors' model: a local ColBERT-style directory "
+              "[default: the --encoder's own contextual token embeddings].")
+@click.option("--token-codec", default="float16", show_default=True, help="How token vectors are stored.")
+@click.option("--payload", "payload", multiple=True, metavar="FIELD:KIND",
+              help="Index a metadata field for filters; KIND is keyword or numeric. Repeatable.")
+@click.option("--tenant-tree", is_flag=True, help="Keep a Curator-style tree so each tenant searches its sub-tree.")
 @click.option("--batch-size", default=BUILD_BATCH, show_default=True)
 @data_dir_option
-def build(corpus: Path, name: str, kind: str, metric: str, encoder: str, batch_size: int,
+def build(corpus: Path, name: str, kind: str, metric: str, encoder: str, sparse: str, multivector: bool,
+          token_encoder: str | None, token_codec: str, payload: tuple[str, ...], tenant_tree: bool, batch_size: int,
           data_dir: Path | None) -> None:
     """Embed and index CORPUS (a BEIR directory or a JSONL file of {"_id","title","text","metadata"}).
 
+    Every document gets a dense vector and, by default, BM25 sparse weights (so `lamina search
+    --mode sparse|hybrid` works); `--multivector` adds token vectors for reranking.
     Idempotent by id: records already stored with the same text and metadata are skipped, so
     an interrupted build can simply be run again.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from lamina.retrieval.corpus import count_lines, read_corpus
 
@@ -89,7 +108,10 @@ def build(corpus: Path, name: str, kind: str, metric: str, encoder: str, batch_s
     rejected: list[str] = []
     written = skipped = 0
     with _open_database(config.data_dir(data_dir)) as db:
-        coll = db.get_or_create_collection(name, metric=metric, index=kind, encoder=encoder)
+        coll = db.get_or_create_collection(
+            name, metric=metric, index=kind, encoder=encoder, sparse=None if sparse == "none" else sparse,
+            multivector={"encoder": token_encoder or encoder, "codec": token_codec} if multivector else None,
+            payload=_parse_payload(payload), tenant_tree=tenant_tree)
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, transient=not sys.stderr.isatty(), console=None) as progress:
             task = progress.add_task(f"building {name}", total=total)
@@ -118,14 +140,28 @@ def build(corpus: Path, name: str, kind: str, metric: str, encoder: str, batch_s
         sys.exit(1)
 
 
+def _parse_payload(items: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        field, sep, kind = item.rpartition(":")
+        if not sep or not field:
+            raise click.BadParameter(f"{item!r} is not FIELD:KIND", param_hint="--payload")
+        out[field] = kind
+    return out
+
+
 # ---------------------------------------------------------------------- serve
 @main.command()
 @click.option("--host", default=config.DEFAULT_HOST, show_default=True)
 @click.option("--port", default=config.DEFAULT_PORT, show_default=True, type=int)
 @click.option("--demo/--no-demo", default=False,
               help="Build the demo collection first when the data directory has no collection.")
+@click.option("--api-keys-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Also accept the API keys of this JSON/YAML file (format: lamina.service.auth).")
+@click.option("--auth", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Require API keys: auto = once any key exists (see `lamina keys`).")
 @data_dir_option
-def serve(host: str, port: int, demo: bool, data_dir: Path | None) -> None:
+def serve(host: str, port: int, demo: bool, api_keys_file: Path | None, auth: str, data_dir: Path | None) -> None:
     """Run the gRPC server until SIGINT or SIGTERM."""
     from lamina.service.server import run
 
@@ -139,7 +175,7 @@ def serve(host: str, port: int, demo: bool, data_dir: Path | None) -> None:
             click.echo(f'try: lamina search --target {host}:{bound} --collection demo "how do I sort a list"',
                        err=True)
 
-    run(directory, host=host, port=port, on_ready=ready)
+    run(directory, host=host, port=port, on_ready=ready, auth=auth, api_keys_file=api_keys_file)
 
 
 def _ensure_demo(directory: Path) -> None:
@@ -160,37 +196,65 @@ def _ensure_demo(directory: Path) -> None:
 @click.argument("query")
 @click.option("--collection", "name", required=True)
 @click.option("-k", "k", default=10, show_default=True, type=int)
-@click.option("--param", "params", multiple=True, metavar="NAME=INT", help="Search parameter, e.g. nprobe=32.")
+@click.option("--mode", type=click.Choice(["dense", "sparse", "hybrid"]), default="dense", show_default=True,
+              help="First stage: dense, sparse (BM25/SPLADE), or both fused.")
+@click.option("--fusion", type=click.Choice(["rrf", "weighted"]), default="rrf", show_default=True)
+@click.option("--rerank", "kappa", type=int, default=None, metavar="KAPPA",
+              help="Rerank the best KAPPA candidates by MaxSim over token vectors.")
+@click.option("--alpha", type=float, default=None, help="Rerank candidate pruning, in [0, 1).")
+@click.option("--beta", type=int, default=None, help="Rerank early exit after BETA misses.")
+@click.option("--filter", "filter_json", default=None, metavar="JSON",
+              help='Metadata filter, e.g. \'{"must": [{"key": "year", "range": {"gte": 1990}}]}\'.')
+@click.option("--tenant", default=None, help="Search one tenant's documents only.")
+@click.option("--param", "params", multiple=True, metavar="NAME=NUMBER",
+              help="Index parameter, e.g. nprobe=32, ef_search=128, query_cut=20, heap_factor=0.9.")
+@click.option("--explain", is_flag=True, help="Print the plan each stage ran, with timings, to stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON lines.")
 @target_option
 @data_dir_option
-def search(query: str, name: str, k: int, params: tuple[str, ...], as_json: bool, target: str | None,
-           data_dir: Path | None) -> None:
+def search(query: str, name: str, k: int, mode: str, fusion: str, kappa: int | None, alpha: float | None,
+           beta: int | None, filter_json: str | None, tenant: str | None, params: tuple[str, ...], explain: bool,
+           as_json: bool, target: str | None, data_dir: Path | None) -> None:
     """Search a collection by text."""
-    parsed = _parse_params(params)
+    from lamina.retrieval.query import Rerank, SearchRequest
+
+    try:
+        flt = json.loads(filter_json) if filter_json else None
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--filter") from None
+    rerank = Rerank(kappa, alpha, beta) if kappa is not None else None
+    request = SearchRequest.simple(query, k, mode=mode, params=_parse_params(params), fusion=fusion, rerank=rerank,
+                                   filter=flt, tenant=tenant, explain=explain)
     if target:
         from lamina.service.client import Client
 
         with Client(target) as client:
-            hits = client.search(name, query, k, params=parsed)
+            result = client.query(name, request)
     else:
         with _open_database(config.data_dir(data_dir)) as db:
-            hits = db.collection(name).search(query, k, params=parsed)
-    for rank, hit in enumerate(hits, start=1):
+            result = db.collection(name).query(request)
+    for rank, hit in enumerate(result.hits, start=1):
         if as_json:
-            click.echo(json.dumps({"id": hit.id, "score": hit.score, "text": hit.text, "metadata": hit.metadata}))
+            click.echo(json.dumps({"id": hit.id, "score": hit.score, "text": hit.text, "metadata": hit.metadata,
+                                   "tenant": hit.tenant}))
         else:
             text = (hit.text or "").replace("\n", " ")
             click.echo(f"{rank:>3}. {hit.score:8.4f}  {hit.id}  {text[:100]}")
+    if explain and result.explain is not None:
+        click.echo(json.dumps(result.explain), err=True)
 
 
-def _parse_params(params: tuple[str, ...]) -> dict[str, int]:
-    out = {}
+def _parse_params(params: tuple[str, ...]) -> dict[str, float | int]:
+    out: dict[str, float | int] = {}
     for item in params:
         key, sep, value = item.partition("=")
-        if not sep or not value.lstrip("-").isdigit():
-            raise click.BadParameter(f"{item!r} is not NAME=INTEGER", param_hint="--param")
-        out[key] = int(value)
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not sep or not key or number is None:
+            raise click.BadParameter(f"{item!r} is not NAME=NUMBER", param_hint="--param")
+        out[key] = int(number) if number.is_integer() and "." not in value else number
     return out
 
 
@@ -232,6 +296,117 @@ def collections_drop(name: str, target: str | None, data_dir: Path | None) -> No
     click.echo(f"dropped {name}")
 
 
+# ---------------------------------------------------------------------- keys
+@main.group()
+def keys() -> None:
+    """Create, revoke and list API keys (kept hashed in the data directory, or in a keys file)."""
+
+
+def _collections(value: str | None) -> list[str]:
+    return [c.strip() for c in (value or "").split(",") if c.strip()]
+
+
+def _key_line(record: Any, source: str = "store") -> str:
+    rights = ",".join(f"{c}:{'+'.join(sorted(r))}" for c, r in sorted(record.rights.items())) or "-"
+    state = "revoked" if record.revoked is not None else "active"
+    role = "admin" if record.admin else f"tenant={record.tenant or '*'}"
+    return f"{record.id}\t{state}\t{role}\trights={rights}\t{source}"
+
+
+@keys.command("create")
+@click.option("--tenant", default=None, help="Restrict the key to this tenant's data.")
+@click.option("--read", "read_", default=None, metavar="C1,C2", help="Collections it may read ('*': all).")
+@click.option("--write", default=None, metavar="C1,C2", help="Collections it may write ('*': all).")
+@click.option("--admin", is_flag=True, help="Manage collections and keys; every right, no tenant.")
+@click.option("--file", "keys_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Append the key to this keys file instead of the data directory's store.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"id", "key"} as JSON.')
+@data_dir_option
+def keys_create(tenant: str | None, read_: str | None, write: str | None, admin: bool, keys_file: Path | None,
+                as_json: bool, data_dir: Path | None) -> None:
+    """Create an API key and print it: it is shown this once, only its hash is kept."""
+    from lamina.service.auth import append_to_keys_file, new_key
+
+    rights: dict[str, set[str]] = {}
+    for right, names in (("read", read_), ("write", write)):
+        for name in _collections(names):
+            rights.setdefault(name, set()).add(right)
+    if keys_file is not None:
+        record, secret = new_key(tenant=tenant, admin=admin, rights=rights)
+        append_to_keys_file(keys_file, record)
+    else:
+        from lamina.service.auth import KeyStore
+
+        with _open_database(config.data_dir(data_dir)) as db:
+            record, secret = KeyStore(db.store).create(tenant=tenant, admin=admin, rights=rights)
+    if as_json:
+        click.echo(json.dumps({"id": record.id, "key": secret}))
+    else:
+        click.echo(_key_line(record, str(keys_file) if keys_file else "store"))
+        click.echo(secret)
+        click.echo("store this key now: it cannot be shown again", err=True)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@data_dir_option
+def keys_revoke(key_id: str, data_dir: Path | None) -> None:
+    """Revoke a key of the data directory (a running server must be restarted to see it)."""
+    from lamina.service.auth import KeyStore
+
+    with _open_database(config.data_dir(data_dir)) as db:
+        KeyStore(db.store).revoke(key_id)
+    click.echo(f"revoked {key_id}")
+
+
+@keys.command("list")
+@click.option("--file", "keys_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="List this keys file's keys instead of the data directory's.")
+@data_dir_option
+def keys_list(keys_file: Path | None, data_dir: Path | None) -> None:
+    """List keys (ids, tenants, rights; never the keys themselves)."""
+    from lamina.service.auth import KeyStore, load_keys_file
+
+    if keys_file is not None:
+        records, source = KeyStore(file_records=load_keys_file(keys_file)).list(), str(keys_file)
+    else:
+        with _open_database(config.data_dir(data_dir)) as db:
+            records, source = KeyStore(db.store).list(), "store"
+    for record in records:
+        click.echo(_key_line(record, source))
+
+
+# ---------------------------------------------------------------------- index
+@main.group("index")
+def index_group() -> None:
+    """Maintain a SPANN index directory (disk-resident index files)."""
+
+
+@index_group.command("verify")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def index_verify(path: Path) -> None:
+    """Check the manifest, every file's size and checksum, and each posting list's crc32.
+
+    Prints one summary line (problems follow on stderr); exits 1 when anything is wrong."""
+    from lamina.index.spann.admin import verify_index
+
+    result = verify_index(path)
+    click.echo(result.summary)
+    for problem in result.problems:
+        click.echo(f"  {problem}", err=True)
+    if not result.ok:
+        sys.exit(1)
+
+
+@index_group.command("compact")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def index_compact(path: Path) -> None:
+    """Rewrite the posting file: deltas merged, tombstones and retired heads dropped."""
+    from lamina.index.spann.admin import compact_index
+
+    click.echo(compact_index(path))
+
+
 # ---------------------------------------------------------------------- bench
 @main.group()
 def bench() -> None:
@@ -254,54 +429,206 @@ def _emit(report: dict[str, Any], as_json: bool, out: Path | None) -> None:
 @click.option("--collection", "name", required=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for the JSON report.")
+@click.option("--mode", "modes", default="dense", show_default=True, metavar="MODE[,MODE...]",
+              help="First stage(s) to search with: dense, sparse, hybrid, or several (one row each).")
+@click.option("--rerank", "kappa", type=int, default=None, metavar="KAPPA",
+              help="Rerank each mode's candidates by MaxSim (needs token vectors): max(KAPPA, 100) of them, "
+                   "since Recall@100 needs 100 hits.")
 @target_option
 @data_dir_option
-def bench_quality(dataset_dir: Path, name: str, as_json: bool, out: Path | None, target: str | None,
-                  data_dir: Path | None) -> None:
+def bench_quality(dataset_dir: Path, name: str, as_json: bool, out: Path | None, modes: str, kappa: int | None,
+                  target: str | None, data_dir: Path | None) -> None:
     """nDCG@10, MRR@10 and Recall@100 of a collection on a BEIR directory's test queries."""
     from lamina.bench.quality import quality_report
+
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    bad = set(mode_list) - {"dense", "sparse", "hybrid"}
+    if bad or not mode_list:
+        raise click.BadParameter(f"unknown mode(s) {', '.join(sorted(bad)) or '(none)'}", param_hint="--mode")
+
+    def evaluate(coll: Any) -> dict[str, Any]:
+        report: dict[str, Any] | None = None
+        for mode in mode_list:
+            searcher = _Reranking(coll, kappa) if kappa else coll
+            system = f"lamina-{mode}" + (f"+rerank{kappa}" if kappa else "")
+            one = quality_report(dataset_dir, searcher, system=system, mode=mode)
+            if report is None:
+                report = one
+            else:
+                report["results"].extend(one["results"])
+        return report
 
     if target:
         from lamina.service.client import Client
 
         with Client(target) as client:
-            report = quality_report(dataset_dir, client.collection(name), system="lamina-dense")
+            report = evaluate(client.collection(name))
     else:
         with _open_database(config.data_dir(data_dir)) as db:
-            report = quality_report(dataset_dir, db.collection(name), system="lamina-dense")
-    result = report["results"][0]
-    click.echo(f"nDCG@10 {result['ndcg@10']:.4f}  MRR@10 {result['mrr@10']:.4f}  Recall@100 {result['recall@100']:.4f}",
-               err=as_json)
+            report = evaluate(db.collection(name))
+    for result in report["results"]:
+        click.echo(f"{result['system']:<24} nDCG@10 {result['ndcg@10']:.4f}  MRR@10 {result['mrr@10']:.4f}  "
+                   f"Recall@100 {result['recall@100']:.4f}", err=as_json)
     if out is not None:
         from lamina.bench.report import write_report
 
         write_report(report, out)
     if as_json:
-        click.echo(json.dumps(report | {k: result[k] for k in ("ndcg@10", "mrr@10", "recall@100")}))
+        first = report["results"][0]
+        click.echo(json.dumps(report | {k: first[k] for k in ("ndcg@10", "mrr@10", "recall@100")}))
+
+
+class _Reranking:
+    """A collection whose searches rerank the best `kappa` candidates (for `bench quality --rerank`)."""
+
+    def __init__(self, collection: Any, kappa: int) -> None:
+        self.collection, self.kappa = collection, kappa
+
+    def search(self, query: str, k: int, **options: Any) -> Any:
+        return self.collection.search(query, k, rerank=max(self.kappa, k), **options)
 
 
 @bench.command("ann")
-@click.option("--dataset", required=True, help="synthetic:N:D[:NQ], a .npy or .fvecs file, or beir:DIR.")
+@click.option("--dataset", required=True,
+              help="synthetic:N:D[:NQ], minilm:N[:NQ] (real text embeddings), a .npy or .fvecs file, or beir:DIR.")
 @click.option("--index", "indexes", default="flat,ivf,hnsw", show_default=True,
-              help="Comma-separated index kinds to measure (each beside its faiss peer).")
+              help="Comma-separated kinds: flat, ivf, hnsw (each beside its faiss peer), spann, diskann.")
 @click.option("-k", "k", default=10, show_default=True)
 @click.option("--max-queries", default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench/out"), show_default=True,
               help="Directory for the JSON report and the recall-vs-QPS plot.")
-def bench_ann(dataset: str, indexes: str, k: int, max_queries: int, as_json: bool, out: Path) -> None:
-    """Recall@10 against QPS, latency, build time and memory: ours beside raw faiss."""
+@click.option("--cold/--no-cold", default=True, show_default=True,
+              help="Also sweep spann/diskann with their files evicted from the page cache before each query.")
+@click.option("--faiss-only", is_flag=True, help="For flat/ivf/hnsw run only the raw faiss index, not Lamina's wrapper.")
+@click.option("--spann-param", "spann_params", multiple=True, metavar="NAME=VALUE",
+              help="SPANN build setting, e.g. head_ratio=0.08 (see SpannConfig).")
+def bench_ann(dataset: str, indexes: str, k: int, max_queries: int, as_json: bool, out: Path, cold: bool,
+              faiss_only: bool, spann_params: tuple[str, ...]) -> None:
+    """Recall@10 against QPS, latency, build time, memory and disk: ours beside faiss and diskannpy."""
     from lamina.bench.ann import run_ann
+    from lamina.bench.harness import BENCH_KINDS
     from lamina.bench.report import plot_recall_qps
+    from lamina.index.spann import SpannConfig
 
     kinds = [x.strip() for x in indexes.split(",") if x.strip()]
-    unknown = set(kinds) - set(INDEX_KINDS)
+    unknown = set(kinds) - set(BENCH_KINDS)
     if unknown:
         raise click.BadParameter(f"unknown index kind(s) {', '.join(sorted(unknown))}", param_hint="--index")
-    report = run_ann(dataset, kinds, k=k, out_dir=out, max_queries=max_queries, progress=not as_json)
+    spann_config = SpannConfig.from_dict(_parse_typed_params(spann_params, "--spann-param")) if spann_params else None
+    report = run_ann(dataset, kinds, k=k, out_dir=out, max_queries=max_queries, progress=not as_json, cold=cold,
+                     lamina_dense=not faiss_only, spann_config=spann_config)
     out.mkdir(parents=True, exist_ok=True)
     plot_recall_qps(report, out / "ann-recall-qps.png")
     _emit(report, as_json, out)
+
+
+def _parse_typed_params(params: tuple[str, ...], hint: str) -> dict[str, Any]:
+    """NAME=VALUE pairs; values read as JSON (ints, floats, true/false), else kept as strings."""
+    out: dict[str, Any] = {}
+    for item in params:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint=hint)
+        try:
+            out[name.strip()] = json.loads(value)
+        except ValueError:
+            out[name.strip()] = value
+    return out
+
+
+@bench.command("rerank")
+@click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--collection", "name", required=True, help="Name the cached embeddings and token stores are kept under.")
+@click.option("--codec", "codecs", default="float16,rq32", show_default=True,
+              help="Comma-separated token codecs; the first is the reference the others' nDCG loss is measured to.")
+@click.option("--kappa", "kappas", default="15,20,30,50,100", show_default=True, help="Comma-separated kappas.")
+@click.option("--alpha", default=0.1, show_default=True, type=float, help="Candidate pruning of the 'cp' rules.")
+@click.option("--beta", default=20, show_default=True, type=int, help="Early exit of the 'ee' rules.")
+@click.option("--each-rule", is_flag=True, help="Also run candidate pruning alone.")
+@click.option("--exhaustive-all", is_flag=True, help="Exhaustive MaxSim with every codec, not only the first.")
+@click.option("--all-rules", is_flag=True, help="Rerank with the rules for every codec, not only the first.")
+@click.option("--encoder", default=DEFAULT_ENCODER, show_default=True, help="Dense and token encoder.")
+@click.option("--max-queries", default=None, type=int, help="Judged queries to run (default: all).")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for the JSON report.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Embedding and token-store cache [default: $LAMINA_CACHE_DIR/bench or ~/.cache/lamina/bench].")
+def bench_rerank(dataset_dir: Path, name: str, codecs: str, kappas: str, alpha: float, beta: int, each_rule: bool,
+                 exhaustive_all: bool, all_rules: bool, encoder: str, max_queries: int | None, as_json: bool,
+                 out: Path | None, cache_dir: Path | None) -> None:
+    """nDCG@10 and latency of first stages, exhaustive MaxSim and MaxSim reranking (kappa, rules, codecs)."""
+    from lamina.bench.report import print_table, write_report
+    from lamina.bench.rerank import describe_summary, rule_settings, run_rerank
+
+    try:
+        kappa_list = [int(x) for x in kappas.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{kappas!r} is not a comma-separated list of integers", param_hint="--kappa") from None
+    codec_list = [x.strip() for x in codecs.split(",") if x.strip()]
+    report = run_rerank(dataset_dir, name, codecs=codec_list, kappas=kappa_list,
+                        rules=rule_settings(alpha, beta, separate=each_rule), cache_dir=cache_dir, encoder=encoder,
+                        max_queries=max_queries, exhaustive_all=exhaustive_all, all_rules=all_rules,
+                        progress=lambda line: click.echo(line, err=True))
+    if out is not None:
+        write_report(report, out)
+    print_table(report)
+    for line in describe_summary(report["summary"]):
+        click.echo(line)
+    if as_json:
+        click.echo(json.dumps(report))
+
+
+@bench.command("tenants")
+@click.option("--n", "n", default=200_000, show_default=True, type=click.IntRange(min=1), help="Vectors.")
+@click.option("--dim", default=192, show_default=True, type=click.IntRange(min=1))
+@click.option("--tenants", "n_tenants", default=1_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--per-bucket", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Queries per tenant-size bucket.")
+@click.option("--filter-queries", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Queries per selectivity of the filter sweep.")
+@click.option("--threshold", default=20_000, show_default=True, type=click.IntRange(min=0),
+              help="The planner's brute-force threshold (matching ids).")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for the JSON report.")
+def bench_tenants(n: int, dim: int, n_tenants: int, per_bucket: int, filter_queries: int, threshold: int,
+                  as_json: bool, out: Path | None) -> None:
+    """Multi-tenant search (Curator's protocol) and a filter selectivity sweep: ours beside faiss."""
+    from lamina.bench.tenants import run_tenants, summary_lines
+
+    report = run_tenants(n, dim, n_tenants, per_bucket=per_bucket, filter_queries=filter_queries,
+                         threshold=threshold, out_dir=out, progress=True)
+    for line in summary_lines(report):
+        click.echo(line, err=as_json)
+    if as_json:
+        click.echo(json.dumps(report))
+
+
+@bench.command("sparse")
+@click.option("--dataset", required=True, help="synthetic-sparse:N[:NQ], or a BEIR directory (also beir:DIR).")
+@click.option("--systems", default="exact,lamina-sparse,pyseismic,bm25s", show_default=True,
+              help="Comma-separated systems (bm25s runs on BEIR directories only).")
+@click.option("--max-queries", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bench/out"), show_default=True,
+              help="Directory for the JSON report and the recall-vs-QPS plot.")
+def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, out: Path) -> None:
+    """Recall@10 against exact sparse search, single-thread latency, build time and memory:
+    lamina-sparse beside pyseismic-lsr, scipy exact scoring and (BEIR) bm25s with nDCG@10."""
+    from lamina.bench.sparse import SYSTEMS, run_sparse
+    from lamina.bench.sparse_data import check_sparse_spec
+
+    names = [x.strip() for x in systems.split(",") if x.strip()]
+    unknown = set(names) - set(SYSTEMS)
+    if unknown:
+        raise click.BadParameter(f"unknown system(s) {', '.join(sorted(unknown))}; expected some of "
+                                 f"{', '.join(SYSTEMS)}", param_hint="--systems")
+    try:
+        check_sparse_spec(dataset)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--dataset") from None
+    report = run_sparse(dataset, names, out_dir=out, max_queries=max_queries, progress=True)
+    _emit(report, as_json, None)
 
 
 if __name__ == "__main__":

@@ -398,3 +398,65 @@ def test_crash_while_writing_leaves_the_previous_index(tmp_path, data, monkeypat
     reloaded = SpannIndex.load(tmp_path)
     assert reloaded.seq == 2 and len(reloaded) == 3950
     assert recall(reloaded.search(queries, 10)[1], live) >= 0.97
+
+
+# ---------------------------------------------------------------------- lamina index verify | compact
+def _cli(*args: str):
+    from click.testing import CliRunner
+
+    from lamina.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def test_cli_verify_reports_a_sound_index_and_a_corrupted_one(tmp_path, data):
+    base, ids, *_ = data
+    SpannIndex.build(ids[:2000], base[:2000], path=tmp_path).close()
+    result = _cli("index", "verify", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    line = result.output.strip().splitlines()[0]
+    assert line.startswith("OK ") and "2000 vectors" in line
+    manifest = spann_files.read_manifest(tmp_path)
+    postings = tmp_path / manifest["files"]["postings"]["name"]
+    lists = np.load(tmp_path / manifest["files"]["lists"]["name"])
+    head = int(np.flatnonzero(lists[:, COUNT] > 0)[1])
+    raw = bytearray(postings.read_bytes())
+    raw[int(lists[head, 0]) + 20] ^= 0x55  # one flipped byte in one list
+    postings.write_bytes(bytes(raw))
+    result = _cli("index", "verify", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.output.startswith("CORRUPT ") and "1 problem" in result.output
+    assert "checksum" in result.output and f"[{head}" in result.output
+    # without a manifest, verify says so and compact refuses with a clear error (no traceback)
+    (tmp_path / spann_files.MANIFEST).unlink()
+    result = _cli("index", "verify", str(tmp_path))
+    assert result.exit_code == 1 and "missing" in result.output
+    result = _cli("index", "compact", str(tmp_path))
+    assert result.exit_code != 0 and "CorruptIndex" in result.output
+
+
+def test_cli_compact_rewrites_the_posting_file(tmp_path, data):
+    base, ids, queries, _ = data
+    index = SpannIndex.build(ids[:3000], base[:3000], path=tmp_path)
+    index.add(ids[3000:3600], base[3000:3600])  # into the in-memory delta: lost unless compacted
+    index.delete(ids[:500])
+    index.compact()
+    index.add(ids[3600:4000], base[3600:4000])
+    index.save(tmp_path / "copy")
+    index.close()
+    copy = tmp_path / "copy"
+    before = spann_files.read_manifest(copy)
+    result = _cli("index", "compact", str(copy))
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("compacted ") and "3500 vectors" in result.output
+    after = spann_files.read_manifest(copy)
+    assert after["generation"] == before["generation"] + 1
+    assert after["files"]["postings"]["name"] != before["files"]["postings"]["name"]
+    assert not (copy / before["files"]["postings"]["name"]).exists()
+    assert _cli("index", "verify", str(copy)).exit_code == 0
+    live = ids[500:4000]
+    with SpannIndex.load(copy) as reopened:
+        assert len(reopened) == len(live)
+        _, found = reopened.search(queries[:20], 10, params={"max_postings": 64})
+        _, truth = brute_force(base[500:4000], live, queries[:20], 10, "l2")
+        assert recall(found, truth) >= 0.9

@@ -77,7 +77,32 @@ def test_unknown_collection_and_bad_params_are_clear_errors(tmp_path):
     assert result.exit_code != 0 and "collection 'nope' does not exist" in result.stderr
     result = CliRunner().invoke(main, ["search", "--collection", "nope", "x", "--param", "nprobe",
                                                        "--data-dir", str(tmp_path)])
-    assert result.exit_code != 0 and "NAME=INTEGER" in result.stderr
+    assert result.exit_code != 0 and "NAME=NUMBER" in result.stderr
     result = CliRunner().invoke(main, ["build", str(tmp_path / "missing.jsonl"), "--collection", "c"])
     assert result.exit_code != 0
 
+
+
+def test_build_with_every_field_then_search_each_mode(tmp_path, corpus, tiny_model_dir):
+    data = ["--data-dir", tmp_path / "data"]
+    built = run(["build", corpus, "--collection", "c", "--encoder", tiny_model_dir, "--multivector",
+                 "--payload", "year:numeric", *data])
+    assert built.exit_code == 0, built.output
+    for mode in ("dense", "sparse", "hybrid"):
+        found = run(["search", "--collection", "c", "heat transfer boundary layer", "--mode", mode, "-k", "3",
+                     "--json", *data])
+        assert found.exit_code == 0, found.output
+        hits = [json.loads(line) for line in found.output.splitlines()]
+        assert hits and len({h["id"] for h in hits}) == len(hits)
+        if mode == "sparse":  # BM25: the only document with these terms comes first
+            assert hits[0]["id"] == "d2"
+    flt = json.dumps({"must": [{"key": "year", "range": {"gte": 1950}}]})
+    found = run(["search", "--collection", "c", "wing", "--mode", "hybrid", "--rerank", "3", "-k", "3",
+                 "--filter", flt, "--explain", "--json", *data])
+    assert found.exit_code == 0, found.output
+    assert [json.loads(line)["id"] for line in found.stdout.splitlines()] == ["d1"]
+    explain = json.loads(found.stderr.strip().splitlines()[-1])
+    assert explain["cardinality"] == 1 and explain["rerank"]["scored"] == 1
+    bad = CliRunner().invoke(main, ["search", "--collection", "c", "wing", "--filter", '{"must": [{"key": "colour", '
+                                    '"match": {"value": 1}}]}', *map(str, data)])
+    assert bad.exit_code != 0 and "'colour' is not indexed" in bad.stderr
