@@ -39,6 +39,7 @@ from lamina.index.types import CollectionConfig
 DENSE_VECTOR = "dense"
 SPARSE_VECTOR = "sparse"
 OWNER_FIELD = "tenant"
+BM25_SUMMARY_ENERGY = 0.7  # recall@10 0.976 on Cranfield BM25 at query_cut 20, against 0.93 with Seismic's 0.4
 _OWNERS = {OWNER_FIELD: "keyword"}
 
 
@@ -60,7 +61,10 @@ class CollectionIndexes:
               spann_dir: Path | None = None) -> CollectionIndexes:
         sparse = None
         if config.sparse is not None:
-            sparse = SparseIndex(sparse_vocab, SeismicConfig.from_dict(config.sparse.index))
+            options = dict(config.sparse.index)
+            if config.sparse.encoder == "bm25":  # BM25 weights are flatter than SPLADE's: keep more summary mass
+                options.setdefault("summary_energy", BM25_SUMMARY_ENERGY)
+            sparse = SparseIndex(sparse_vocab, SeismicConfig.from_dict(options))
         tokens = None
         if config.multivector is not None:
             tokens = TokenStore(token_dim, config.multivector.codec)

@@ -10,6 +10,9 @@ That is the layout of `scipy.sparse.csr_matrix`, so a batch converts to and from
 without copies where dtypes agree. `canonical_batch` brings any batch to that form
 (rows sorted, duplicate terms summed, zeros dropped) and rejects what the index cannot
 hold: NaN or infinite weights, negative weights, term ids outside the vocabulary.
+A batch that is canonical and valid already (every batch a search builds from one
+query, typically) is recognised by a single numba pass (`canonical_status`), so the
+checks cost microseconds per query, not a dozen numpy calls.
 """
 
 from __future__ import annotations
@@ -18,9 +21,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 
 from lamina.index.errors import InvalidArgument
+
+CANONICAL = 0  # valid, canonical, every row non-empty
+CANONICAL_WITH_EMPTY_ROWS = 1  # valid and canonical, some row has no terms
+NOT_CANONICAL = 2  # unsorted, duplicate or zero entries, or invalid: take the numpy path
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,7 +47,7 @@ class SparseBatch:
             raise InvalidArgument("a sparse batch needs 1-d indptr (n + 1,), indices (nnz,) and values (nnz,)")
         if len(indices) != len(values):
             raise InvalidArgument(f"sparse batch has {len(indices)} indices but {len(values)} values")
-        if indptr[0] != 0 or indptr[-1] != len(indices) or (len(indptr) > 1 and np.any(np.diff(indptr) < 0)):
+        if indptr[0] != 0 or indptr[-1] != len(indices) or (len(indptr) > 2 and (indptr[1:] < indptr[:-1]).any()):
             raise InvalidArgument(
                 f"sparse batch indptr must rise from 0 to nnz={len(indices)}, got {indptr[:4]}...{indptr[-1:]}"
             )
@@ -137,6 +145,29 @@ class SparseBatch:
         return [dict(zip(t.tolist(), v.tolist(), strict=True)) for t, v in (self.row(i) for i in range(len(self)))]
 
 
+@numba.njit(cache=True, nogil=True)
+def canonical_status(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, vocab_size: int) -> int:
+    """One pass over a CSR batch: CANONICAL, CANONICAL_WITH_EMPTY_ROWS or NOT_CANONICAL.
+
+    Canonical means every weight finite and > 0 and every row's term ids strictly
+    increasing within [0, vocab_size). NaN fails `value > 0`, so it is caught too.
+    """
+    status = CANONICAL
+    for i in range(indptr.shape[0] - 1):
+        s, e = indptr[i], indptr[i + 1]
+        if s == e:
+            status = CANONICAL_WITH_EMPTY_ROWS
+            continue
+        previous = -1
+        for p in range(s, e):
+            term = indices[p]
+            value = values[p]
+            if term <= previous or term >= vocab_size or not (value > 0.0) or value == np.inf:
+                return NOT_CANONICAL
+            previous = term
+    return status
+
+
 def canonical_batch(batch: SparseBatch, vocab_size: int, what: str = "document") -> SparseBatch:
     """Check `batch` against a vocabulary and return it in canonical CSR form.
 
@@ -146,7 +177,7 @@ def canonical_batch(batch: SparseBatch, vocab_size: int, what: str = "document")
     """
     if not isinstance(batch, SparseBatch):
         raise InvalidArgument(f"{what} vectors must be a SparseBatch, got {type(batch).__name__}")
-    if batch.nnz == 0:
+    if batch.nnz == 0 or canonical_status(batch.indptr, batch.indices, batch.values, vocab_size) != NOT_CANONICAL:
         return batch
     row_of = np.repeat(np.arange(len(batch), dtype=np.int64), batch.row_lengths())
     values = batch.values
@@ -184,12 +215,17 @@ def check_queries(queries: SparseBatch, vocab_size: int) -> SparseBatch:
     """Canonical query batch; a query without a positive weight is INVALID_ARGUMENT.
 
     An empty query (for example text that tokenises to nothing, or only to terms the
-    encoder weighs zero) raises InvalidArgument("query i has no terms").
+    encoder weighs zero) raises InvalidArgument("query i has no terms ..."): an index
+    cannot rank documents for it, and an empty answer would look like "no match".
     """
+    if isinstance(queries, SparseBatch) and queries.nnz \
+            and canonical_status(queries.indptr, queries.indices, queries.values, vocab_size) == CANONICAL:
+        return queries  # the common case: one numba pass
     queries = canonical_batch(queries, vocab_size, what="query")
     empty = queries.row_lengths() == 0
     if empty.any():
-        raise InvalidArgument(f"query {int(np.argmax(empty))} has no terms")
+        raise InvalidArgument(f"query {int(np.argmax(empty))} has no terms: no term of the vocabulary "
+                              "has a positive weight in it")
     return queries
 
 

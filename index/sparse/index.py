@@ -35,13 +35,15 @@ import numpy as np
 from lamina.index.errors import CorruptIndex, InvalidArgument
 from lamina.index.sparse.batch import SparseBatch, canonical_batch, check_queries
 from lamina.index.sparse.build import CHECKPOINT, F16_MAX, BuildParams, SeismicArrays, build_seismic
-from lamina.index.sparse.search import exact_rows_search, merge_topk, seismic_search
+from lamina.index.sparse.search import exact_rows_search, max_list_blocks, merge_topk, seismic_search
 
 FORMAT_VERSION = 1
 _PRUNING = ("global", "fixed")
 _SEARCH_PARAMS = ("query_cut", "heap_factor")
 _TOMBSTONE_COMPACT_FRACTION = 0.25
 _STAMP_LIMIT = int(np.iinfo(np.int32).max)
+_PARAMS_SEEN_LIMIT = 64  # distinct search-parameter sets remembered as already validated
+_NO_FILTER = np.empty(0, np.uint8)  # `eligible` of an unfiltered search: every row
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -129,12 +131,13 @@ class SeismicConfig:
 
 
 class _Scratch(threading.local):
-    """Per-thread query buffers: a dense query vector and the visited stamps of the rows."""
+    """Per-thread query buffers: a dense query vector, the visited stamps of the rows, block estimates."""
 
     def __init__(self) -> None:
         self.dense = np.zeros(0, np.float32)
         self.visited = np.zeros(0, np.int32)
         self.stamp = 1
+        self.estimates = np.zeros(0, np.float64)
 
 
 class SparseIndex:
@@ -153,6 +156,9 @@ class SparseIndex:
         self._delta = SparseBatch.empty()  # values already rounded to float16, like the forward index
         self._delta_bits = np.empty(0, np.uint16)  # the same values as float16 bits, for the kernels
         self._scratch = _Scratch()
+        self._blocks_of: SeismicArrays | None = None  # the arrays _max_blocks was measured on
+        self._max_blocks = 0
+        self._params_seen: dict[tuple, tuple[int, float]] = {}
 
     # ------------------------------------------------------------------ VectorIndex
     def __len__(self) -> int:
@@ -269,13 +275,13 @@ class SparseIndex:
                                                 main.fwd_indptr, main.fwd_indices, fwd_bits,
                                                 main.doc_ids, scratch.dense)
             else:
-                eligible_u8 = np.empty(0, np.uint8) if eligible is None else eligible.view(np.uint8)
+                eligible_u8 = _NO_FILTER if eligible is None else eligible.view(np.uint8)
                 scores, ids, scratch.stamp = seismic_search(
                     queries.indptr, queries.indices, queries.values, k, query_cut, heap_factor,
                     main.term_blocks, main.block_ptr, main.postings, main.term_summaries, main.summary_terms,
                     main.summary_counts, main.summary_checkpoints, main.summary_blocks, main.summary_codes,
                     main.summary_scales, main.fwd_indptr, main.fwd_indices, fwd_bits, main.doc_ids, eligible_u8,
-                    scratch.dense, scratch.visited, scratch.stamp)
+                    scratch.dense, scratch.visited, scratch.stamp, scratch.estimates)
             parts_scores.append(scores)
             parts_ids.append(ids)
         if len(self._delta_ids):
@@ -294,7 +300,22 @@ class SparseIndex:
         return merge_topk(parts_scores, parts_ids, k)
 
     def _search_params(self, params: Mapping[str, Any] | None) -> tuple[int, float]:
-        params = dict(params or {})
+        """(query_cut, heap_factor) for a call; validated once per distinct params (a search is
+        microseconds, so re-checking the same two numbers every call would show)."""
+        if not params:
+            return self.config.query_cut, self.config.heap_factor  # checked by SeismicConfig
+        try:
+            key = tuple((name, type(value), value) for name, value in params.items())
+            return self._params_seen[key]
+        except (KeyError, TypeError):  # new, or unhashable (then invalid below anyway)
+            pass
+        checked = self._check_search_params(params)
+        if len(self._params_seen) < _PARAMS_SEEN_LIMIT:
+            self._params_seen[key] = checked
+        return checked
+
+    def _check_search_params(self, params: Mapping[str, Any]) -> tuple[int, float]:
+        params = dict(params)
         unknown = set(params) - set(_SEARCH_PARAMS)
         if unknown:
             raise InvalidArgument(f"unknown search parameter(s): {', '.join(sorted(unknown))}; "
@@ -320,6 +341,12 @@ class SparseIndex:
         if scratch.visited.shape[0] != n or scratch.stamp + n_queries >= _STAMP_LIMIT:
             scratch.visited = np.zeros(n, np.int32)
             scratch.stamp = 1
+        main = self._main
+        if self._blocks_of is not main:  # the static part changed (compaction, load): measure it once
+            self._max_blocks = max_list_blocks(main.term_blocks)
+            self._blocks_of = main  # last: a concurrent search never pairs it with a stale size
+        if scratch.estimates.shape[0] < self._max_blocks:
+            scratch.estimates = np.zeros(self._max_blocks, np.float64)
         return scratch
 
     def memory_bytes(self) -> int:

@@ -57,6 +57,11 @@ def _dot(dense: np.ndarray, fwd_indptr: np.ndarray, fwd_indices: np.ndarray, fwd
 
 
 # ---------------------------------------------------------------------------- kernels
+def max_list_blocks(term_blocks: np.ndarray) -> int:
+    """Blocks of the longest posting list: the size `seismic_search` needs for its estimates."""
+    return int(np.diff(term_blocks).max(initial=0)) if len(term_blocks) > 1 else 0
+
+
 @numba.njit(cache=True, nogil=True)
 def block_estimates(q_indices: np.ndarray, q_values: np.ndarray, term: int, term_blocks: np.ndarray,
                     term_summaries: np.ndarray, summary_terms: np.ndarray, summary_counts: np.ndarray,
@@ -103,7 +108,8 @@ def seismic_search(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.nda
                    term_summaries: np.ndarray, summary_terms: np.ndarray, summary_counts: np.ndarray,
                    summary_checkpoints: np.ndarray, summary_blocks: np.ndarray, summary_codes: np.ndarray,
                    summary_scales: np.ndarray, fwd_indptr: np.ndarray, fwd_indices: np.ndarray, fwd_bits: np.ndarray,
-                   row_ids: np.ndarray, eligible: np.ndarray, dense: np.ndarray, visited: np.ndarray, stamp: int):
+                   row_ids: np.ndarray, eligible: np.ndarray, dense: np.ndarray, visited: np.ndarray, stamp: int,
+                   estimates: np.ndarray):
     """Approximate top-k of each query over a Seismic index (see the module docstring).
 
     q_*: canonical query CSR (nq rows); the index arrays as in `build.SeismicArrays`, with
@@ -111,7 +117,8 @@ def seismic_search(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.nda
     eligible (n,) uint8 (0 = skip the row) or empty for all rows.
     The blocks of the first (largest-weight) list are visited best summary first, which fills
     the heap early with good documents (Seismic's `sorted` search); later lists in order.
-    Scratch: dense (V,) float32 all zeros, visited (n,) int32 holding values < stamp.
+    Scratch: dense (V,) float32 all zeros, visited (n,) int32 holding values < stamp,
+    estimates float64 with room for the blocks of the longest list (`max_list_blocks`).
     Returns scores (nq, k) float32, ids (nq, k) int64 and the next unused stamp.
     """
     nq = q_indptr.shape[0] - 1
@@ -119,24 +126,25 @@ def seismic_search(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.nda
     out_ids = np.empty((nq, k), np.int64)
     heap_scores = np.empty(k, np.float64)
     heap_ids = np.empty(k, np.int64)
-    max_blocks = 0
-    for t in range(term_blocks.shape[0] - 1):
-        max_blocks = max(max_blocks, term_blocks[t + 1] - term_blocks[t])
-    estimates = np.empty(max_blocks, np.float64)
     filtered = eligible.shape[0] > 0
     for qi in range(nq):
         s, e = q_indptr[qi], q_indptr[qi + 1]
         for p in range(s, e):
             dense[q_indices[p]] = q_values[p]
         cut_terms = top_k_positions(q_values[s:e], query_cut)
+        order = np.empty(0, np.int64)  # blocks of the first list, best estimate first
         size = 0
         for m in range(cut_terms.shape[0]):
             t = q_indices[s + cut_terms[m]]
+            if estimates.shape[0] < term_blocks[t + 1] - term_blocks[t]:  # never write past the scratch
+                estimates = np.empty(term_blocks[t + 1] - term_blocks[t], np.float64)
             n_blocks = block_estimates(q_indices[s:e], q_values[s:e], t, term_blocks, term_summaries, summary_terms,
                                        summary_counts, summary_checkpoints, summary_blocks, summary_codes,
                                        summary_scales, estimates)
-            order = top_k_positions(estimates[:n_blocks], n_blocks) if m == 0 else np.arange(n_blocks)
-            for j in order:
+            if m == 0:
+                order = top_k_positions(estimates[:n_blocks], n_blocks)
+            for jj in range(n_blocks):
+                j = order[jj] if m == 0 else jj
                 if size == k and estimates[j] < heap_scores[0] / heap_factor:
                     continue
                 b = term_blocks[t] + j

@@ -16,8 +16,17 @@
   looking each token's weight up in a table (e.g. IDF), so query encoding runs no model;
   documents go through a learned encoder.
 
-The empty query is not an error here: a text that tokenises to nothing becomes a row
-without terms, which the sparse index rejects as INVALID_ARGUMENT "query i has no terms".
+Bad input, decided once for every layer:
+- a query that is empty after tokenisation (or whose every token weighs 0) is not an error
+  here: it becomes a row without terms. The `Collection` rejects such a text query as
+  InvalidArgument "query '...' has no terms in the sparse vocabulary"; the sparse index
+  rejects any row without terms as InvalidArgument "query i has no terms: ..." (an empty
+  answer would be mistaken for "nothing matched");
+- weights come out finite and >= 0 with term ids inside [0, vocab_size): a learned model
+  that produces NaN, infinite or negative weights is rejected as InvalidArgument naming the
+  row (`canonical_batch`), and a query weight table must be finite and >= 0;
+- a sparse vector given directly (term id -> weight) is checked by the index itself:
+  a negative, NaN or infinite weight, or a term id outside the vocabulary, is InvalidArgument.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from lamina.index.errors import FailedPrecondition, InvalidArgument
-from lamina.index.sparse import SparseBatch
+from lamina.index.sparse import SparseBatch, canonical_batch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -335,14 +344,16 @@ class SpladeEncoder:
                           max_active_dims=self.max_active_dims)
 
     def encode_documents(self, texts: Sequence[str]) -> SparseBatch:
+        """Canonical rows; InvalidArgument if the model produced a NaN, infinite or negative weight."""
         if not len(texts):
             return SparseBatch.empty()
-        return torch_to_batch(self._encode(texts, query=False))
+        return canonical_batch(torch_to_batch(self._encode(texts, query=False)), self.vocab_size, "document")
 
     def encode_queries(self, texts: Sequence[str]) -> SparseBatch:
+        """As `encode_documents`, with the model's query side; a text without terms gives an empty row."""
         if not len(texts):
             return SparseBatch.empty()
-        return torch_to_batch(self._encode(texts, query=True))
+        return canonical_batch(torch_to_batch(self._encode(texts, query=True)), self.vocab_size, "query")
 
 
 class TableQueryEncoder:
@@ -355,8 +366,10 @@ class TableQueryEncoder:
         weights = np.asarray(weights, dtype=np.float32).reshape(-1)
         if len(weights) != self.vocab_size:
             raise InvalidArgument(f"query weight table has {len(weights)} entries, the tokenizer {self.vocab_size}")
-        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
-            raise InvalidArgument("query weight table must be finite and >= 0")
+        bad = ~np.isfinite(weights) | (weights < 0)
+        if bad.any():
+            at = int(np.argmax(bad))
+            raise InvalidArgument(f"query weight table must be finite and >= 0: token id {at} weighs {weights[at]}")
         self.weights = weights
         self.name = name
         self._drop = special_token_ids(self.tokenizer)

@@ -448,3 +448,69 @@ def test_bad_calls_are_invalid(tiny):
     with pytest.raises(InvalidArgument, match="unknown sparse index option"):
         SeismicConfig.from_dict({"nlist": 3})
     assert SeismicConfig.from_dict(SeismicConfig(query_cut=4).to_dict()) == SeismicConfig(query_cut=4)
+
+
+@pytest.mark.parametrize("rows, status", [
+    ([{1: 1.0, 5: 2.0}, {0: 0.5}], "canonical"),
+    ([{1: 1.0}, {}], "empty rows"),
+    ([(np.array([5, 1]), np.array([1.0, 1.0]))], "not canonical"),  # unsorted
+    ([(np.array([1, 1]), np.array([1.0, 1.0]))], "not canonical"),  # duplicate term
+    ([{1: 0.0}], "not canonical"),  # a stored zero
+    ([{1: float("nan")}], "not canonical"),
+    ([{1: float("inf")}], "not canonical"),
+    ([{1: -1.0}], "not canonical"),
+    ([{100: 1.0}], "not canonical"),  # outside a vocabulary of 100
+    ([{-1: 1.0}], "not canonical"),
+])
+def test_canonical_fast_path_agrees_with_the_numpy_checks(rows, status):
+    """The one-pass numba check decides only when nothing needs fixing; the rest takes the
+    numpy path, which canonicalises or raises with a message."""
+    from lamina.index.sparse.batch import CANONICAL, CANONICAL_WITH_EMPTY_ROWS, NOT_CANONICAL, canonical_status
+
+    batch = SparseBatch.from_rows(rows)
+    got = canonical_status(batch.indptr, batch.indices, batch.values, 100)
+    assert got == {"canonical": CANONICAL, "empty rows": CANONICAL_WITH_EMPTY_ROWS,
+                   "not canonical": NOT_CANONICAL}[status]
+    if status == "not canonical" and all(np.isfinite(v) and v >= 0 and 0 <= t < 100
+                                         for row in rows for t, v in zip(*_terms_weights(row))):
+        fixed = canonical_batch(batch, 100)  # valid but not canonical: repaired
+        assert canonical_status(fixed.indptr, fixed.indices, fixed.values, 100) != NOT_CANONICAL
+    elif status == "not canonical":
+        with pytest.raises(InvalidArgument):
+            canonical_batch(batch, 100)
+    else:
+        assert canonical_batch(batch, 100) is batch  # nothing to do: the same object back
+
+
+def _terms_weights(row):
+    return (list(row.keys()), list(row.values())) if isinstance(row, dict) else row
+
+
+def test_search_checks_every_query_of_a_batch(tiny):
+    good = {2: 1.0, 7: 0.5}
+    for bad, message in (({3: float("nan")}, "query 2 has a NaN"), ({}, "query 2 has no terms"),
+                         ({3: -2.0}, "query 2 has negative weight -2"), ({250: 1.0}, "query 2 has term id 250")):
+        with pytest.raises(InvalidArgument, match=message):
+            tiny.search(SparseBatch.from_rows([good, good, bad, good]), 3)
+    # the empty query names what is missing
+    with pytest.raises(InvalidArgument, match="no term of the vocabulary has a positive weight"):
+        tiny.search(SparseBatch.from_rows([{5: 0.0}]), 3)
+    # a valid unsorted query with a repeated term equals its canonical form
+    messy = SparseBatch.from_rows([(np.array([7, 2, 7]), np.array([0.25, 1.0, 0.25]))])
+    assert_same_results(tiny.search(messy, 5), tiny.search(SparseBatch.from_rows([good]), 5))
+
+
+def test_search_parameters_are_checked_on_every_call(tiny):
+    """Validated parameter sets are remembered; that must never let a bad one through."""
+    query = SparseBatch.from_rows([{1: 1.0, 3: 0.5}])
+    want = tiny.search(query, 5, params={"query_cut": 2, "heap_factor": 1.0})
+    for _ in range(2):
+        assert_same_results(tiny.search(query, 5, params={"query_cut": 2, "heap_factor": 1.0}), want)
+        with pytest.raises(InvalidArgument, match="heap_factor"):
+            tiny.search(query, 5, params={"query_cut": 2, "heap_factor": True})  # == 1.0, but a bool
+        with pytest.raises(InvalidArgument, match="query_cut"):
+            tiny.search(query, 5, params={"query_cut": 2.0, "heap_factor": 1.0})  # == 2, but a float
+        with pytest.raises(InvalidArgument, match="unknown search parameter"):
+            tiny.search(query, 5, params={"query_cut": 2, "heap_factor": 1.0, "nprobe": 1})
+        with pytest.raises(InvalidArgument, match="query_cut"):
+            tiny.search(query, 5, params={"query_cut": [2]})  # unhashable

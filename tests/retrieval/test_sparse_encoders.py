@@ -220,3 +220,58 @@ def test_idf_table_from_bm25(bm25):
     idf = bm25.stats.idf()
     assert batch.to_dicts()[0] == pytest.approx({t: idf[t] for t in tokens(bm25, "boundary layer")})
     assert isinstance(SparseBatch.concat([batch, batch]), SparseBatch)
+
+
+# ---------------------------------------------------------------------------- bad input
+def test_splade_rejects_nan_and_negative_model_outputs(tiny_splade_dir, monkeypatch):
+    import torch
+
+    encoder = SpladeEncoder(tiny_splade_dir)
+    good = encoder.encode_documents(["wing lift"])
+    assert np.all(np.isfinite(good.values)) and np.all(good.values > 0)
+    broken = torch.zeros(2, encoder.vocab_size)
+    broken[0, 3] = 1.0
+    broken[1, 5] = float("nan")
+    monkeypatch.setattr(encoder, "_encode", lambda texts, query: broken)
+    with pytest.raises(InvalidArgument, match="document 1 has a NaN or infinite weight"):
+        encoder.encode_documents(["a", "b"])
+    broken[1, 5] = -0.25
+    with pytest.raises(InvalidArgument, match="query 1 has negative weight -0.25 for term 5"):
+        encoder.encode_queries(["a", "b"])
+    broken[1, 5] = 0.0  # a row the model weighs all zero: an empty row, not an error here
+    assert list(encoder.encode_queries(["a", "b"]).row_lengths()) == [1, 0]
+
+
+def test_bad_weight_tables_and_bm25_parameters_are_invalid(tiny_splade_dir):
+    weights = np.ones(20, np.float32)
+    for value, shown in ((np.nan, "nan"), (-1.0, "-1.0"), (np.inf, "inf")):
+        bad = weights.copy()
+        bad[7] = value
+        with pytest.raises(InvalidArgument, match=f"token id 7 weighs {shown}"):
+            TableQueryEncoder(bad, tiny_splade_dir)
+    for kwargs, message in (({"k1": float("nan")}, "k1"), ({"k1": -0.5}, "k1"), ({"b": float("nan")}, "b must"),
+                            ({"b": 1.5}, "b must")):
+        with pytest.raises(InvalidArgument, match=message):
+            BM25Encoder(**kwargs)
+
+
+def test_queries_empty_after_tokenisation_are_rejected_by_the_index(bm25):
+    """Documented choice: encoders return an empty row, the index rejects it (the Collection
+    rejects the text earlier, naming it)."""
+    table = TableQueryEncoder.from_bm25(bm25)
+    # "zeppelin" never occurs in the corpus: its IDF is that of an unseen term (> 0), but a
+    # table that weighs it 0 leaves the query without terms
+    weights = table.weights.copy()
+    for token in tokens(bm25, "zeppelin"):
+        weights[token] = 0.0
+    zero_table = TableQueryEncoder(weights)
+    for encoder in (bm25, zero_table):
+        queries = encoder.encode_queries(["", " \t\n", "zeppelin" if encoder is zero_table else "[SEP] [CLS]"])
+        assert list(queries.row_lengths()) == [0, 0, 0]
+    index = SparseIndex(bm25.vocab_size)
+    index.add(np.arange(len(CORPUS)), bm25.encode_documents(CORPUS))
+    with pytest.raises(InvalidArgument, match="query 0 has no terms: no term of the vocabulary"):
+        index.search(zero_table.encode_queries(["zeppelin"]), 3)
+    # a term id the tokenizer cannot produce, given directly, is outside the vocabulary
+    with pytest.raises(InvalidArgument, match=r"term id 30522 outside the vocabulary \[0, 30522\)"):
+        index.search(SparseBatch.from_rows([{30522: 1.0}]), 3)
