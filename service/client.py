@@ -27,7 +27,6 @@ from typing import Any, TypeVar
 
 import grpc
 import numpy as np
-from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lamina.index.errors import InvalidArgument, NotFound
 from lamina.index.filters import Filter
@@ -298,7 +297,8 @@ class Client:
 
     def _search_message(self, message: search_pb2.SearchRequest) -> SearchResult:
         response = self._call(self._search.Search, message)
-        explain = json_format.MessageToDict(response.explain) if response.HasField("explain") else None
+        # metadata_from_proto reads integral doubles back as ints ("candidates": 100, not 100.0)
+        explain = convert.metadata_from_proto(response.explain) if response.HasField("explain") else None
         return SearchResult([convert.hit_from_proto(h) for h in response.hits], explain)
 
 

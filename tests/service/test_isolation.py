@@ -182,6 +182,7 @@ def test_remote_search_equals_in_process(served, database):
         assert (remote.explain is None) == (not request.explain)
     explained = clients["admin"].query(COLLECTION, requests[2]).explain
     assert [s["kind"] for s in explained["stages"]] == ["dense", "sparse"] and "rerank" in explained
+    assert explained["stages"][0]["limit"] == 40 and isinstance(explained["stages"][0]["limit"], int)
 
 
 def test_remote_bad_requests(served):
