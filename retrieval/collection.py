@@ -70,7 +70,7 @@ from lamina.retrieval.indexes import (
     SPARSE_VECTOR,
     CollectionIndexes,
 )
-from lamina.retrieval.planner import PlannerConfig, QueryPlanner
+from lamina.retrieval.planner import QueryPlanner
 from lamina.retrieval.query import Query, Rerank, SearchRequest, SearchResult, Stage
 from lamina.retrieval.rerank import rerank
 
@@ -79,10 +79,7 @@ log = logging.getLogger(__name__)
 MAX_K = 10_000
 MAX_BATCH = 10_000
 SNAPSHOT_EVERY = 50_000  # writes applied since the last snapshot before taking a new one
-BRUTE_FORCE_MAX = 20_000  # a filter or tenant matching at most this many documents is searched exactly
-MAX_WIDENINGS = 4  # times a filtered approximate search widens (x4 nprobe/ef_search) before going exact
 FLOAT_PARAMS = frozenset({"heap_factor", "max_dist_ratio"})
-WIDEN_KNOB = {"ivf": "nprobe", "hnsw": "ef_search", "spann": "max_postings"}  # what a filtered search widens
 
 
 class Collection:
@@ -144,12 +141,8 @@ class Collection:
 
     def _rebuild_indexes(self) -> CollectionIndexes:
         seq = self.store.last_seq  # read before the scan: anything later is replayed again, harmlessly
-        if self._is_bm25:
-            encoder = self.sparse_encoder
-            texts = [d.text for d in self.store.iter_documents(self.name) if d.text]
-            encoder.fit(texts) if texts else encoder.stats.__init__(encoder.vocab_size)
         indexes = CollectionIndexes.build(self.store, self.config, self._sparse_vocab(), self._token_dim(),
-                                          self._spann_dir)
+                                          self._spann_dir, on_documents=self._fit_bm25)
         self._snapshot_seq = 0
         self._writes_since_snapshot = max(len(indexes.dense), 1) if seq else 0
         return indexes
@@ -222,6 +215,11 @@ class Collection:
     def _restore_sparse_encoder(self, bm25: dict[str, Any] | None) -> None:
         if self._is_bm25 and bm25 is not None:
             self.sparse_encoder.stats = BM25Stats.from_dict(bm25["stats"])
+
+    def _fit_bm25(self, docs: list[StoredDoc]) -> None:
+        """Recount the BM25 statistics exactly from every stored document (at a rebuild)."""
+        if self._is_bm25:
+            self.sparse_encoder.fit([d.text for d in docs if d.text])
 
     def _count_bm25(self, docs: list[StoredDoc]) -> None:
         """Count replayed documents into the BM25 statistics (deletes in the window are not
@@ -480,9 +478,8 @@ class Collection:
                     ids, scores = weighted_score_fusion(ranked, request.fusion.weights, limit=limit)
                 explain["fusion"] = request.fusion.method
             if request.rerank is not None:
-                r = request.rerank
-                k = min(request.k, r.kappa)
-                ids, scores, stats = rerank(query_tokens, ids, scores, self.indexes.tokens, k=k,
+                r = request.rerank  # SearchRequest checked k <= kappa
+                ids, scores, stats = rerank(query_tokens, ids, scores, self.indexes.tokens, k=request.k,
                                             kappa=r.kappa, alpha=r.alpha, beta=r.beta)
                 explain["rerank"] = stats.to_dict()
             ids, scores = ids[:request.k], scores[:request.k]
@@ -524,61 +521,35 @@ class Collection:
 
     def _dense_stage(self, vector: np.ndarray, limit: int, allowed: np.ndarray | None,
                      params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
-        dense = self.indexes.dense
+        """The dense index as it is, or, for a restricted query, the planner's choice: brute force
+        over the allowed ids when they are few, else the index with them as selector, widened."""
         if allowed is None:
-            scores, ids = dense.search(vector[None, :], limit, params=params)
+            scores, ids = self.indexes.dense.search(vector[None, :], limit, params=params)
             return scores[0], ids[0], self.config.index.kind
-        kind = self.config.index.kind
-        if kind == "flat" or len(allowed) <= BRUTE_FORCE_MAX:
-            scores, ids = self._exact(vector, allowed, limit)
-            return scores, ids, "brute-force"
-        # approximate with the filter as selector, widening until enough results are found
-        want = min(limit, len(allowed))
-        widen = dict(params)
-        for _ in range(MAX_WIDENINGS):
-            scores, ids = dense.search(vector[None, :], limit, allowed=allowed, params=widen)
-            if int((ids[0] >= 0).sum()) >= want:
-                break
-            knob = WIDEN_KNOB[kind]
-            base = widen.get(knob, getattr(dense.config, knob))
-            widen[knob] = base * 4
-        else:
-            scores, ids = self._exact(vector, allowed, limit)
-            return scores, ids, "brute-force"
-        return scores[0], ids[0], "index-filtered"
+        scores, ids, plan = self._planner().search_within(vector, limit, allowed, params=params)
+        return scores[0], ids[0], plan.name.replace("_", "-")
 
     def _tenant_tree_stage(self, vector: np.ndarray, limit: int,
                            request: SearchRequest) -> tuple[np.ndarray, np.ndarray, str]:
         """A tenant's query through the planner: its sub-tree of the shared tree (Curator), or
         brute force when a filter leaves few of its documents."""
-        planner = QueryPlanner(self.indexes.payload, None, self._vectors_of, tenant_index=self.indexes.tenants,
-                               metric=self.config.metric, config=PlannerConfig(brute_force_threshold=BRUTE_FORCE_MAX))
-        scores, ids, plan = planner.search(vector, limit, flt=request.filter, tenant=request.tenant)
+        scores, ids, plan = self._planner().search(vector, limit, flt=request.filter, tenant=request.tenant)
         return scores[0], ids[0], plan.name.replace("_", "-")
+
+    def _planner(self) -> QueryPlanner:
+        indexes = self.indexes
+        return QueryPlanner(indexes.payload, indexes.dense, self._vectors_of, tenant_index=indexes.tenants,
+                            metric=self.config.metric)
 
     def _vectors_of(self, ids: np.ndarray) -> np.ndarray:
         """Dense vectors of live iids, read from the store (rows of deleted iids are zeros)."""
         raws = self.store.get_vectors(self.name, DENSE_VECTOR, ids)
         out = np.zeros((len(ids), self.config.dim), dtype=np.float32)
-        for i, raw in enumerate(raws):
-            if raw is not None:
-                out[i] = np.frombuffer(raw, dtype=np.float32)
+        present = np.fromiter((raw is not None for raw in raws), dtype=bool, count=len(raws))
+        if present.any():
+            out[present] = np.frombuffer(b"".join(r for r in raws if r is not None),
+                                         dtype=np.float32).reshape(-1, self.config.dim)
         return out
-
-    def _exact(self, vector: np.ndarray, allowed: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-`limit` over the `allowed` iids, their vectors read from the store."""
-        raws = self.store.get_vectors(self.name, DENSE_VECTOR, allowed)
-        present = np.array([r is not None for r in raws], dtype=bool)
-        ids = allowed[present]
-        if not len(ids):
-            return np.empty(0, np.float32), np.empty(0, np.int64)
-        vectors = np.frombuffer(b"".join(r for r in raws if r is not None), dtype=np.float32).reshape(-1, self.config.dim)
-        if self.config.metric == "ip":
-            scores = vectors @ vector
-        else:
-            scores = -((vectors - vector) ** 2).sum(axis=1)
-        top = np.argsort(-scores, kind="stable")[:limit]
-        return scores[top].astype(np.float32), ids[top]
 
     def _allowed(self, flt: Filter | None, tenant: str | None) -> np.ndarray | None:
         """The sorted iids a query may return (None: all)."""

@@ -74,8 +74,10 @@ class CollectionIndexes:
 
     @classmethod
     def build(cls, store: Store, config: CollectionConfig, sparse_vocab: int | None,
-              token_dim: int | None, spann_dir: Path | None = None) -> CollectionIndexes:
-        """Every part from a full scan of the store."""
+              token_dim: int | None, spann_dir: Path | None = None,
+              on_documents: Callable[[list[StoredDoc]], None] | None = None) -> CollectionIndexes:
+        """Every part from a full scan of the store; `on_documents` also sees the scanned documents
+        (without vectors), e.g. to recount corpus statistics."""
         if config.index.kind == "spann":
             shutil.rmtree(spann_dir, ignore_errors=True)  # a fresh build; an open index keeps its files
         self = cls.empty(config, sparse_vocab, token_dim, spann_dir)
@@ -98,6 +100,8 @@ class CollectionIndexes:
                 self.tokens.add(iids, [unpack_tokens(r) for r in raw])
         docs = list(store.iter_documents(name))
         self._index_documents(docs)
+        if on_documents is not None:
+            on_documents(docs)
         if self.tenants is not None:
             owner = {d.iid: d.tenant for d in docs}
             for iids, vectors in batches_for_tenants(store, name, config.dim):

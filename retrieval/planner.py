@@ -127,9 +127,11 @@ class PlannedSearch(NamedTuple):
 
 def index_knob(index: Any) -> tuple[str | None, int]:
     """The widening knob of an index and its default: ("nprobe", n) for a trained IVF
-    `DenseIndex`, ("ef_search", n) for an HNSW one, (None, 0) otherwise (flat is exact, and an
-    index the planner does not know widens through k)."""
+    `DenseIndex`, ("ef_search", n) for an HNSW one, ("max_postings", n) for a `SpannIndex`,
+    (None, 0) otherwise (flat is exact, and an index the planner does not know widens through k)."""
     config = getattr(index, "config", None)
+    if hasattr(config, "max_postings"):
+        return "max_postings", int(config.max_postings)
     if getattr(index, "trained_ivf", False) and config is not None:
         return "nprobe", int(config.nprobe)
     if getattr(config, "kind", None) == "hnsw":
@@ -250,20 +252,36 @@ class QueryPlanner:
         plan = Plan(name, cardinality, k, None if cardinality is None else min(k, cardinality), tenant, filtered)
         if name == "empty":
             return PlannedSearch(*_padded(len(queries), k), plan)
-        if name == "brute_force":
-            return PlannedSearch(*self._brute_force(queries, k, ids), plan)
+        if name == "brute_force" or name == "index_filtered":
+            return PlannedSearch(*self._within(queries, k, ids, params, plan), plan)
         if name == "tenant_tree":
             scores, found = self._tenants().search(queries, k, tenant, allowed=ids if filtered else None,
                                                    params=params)
             return PlannedSearch(scores, found, plan)
         if self.index is None:
             raise InvalidArgument("an unfiltered search needs an approximate index")
-        if name == "index":
-            scores, found = self.index.search(queries, k, params=params)
-            plan.steps.append(WideningStep(len(queries), k, dict(params), len(queries)))
-            return PlannedSearch(scores, found, plan)
-        scores, found = self._index_filtered(queries, k, ids, params, plan)
+        scores, found = self.index.search(queries, k, params=params)
+        plan.steps.append(WideningStep(len(queries), k, dict(params), len(queries)))
         return PlannedSearch(scores, found, plan)
+
+    def search_within(self, queries: np.ndarray, k: int, ids: np.ndarray, *,
+                      params: Mapping[str, Any] | None = None) -> PlannedSearch:
+        """Top-k of each query (nq, d) among `ids`, a restriction the caller computed (sorted
+        unique int64, e.g. a filter's ids intersected with a tenant's): `empty`, `brute_force`
+        or `index_filtered` by its cardinality, exactly as `search` plans a filter."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, np.shape(queries)[-1])
+        ids = np.asarray(ids, dtype=np.int64)
+        name = self.choose(len(ids), tenant=None, filtered=True)
+        plan = Plan(name, len(ids), k, min(k, len(ids)), None, True)
+        if name == "empty":
+            return PlannedSearch(*_padded(len(queries), k), plan)
+        return PlannedSearch(*self._within(queries, k, ids, dict(params or {}), plan), plan)
+
+    def _within(self, queries: np.ndarray, k: int, ids: np.ndarray, params: dict[str, Any],
+                plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+        if plan.name == "brute_force":
+            return self._brute_force(queries, k, ids)
+        return self._index_filtered(queries, k, ids, params, plan)
 
     def _tenants(self) -> TenantIndex:
         if self.tenant_index is None:
