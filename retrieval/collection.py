@@ -507,9 +507,7 @@ class Collection:
             scores, ids, info["plan"] = self._tenant_tree_stage(q, limit, request)
         elif stage.kind == "dense":
             scores, ids, info["plan"] = self._dense_stage(q, limit, allowed, params)
-        else:
-            if self.indexes.sparse is None:
-                raise InvalidArgument(f"collection {self.name!r} has no sparse field: search it with mode dense")
+        else:  # sparse_query() already refused a collection without a sparse field
             scores, ids = self.indexes.sparse.search(q, limit, allowed=allowed, params=params or None)
             scores, ids = scores[0], ids[0]
             info["plan"] = "sparse" if allowed is None else "sparse-filtered"
