@@ -38,18 +38,21 @@ import numpy as np
 from lamina.index.dense import gpu_count
 from lamina.index.errors import CorruptIndex, FailedPrecondition, InvalidArgument
 from lamina.index.locks import RWLock
-from lamina.index.spann import files
+from lamina.index.spann import files, kernels
 from lamina.index.spann.assign import cap_postings, ip_gap, posting_bounds, prune_postings, rng_select, \
     squared_l2_from_ip
 from lamina.index.spann.clustering import balanced_kmeans, select_heads, snap_to_members
 from lamina.index.spann.config import SearchParams, SpannConfig
 from lamina.index.spann.heads import HeadIndex
-from lamina.index.spann.postings import COUNT, Codec, IOStats, PostingReader, PostingWriter, check_directory, \
-    verify_postings
+from lamina.index.spann.postings import COUNT, Codec, IOStats, PostingReader, PostingWriter, RawLists, \
+    check_directory, verify_postings
 
 _ASSIGN_BATCH = 16384  # vectors placed per head search during build and reassignment
 _WRITE_CHUNK = 256  # heads whose lists are gathered at once while writing a posting file
 Posting = tuple[np.ndarray, np.ndarray]  # ids (n,) int64, vectors (n, d) float32
+_NO_IDS = np.empty(0, dtype=np.int64)
+_NO_SCALE = np.ones(1, dtype=np.float32)
+_NO_LISTS = RawLists(np.empty(0, dtype=np.uint8), _NO_IDS, _NO_IDS)
 
 
 @dataclass
@@ -306,10 +309,8 @@ class SpannIndex:
             head_dists, heads = self._heads.search(queries, search_params.max_postings,
                                                     ef_search=search_params.ef_search)
             for row, query in enumerate(queries):  # batched queries loop; each reads its own lists
-                ids, cand_scores, _ = self._query(query, head_dists[row], heads[row], search_params, allowed)
-                top = _top_k(cand_scores, ids, k)
-                scores[row, : len(top)] = cand_scores[top]
-                found[row, : len(top)] = ids[top]
+                head_ids, head_scores, read = self._route(query, head_dists[row], heads[row], search_params)
+                self._scan(query, head_ids, head_scores, read, k, allowed, scores[row], found[row])
         return scores, found
 
     def candidates(self, query: np.ndarray, *, allowed: np.ndarray | None = None,
@@ -326,8 +327,10 @@ class SpannIndex:
                                                     ef_search=search_params.ef_search)
             return self._query(query, head_dists[0], heads[0], search_params, _sorted_ids(allowed))
 
-    def _query(self, query: np.ndarray, head_dists: np.ndarray, heads: np.ndarray, params: SearchParams,
-               allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _route(self, query: np.ndarray, head_dists: np.ndarray, heads: np.ndarray,
+               params: SearchParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The looked-up heads' ids (-1 for a deleted head) and scores, and the heads whose postings
+        the query reads (the looked-up ones left after pruning)."""
         looked_up = heads >= 0
         heads, head_dists = heads[looked_up], head_dists[looked_up]
         if self.metric == "l2":
@@ -337,15 +340,48 @@ class SpannIndex:
             prune_dists = ip_gap(head_dists, float(np.linalg.norm(query)), self._heads.max_norm)
         read = heads[prune_postings(prune_dists, max_dist_ratio=params.max_dist_ratio,
                                     min_postings=params.min_postings)]
-        posting_ids, vectors = self._gather(read)
-        # heads go first so that np.unique keeps their exact scores over a quantised replica's
-        ids = np.concatenate([self._heads.ids[heads], posting_ids])
+        return self._heads.ids[heads], head_scores.astype(np.float32), read
+
+    def _scan(self, query: np.ndarray, head_ids: np.ndarray, head_scores: np.ndarray, read: np.ndarray, k: int,
+              allowed: np.ndarray | None, out_scores: np.ndarray, out_ids: np.ndarray) -> int:
+        """Top-k of one query into out_scores / out_ids (best first); returns how many were found.
+
+        The heads and the in-memory deltas are scored here and offered first; the on-disk lists
+        are scored by `kernels.scan_lists` in the buffer they were read into.
+        """
+        seed_ids, seed_scores = [head_ids], [head_scores]
+        if self._delta:
+            for h in read.tolist():
+                delta = self._delta.get(h)
+                if delta is not None and len(delta[0]):
+                    seed_ids.append(delta[0])
+                    seed_scores.append(self._score(delta[1], query))
+        on_disk = self._on_disk_mask(read)
+        if self._reader is not None and on_disk.any():
+            raw, codec = self._reader.read_raw(read[on_disk]), self._reader.codec
+        else:
+            raw, codec = _NO_LISTS, Codec("float32", self.dim)
+        return kernels.scan_lists(
+            *kernels.buffer_views(raw.buffer), raw.bases, raw.counts, kernels.STORAGE_KINDS[codec.dtype],
+            codec.scale if codec.scale is not None else _NO_SCALE, query, self.metric == "ip", k,
+            np.concatenate(seed_ids), np.concatenate(seed_scores).astype(np.float32, copy=False), self._tombstones,
+            _NO_IDS if allowed is None else allowed, allowed is not None, out_scores, out_ids)
+
+    def _score(self, vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Scores (n,) float32 of vectors (n, d) against one query (inner product or minus squared L2)."""
         ip = vectors @ query
         if self.metric == "ip":
-            posting_scores = ip
-        else:
-            posting_scores = -np.maximum(np.einsum("ij,ij->i", vectors, vectors) - 2 * ip + query @ query, 0)
-        scores = np.concatenate([head_scores, posting_scores]).astype(np.float32)
+            return ip.astype(np.float32)
+        return (-np.maximum(np.einsum("ij,ij->i", vectors, vectors) - 2 * ip + query @ query, 0)).astype(np.float32)
+
+    def _query(self, query: np.ndarray, head_dists: np.ndarray, heads: np.ndarray, params: SearchParams,
+               allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every distinct live candidate of one query (ids, scores) and the heads read: `candidates()`."""
+        head_ids, head_scores, read = self._route(query, head_dists, heads, params)
+        posting_ids, vectors = self._gather(read)
+        # heads go first so that np.unique keeps their exact scores over a quantised replica's
+        ids = np.concatenate([head_ids, posting_ids])
+        scores = np.concatenate([head_scores, self._score(vectors, query)]).astype(np.float32)
         keep = ids >= 0  # a deleted head stays as a routing point with id -1
         if len(self._tombstones):
             keep &= ~_contains(self._tombstones, ids)

@@ -13,8 +13,9 @@ verified by `verify_postings`, not on every read.
 The writer goes through a temporary name, fsyncs and renames, so the final name only ever
 holds a complete file. The reader merges lists that sit close in the file into one read, puts
 several reads in flight (every range announced to the kernel with posix_fadvise(WILLNEED)
-before the preads, or preads from a thread pool), reads into one buffer and gathers the ids
-and vectors of all lists from it with one index array each.
+before the preads, or preads from a thread pool) and reads into one buffer. Searches score
+the lists in that buffer where they lie (`kernels.scan_lists`); the update and compaction
+paths gather ids and vectors from it with one index array each.
 """
 
 from __future__ import annotations
@@ -146,6 +147,17 @@ class IOStats:
     reads: int = 0
 
 
+@dataclass
+class RawLists:
+    """Lists as stored, read into one buffer: list j starts at byte bases[j] (a multiple of 8)
+    and holds counts[j] int64 ids then counts[j] rows in the codec's form; bases[j] means
+    nothing when counts[j] is 0."""
+
+    buffer: np.ndarray  # (bytes,) uint8, a multiple of 8 long
+    bases: np.ndarray  # (k,) int64
+    counts: np.ndarray  # (k,) int64
+
+
 class PostingReader:
     """Reads lists of one posting file by head number, several preads in flight."""
 
@@ -180,18 +192,17 @@ class PostingReader:
         bounds = np.cumsum(counts)[:-1]
         return list(zip(np.split(ids, bounds), np.split(vectors, bounds)))
 
-    def read_concat(self, heads: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The lists of `heads` (k,) int64 back to back, in that order: ids (m,) int64, vectors
-        (m, d) float32 and each list's count (k,) int64.
+    def read_raw(self, heads: np.ndarray) -> RawLists:
+        """The lists of `heads` (k,) int64 as stored, in one buffer (see `RawLists`).
 
-        Lists are read in file order, those within `coalesce_bytes` of each other in one pread,
-        into one buffer; ids and vectors are then gathered from it with one index array each.
+        Lists are read in file order, those within `coalesce_bytes` of each other in one pread.
         """
         rows = self.directory[heads]
         counts = rows[:, COUNT].copy()
+        bases = np.zeros(len(heads), dtype=np.int64)
         todo = np.flatnonzero(counts > 0)
         if not len(todo):
-            return np.empty(0, dtype=np.int64), np.empty((0, self.codec.dim), dtype=np.float32), counts
+            return RawLists(np.empty(0, dtype=np.uint8), bases, counts)
         by_offset = todo[np.argsort(rows[todo, OFFSET], kind="stable")]
         starts = rows[by_offset, OFFSET]
         ends = starts + rows[by_offset, LENGTH]
@@ -204,28 +215,39 @@ class PostingReader:
         read_lengths = np.maximum.reduceat(ends, first) - read_starts
         # each read lands at an 8-byte aligned place of one buffer, so ids view as int64 in place
         slots = (read_lengths + 7) // 8 * 8
-        bases = np.concatenate([[0], np.cumsum(slots)[:-1]])
+        read_bases = np.concatenate([[0], np.cumsum(slots)[:-1]])
         buffer = np.empty(int(slots.sum()), dtype=np.uint8)
-        self._pread_into(buffer, bases, read_starts, read_lengths)
+        self._pread_into(buffer, read_bases, read_starts, read_lengths)
         which_read = np.cumsum(fresh) - 1
-        list_base = np.empty(len(heads), dtype=np.int64)
-        list_base[by_offset] = bases[which_read] + (starts - read_starts[which_read])
-        # every entry's place in the buffer, computed for all lists at once (no loop over lists)
-        present = counts > 0
-        entry_list = np.repeat(np.arange(len(heads))[present], counts[present])
-        rank = np.arange(len(entry_list)) - np.repeat(np.cumsum(counts[present]) - counts[present], counts[present])
-        id_words = list_base[entry_list] // 8 + rank
-        itemsize, dim = self.codec.storage.itemsize, self.codec.dim
-        first_code = (list_base + 8 * counts) // itemsize
-        row_starts = first_code[entry_list] + rank * dim
-        codes = buffer.view(self.codec.storage)
-        # rows of the vector blocks start at arbitrary element offsets: view every offset as a row
-        rows_view = np.lib.stride_tricks.as_strided(codes, shape=(len(codes) - dim + 1, dim),
-                                                    strides=(itemsize, itemsize), writeable=False)
+        bases[by_offset] = read_bases[which_read] + (starts - read_starts[which_read])
         self.stats.lists += len(todo)
         self.stats.reads += len(first)
         self.stats.bytes += int(read_lengths.sum())
-        ids = np.take(buffer.view(np.int64), id_words)
+        return RawLists(buffer, bases, counts)
+
+    def read_concat(self, heads: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The lists of `heads` (k,) int64 back to back, in that order: ids (m,) int64, vectors
+        (m, d) float32 and each list's count (k,) int64.
+
+        The ids and vectors are gathered from `read_raw`'s buffer with one index array each.
+        """
+        raw = self.read_raw(heads)
+        counts = raw.counts
+        present = counts > 0
+        if not present.any():
+            return np.empty(0, dtype=np.int64), np.empty((0, self.codec.dim), dtype=np.float32), counts
+        # every entry's place in the buffer, computed for all lists at once (no loop over lists)
+        entry_list = np.repeat(np.arange(len(heads))[present], counts[present])
+        rank = np.arange(len(entry_list)) - np.repeat(np.cumsum(counts[present]) - counts[present], counts[present])
+        id_words = raw.bases[entry_list] // 8 + rank
+        itemsize, dim = self.codec.storage.itemsize, self.codec.dim
+        first_code = (raw.bases + 8 * counts) // itemsize
+        row_starts = first_code[entry_list] + rank * dim
+        codes = raw.buffer.view(self.codec.storage)
+        # rows of the vector blocks start at arbitrary element offsets: view every offset as a row
+        rows_view = np.lib.stride_tricks.as_strided(codes, shape=(len(codes) - dim + 1, dim),
+                                                    strides=(itemsize, itemsize), writeable=False)
+        ids = np.take(raw.buffer.view(np.int64), id_words)
         return ids, self.codec.decode(rows_view[row_starts]), counts  # np.take would copy the strided view
 
     def _pread_into(self, buffer: np.ndarray, bases: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> None:
