@@ -67,6 +67,8 @@ _UNIT_HEADER = b"LTCunit1"
 _UNIT_TOLERANCE = 1e-2
 # Alternations of rotation and PQ training when learning an OPQ rotation (faiss's default is 50).
 _OPQ_ITERATIONS = 12
+# Rows encoded per faiss call (bounds the encoder's distance tables to a few hundred MB).
+_ENCODE_BLOCK = 4096
 # Bytes header of a packed token matrix: magic, number of tokens, dimension (little-endian).
 _PACK_HEADER = struct.Struct("<4sII")
 _PACK_MAGIC = b"LTK1"
@@ -265,7 +267,11 @@ class TokenCodec:
         assert self._index is not None, "train the codec before encoding"
         if not len(rows):
             return np.empty((0, self.bytes_per_token), dtype=np.uint8)
-        return self._index.sa_encode(np.ascontiguousarray(rows, dtype=np.float32))
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        # faiss's PQ encoder scores a whole batch against every sub-centroid at once: rows x M x
+        # 2**bits floats (25 GB for 262k rows at PQ24x10), so large batches go in blocks
+        return np.concatenate([self._index.sa_encode(rows[i: i + _ENCODE_BLOCK])
+                               for i in range(0, len(rows), _ENCODE_BLOCK)])
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """Rows (n, dim) float32 of codes (n, code_size) uint8."""
