@@ -169,6 +169,11 @@ class SpannSystem:
     def cache_files(self) -> list[Path]:
         return sorted(self._require().path.glob("postings*"))
 
+    def evict(self) -> int:
+        """Drop the posting file's pages: out of this process's mapping, then out of the page cache."""
+        self._require().release_pages()
+        return evict_from_page_cache(self.cache_files())
+
     def done(self) -> None:
         if self._pool is not None:
             self._pool.shutdown()

@@ -12,8 +12,9 @@ New index families plug in by implementing `Algorithm` and adding a grid to `QUE
 Disk-resident systems (`lamina-spann`, `diskannpy`; `lamina.bench.disk_systems`) also report
 their index files' size (`disk_bytes()`), and name the files a query reads (`cache_files()`):
 with `cold=True` each of them is swept a second time as `<name>-cold`, with those files
-evicted from the page cache (posix_fadvise DONTNEED) before every timed query and before the
-batch, so that those rows measure reads from the device.
+evicted from the page cache (posix_fadvise DONTNEED; a system that maps its files defines
+`evict()` to unmap their pages first, since the kernel keeps mapped pages) before every
+timed query and before the batch, so that those rows measure reads from the device.
 """
 
 from __future__ import annotations
@@ -301,7 +302,8 @@ def run_sweep(
             disk = int(system.disk_bytes()) if hasattr(system, "disk_bytes") else None
             modes: list[tuple[str, Callable[[], object] | None]] = [(system.name, None)]
             if cold and files:
-                modes.append((f"{system.name}-cold", lambda files=files: evict_from_page_cache(files)))
+                evict = getattr(system, "evict", None) or (lambda files=files: evict_from_page_cache(files))
+                modes.append((f"{system.name}-cold", evict))
             for name, evict, args in [(n, e, a) for n, e in modes
                                       for a in _applicable(grids.get(system.kind, [{}]), system)]:
                 system.set_query_arguments(**args)

@@ -18,9 +18,10 @@ from lamina.index.errors import InvalidArgument
 
 PAGE_SIZE = 4096
 DTYPES: tuple[str, ...] = ("float32", "float16", "int8")
+IO_MODES: tuple[str, ...] = ("mmap", "pread")
 SEARCH_PARAMS: tuple[str, ...] = ("max_postings", "max_dist_ratio", "min_postings", "ef_search")
 # what may differ from the build config when an index is loaded (see SpannConfig.with_runtime)
-RUNTIME_PARAMS: tuple[str, ...] = (*SEARCH_PARAMS, "io_threads", "coalesce_bytes", "reassign_neighbors",
+RUNTIME_PARAMS: tuple[str, ...] = (*SEARCH_PARAMS, "io", "io_threads", "coalesce_bytes", "reassign_neighbors",
                                    "build_size", "use_gpu")
 
 
@@ -39,7 +40,9 @@ class SpannConfig:
       posting_pages / posting_cap: a posting holds at most `posting_cap` entries; 0 derives it
         from `posting_pages` 4 KiB pages of entries (id + encoded vector).
       dtype: how posting vectors are stored: float32, float16, or int8 with a per-dimension scale.
-      flat_heads_max: up to this many heads the head index is exact (flat); above it HNSW.
+      flat_heads_max: up to this many heads the head index is exact (flat); above it HNSW. A
+        single query's flat scan costs about as much as reading its postings from 4k heads on
+        (~0.3 ms over 12k heads of 128-d, against ~0.1 ms for the HNSW walk).
       hnsw_m / ef_construction: HNSW parameters of the head index.
       reassign_neighbors: postings next to a split one whose vectors are checked for reassignment
         (SPFresh's ReassignK).
@@ -54,13 +57,19 @@ class SpannConfig:
         on a head (distance 0) still reads its neighbourhood.
       ef_search: HNSW beam of the head search (raised to the number of heads asked for).
     I/O
-      io_threads: 1 (default) announces every range of a query to the kernel first
+      io: "mmap" (default) maps the posting file read-only; a query announces its lists' ranges
+        to the kernel (madvise WILLNEED, so that uncached pages are read in parallel) and the
+        search kernel scores them where they lie, without a copy or a read call. "pread" reads
+        them into a buffer first, as below: the classic path, for storage where mapping a
+        large file is unwelcome.
+      io_threads (pread): 1 (default) announces every range of a query to the kernel first
         (posix_fadvise WILLNEED, so the device serves them in parallel) and then preads them in
         order: no thread hand-off, which costs more than a pread served from the page cache.
         More than 1 issues the preads from a pool of that many threads instead (for storage
         that ignores readahead hints).
-      coalesce_bytes: neighbouring lists closer than this in the file are read with one pread
-        (heads are numbered in clustering order, so nearby heads tend to sit nearby in the file).
+      coalesce_bytes: neighbouring lists closer than this in the file are read (or announced)
+        as one range (heads are numbered in clustering order, so nearby heads tend to sit
+        nearby in the file).
     """
 
     head_ratio: float = 0.12
@@ -73,7 +82,7 @@ class SpannConfig:
     posting_pages: int = 8
     posting_cap: int = 0
     dtype: str = "float32"
-    flat_heads_max: int = 16384
+    flat_heads_max: int = 4096
     hnsw_m: int = 32
     ef_construction: int = 80
     reassign_neighbors: int = 8
@@ -82,6 +91,7 @@ class SpannConfig:
     max_dist_ratio: float = 10_000.0
     min_postings: int = 4
     ef_search: int = 64
+    io: str = "mmap"
     io_threads: int = 1
     coalesce_bytes: int = 16384
     use_gpu: bool = True
@@ -92,6 +102,8 @@ class SpannConfig:
             raise InvalidArgument(f"head_ratio must be in (0, 1], got {self.head_ratio!r}")
         if self.dtype not in DTYPES:
             raise InvalidArgument(f"unknown posting dtype {self.dtype!r}; expected one of {', '.join(DTYPES)}")
+        if self.io not in IO_MODES:
+            raise InvalidArgument(f"unknown SPANN io mode {self.io!r}; expected one of {', '.join(IO_MODES)}")
         positive = ("branching", "kmeans_iters", "candidates", "replicas", "posting_pages", "flat_heads_max",
                     "hnsw_m", "ef_construction", "build_size", "max_postings", "ef_search", "io_threads")
         for name in positive:

@@ -358,7 +358,7 @@ class SpannIndex:
                     seed_scores.append(self._score(delta[1], query))
         on_disk = self._on_disk_mask(read)
         if self._reader is not None and on_disk.any():
-            raw, codec = self._reader.read_raw(read[on_disk]), self._reader.codec
+            raw, codec = self._reader.lists(read[on_disk]), self._reader.codec
         else:
             raw, codec = _NO_LISTS, Codec("float32", self.dim)
         return kernels.scan_lists(
@@ -409,6 +409,13 @@ class SpannIndex:
             scores[row, : len(top)] = all_scores[row, top]
             found[row, : len(top)] = ids[top]
         return scores, found
+
+    def release_pages(self) -> None:
+        """Unmap the posting file's pages from this process (they stay in the page cache, where
+        `posix_fadvise(DONTNEED)` can now drop them): for cold-cache measurements."""
+        with self._lock.read():
+            if self._reader is not None:
+                self._reader.release_pages()
 
     def memory_bytes(self) -> int:
         """Resident bytes: head index, list directory, deltas, tombstones, live ids; not the posting file."""
@@ -719,7 +726,8 @@ class SpannIndex:
         if lists is None:
             lists = files.load_npy(self.path, manifest["files"]["lists"])
         reader = PostingReader(self.path / manifest["files"]["postings"]["name"], lists, self._codec,
-                               io_threads=self.config.io_threads, coalesce_bytes=self.config.coalesce_bytes)
+                               io=self.config.io, io_threads=self.config.io_threads,
+                               coalesce_bytes=self.config.coalesce_bytes)
         old, self._reader = self._reader, reader
         if old is not None:
             old.close()

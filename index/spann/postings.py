@@ -20,6 +20,7 @@ paths gather ids and vectors from it with one index array each.
 
 from __future__ import annotations
 
+import mmap
 import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from types import TracebackType
 import numpy as np
 
 from lamina.index.errors import CorruptIndex, InvalidArgument
+from lamina.index.spann.config import IO_MODES
 from lamina.index.snapshot import fsync_path
 
 PAGE_SIZE = 4096
@@ -37,6 +39,7 @@ PAGE_SIZE = 4096
 # than a pread served from the page cache.
 _PARALLEL_READS = 4
 _WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", None)
+_WILLNEED_MAP = getattr(mmap, "MADV_WILLNEED", None)
 OFFSET, LENGTH, COUNT, CRC = range(4)
 _LE = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "int8": np.dtype("i1")}
 _IDS = np.dtype("<i8")
@@ -159,19 +162,28 @@ class RawLists:
 
 
 class PostingReader:
-    """Reads lists of one posting file by head number, several preads in flight."""
+    """Reads lists of one posting file by head number: from a read-only memory map (io="mmap"),
+    or with several preads in flight into a buffer (io="pread")."""
 
-    def __init__(self, path: Path, directory: np.ndarray, codec: Codec, *,
+    def __init__(self, path: Path, directory: np.ndarray, codec: Codec, *, io: str = "mmap",
                  io_threads: int = 1, coalesce_bytes: int = 16384) -> None:
+        if io not in IO_MODES:
+            raise InvalidArgument(f"unknown posting I/O mode {io!r}; expected one of {', '.join(IO_MODES)}")
         self.path = Path(path)
         self.directory = directory
         self.codec = codec
+        self.io = io
         self.coalesce_bytes = coalesce_bytes
         self.stats = IOStats()
         self._io_threads = io_threads
         self._pool: ThreadPoolExecutor | None = None
+        self._map: mmap.mmap | None = None
+        self._mapped: np.ndarray | None = None  # the whole file as uint8, over the mapping
         self._fd = os.open(self.path, os.O_RDONLY)
         self.size = os.fstat(self._fd).st_size
+        if io == "mmap" and self.size:
+            self._map = mmap.mmap(self._fd, self.size, access=mmap.ACCESS_READ)
+            self._mapped = np.frombuffer(self._map, dtype=np.uint8)
         if io_threads > 1:
             self._pool = ThreadPoolExecutor(io_threads, thread_name_prefix="spann-io")
 
@@ -179,9 +191,39 @@ class PostingReader:
         if getattr(self, "_pool", None) is not None:
             self._pool.shutdown(wait=False)
             self._pool = None
+        if getattr(self, "_map", None) is not None:
+            self._mapped = None
+            try:
+                self._map.close()
+            except BufferError:  # an array still views it: the mapping goes with the last view
+                pass
+            self._map = None
         if getattr(self, "_fd", -1) >= 0:
             os.close(self._fd)
             self._fd = -1
+
+    def lists(self, heads: np.ndarray) -> RawLists:
+        """The lists of `heads` (k,) int64 for the search kernel: the mapped file itself, every
+        list's range announced to the kernel first (madvise WILLNEED, so that pages not yet
+        cached are read in parallel), or with io="pread" a buffer they were read into."""
+        if self._map is None or self._mapped is None:
+            return self.read_raw(heads)
+        rows = self.directory[heads]
+        counts = rows[:, COUNT]
+        present = counts > 0
+        if _WILLNEED_MAP is not None:
+            for start, length in _ranges(rows[present], self.coalesce_bytes):
+                self._map.madvise(_WILLNEED_MAP, start, length)
+        self.stats.lists += int(present.sum())
+        self.stats.reads += int(present.sum())
+        self.stats.bytes += int(rows[present, LENGTH].sum())
+        return RawLists(self._mapped, rows[:, OFFSET], counts)
+
+    def release_pages(self) -> None:
+        """Unmap the file's pages from this process (MADV_DONTNEED; the page cache keeps them), so
+        that `posix_fadvise(DONTNEED)` can evict them: how a cold-cache benchmark starts cold."""
+        if self._map is not None and hasattr(mmap, "MADV_DONTNEED"):
+            self._map.madvise(mmap.MADV_DONTNEED)
 
     def __del__(self) -> None:  # a reader replaced by compaction closes once no search holds it
         self.close()
@@ -206,10 +248,7 @@ class PostingReader:
         by_offset = todo[np.argsort(rows[todo, OFFSET], kind="stable")]
         starts = rows[by_offset, OFFSET]
         ends = starts + rows[by_offset, LENGTH]
-        # a new read starts where the gap after everything read so far exceeds coalesce_bytes
-        reach = np.maximum.accumulate(ends)
-        fresh = np.ones(len(by_offset), dtype=bool)
-        fresh[1:] = starts[1:] - reach[:-1] > self.coalesce_bytes
+        fresh = _starts_read(starts, ends, self.coalesce_bytes)
         first = np.flatnonzero(fresh)
         read_starts = starts[first]
         read_lengths = np.maximum.reduceat(ends, first) - read_starts
@@ -274,6 +313,27 @@ class PostingReader:
         groups = np.array_split(np.arange(len(jobs)), min(len(jobs), self._io_threads))
         for future in [self._pool.submit(run, group) for group in groups]:
             future.result()
+
+
+def _starts_read(starts: np.ndarray, ends: np.ndarray, gap: int) -> np.ndarray:
+    """Mask (n,) bool over byte ranges in file order: which start a new read, because the gap
+    after everything before them exceeds `gap` bytes (the others join the previous read)."""
+    reach = np.maximum.accumulate(ends)
+    fresh = np.ones(len(starts), dtype=bool)
+    fresh[1:] = starts[1:] - reach[:-1] > gap
+    return fresh
+
+
+def _ranges(rows: np.ndarray, gap: int) -> list[tuple[int, int]]:
+    """(start, length) of the reads covering the lists of directory `rows`, coalesced as `read_raw` does."""
+    if not len(rows):
+        return []
+    order = np.argsort(rows[:, OFFSET], kind="stable")
+    starts = rows[order, OFFSET]
+    ends = starts + rows[order, LENGTH]
+    first = np.flatnonzero(_starts_read(starts, ends, gap))
+    lengths = np.maximum.reduceat(ends, first) - starts[first]
+    return list(zip(starts[first].tolist(), lengths.tolist()))
 
 
 def check_directory(directory: np.ndarray, file_size: int, codec: Codec) -> list[str]:

@@ -54,6 +54,31 @@ def test_evict_drops_a_file_from_the_page_cache(tmp_path):
 
 
 # ---------------------------------------------------------------------- SPANN system
+def test_spann_system_evicts_its_mapped_posting_file(tmp_path, small):
+    """SPANN maps its posting file, and the kernel keeps mapped pages through posix_fadvise:
+    the system's evict() unmaps them first, so a cold row really starts from the device."""
+    X, Q, _ = small
+    probe = tmp_path / "probe.bin"
+    np.random.default_rng(0).random(1 << 16).tofile(probe)
+    probe.read_bytes()
+    evict_from_page_cache([probe])
+    if cached_fraction(probe) > 0.1:
+        pytest.skip("this filesystem keeps no file in, or drops none from, the page cache")
+    system = SpannSystem("l2", SpannConfig(head_ratio=0.1, max_postings=64), workdir=tmp_path)
+    system.fit(X)
+    try:
+        [postings] = system.cache_files()
+        postings.read_bytes()
+        for q in Q:
+            system.query(q, 10)
+        assert cached_fraction(postings) > 0.5
+        system.evict()
+        assert cached_fraction(postings) < 0.1
+        assert len(system.query(Q[0], 10)) == 10  # and it still answers, reading the pages back
+    finally:
+        system.done()
+
+
 def test_spann_system_searches_like_brute_force_and_cleans_up(tmp_path, small):
     X, Q, truth = small
     system = SpannSystem("l2", SpannConfig(head_ratio=0.1), workdir=tmp_path)
@@ -72,7 +97,7 @@ def test_spann_system_searches_like_brute_force_and_cleans_up(tmp_path, small):
     assert not directory.exists()
 
 
-def test_cold_sweep_reports_separate_rows_with_the_same_answers(tmp_path, small):
+def test_cold_sweep_reports_separate_rows_with_the_same_answers(tmp_path, small, monkeypatch):
     X, Q, _ = small
     dataset = VectorDataset("tiny", X, Q, "l2")
     system = SpannSystem("l2", SpannConfig(head_ratio=0.1), workdir=tmp_path)
@@ -85,13 +110,10 @@ def test_cold_sweep_reports_separate_rows_with_the_same_answers(tmp_path, small)
 
     from lamina.bench import harness
 
-    original = harness.evict_from_page_cache
-    harness.evict_from_page_cache = counting
-    try:
-        rows = run_sweep(dataset, [system], query_args={"spann": [{"max_postings": 4}, {"max_postings": 32}]},
-                         cold=True)
-    finally:
-        harness.evict_from_page_cache = original
+    monkeypatch.setattr(harness, "evict_from_page_cache", counting)
+    monkeypatch.setattr(disk_systems, "evict_from_page_cache", counting)  # SpannSystem.evict's
+    rows = run_sweep(dataset, [system], query_args={"spann": [{"max_postings": 4}, {"max_postings": 32}]},
+                     cold=True)
     names = [row["system"] for row in rows]
     assert names == ["lamina-spann", "lamina-spann", "lamina-spann-cold", "lamina-spann-cold"]
     assert len(evicted) == 2 * (len(Q) + 1)  # before every timed query and before each batch

@@ -135,6 +135,8 @@ def test_bad_arguments_are_rejected(built):
         SpannConfig(head_ratio=0)
     with pytest.raises(InvalidArgument, match="dtype"):
         SpannConfig(dtype="bfloat16")
+    with pytest.raises(InvalidArgument, match="io mode 'aio'"):
+        SpannConfig(io="aio")
 
 
 # ---------------------------------------------------------------------- the pure rules
@@ -275,17 +277,19 @@ def test_split_on_overflow_keeps_every_vector_findable(tmp_path, metric):
     assert (again[:, 0] == all_ids).mean() >= 0.98
 
 
-@pytest.mark.parametrize(("metric", "dtype"), [("l2", "float32"), ("ip", "float16"), ("l2", "int8")])
-def test_search_kernel_agrees_with_the_candidates_path(tmp_path, data, dtype, metric):
-    """search() scores the lists in the read buffer (numba); candidates() gathers them with numpy
-    and dedups with np.unique. Their top-k must agree, through deltas, splits (ids moved out of
-    on-disk lists), tombstones and an allowed set."""
+@pytest.mark.parametrize(("metric", "dtype", "io"),
+                         [("l2", "float32", "mmap"), ("ip", "float16", "mmap"), ("l2", "int8", "pread")])
+def test_search_kernel_agrees_with_the_candidates_path(tmp_path, data, dtype, metric, io):
+    """search() scores the lists where they lie (numba; the mapped file, or a pread buffer);
+    candidates() gathers them with numpy and dedups with np.unique. Their top-k must agree,
+    through deltas, splits (ids moved out of on-disk lists), tombstones and an allowed set."""
     base, ids, queries, _ = data
     if metric == "ip":
         base, queries = unit(base), unit(queries)
     queries = queries[:25]
     index = SpannIndex.build(ids[:2500], base[:2500], metric=metric,
-                             config=SpannConfig(dtype=dtype, posting_cap=48), path=tmp_path)
+                             config=SpannConfig(dtype=dtype, posting_cap=48, io=io), path=tmp_path)
+    assert index._reader.io == io
     index.add(ids[2500:3500], base[2500:3500])  # deltas, and splits that move ids out of disk lists
     assert index._delta and index._removed and index.stats.splits > 0
     index.delete(ids[::7])
