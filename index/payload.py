@@ -480,6 +480,21 @@ class PayloadIndex:
             return space
         return self._filter(flt, space, fallback)
 
+    def keyword_counts(self, key: str) -> dict[Scalar, int]:
+        """Every value of keyword field `key` with its number of live iids (values left with none
+        are omitted); from the postings, without reading a document."""
+        fld = self._fields.get(key)
+        if fld is None or fld.kind != "keyword":
+            raise InvalidArgument(f"field {key!r} is not an indexed keyword field")
+        dead = self._tombstones.array()
+        counts = {}
+        for (_, value), posting in fld.keywords.items():
+            ids = posting.array()
+            n = len(ids) - (len(intersect_sorted(ids, dead)) if len(dead) else 0)
+            if n:
+                counts[value] = n
+        return counts
+
     def count(self, flt: Filter | None, universe: np.ndarray | Sequence[int] | None = None,
               *, fallback: MetadataLookup | None = None) -> int:
         """Exact number of matching iids."""

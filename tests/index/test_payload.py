@@ -247,3 +247,22 @@ def test_load_rejects_damaged_files(tmp_path):
     (tmp_path / "payload.json").write_text("{")
     with pytest.raises(CorruptIndex):
         PayloadIndex.load(tmp_path)
+
+
+def test_keyword_counts_follow_adds_removals_and_tombstones():
+    index = PayloadIndex({"lang": "keyword", "year": "numeric"})
+    langs = ["en", "fr", "en", "de", "en", "fr"]
+    for iid, lang in enumerate(langs):
+        index.add(iid, {"lang": lang, "year": 2000 + iid})
+    index.add(6, {"year": 1990})  # no lang at all
+    index.remove(1, {"lang": "fr"})  # removed with its metadata
+    index.delete([3])  # tombstoned: still in the "de" posting until compaction
+    index.delete([0])
+    expected = {"en": 2, "fr": 1}
+    assert index.keyword_counts("lang") == expected
+    for lang, n in expected.items():
+        assert index.count(Filter(must=[Match("lang", lang)])) == n
+    index.compact()
+    assert index.keyword_counts("lang") == expected
+    with pytest.raises(InvalidArgument, match="'year' is not an indexed keyword field"):
+        index.keyword_counts("year")

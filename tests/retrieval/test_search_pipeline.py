@@ -143,6 +143,7 @@ def test_tenant_cannot_reach_other_tenants(coll, corpus):
     assert coll.tenants() == {t: sum(d["tenant"] == t for d in corpus) for t in TENANTS}
     assert coll.delete_tenant("initech") == 100
     assert coll.count(tenant="initech") == 0 and coll.count() == 200
+    assert coll.tenants() == {t: sum(d["tenant"] == t for d in corpus) for t in TENANTS if t != "initech"}
     assert not any(h.tenant == "initech" for h in coll.search("wing", k=300, mode="hybrid"))
 
 
