@@ -141,7 +141,7 @@ _OPQ_SPEC = re.compile(r"^opq(\d+)(?:x(\d+))?$")
 _IVFPQ_SPEC = re.compile(r"^ivf(\d+)pq(\d+)(?:x(\d+))?$")
 _PCA_SPEC = re.compile(r"^pca(\d+)sq(4|6|8)$")
 # Named codecs: a short name for the codec measured best at a size (bench/RESULTS.md).
-_ALIASES = {"rq32": "ivf4096pq48x5", "rq64": "ivf1024pq96x5"}
+_ALIASES = {"rq32": "ivf16384pq24x10", "rq64": "ivf1024pq96x5"}
 
 
 def _sub_quantisers(spec: str, dim: int, m: int, bits: int) -> None:
@@ -164,8 +164,9 @@ class TokenCodec:
       L <= 65,536, counted in the size) plus a PQ code of the residual;
     - "pca<D>sq<bits>": a PCA to D dimensions, then a per-dimension scalar quantiser of 4, 6 or 8 bits;
     - "rq32", "rq64": the residual codecs measured best on MiniLM tokens within 32 and 64 bytes
-      (aliases of "ivf4096pq48x5", 32 bytes, and "ivf1024pq96x5", 62 bytes; training 4,096
-      centroids on 65,536 rows takes a minute or two);
+      (aliases of "ivf16384pq24x10", 32 bytes, and "ivf1024pq96x5", 62 bytes; rq32 needs at
+      least 16,384 token rows to train, and training its 16,384 centroids on 65,536 rows takes
+      two to four minutes on two cores);
     - "faiss:<factory string>": any faiss index factory string with a standalone codec (e.g.
       "faiss:RQ8x8" for additive residual quantisation).
 

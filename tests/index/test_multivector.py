@@ -342,7 +342,7 @@ def test_build_with_too_few_rows_for_the_codebook():
 @pytest.mark.parametrize("spec,factory,size", [
     ("float16", None, 768), ("pq32", "PQ32x8", 32), ("pq48x5", "PQ48x5", 30), ("opq32", "OPQ32,PQ32x8", 32),
     ("ivf1024pq48x5", "IVF1024,PQ48x5", 32), ("ivf256pq32", "IVF256,PQ32x8", 33), ("pca64sq8", "PCA64,SQ8", 64),
-    ("rq32", "IVF4096,PQ48x5", 32), ("rq64", "IVF1024,PQ96x5", 62)])
+    ("rq32", "IVF16384,PQ24x10", 32), ("rq64", "IVF1024,PQ96x5", 62)])
 def test_codec_names_and_their_sizes(spec, factory, size):
     codec = multivector.TokenCodec(spec, 384)
     assert codec.factory == factory and codec.bytes_per_token == size  # coarse ids are counted
