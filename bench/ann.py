@@ -22,7 +22,7 @@ import faiss
 from lamina.bench.datasets import TextEncoder, default_cache_dir, load_dataset
 from lamina.bench.groundtruth import exact_knn
 from lamina.bench.harness import make_systems, run_sweep
-from lamina.bench.report import make_report, plot_recall_qps, report_path, write_report
+from lamina.bench.report import make_report, write_report_and_plot
 from lamina.index.spann import SpannConfig
 from lamina.index.types import IndexConfig
 
@@ -99,8 +99,5 @@ def run_ann(
         "gpus": faiss.get_num_gpus(),
     })
     if out_dir is not None:
-        json_path = write_report(report, out_dir)
-        png_path = plot_recall_qps(report, report_path(report, out_dir, ".png"))
-        if say:
-            say(f"wrote {json_path} and {png_path}")
+        write_report_and_plot(report, out_dir, say)
     return report

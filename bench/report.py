@@ -23,7 +23,7 @@ import math
 import os
 import platform
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -123,6 +123,16 @@ def write_report(report: Mapping[str, Any], out_dir: str | Path) -> Path:
     tmp.write_text(json.dumps(_plain(report), indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def write_report_and_plot(report: Mapping[str, Any], out_dir: str | Path,
+                          say: Callable[[str], None] | None = None) -> tuple[Path, Path]:
+    """`write_report` plus its recall-vs-QPS plot beside it (`<benchmark>-<dataset>.png`)."""
+    json_path = write_report(report, out_dir)
+    png_path = plot_recall_qps(report, report_path(report, out_dir, ".png"))
+    if say:
+        say(f"wrote {json_path} and {png_path}")
+    return json_path, png_path
 
 
 def read_report(path: str | Path) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from lamina.bench.groundtruth import recall_per_query
-from lamina.bench.report import make_report, plot_recall_qps, report_path, write_report
+from lamina.bench.report import make_report, write_report, write_report_and_plot
 from lamina.bench.sparse_data import SparseDataset, load_sparse_dataset
 from lamina.index.sparse import SeismicConfig, SparseBatch, SparseIndex
 
@@ -503,8 +503,5 @@ def run_sparse(
     results = run_sparse_sweep(dataset, chosen, k=k, progress=say, checkpoint=checkpoint)
     report = make_report("sparse", dataset.name, results, meta=meta)
     if out_dir is not None:
-        json_path = write_report(report, out_dir)
-        png_path = plot_recall_qps(report, report_path(report, out_dir, ".png"))
-        if say:
-            say(f"wrote {json_path} and {png_path}")
+        write_report_and_plot(report, out_dir, say)
     return report
