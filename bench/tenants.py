@@ -472,23 +472,23 @@ def run_tenants(
             say(f"workload: {n} x {dim}, {n_tenants} tenants (sizes {sizes.min()}..{sizes.max()}), "
                 f"{len(workload.shares)} shares ({time.perf_counter() - start:.1f} s)")
         build_s, memory = {}, {}
-        start = time.perf_counter()
-        lamina = build_lamina(workload, config)
-        build_s["lamina-tenants"] = time.perf_counter() - start
-        memory["lamina-tenants"] = lamina.memory_bytes()
+
+        def timed_build(system: str, make: Callable[[], Any]) -> Any:
+            start = time.perf_counter()
+            built = make()
+            build_s[system] = time.perf_counter() - start
+            memory[system] = built.memory_bytes()
+            return built
+
+        lamina = timed_build("lamina-tenants", lambda: build_lamina(workload, config))
         if say:
             say(f"lamina-tenants: {lamina.n_nodes} nodes, depth {lamina.depth} ({build_s['lamina-tenants']:.1f} s)")
-        start = time.perf_counter()
-        shared = SharedIVF(workload.vectors, nlist or max(16, int(np.sqrt(n))))
-        build_s["faiss-ivf-selector"] = time.perf_counter() - start
-        memory["faiss-ivf-selector"] = shared.memory_bytes()
+        lists = nlist or max(16, int(np.sqrt(n)))
+        shared = timed_build("faiss-ivf-selector", lambda: SharedIVF(workload.vectors, lists))
         selector_bytes = n_tenants * ((n + 7) // 8)  # one bitmap per tenant, kept beside the IVF
         if say:
             say(f"faiss-ivf-selector: nlist {shared.nlist} ({build_s['faiss-ivf-selector']:.1f} s)")
-        start = time.perf_counter()
-        per_tenant = PerTenant(workload, per_tenant_flat)
-        build_s["faiss-per-tenant"] = time.perf_counter() - start
-        memory["faiss-per-tenant"] = per_tenant.memory_bytes()
+        per_tenant = timed_build("faiss-per-tenant", lambda: PerTenant(workload, per_tenant_flat))
         if say:
             say(f"faiss-per-tenant: {build_s['faiss-per-tenant']:.1f} s")
         results = _tenant_phase(workload, lamina, shared, per_tenant, k, per_bucket, memory, build_s,
