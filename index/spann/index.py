@@ -347,7 +347,7 @@ class SpannIndex:
         """Top-k of one query into out_scores / out_ids (best first); returns how many were found.
 
         The heads and the in-memory deltas are scored here and offered first; the on-disk lists
-        are scored by `kernels.scan_lists` in the buffer they were read into.
+        are scored by `kernels.scan_lists` where they lie (the mapped file, or a pread buffer).
         """
         seed_ids, seed_scores = [head_ids], [head_scores]
         if self._delta:
@@ -360,7 +360,7 @@ class SpannIndex:
         if self._reader is not None and on_disk.any():
             raw, codec = self._reader.lists(read[on_disk]), self._reader.codec
         else:
-            raw, codec = _NO_LISTS, Codec("float32", self.dim)
+            raw, codec = _NO_LISTS, self._codec  # no list to decode
         return kernels.scan_lists(
             *kernels.buffer_views(raw.buffer), raw.bases, raw.counts, kernels.STORAGE_KINDS[codec.dtype],
             codec.scale if codec.scale is not None else _NO_SCALE, query, self.metric == "ip", k,
