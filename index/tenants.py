@@ -220,6 +220,24 @@ def ancestor_table(parent: np.ndarray, level: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
+def bloom_path(bloom: np.ndarray, path: np.ndarray, byte: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Whether each node of a root-to-leaf path (int32, -1 padded) has a tenant's filter bits
+    (bytes `byte`, masks `mask`) set: (nodes on the path,) bool."""
+    depth = 0
+    while depth < path.shape[0] and path[depth] >= 0:
+        depth += 1
+    out = np.empty(depth, dtype=np.bool_)
+    for i in range(depth):
+        row = bloom[path[i]]
+        out[i] = True
+        for j in range(byte.shape[0]):
+            if row[byte[j]] & mask[j] != mask[j]:
+                out[i] = False
+                break
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
 def route_leaves(x: np.ndarray, child0: np.ndarray, nchild: np.ndarray, centroids: np.ndarray,
                  centroid_sq: np.ndarray, ip_metric: bool) -> np.ndarray:
     """The leaf (n,) int32 of each row of x (n, d) float32: from the root, the nearest child
@@ -361,7 +379,65 @@ def _sift_down(heap_scores: np.ndarray, heap_pos: np.ndarray, size: int, score: 
     heap_pos[j] = pos
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the dot product use SIMD
+@numba.njit(cache=True, nogil=True, inline="always")
+def _admit(heap_scores: np.ndarray, heap_pos: np.ndarray, size: int, take: int, score: float, pos: int) -> int:
+    """Offer (score, pos) to a worst-at-root heap of capacity `take`; returns the new size."""
+    if size < take:  # sift up
+        j = size
+        while j > 0:
+            parent = (j - 1) // 2
+            if not _worse(score, pos, heap_scores[parent], heap_pos[parent]):
+                break
+            heap_scores[j] = heap_scores[parent]
+            heap_pos[j] = heap_pos[parent]
+            j = parent
+        heap_scores[j] = score
+        heap_pos[j] = pos
+        return size + 1
+    if _worse(heap_scores[0], heap_pos[0], score, pos):
+        _sift_down(heap_scores, heap_pos, size, score, pos)
+    return size
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the dot products use SIMD
+def _scores(query: np.ndarray, vectors: np.ndarray, sqnorms: np.ndarray, slots: np.ndarray,
+            ip_metric: bool) -> np.ndarray:
+    """The score (m,) float32 of each row vectors[slots[i]] (inner product, or minus the squared
+    L2 distance), read in place four rows at a time: scattered rows are bound by memory latency,
+    and four independent streams keep four reads in flight (2.5x faster than one row at a time
+    at 10k rows of 192 floats out of 1M)."""
+    m = slots.shape[0]
+    out = np.empty(m, dtype=np.float32)
+    qq = np.float32(0.0)
+    if not ip_metric:
+        for t in range(query.shape[0]):
+            qq += query[t] * query[t]
+    whole = m - m % 4
+    for i in range(0, whole, 4):
+        r0, r1, r2, r3 = slots[i], slots[i + 1], slots[i + 2], slots[i + 3]
+        d0 = d1 = d2 = d3 = np.float32(0.0)
+        for t in range(query.shape[0]):
+            qt = query[t]
+            d0 += vectors[r0, t] * qt
+            d1 += vectors[r1, t] * qt
+            d2 += vectors[r2, t] * qt
+            d3 += vectors[r3, t] * qt
+        if ip_metric:
+            out[i], out[i + 1], out[i + 2], out[i + 3] = d0, d1, d2, d3
+        else:
+            out[i] = 2.0 * d0 - sqnorms[r0] - qq
+            out[i + 1] = 2.0 * d1 - sqnorms[r1] - qq
+            out[i + 2] = 2.0 * d2 - sqnorms[r2] - qq
+            out[i + 3] = 2.0 * d3 - sqnorms[r3] - qq
+    for i in range(whole, m):
+        d = np.float32(0.0)
+        for t in range(query.shape[0]):
+            d += vectors[slots[i], t] * query[t]
+        out[i] = d if ip_metric else 2.0 * d - sqnorms[slots[i]] - qq
+    return out
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the dot products use SIMD
 def score_topk(query: np.ndarray, vectors: np.ndarray, sqnorms: np.ndarray, slots: np.ndarray,
                ip_metric: bool, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k of query (d,) float32 among vectors[slots] (slots (m,) int32 into vectors (n, d)
@@ -372,33 +448,14 @@ def score_topk(query: np.ndarray, vectors: np.ndarray, sqnorms: np.ndarray, slot
     earlier position first. Plain loops and a heap: numpy sorts inside a kernel cost seconds of
     compilation.
     """
-    take = min(k, slots.shape[0])
+    m = slots.shape[0]
+    take = min(k, m)
     heap_scores = np.empty(take, dtype=np.float32)  # the best so far, the worst of them at the root
     heap_pos = np.empty(take, dtype=np.int64)
     size = 0
-    qq = 0.0
-    for t in range(query.shape[0]):
-        qq += query[t] * query[t]
-    for i in range(slots.shape[0]):
-        row = slots[i]
-        dot = 0.0
-        for t in range(query.shape[0]):
-            dot += vectors[row, t] * query[t]
-        score = dot if ip_metric else 2.0 * dot - sqnorms[row] - qq
-        if size < take:  # sift up
-            j = size
-            size += 1
-            while j > 0:
-                parent = (j - 1) // 2
-                if not _worse(score, i, heap_scores[parent], heap_pos[parent]):
-                    break
-                heap_scores[j] = heap_scores[parent]
-                heap_pos[j] = heap_pos[parent]
-                j = parent
-            heap_scores[j] = score
-            heap_pos[j] = i
-        elif _worse(heap_scores[0], heap_pos[0], score, i):
-            _sift_down(heap_scores, heap_pos, size, score, i)
+    scores = _scores(query, vectors, sqnorms, slots, ip_metric)
+    for i in range(m):
+        size = _admit(heap_scores, heap_pos, size, take, scores[i], i)
     out_scores = np.empty(take, dtype=np.float32)
     out_pos = np.empty(take, dtype=np.int64)
     while size > 0:  # drain: the worst comes out first and goes last
@@ -681,32 +738,36 @@ class TenantIndex:
 
     def _grant(self, node: int, tenant: int, slots: np.ndarray) -> None:
         """Give `tenant` access to `slots` (int32, below `node`, new to the tenant)."""
-        shortlists = self._shortlists[node]
-        current = shortlists.get(tenant)
-        inner = self._nchild_list[node] > 0
-        if current is not None or not inner or not self._bloom_has(node, tenant):
-            # this node is (or becomes) a leaf of the tenant's sub-tree
-            merged = slots if current is None else np.concatenate([current, slots])
-            self._bloom_add(node, tenant)
-            if inner and len(merged) > self.config.shortlist_cap:
-                self._sl_pop(node, tenant)
-                self._split(node, tenant, merged)
-            else:
-                self._sl_set(node, tenant, merged)
+        if tenant in self._shortlists[node] or not self._nchild_list[node] or not self._bloom_has(node, tenant):
+            self._grant_here(node, tenant, slots)
             return
         level = self._level_list[node]
         for child, idx in _groups(self._node_at(slots, level + 1)):
             self._grant(child, tenant, slots[idx])
 
+    def _grant_here(self, node: int, tenant: int, slots: np.ndarray, *, in_bloom: bool = False) -> None:
+        """Put `slots` in the tenant's shortlist at `node`, which is (or becomes) a leaf of the
+        tenant's sub-tree; split it down if it grows past the cap. `in_bloom`: the node's filter
+        already holds the tenant."""
+        current = self._shortlists[node].get(tenant)
+        merged = slots if current is None else np.concatenate([current, slots])
+        if not in_bloom:
+            self._bloom_add(node, tenant)
+        if self._nchild_list[node] and len(merged) > self.config.shortlist_cap:
+            self._sl_pop(node, tenant)
+            self._split(node, tenant, merged)
+        else:
+            self._sl_set(node, tenant, merged)
+
     def _grant_one(self, tenant: int, slot: int) -> None:
         """`_grant(0, tenant, [slot])` without the per-level grouping: the single-vector write
-        path (insert, grant) walks the slot's own root-to-leaf path, a row of the ancestor table."""
-        for node in self._ancestors[self._leaf[slot]].tolist():  # root first; -1 below the leaf
-            if node < 0:
-                break
-            if (tenant in self._shortlists[node] or not self._nchild_list[node]
-                    or not self._bloom_has(node, tenant)):
-                self._grant(node, tenant, np.array([slot], dtype=np.int32))
+        path (insert, grant) walks the slot's own root-to-leaf path, a row of the ancestor table,
+        testing the tenant's filter bits on the whole path in one step."""
+        path = self._ancestors[self._leaf[slot]]  # root first; -1 below the leaf
+        in_bloom = bloom_path(self._bloom, path, *self._tenant_bits[tenant]).tolist()
+        for node, present in zip(path.tolist(), in_bloom):
+            if not present or tenant in self._shortlists[node] or not self._nchild_list[node]:
+                self._grant_here(node, tenant, np.array([slot], dtype=np.int32), in_bloom=present)
                 return
         raise AssertionError("a slot's path ends at its leaf, where the walk always stops")
 
@@ -848,8 +909,10 @@ class TenantIndex:
 
     def _index_iids(self, ids: np.ndarray, slots: np.ndarray) -> None:
         """Enter new (iid, slot) pairs into the lookup: an append when the iids are the newest."""
-        order = np.argsort(ids, kind="stable")
-        ids, slots = ids[order], slots[order].astype(np.int32)
+        if len(ids) > 1:
+            order = np.argsort(ids, kind="stable")
+            ids, slots = ids[order], slots[order]
+        slots = slots.astype(np.int32, copy=False)
         if not len(self._lookup_keys) or ids[0] > self._lookup_keys[-1]:
             self._lookup_append(ids, slots)
         else:  # out-of-order iids: a merge
@@ -881,10 +944,14 @@ class TenantIndex:
         self._shared = {int(new_of_old[slot]): tenants for slot, tenants in self._shared.items()}
 
     def _slot(self, iid: int) -> int:
-        slot = int(self._lookup(np.array([iid], dtype=np.int64))[0])
-        if slot < 0:
-            raise NotFound(f"id {iid} is not in the tenant index")
-        return slot
+        """The live slot of one iid: `_lookup` for a scalar, without its array overheads."""
+        keys = self._lookup_keys
+        pos = int(keys.searchsorted(iid))
+        if pos < len(keys) and keys[pos] == iid:
+            slot = int(self._lookup_slots[pos])
+            if self._alive[slot]:
+                return slot
+        raise NotFound(f"id {iid} is not in the tenant index")
 
     def _tenants_of(self, slot: int) -> list[int]:
         tenants = [] if self._primary[slot] < 0 else [int(self._primary[slot])]
@@ -915,11 +982,13 @@ class TenantIndex:
             raise InvalidArgument(f"{len(names)} tenants for {len(ids)} ids")
         if not len(ids):
             return
-        if len(np.unique(ids)) != len(ids):
-            raise InvalidArgument("ids must be distinct")
-        used = self._lookup(ids, live=False) >= 0
-        if used.any():
-            raise InvalidArgument(f"id {int(ids[used][0])} is already used: the store never reuses an iid")
+        keys = self._lookup_keys
+        if len(ids) > 1 or (len(keys) and ids[0] <= keys[-1]):  # one id above every used one: new
+            if len(np.unique(ids)) != len(ids):
+                raise InvalidArgument("ids must be distinct")
+            used = self._lookup(ids, live=False) >= 0
+            if used.any():
+                raise InvalidArgument(f"id {int(ids[used][0])} is already used: the store never reuses an iid")
         numbers = np.array([-1 if name is None else self._tenant_number(name, create=True) for name in names],
                            dtype=np.int32)
         self._reserve(len(ids))

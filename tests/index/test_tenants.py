@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 from lamina.index.errors import CorruptIndex, InvalidArgument, NotFound
-from lamina.index.tenants import TenantIndex, TenantIndexConfig, bloom_bits, brute_force_topk
+from lamina.index.tenants import TenantIndex, TenantIndexConfig, bloom_bits, brute_force_topk, score_topk
 
 DIM = 32
 
@@ -346,4 +346,32 @@ def test_single_writes_keep_lookup_and_tenant_ids_exact():
         np.testing.assert_array_equal(index.tenant_ids(tenant), np.array(sorted(members)))
     index.insert(10_001, np.zeros(8, dtype=np.float32), "u0")
     assert 10_001 in index.tenant_ids("u0").tolist()
+    index.insert(4, np.ones(8, dtype=np.float32), "u1")  # below the newest iid: the merge path
+    assert 4 in index.tenant_ids("u1").tolist()
+    with pytest.raises(InvalidArgument, match="already used"):
+        index.insert(10_001, np.ones(8, dtype=np.float32), "u1")
     index.verify()
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+@pytest.mark.parametrize("m", [0, 1, 3, 4, 5, 11, 1_003])
+def test_score_topk_matches_numpy_in_and_out_of_the_four_row_blocks(metric, m):
+    """The kernel scores rows four at a time plus a tail: every length, both metrics, against a
+    plain numpy ranking; duplicated rows tie, and the earlier position wins."""
+    rng = np.random.default_rng(m)
+    vectors = rng.standard_normal((2_000, 24)).astype(np.float32)
+    vectors[1_000:] = vectors[:1_000]  # slot s and s + 1000 hold the same vector
+    sqnorms = np.einsum("ij,ij->i", vectors, vectors)
+    query = rng.standard_normal(24).astype(np.float32)
+    slots = rng.permutation(2_000)[:m].astype(np.int32)
+    scores, pos = score_topk(query, vectors, sqnorms, slots, metric == "ip", 10)
+    rows = vectors[slots].astype(np.float64)
+    ref = rows @ query if metric == "ip" else -((rows - query) ** 2).sum(1)
+    order = np.lexsort((np.arange(m), -np.round(ref, 3)))[:10]  # score, then position
+    assert len(pos) == min(10, m)
+    np.testing.assert_allclose(scores, ref[pos], rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(np.sort(ref[pos])[::-1], ref[order], rtol=1e-4, atol=1e-3)
+    tied = slots[pos] % 1_000
+    for a, b in zip(*np.nonzero(tied[:, None] == tied[None, :])):
+        if a < b:  # the same vector twice in the top: the earlier position first
+            assert pos[a] < pos[b]
