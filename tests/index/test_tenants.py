@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 from lamina.index.errors import CorruptIndex, InvalidArgument, NotFound
-from lamina.index.tenants import TenantIndex, TenantIndexConfig, bloom_bits, brute_force_topk, score_topk
+from lamina.index.tenants import (
+    TenantIndex,
+    TenantIndexConfig,
+    bloom_bits,
+    brute_force_topk,
+    score_topk,
+)
 
 DIM = 32
 
