@@ -78,6 +78,16 @@ def intersect_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return small[sorted_member(small, big)]
 
 
+def sort_unique(ids: np.ndarray) -> np.ndarray:
+    """np.unique of an int64 array by a sort and a neighbour test: numpy 2.4's np.unique
+    hashes before it sorts, 12x slower on 10k ids."""
+    ids = np.sort(ids)
+    keep = np.empty(len(ids), dtype=bool)
+    keep[:1] = True
+    np.not_equal(ids[1:], ids[:-1], out=keep[1:])
+    return ids[keep]
+
+
 def union_sorted(arrays: Sequence[np.ndarray]) -> np.ndarray:
     """Union of sorted int64 arrays as one sorted unique int64 array."""
     arrays = [a for a in arrays if len(a)]
@@ -85,7 +95,7 @@ def union_sorted(arrays: Sequence[np.ndarray]) -> np.ndarray:
         return _EMPTY
     if len(arrays) == 1:
         return arrays[0]
-    return np.unique(np.concatenate(arrays))
+    return sort_unique(np.concatenate(arrays))
 
 
 def difference_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -97,12 +107,12 @@ def difference_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def unique_ids(ids: np.ndarray) -> np.ndarray:
     """Sorted unique int64 of an unsorted id array (n,): a mask over the ids' span when they
-    are dense in it (no sort: a range filter's ids come in value order), np.unique otherwise."""
+    are dense in it (no sort: a range filter's ids come in value order), a sort otherwise."""
     if len(ids) < 256:
-        return np.unique(ids)
+        return sort_unique(ids)
     lo, hi = int(ids.min()), int(ids.max())
     if hi - lo >= 16 * len(ids):
-        return np.unique(ids)
+        return sort_unique(ids)
     mask = np.zeros(hi - lo + 1, dtype=bool)
     mask[ids - lo] = True
     return np.flatnonzero(mask) + lo
@@ -474,6 +484,16 @@ class PayloadIndex:
         """
         if fallback is None:
             self.validate(flt)
+        if universe is None and flt is not None:
+            seed = min((c for c in flt.must if not isinstance(c, Filter)), key=self._cost, default=None)
+            if seed is not None and self._cost(seed) < float("inf"):
+                # the cheapest indexed condition seeds the answer: a posting holds known iids
+                # only, so every live iid need not be listed and intersected (10k hits out of
+                # 1M: 0.2 ms instead of 6)
+                space = difference_sorted(self._hits(seed), self._tombstones.array())
+                rest = Filter(must=tuple(c for c in flt.must if c is not seed), should=flt.should,
+                              must_not=flt.must_not)
+                return space if rest.is_empty or not len(space) else self._filter(rest, space, fallback)
         space = self.ids() if universe is None else _as_id_array(universe)
         space = difference_sorted(space, self._tombstones.array())
         if flt is None or flt.is_empty or not len(space):
@@ -538,10 +558,14 @@ class PayloadIndex:
             keep = np.fromiter((condition_matches(condition, md or {}) for md in metadatas),
                                dtype=bool, count=len(space))
             return space[keep]
+        return intersect_sorted(space, self._hits(condition))
+
+    def _hits(self, condition: Match | MatchAny | Range | Exists) -> np.ndarray:
+        """Every iid (live or tombstoned) whose indexed value satisfies one field condition."""
         fld = self._fields[condition.key]
         if isinstance(condition, Exists):
-            hits = fld.present.array()
-        elif isinstance(condition, Range):
+            return fld.present.array()
+        if isinstance(condition, Range):
             b = condition.bounds
             lo, lo_in = (b["gt"], False) if b["gt"] is not None else (b["gte"], True)
             if b["gt"] is not None and b["gte"] is not None and b["gte"] > b["gt"]:
@@ -551,17 +575,13 @@ class PayloadIndex:
                 hi, hi_in = b["lte"], True
             lo = -np.inf if lo is None else lo
             hi = np.inf if hi is None else hi
-            hits = union_sorted([fld.numbers.between(lo, lo_in, hi, hi_in),
+            return union_sorted([fld.numbers.between(lo, lo_in, hi, hi_in),
                                  fld.stamps.between(lo, lo_in, hi, hi_in)])
-        else:
-            values = (condition.value,) if isinstance(condition, Match) else condition.values
-            if fld.kind == "numeric":
-                numbers = np.asarray([range_value(v) for v in values], dtype=np.float64)
-                hits = fld.numbers.equal_any(numbers)
-            else:
-                postings = [fld.keywords.get(value_key(v)) for v in values]
-                hits = union_sorted([p.array() for p in postings if p is not None])
-        return intersect_sorted(space, hits)
+        values = (condition.value,) if isinstance(condition, Match) else condition.values
+        if fld.kind == "numeric":
+            return fld.numbers.equal_any(np.asarray([range_value(v) for v in values], dtype=np.float64))
+        postings = [fld.keywords.get(value_key(v)) for v in values]
+        return union_sorted([p.array() for p in postings if p is not None])
 
     # ------------------------------------------------------------------ sizes
     def memory_bytes(self) -> int:

@@ -11,6 +11,7 @@ from lamina.index.payload import (
     difference_sorted,
     intersect_sorted,
     keys_not_indexed,
+    sort_unique,
     union_sorted,
 )
 
@@ -221,6 +222,8 @@ def test_sorted_set_algebra():
     assert intersect_sorted(a, b).tolist() == [3, 5]
     assert union_sorted([a, b, np.empty(0, np.int64)]).tolist() == [1, 3, 4, 5, 7]
     assert difference_sorted(a, b).tolist() == [1, 7]
+    assert sort_unique(np.array([5, 1, 5, 3, 1], dtype=np.int64)).tolist() == [1, 3, 5]
+    assert sort_unique(np.empty(0, np.int64)).tolist() == []
     ids = IdSet()
     for i in (5, 1, 9):
         ids.add(i)
