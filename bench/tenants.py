@@ -49,6 +49,7 @@ QUERY_ARGS: dict[str, list[dict[str, int]]] = {
     "faiss-ivf-selector": [{"nprobe": 16}, {"nprobe": 64}, {"nprobe": 256}],
     "faiss-per-tenant": [{"nprobe": 4}, {"nprobe": 16}, {"nprobe": 64}],
 }
+PLANNER_NPROBE_EXPONENTS: tuple[float, ...] = (1.0, 0.5)  # the default first (PlannerConfig)
 FILTER_NPROBES: tuple[int, ...] = (16, 64, 256, 1024)  # IVF + selector needs wide probes at <= 1%
 
 
@@ -412,8 +413,11 @@ def _filter_phase(workload: Workload, shared: SharedIVF, k: int, n_queries: int,
     def exact_topk(queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return rows_topk(queries, workload.vectors, ids.astype(np.int32), ids, k, "l2", sqnorms)
 
-    planner = QueryPlanner(payload, shared, workload.vectors_of, metric="l2", knob="nprobe", knob_max=shared.nlist,
-                           config=PlannerConfig(brute_force_threshold=threshold), exact_topk=exact_topk)
+    planners = {exponent: QueryPlanner(payload, shared, workload.vectors_of, metric="l2", knob="nprobe",
+                                       knob_max=shared.nlist, exact_topk=exact_topk,
+                                       config=PlannerConfig(brute_force_threshold=threshold,
+                                                            nprobe_exponent=exponent))
+                for exponent in PLANNER_NPROBE_EXPONENTS}
     comps = workload.component[rng.integers(0, workload.n, n_queries)]  # populated components, as data is
     queries = (workload.centers[comps] + rng.standard_normal((n_queries, workload.vectors.shape[1]))
                * workload.noise).astype(np.float32)
@@ -423,13 +427,17 @@ def _filter_phase(workload: Workload, shared: SharedIVF, k: int, n_queries: int,
         flt = Filter(must=(Range("value", lt=s * FILTER_RANGE),))
         allowed = np.flatnonzero(workload.filter_values < s * FILTER_RANGE)
         truth = brute_force_topk(queries, workload.vectors[allowed], allowed, k, "l2")[1]
-        plan = planner.explain(flt, k=k)
-        planner.search(q[0], k, flt=flt, params={"nprobe": 16})
-        found, *timing = _time(lambda i, f=flt: planner.search(q[i], k, flt=f, params={"nprobe": 16}).ids, len(q))
         base = {"selectivity": s, "matching": len(allowed), "bucket": f"filter {s:.1%}"}
-        results += [{**r, **base, "plan": plan.name, "memory_bytes": memory["lamina-planner"]}
-                    for r in _rows("lamina-planner", {"nprobe": 16, "threshold": threshold}, found, truth, timing,
-                                   np.full(len(q), "all"), {})[:1]]
+        for exponent, planner in planners.items():
+            plan = planner.explain(flt, k=k)
+            if plan.name == "brute_force" and exponent != PLANNER_NPROBE_EXPONENTS[0]:
+                continue  # the exponent only matters to index_filtered
+            planner.search(q[0], k, flt=flt, params={"nprobe": 16})
+            found, *timing = _time(lambda i, f=flt, p=planner: p.search(q[i], k, flt=f, params={"nprobe": 16}).ids,
+                                   len(q))
+            params = {"nprobe": 16, "threshold": threshold, "nprobe_exponent": exponent}
+            results += [{**r, **base, "plan": plan.name, "memory_bytes": memory["lamina-planner"]}
+                        for r in _rows("lamina-planner", params, found, truth, timing, np.full(len(q), "all"), {})[:1]]
         bitmap = _bitmap(allowed, workload.n)
         for nprobe in FILTER_NPROBES:
             found, *timing = _time(lambda i, p=nprobe, b=bitmap: shared.search_bitmap(q[i], k, b, p), len(q))

@@ -219,6 +219,13 @@ def test_index_filtered_scales_nprobe_by_selectivity(corpus, payload, ivf):
     assert recall(found, corpus.truth(corpus.queries, 10, allowed, "l2")[1]) >= 0.95
     capped = planner(corpus, payload, ivf, threshold=50, knob_max=8).search(corpus.queries, 10, flt=flt).plan
     assert capped.steps[0].params["nprobe"] == 8 and all(s.params["nprobe"] == 8 for s in capped.steps)
+    gentle = QueryPlanner(payload, ivf, corpus.vectors_of, metric="l2",
+                          config=PlannerConfig(brute_force_threshold=50, nprobe_exponent=0.5))
+    _, found, plan = gentle.search(corpus.queries, 10, flt=flt)
+    assert plan.steps[0].params["nprobe"] == int(np.ceil(1 * (N / len(allowed)) ** 0.5))
+    assert_complete(found, allowed, 10)
+    with pytest.raises(InvalidArgument, match="nprobe_exponent"):
+        PlannerConfig(nprobe_exponent=0)
 
 
 def test_index_filtered_hnsw_is_complete_with_recall(corpus, payload):
