@@ -6,9 +6,9 @@ sees document ids. Scores are larger-is-better; a missing result has id -1.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -43,3 +43,28 @@ class VectorIndex(Protocol):
 
     def memory_bytes(self) -> int:
         """Resident bytes of the index structures."""
+
+
+Checked = TypeVar("Checked")
+
+
+class CheckedParams(Generic[Checked]):
+    """Per-query search parameters validated once per distinct set: a search takes microseconds,
+    so re-checking the same few numbers on every call would show. `check(params)` validates and
+    converts (raising InvalidArgument); its results are remembered for up to `limit` sets."""
+
+    def __init__(self, check: Callable[[Mapping[str, Any] | None], Checked], limit: int = 64) -> None:
+        self._check = check
+        self._limit = limit
+        self._seen: dict[tuple, Checked] = {}
+
+    def __call__(self, params: Mapping[str, Any] | None) -> Checked:
+        try:
+            key = tuple((name, type(value), value) for name, value in (params or {}).items())
+            return self._seen[key]
+        except (KeyError, TypeError):  # new, or unhashable (then invalid below anyway)
+            key = None
+        checked = self._check(params)
+        if key is not None and len(self._seen) < self._limit:
+            self._seen[key] = checked
+        return checked

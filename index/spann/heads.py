@@ -53,6 +53,7 @@ class HeadIndex:
         self._count = 0
         self._dead_in_index = 0
         self.max_norm = 0.0  # bound on |head| for the inner-product pruning gap
+        self._params_by_ef: dict[int, faiss.SearchParametersHNSW] = {}
         self._set_index(self._empty_index(0))
 
     # ------------------------------------------------------------------ views
@@ -159,10 +160,7 @@ class HeadIndex:
         if self._hnsw and nq >= _EXACT_BATCH and self.n_alive * self.dim <= _EXACT_SCAN:
             return self._search_exact(queries, k)
         wanted = min(k + self._dead_in_index, self._index.ntotal)
-        params = None
-        if self.is_hnsw:
-            params = faiss.SearchParametersHNSW()
-            params.efSearch = max(ef_search, wanted)
+        params = self._hnsw_params(max(ef_search, wanted)) if self._hnsw else None
         scanned = min(self._index.ntotal, _HNSW_SCAN) if self._hnsw else self._index.ntotal
         with omp_threads(threads_for(nq * scanned * self.dim)):
             dists, heads = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), wanted, params=params)
@@ -177,6 +175,17 @@ class HeadIndex:
             dists = np.pad(dists, ((0, 0), (0, pad)), constant_values=np.nan)
             heads = np.pad(heads, ((0, 0), (0, pad)), constant_values=-1)
         return dists[:, :k], heads[:, :k]
+
+    def _hnsw_params(self, ef_search: int) -> faiss.SearchParametersHNSW:
+        """Search parameters for a beam width, made once (a faiss object costs microseconds to
+        build; searches only read it, so threads share it)."""
+        params = self._params_by_ef.get(ef_search)
+        if params is None:
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = ef_search
+            if len(self._params_by_ef) < 64:
+                self._params_by_ef[ef_search] = params
+        return params
 
     def _search_exact(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Brute force over the live heads: for large batches (placing vectors at build time, big

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from lamina.index.base import CheckedParams
 from lamina.index.dense import gpu_count
 from lamina.index.errors import CorruptIndex, FailedPrecondition, InvalidArgument
 from lamina.index.locks import RWLock
@@ -108,6 +109,7 @@ class SpannIndex:
         self._delta: dict[int, Posting] = {}  # entries appended to head h since the file was written
         self._removed: dict[int, np.ndarray] = {}  # ids moved out of head h's on-disk list, sorted
         self._unsplittable: set[int] = set()
+        self._search_params = CheckedParams(lambda params: SearchParams.resolve(self.config, params))
 
     # ================================================================== construction
     @classmethod
@@ -298,7 +300,7 @@ class SpannIndex:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
             raise InvalidArgument(f"k must be a positive integer, got {k!r}")
         k = int(k)
-        search_params = SearchParams.resolve(self.config, params)
+        search_params = self._search_params(params)
         allowed = _sorted_ids(allowed)
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         found = np.full((len(queries), k), -1, dtype=np.int64)
@@ -318,7 +320,7 @@ class SpannIndex:
         """Everything one query scores: ids (m,) int64 and scores (m,) float32 of the distinct live
         candidates, and the heads (p,) int64 whose postings were read. For tuning and tests."""
         query = self._check_queries(query)[0]
-        search_params = SearchParams.resolve(self.config, params)
+        search_params = self._search_params(params)
         with self._lock.read():
             self._check_open()
             if not self._built:

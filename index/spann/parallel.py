@@ -25,6 +25,9 @@ def omp_threads(n: int | None) -> Iterator[None]:
         yield
         return
     previous = faiss.omp_get_max_threads()
+    if previous == n:  # the common case of a small call on a single-threaded caller
+        yield
+        return
     faiss.omp_set_num_threads(n)
     try:
         yield

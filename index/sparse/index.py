@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from lamina.index.base import CheckedParams
 from lamina.index.errors import CorruptIndex, InvalidArgument
 from lamina.index.sparse.batch import SparseBatch, canonical_batch, check_queries
 from lamina.index.sparse.build import CHECKPOINT, F16_MAX, BuildParams, SeismicArrays, build_seismic
@@ -42,7 +43,6 @@ _PRUNING = ("global", "fixed")
 _SEARCH_PARAMS = ("query_cut", "heap_factor")
 _TOMBSTONE_COMPACT_FRACTION = 0.25
 _STAMP_LIMIT = int(np.iinfo(np.int32).max)
-_PARAMS_SEEN_LIMIT = 64  # distinct search-parameter sets remembered as already validated
 _NO_FILTER = np.empty(0, np.uint8)  # `eligible` of an unfiltered search: every row
 
 
@@ -158,7 +158,7 @@ class SparseIndex:
         self._scratch = _Scratch()
         self._blocks_of: SeismicArrays | None = None  # the arrays _max_blocks was measured on
         self._max_blocks = 0
-        self._params_seen: dict[tuple, tuple[int, float]] = {}
+        self._search_params = CheckedParams(self._check_search_params)
 
     # ------------------------------------------------------------------ VectorIndex
     def __len__(self) -> int:
@@ -299,23 +299,9 @@ class SparseIndex:
             return parts_scores[0], parts_ids[0]
         return merge_topk(parts_scores, parts_ids, k)
 
-    def _search_params(self, params: Mapping[str, Any] | None) -> tuple[int, float]:
-        """(query_cut, heap_factor) for a call; validated once per distinct params (a search is
-        microseconds, so re-checking the same two numbers every call would show)."""
-        if not params:
-            return self.config.query_cut, self.config.heap_factor  # checked by SeismicConfig
-        try:
-            key = tuple((name, type(value), value) for name, value in params.items())
-            return self._params_seen[key]
-        except (KeyError, TypeError):  # new, or unhashable (then invalid below anyway)
-            pass
-        checked = self._check_search_params(params)
-        if len(self._params_seen) < _PARAMS_SEEN_LIMIT:
-            self._params_seen[key] = checked
-        return checked
-
-    def _check_search_params(self, params: Mapping[str, Any]) -> tuple[int, float]:
-        params = dict(params)
+    def _check_search_params(self, params: Mapping[str, Any] | None) -> tuple[int, float]:
+        """(query_cut, heap_factor) for a call (`_search_params` remembers the answer)."""
+        params = dict(params or {})
         unknown = set(params) - set(_SEARCH_PARAMS)
         if unknown:
             raise InvalidArgument(f"unknown search parameter(s): {', '.join(sorted(unknown))}; "
