@@ -69,6 +69,8 @@ def main() -> None:
 @click.argument("corpus", type=click.Path(exists=True, path_type=Path))
 @click.option("--collection", "name", required=True, help="Collection to build (created if missing).")
 @click.option("--index", "kind", type=click.Choice(INDEX_KINDS), default="flat", show_default=True)
+@click.option("--spann-param", "spann_params", multiple=True, metavar="NAME=VALUE",
+              help="A SPANN build option with --index spann, e.g. dtype=int8, head_ratio=0.08. Repeatable.")
 @click.option("--metric", type=click.Choice(METRICS), default="ip", show_default=True)
 @click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
               help="all-MiniLM-L6-v2 or a local sentence-transformers directory.")
@@ -84,9 +86,9 @@ def main() -> None:
 @click.option("--tenant-tree", is_flag=True, help="Keep a Curator-style tree so each tenant searches its sub-tree.")
 @click.option("--batch-size", default=BUILD_BATCH, show_default=True)
 @data_dir_option
-def build(corpus: Path, name: str, kind: str, metric: str, encoder: str, sparse: str, multivector: bool,
-          token_encoder: str | None, token_codec: str, payload: tuple[str, ...], tenant_tree: bool, batch_size: int,
-          data_dir: Path | None) -> None:
+def build(corpus: Path, name: str, kind: str, spann_params: tuple[str, ...], metric: str, encoder: str, sparse: str,
+          multivector: bool, token_encoder: str | None, token_codec: str, payload: tuple[str, ...], tenant_tree: bool,
+          batch_size: int, data_dir: Path | None) -> None:
     """Embed and index CORPUS (a BEIR directory or a JSONL file of {"_id","title","text","metadata"}).
 
     Every document gets a dense vector and, by default, BM25 sparse weights (so `lamina search
@@ -104,12 +106,17 @@ def build(corpus: Path, name: str, kind: str, metric: str, encoder: str, sparse:
 
     from lamina.retrieval.corpus import count_lines, read_corpus
 
+    if spann_params and kind != "spann":
+        raise click.BadParameter("SPANN options need --index spann", param_hint="--spann-param")
+    index: str | dict[str, Any] = kind
+    if spann_params:
+        index = {"kind": "spann", "spann": _parse_typed_params(spann_params, "--spann-param")}
     total = count_lines(corpus)
     rejected: list[str] = []
     written = skipped = 0
     with _open_database(config.data_dir(data_dir)) as db:
         coll = db.get_or_create_collection(
-            name, metric=metric, index=kind, encoder=encoder, sparse=None if sparse == "none" else sparse,
+            name, metric=metric, index=index, encoder=encoder, sparse=None if sparse == "none" else sparse,
             multivector={"encoder": token_encoder or encoder, "codec": token_codec} if multivector else None,
             payload=_parse_payload(payload), tenant_tree=tenant_tree)
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

@@ -106,3 +106,25 @@ def test_build_with_every_field_then_search_each_mode(tmp_path, corpus, tiny_mod
     bad = CliRunner().invoke(main, ["search", "--collection", "c", "wing", "--filter", '{"must": [{"key": "colour", '
                                     '"match": {"value": 1}}]}', *map(str, data)])
     assert bad.exit_code != 0 and "'colour' is not indexed" in bad.stderr
+
+
+def test_build_spann_options(tmp_path, corpus, tiny_model_dir):
+    common = ["--data-dir", tmp_path / "data", "--encoder", tiny_model_dir]
+    built = run(["build", corpus, "--collection", "s", "--index", "spann", "--spann-param", "dtype=int8",
+                 "--spann-param", "head_ratio=0.08", *common])
+    assert built.exit_code == 0, built.output
+    from lamina.retrieval.collection import Database
+
+    db = Database(tmp_path / "data")
+    try:
+        assert db.collection("s").config.index.spann == {"dtype": "int8", "head_ratio": 0.08}
+    finally:
+        db.close()
+    found = run(["search", "--collection", "s", "heat transfer", "-k", "2", "--json", "--data-dir", tmp_path / "data"])
+    assert found.exit_code == 0 and len(found.output.splitlines()) == 2, found.output
+    wrong_kind = CliRunner().invoke(main, ["build", str(corpus), "--collection", "f", "--spann-param", "dtype=int8",
+                                           "--encoder", str(tiny_model_dir), "--data-dir", str(tmp_path / "data")])
+    assert wrong_kind.exit_code != 0 and "--index spann" in wrong_kind.output
+    typo = CliRunner().invoke(main, ["build", str(corpus), "--collection", "t", "--index", "spann", "--spann-param",
+                                     "replicaz=3", "--encoder", str(tiny_model_dir), "--data-dir", str(tmp_path / "data")])
+    assert typo.exit_code != 0 and "replicaz" in typo.output
