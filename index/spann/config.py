@@ -55,7 +55,9 @@ class SpannConfig:
         which equals half the squared L2 distance when vectors are unit length).
       min_postings: the nearest postings read whatever the ratio says, so that a query sitting
         on a head (distance 0) still reads its neighbourhood.
-      ef_search: HNSW beam of the head search (raised to the number of heads asked for).
+      ef_search: HNSW beam of the head search (raised to the number of heads asked for). 32: on
+        MiniLM embeddings 64 gained 0.003-0.005 recall for 10-15 % of the QPS, less than four
+        more postings buy.
     I/O
       io: "mmap" (default) maps the posting file read-only; a query announces its lists' ranges
         to the kernel (madvise WILLNEED, so that uncached pages are read in parallel) and the
@@ -90,7 +92,7 @@ class SpannConfig:
     max_postings: int = 64
     max_dist_ratio: float = 10_000.0
     min_postings: int = 4
-    ef_search: int = 64
+    ef_search: int = 32
     io: str = "mmap"
     io_threads: int = 1
     coalesce_bytes: int = 16384
