@@ -53,6 +53,7 @@ import numpy as np
 from lamina.index.dense import gpu_count
 from lamina.index.errors import CorruptIndex, InvalidArgument, NotFound
 from lamina.index.payload import sorted_member
+from lamina.index.sparse.kernels import heap_drain, heap_push
 from lamina.index.types import METRICS
 
 _FORMAT_VERSION = 1
@@ -356,52 +357,6 @@ def best_first_frontier(query: np.ndarray, child0: np.ndarray, nchild: np.ndarra
     return out[:n_out], size == 0
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _worse(score_a: float, pos_a: int, score_b: float, pos_b: int) -> bool:
-    """Whether (score_a, pos_a) ranks below (score_b, pos_b): a lower score, or a later position."""
-    return score_a < score_b or (score_a == score_b and pos_a > pos_b)
-
-
-@numba.njit(cache=True, nogil=True)
-def _sift_down(heap_scores: np.ndarray, heap_pos: np.ndarray, size: int, score: float, pos: int) -> None:
-    """Put (score, pos) at the root of a worst-at-root heap of `size` entries, restoring the order."""
-    j = 0
-    while True:
-        child = 2 * j + 1
-        if child >= size:
-            break
-        right = child + 1
-        if right < size and _worse(heap_scores[right], heap_pos[right], heap_scores[child], heap_pos[child]):
-            child = right
-        if not _worse(heap_scores[child], heap_pos[child], score, pos):
-            break
-        heap_scores[j] = heap_scores[child]
-        heap_pos[j] = heap_pos[child]
-        j = child
-    heap_scores[j] = score
-    heap_pos[j] = pos
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _admit(heap_scores: np.ndarray, heap_pos: np.ndarray, size: int, take: int, score: float, pos: int) -> int:
-    """Offer (score, pos) to a worst-at-root heap of capacity `take`; returns the new size."""
-    if size < take:  # sift up
-        j = size
-        while j > 0:
-            parent = (j - 1) // 2
-            if not _worse(score, pos, heap_scores[parent], heap_pos[parent]):
-                break
-            heap_scores[j] = heap_scores[parent]
-            heap_pos[j] = heap_pos[parent]
-            j = parent
-        heap_scores[j] = score
-        heap_pos[j] = pos
-        return size + 1
-    if _worse(heap_scores[0], heap_pos[0], score, pos):
-        _sift_down(heap_scores, heap_pos, size, score, pos)
-    return size
-
-
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the dot products use SIMD
 def _scores(query: np.ndarray, vectors: np.ndarray, sqnorms: np.ndarray, slots: np.ndarray,
             ip_metric: bool) -> np.ndarray:
@@ -457,15 +412,11 @@ def score_topk(query: np.ndarray, vectors: np.ndarray, sqnorms: np.ndarray, slot
     heap_pos = np.empty(take, dtype=np.int64)
     size = 0
     scores = _scores(query, vectors, sqnorms, slots, ip_metric)
-    for i in range(m):
-        size = _admit(heap_scores, heap_pos, size, take, scores[i], i)
+    for i in range(m):  # the position is the tie-break key: equal scores keep the earlier row
+        size = heap_push(heap_scores, heap_pos, size, take, scores[i], i)
     out_scores = np.empty(take, dtype=np.float32)
     out_pos = np.empty(take, dtype=np.int64)
-    while size > 0:  # drain: the worst comes out first and goes last
-        size -= 1
-        out_scores[size] = heap_scores[0]
-        out_pos[size] = heap_pos[0]
-        _sift_down(heap_scores, heap_pos, size, heap_scores[size], heap_pos[size])
+    heap_drain(heap_scores, heap_pos, size, out_scores, out_pos)
     return out_scores, out_pos
 
 
