@@ -45,7 +45,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import faiss
 import numba
@@ -75,6 +75,17 @@ def _faiss_threads(n: int) -> Iterator[None]:
     finally:
         faiss.omp_set_num_threads(before)
 _EMPTY_SLOTS = np.empty(0, dtype=np.int32)
+
+
+class Frontier(NamedTuple):
+    """A tenant's shortlists flattened for search: the nodes holding them (m,) int32 sorted,
+    their sizes (m,) int64, and every shortlist's slots back to back in node order (int32),
+    shortlist i at slots[starts[i]: starts[i] + sizes[i]]."""
+
+    nodes: np.ndarray
+    sizes: np.ndarray
+    starts: np.ndarray
+    slots: np.ndarray
 _FIRST = np.zeros(1, dtype=np.int64)
 
 
@@ -302,7 +313,7 @@ def _heap_pop(prio: np.ndarray, item: np.ndarray, size: int) -> int:
     return size
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the centroid dots use SIMD
 def best_first_frontier(query: np.ndarray, child0: np.ndarray, nchild: np.ndarray, bloom: np.ndarray,
                         centroids: np.ndarray, node_bias: np.ndarray, ip_metric: bool,
                         tenant_bytes: np.ndarray, tenant_masks: np.ndarray, frontier_nodes: np.ndarray,
@@ -349,12 +360,28 @@ def best_first_frontier(query: np.ndarray, child0: np.ndarray, nchild: np.ndarra
                     break
             if not held:
                 continue
-            dot = 0.0
+            dot = np.float32(0.0)
             for t in range(query.shape[0]):
                 dot += centroids[child, t] * query[t]
-            p = -dot if ip_metric else node_bias[child] - 2.0 * dot
+            p = -dot if ip_metric else node_bias[child] - np.float32(2.0) * dot
             size = _heap_push(prio, item, size, p, child)
     return out[:n_out], size == 0
+
+
+@numba.njit(cache=True, nogil=True)
+def gather_runs(slots: np.ndarray, starts: np.ndarray, sizes: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The runs slots[starts[i]: starts[i] + sizes[i]] for i in `order`, concatenated (int32)."""
+    total = 0
+    for i in order:
+        total += sizes[i]
+    out = np.empty(total, dtype=np.int32)
+    at = 0
+    for i in order:
+        start = starts[i]
+        for j in range(sizes[i]):
+            out[at + j] = slots[start + j]
+        at += sizes[i]
+    return out
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the dot products use SIMD
@@ -497,10 +524,7 @@ class TenantIndex:
             return np.empty(0, dtype=np.int64)
         cached = self._tenant_ids_cache.get(number)
         if cached is None:
-            nodes, _ = self._frontier(number)
-            parts = [self._shortlists[node][number] for node in nodes.tolist()]  # a loop over tree nodes
-            slots = np.concatenate(parts) if parts else _EMPTY_SLOTS
-            cached = self._tenant_ids_cache[number] = np.sort(self._iids[slots])
+            cached = self._tenant_ids_cache[number] = np.sort(self._iids[self._frontier(number).slots])
         return cached
 
     def memory_bytes(self) -> int:
@@ -515,6 +539,7 @@ class TenantIndex:
         total += sum(232 + 36 * len(ts) for ts in self._shared.values())
         total += sum(216 + 40 * len(nodes) for nodes in self._tenant_nodes.values())  # sets of node ids
         total += sum(ids.nbytes + 112 for ids in self._tenant_ids_cache.values())
+        total += sum(sum(a.nbytes + 112 for a in frontier) for frontier in self._frontier_cache.values())
         return int(total)
 
     # ------------------------------------------------------------------ tree
@@ -543,7 +568,7 @@ class TenantIndex:
                        if bloom is None else bloom)
         self._shortlists: list[dict[int, np.ndarray]] = [{} for _ in range(n_nodes)]
         self._tenant_nodes: dict[int, set[int]] = {}  # tenant -> nodes holding its shortlists
-        self._frontier_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._frontier_cache: dict[int, Frontier] = {}  # tenant -> its shortlists flattened (see _frontier)
         self._tenant_ids_cache: dict[int, np.ndarray] = {}  # tenant -> sorted iids (see tenant_ids)
         # plain lists for the write paths, which read them per node where numpy scalars cost more
         self._child0_list: list[int] = self._child0.tolist()
@@ -681,13 +706,19 @@ class TenantIndex:
             self._tenant_ids_cache.pop(tenant, None)
         return shortlist
 
-    def _frontier(self, tenant: int) -> tuple[np.ndarray, np.ndarray]:
-        """The nodes holding the tenant's shortlists (sorted int32) and their sizes (int64), cached."""
+    def _frontier(self, tenant: int) -> Frontier:
+        """The tenant's shortlists flattened (`Frontier`), cached until one of them changes: a
+        search then gathers its candidates with one kernel call instead of a Python loop over
+        the hundreds of shortlists a large tenant reaches."""
         cached = self._frontier_cache.get(tenant)
         if cached is None:
             nodes = np.array(sorted(self._tenant_nodes.get(tenant, ())), dtype=np.int32)
-            sizes = np.array([len(self._shortlists[n][tenant]) for n in nodes.tolist()], dtype=np.int64)
-            cached = self._frontier_cache[tenant] = (nodes, sizes)
+            parts = [self._shortlists[n][tenant] for n in nodes.tolist()]  # a loop over tree nodes
+            sizes = np.array([len(p) for p in parts], dtype=np.int64)
+            starts = np.zeros(len(parts), dtype=np.int64)
+            np.cumsum(sizes[:-1], out=starts[1:])
+            slots = np.concatenate(parts).astype(np.int32, copy=False) if parts else _EMPTY_SLOTS
+            cached = self._frontier_cache[tenant] = Frontier(nodes, sizes, starts, slots)
         return cached
 
     def _grant(self, node: int, tenant: int, slots: np.ndarray) -> None:
@@ -1110,6 +1141,7 @@ class TenantIndex:
         for shortlists in self._shortlists:  # a loop over tree nodes, vectorised per shortlist
             for tenant, shortlist in shortlists.items():
                 shortlists[tenant] = remap[shortlist]
+        self._frontier_cache.clear()  # the flattened shortlists hold the old slot numbers
         self._renumber(remap)
         self._n = m
 
@@ -1169,16 +1201,14 @@ class TenantIndex:
         found or the sub-tree is exhausted: geometric growth, so all the walks together cost a
         small multiple of the last one.
         """
-        nodes, sizes = self._frontier(tenant)
+        frontier = self._frontier(tenant)
         byte, mask = self._tenant_bits[tenant]
         walk_budget = budget
         while True:
             order, exhausted = best_first_frontier(
                 query, self._child0, self._nchild, self._bloom, self._centroids, self._node_bias,
-                self.metric == "ip", byte, mask, nodes, sizes, walk_budget)
-            shortlists = self._shortlists
-            parts = [shortlists[node][tenant] for node in nodes[order].tolist()]  # a loop over tree nodes
-            slots = np.concatenate(parts) if parts else _EMPTY_SLOTS
+                self.metric == "ip", byte, mask, frontier.nodes, frontier.sizes, walk_budget)
+            slots = gather_runs(frontier.slots, frontier.starts, frontier.sizes, order)
             if allowed is None:
                 return slots
             slots = slots[sorted_member(self._iids[slots], allowed)]
