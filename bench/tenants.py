@@ -45,7 +45,7 @@ BUCKET_EDGES: tuple[int, ...] = (1_000, 10_000, 100_000)  # tenant sizes: <1k, 1
 SELECTIVITIES: tuple[float, ...] = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5)
 FILTER_RANGE = 1_000_000  # the sweep's numeric field is uniform in [0, FILTER_RANGE)
 QUERY_ARGS: dict[str, list[dict[str, int]]] = {
-    "lamina-tenants": [{"nprobe": 1024}, {"nprobe": 2048}, {"nprobe": 4096}, {"nprobe": 8192}],
+    "lamina-tenants": [{"nprobe": 1024}, {"nprobe": 2048}, {"nprobe": 3072}, {"nprobe": 4096}],
     "faiss-ivf-selector": [{"nprobe": 16}, {"nprobe": 64}, {"nprobe": 256}],
     "faiss-per-tenant": [{"nprobe": 4}, {"nprobe": 16}, {"nprobe": 64}],
 }
