@@ -3,7 +3,8 @@
 - flat: `IndexIDMap2(IndexFlat)`; exact; deletes remove the rows.
 - ivf: IVF-Flat, trained once `train_size` vectors exist (until then an exact flat buffer
   answers, so a small collection is exact, never a badly trained IVF); `nlist` 0 means
-  4*sqrt(n) lists; deletes remove the entries from their lists.
+  4*sqrt(n) lists; an id hashtable (faiss's `DirectMap`) finds an id's list entry, so deletes
+  remove entries without scanning the lists and `vectors_of` reads vectors by id.
 - hnsw: `IndexIDMap2(IndexHNSWFlat)`; HNSW cannot unlink nodes, so deletes are tombstones
   excluded through an `IDSelector` at search time, and the graph is rebuilt from its own
   vectors when tombstones pass a quarter of it.
@@ -132,6 +133,7 @@ class DenseIndex:
         ivf.own_fields = True
         quantizer.this.disown()
         ivf.is_trained = True
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
         ivf.add_with_ids(vectors, ids)
         self._set_index(ivf)
 
@@ -163,7 +165,25 @@ class DenseIndex:
             if len(self._tombstones) > _TOMBSTONE_REBUILD_FRACTION * max(self._index.ntotal, 1):
                 self.compact()
             return
-        self._index.remove_ids(faiss.IDSelectorBatch(ids))
+        if self._ivf:  # the id hashtable finds each entry; it accepts the ids as an array only
+            self._index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids)))
+        else:
+            self._index.remove_ids(faiss.IDSelectorBatch(ids))
+
+    def vectors_of(self, ids: np.ndarray) -> np.ndarray | None:
+        """The indexed vectors (n, dim) float32 of `ids`, copied out of the FAISS structures (the
+        flat storage, the HNSW graph's, or an IVF's lists through its id hashtable): exact brute
+        force over a filter's ids reads them here instead of from the store. None when one of the
+        ids is not in the index or is a tombstone, so that the caller can fall back."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if not len(ids):
+            return np.empty((0, self.dim), dtype=np.float32)
+        if len(self._tombstones) and np.isin(ids, self._tombstones).any():
+            return None
+        try:
+            return self._index.reconstruct_batch(ids)
+        except RuntimeError:  # an id the index does not hold
+            return None
 
     def compact(self) -> None:
         """Rebuild an HNSW graph without its tombstoned nodes (no-op for other kinds)."""
@@ -280,6 +300,9 @@ class DenseIndex:
             raise CorruptIndex(f"dense index in {directory} was built for {meta}, not dim={dim} {metric} {config.kind}")
         if index.ntotal != meta["ntotal"] or index.d != dim:
             raise CorruptIndex(f"dense index in {directory} holds {index.ntotal} vectors, manifest says {meta['ntotal']}")
+        ivf = faiss.downcast_index(index)
+        if isinstance(ivf, faiss.IndexIVF) and ivf.direct_map.type == faiss.DirectMap.NoMap:
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # written before the index kept one
         self = cls(dim, metric, config, train_size=train_size)
         self._set_index(index, tombstones)
         return self

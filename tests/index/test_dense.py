@@ -95,6 +95,36 @@ def test_delete_and_allowed_selector(data, kind):
     assert recall(found, truth) >= (1.0 if kind != "hnsw" else 0.9)
 
 
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+@pytest.mark.parametrize("train_size", [1000, 10_000])  # IVF trained on its lists, or still a flat buffer
+def test_vectors_of_reads_exactly_the_live_vectors(data, kind, train_size):
+    base, ids, _ = data
+    index = DenseIndex(24, "l2", IndexConfig(kind, nlist=16), train_size=train_size)
+    index.add(ids, base)
+    assert index.trained_ivf == (kind == "ivf" and train_size == 1000)
+    rows = np.random.default_rng(3).permutation(len(ids))[:500]
+    np.testing.assert_array_equal(index.vectors_of(ids[rows]), base[rows])
+    assert index.vectors_of(np.empty(0, np.int64)).shape == (0, 24)
+    assert index.vectors_of(np.array([ids[0], 10**9])) is None  # not in the index: the caller falls back
+    index.delete(ids[:100])
+    assert index.vectors_of(ids[50:51]) is None  # deleted (or a tombstone for HNSW)
+    np.testing.assert_array_equal(index.vectors_of(ids[100:300]), base[100:300])
+
+
+def test_ivf_written_without_an_id_map_gets_one_on_load(tmp_path, data):
+    import faiss
+
+    base, ids, _ = data
+    index = DenseIndex(24, "l2", IndexConfig("ivf", nlist=16), train_size=1000)
+    index.add(ids, base)
+    index._index.set_direct_map_type(faiss.DirectMap.NoMap)  # as indexes were written before the map
+    index.save(tmp_path)
+    loaded = DenseIndex.load(tmp_path, 24, "l2", IndexConfig("ivf", nlist=16), train_size=1000)
+    np.testing.assert_array_equal(loaded.vectors_of(ids[:20]), base[:20])
+    loaded.delete(ids[:10])
+    assert len(loaded) == len(ids) - 10 and loaded.vectors_of(ids[:1]) is None
+
+
 def test_hnsw_compacts_when_tombstones_pile_up(data):
     base, ids, _ = data
     index = DenseIndex(24, "l2", IndexConfig("hnsw"))
