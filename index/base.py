@@ -59,10 +59,12 @@ class CheckedParams(Generic[Checked]):
         self._seen: dict[tuple, Checked] = {}
 
     def __call__(self, params: Mapping[str, Any] | None) -> Checked:
+        key: tuple | None = tuple((name, type(value), value) for name, value in (params or {}).items())
         try:
-            key = tuple((name, type(value), value) for name, value in (params or {}).items())
             return self._seen[key]
-        except (KeyError, TypeError):  # new, or unhashable (then invalid below anyway)
+        except KeyError:  # a new set: checked below, then remembered
+            pass
+        except TypeError:  # unhashable (then invalid below anyway): checked, not remembered
             key = None
         checked = self._check(params)
         if key is not None and len(self._seen) < self._limit:
