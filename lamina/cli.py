@@ -619,11 +619,15 @@ def bench_tenants(n: int, dim: int, n_tenants: int, per_bucket: int, filter_quer
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench/out"), show_default=True,
               help="Directory for the JSON report and the recall-vs-QPS plot.")
-def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, out: Path) -> None:
+@click.option("--seismic-param", "seismic_params", multiple=True, metavar="NAME=VALUE",
+              help="Build setting of lamina-sparse and pyseismic alike, e.g. summary_energy=0.7 (see SeismicConfig).")
+def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, out: Path,
+                 seismic_params: tuple[str, ...]) -> None:
     """Recall@10 against exact sparse search, single-thread latency, build time and memory:
     lamina-sparse beside pyseismic-lsr, scipy exact scoring and (BEIR) bm25s with nDCG@10."""
     from lamina.bench.sparse import SYSTEMS, run_sparse
     from lamina.bench.sparse_data import check_sparse_spec
+    from lamina.index.sparse import SeismicConfig
 
     names = [x.strip() for x in systems.split(",") if x.strip()]
     unknown = set(names) - set(SYSTEMS)
@@ -634,7 +638,8 @@ def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, ou
         check_sparse_spec(dataset)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--dataset") from None
-    report = run_sparse(dataset, names, out_dir=out, max_queries=max_queries, progress=True)
+    seismic = SeismicConfig.from_dict(_parse_typed_params(seismic_params, "--seismic-param")) if seismic_params else None
+    report = run_sparse(dataset, names, out_dir=out, max_queries=max_queries, progress=True, config=seismic)
     _emit(report, as_json, None)
 
 

@@ -256,13 +256,17 @@ def test_cli_runs_the_benchmark(tmp_path):
 
     runner = CliRunner()
     result = runner.invoke(main, ["bench", "sparse", "--dataset", "synthetic-sparse:1500:20", "--systems",
-                                  "exact,lamina-sparse", "--json", "--out", str(tmp_path)],
+                                  "exact,lamina-sparse", "--seismic-param", "summary_energy=0.7", "--json",
+                                  "--out", str(tmp_path)],
                            env={"LAMINA_CACHE_DIR": str(tmp_path / "cache")})
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["benchmark"] == "sparse"
     systems = [row["system"] for row in report["results"]]
     assert systems[0] == "exact" and systems.count("lamina-sparse") == len(SEISMIC_GRID)
+    assert all(row["build_params"]["summary_energy"] == 0.7 for row in report["results"] if row["system"] != "exact")
+    typo = runner.invoke(main, ["bench", "sparse", "--dataset", "synthetic-sparse:10", "--seismic-param", "energy=1"])
+    assert typo.exit_code != 0 and "energy" in typo.output
     assert (tmp_path / "sparse-synthetic-sparse-1500.json").is_file()
     bad = runner.invoke(main, ["bench", "sparse", "--dataset", "synthetic-sparse:x"])
     assert bad.exit_code == 2 and "synthetic-sparse:N" in bad.output
