@@ -638,7 +638,9 @@ def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, ou
         check_sparse_spec(dataset)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--dataset") from None
-    seismic = SeismicConfig.from_dict(_parse_typed_params(seismic_params, "--seismic-param")) if seismic_params else None
+    seismic = None
+    if seismic_params:
+        seismic = SeismicConfig.from_dict(_parse_typed_params(seismic_params, "--seismic-param"))
     report = run_sparse(dataset, names, out_dir=out, max_queries=max_queries, progress=True, config=seismic)
     _emit(report, as_json, None)
 
