@@ -82,13 +82,20 @@ _FIRST = np.zeros(1, dtype=np.int64)
 
 class Frontier(NamedTuple):
     """A tenant's shortlists flattened for search: the nodes holding them (m,) int32 sorted,
-    their sizes (m,) int64, and every shortlist's slots back to back in node order (int32),
-    shortlist i at slots[starts[i]: starts[i] + sizes[i]]."""
+    their sizes (m,) int64, and a flat int32 array holding shortlist i at
+    slots[starts[i]: starts[i] + sizes[i]]. Writes append changed shortlists at the end and
+    leave the old copies as garbage (`live` counts the rest), so that a write costs a patch,
+    not a rebuild over the tenant's thousands of nodes."""
 
     nodes: np.ndarray
     sizes: np.ndarray
     starts: np.ndarray
     slots: np.ndarray
+
+    @property
+    def live(self) -> np.ndarray:
+        """The tenant's slots, each once, in node order (int32)."""
+        return gather_runs(self.slots, self.starts, self.sizes, np.arange(len(self.nodes), dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -530,7 +537,7 @@ class TenantIndex:
             return np.empty(0, dtype=np.int64)
         cached = self._tenant_ids_cache.get(number)
         if cached is None:
-            cached = self._tenant_ids_cache[number] = np.sort(self._iids[self._frontier(number).slots])
+            cached = self._tenant_ids_cache[number] = np.sort(self._iids[self._frontier(number).live])
         return cached
 
     def memory_bytes(self) -> int:
@@ -575,6 +582,7 @@ class TenantIndex:
         self._shortlists: list[dict[int, np.ndarray]] = [{} for _ in range(n_nodes)]
         self._tenant_nodes: dict[int, set[int]] = {}  # tenant -> nodes holding its shortlists
         self._frontier_cache: dict[int, Frontier] = {}  # tenant -> its shortlists flattened (see _frontier)
+        self._frontier_dirty: dict[int, set[int]] = {}  # tenant -> nodes changed since its Frontier was made
         self._tenant_ids_cache: dict[int, np.ndarray] = {}  # tenant -> sorted iids (see tenant_ids)
         # plain lists for the write paths, which read them per node where numpy scalars cost more
         self._child0_list: list[int] = self._child0.tolist()
@@ -701,22 +709,29 @@ class TenantIndex:
         """Every shortlist write goes here, so that the per-tenant frontier stays in step."""
         self._shortlists[node][tenant] = slots
         self._tenant_nodes.setdefault(tenant, set()).add(node)
-        self._frontier_cache.pop(tenant, None)
-        self._tenant_ids_cache.pop(tenant, None)
+        self._changed(node, tenant)
 
     def _sl_pop(self, node: int, tenant: int) -> np.ndarray | None:
         shortlist = self._shortlists[node].pop(tenant, None)
         if shortlist is not None:
             self._tenant_nodes[tenant].discard(node)
-            self._frontier_cache.pop(tenant, None)
-            self._tenant_ids_cache.pop(tenant, None)
+            self._changed(node, tenant)
         return shortlist
+
+    def _changed(self, node: int, tenant: int) -> None:
+        """Note that the tenant's shortlist at `node` changed: its cached Frontier gets patched."""
+        if tenant in self._frontier_cache:
+            self._frontier_dirty.setdefault(tenant, set()).add(node)
+        self._tenant_ids_cache.pop(tenant, None)
 
     def _frontier(self, tenant: int) -> Frontier:
         """The tenant's shortlists flattened (`Frontier`), cached until one of them changes: a
         search then gathers its candidates with one kernel call instead of a Python loop over
         the hundreds of shortlists a large tenant reaches."""
         cached = self._frontier_cache.get(tenant)
+        dirty = self._frontier_dirty.pop(tenant, None)
+        if cached is not None and dirty:
+            cached = self._frontier_cache[tenant] = self._patched(cached, tenant, dirty)
         if cached is None:
             nodes = np.array(sorted(self._tenant_nodes.get(tenant, ())), dtype=np.int32)
             parts = [self._shortlists[n][tenant] for n in nodes.tolist()]  # a loop over tree nodes
@@ -726,6 +741,34 @@ class TenantIndex:
             slots = np.concatenate(parts).astype(np.int32, copy=False) if parts else _EMPTY_SLOTS
             cached = self._frontier_cache[tenant] = Frontier(nodes, sizes, starts, slots)
         return cached
+
+    def _patched(self, frontier: Frontier, tenant: int, dirty: set[int]) -> Frontier | None:
+        """`frontier` with the shortlists of the `dirty` nodes replaced (appended at the end of
+        the flat array, their old copies left as garbage), or None when so much changed that a
+        rebuild is cheaper. The garbage is squeezed out once it outweighs the live slots."""
+        if len(dirty) > max(64, len(frontier.nodes) // 8):
+            return None
+        changed = np.array(sorted(dirty), dtype=np.int32)
+        at = np.searchsorted(frontier.nodes, changed)
+        held = at < len(frontier.nodes)
+        held[held] = frontier.nodes[at[held]] == changed[held]
+        keep = np.ones(len(frontier.nodes), dtype=bool)
+        keep[at[held]] = False
+        parts = [(node, self._shortlists[node].get(tenant)) for node in changed.tolist()]  # a loop over changed nodes
+        parts = [(node, part) for node, part in parts if part is not None and len(part)]
+        new_sizes = np.array([len(part) for _, part in parts], dtype=np.int64)
+        new_starts = len(frontier.slots) + np.concatenate([[0], np.cumsum(new_sizes)[:-1]]).astype(np.int64)
+        slots = np.concatenate([frontier.slots, *(part for _, part in parts)]) if parts else frontier.slots
+        nodes = np.concatenate([frontier.nodes[keep], np.array([node for node, _ in parts], dtype=np.int32)])
+        order = np.argsort(nodes, kind="stable")
+        sizes = np.concatenate([frontier.sizes[keep], new_sizes])[order]
+        starts = np.concatenate([frontier.starts[keep], new_starts])[order]
+        patched = Frontier(nodes[order], sizes, starts, slots)
+        if len(slots) > 2 * int(sizes.sum()) + 4096:  # mostly garbage: copy the live runs out
+            starts = np.zeros(len(sizes), dtype=np.int64)
+            np.cumsum(sizes[:-1], out=starts[1:])
+            patched = Frontier(patched.nodes, sizes, starts, patched.live)
+        return patched
 
     def _grant(self, node: int, tenant: int, slots: np.ndarray) -> None:
         """Give `tenant` access to `slots` (int32, below `node`, new to the tenant)."""
@@ -1148,6 +1191,7 @@ class TenantIndex:
             for tenant, shortlist in shortlists.items():
                 shortlists[tenant] = remap[shortlist]
         self._frontier_cache.clear()  # the flattened shortlists hold the old slot numbers
+        self._frontier_dirty.clear()
         self._renumber(remap)
         self._n = m
 

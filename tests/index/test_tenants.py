@@ -236,6 +236,43 @@ def test_delete_many_compacts_and_keeps_results_right(corpus):
         np.testing.assert_array_equal(found, truth)
 
 
+def test_writes_patch_the_cached_frontier_and_searches_stay_exact(corpus):
+    """A search caches the tenant's flattened shortlists; single writes then patch that copy
+    (appending, leaving garbage, squeezing it out) instead of rebuilding it. Exhaustive searches
+    and tenant_ids must see exactly the tenant's vectors after every write."""
+    index = TenantIndex(DIM, "l2", small_config(train_size=1000, branching=8, leaf_size=64, shortlist_cap=32))
+    ids, x = corpus["ids"][:3000], corpus["vectors"][:3000]
+    index.add(ids[:2000], x[:2000], ["a" if i % 3 else "b" for i in range(2000)])
+    members = {int(i) for n, i in enumerate(ids[:2000].tolist()) if n % 3}
+    rng = np.random.default_rng(11)
+    patched = 0
+    for step, n in enumerate(range(2000, 3000)):
+        index.search(x[n], 5, "a")  # caches (or patches) the frontier
+        before = index._frontier_cache.get(index._tenant_number("a", create=False))
+        op = step % 4
+        if op < 2:
+            index.insert(int(ids[n]), x[n], "a")
+            members.add(int(ids[n]))
+        elif op == 2:
+            other = int(rng.choice(ids[:2000][np.arange(2000) % 3 == 0]))
+            index.grant(other, "a")
+            members.add(other)
+        else:
+            victim = int(rng.choice(sorted(members)))
+            index.revoke(victim, "a")
+            members.discard(victim)
+        frontier = index._frontier(index._tenant_number("a", create=False))
+        patched += before is not None and frontier.slots is not before.slots and len(frontier.slots) > len(before.slots)
+        if step % 50 == 0:
+            truth = exact(corpus, x[n:n + 1], 10, members)[1]
+            np.testing.assert_array_equal(index.search(x[n:n + 1], 10, "a", params={"nprobe": 10**6})[1], truth)
+            np.testing.assert_array_equal(index.tenant_ids("a"), np.array(sorted(members), dtype=np.int64))
+    assert patched > 500  # the writes were patched in, not rebuilt
+    np.testing.assert_array_equal(np.sort(index._frontier(index._tenant_number("a", create=False)).live),
+                                  np.sort(index._tenant_slots(index._tenant_number("a", create=False))))
+    index.verify()
+
+
 def test_delete_tenant_keeps_shared_vectors_for_others(corpus):
     index = TenantIndex(DIM, "l2", small_config(train_size=400))
     ids, x = corpus["ids"][:1000], corpus["vectors"][:1000]
