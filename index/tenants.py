@@ -381,6 +381,24 @@ def best_first_frontier(query: np.ndarray, child0: np.ndarray, nchild: np.ndarra
     return out[:n_out], size == 0
 
 
+def _apply_id_deltas(ids: np.ndarray, deltas: Sequence[tuple[np.ndarray, int]]) -> np.ndarray | None:
+    """Sorted unique iids after the net of `deltas` ((iids, +1 gained or -1 lost), in any order);
+    None if the deltas do not fit `ids` (an id lost that is absent, or gained that is present)."""
+    values = np.concatenate([changed for changed, _ in deltas])
+    signs = np.concatenate([np.full(len(changed), sign, dtype=np.int64) for changed, sign in deltas])
+    keys, inverse = np.unique(values, return_inverse=True)
+    net = np.bincount(inverse, weights=signs, minlength=len(keys))
+    lost, gained = keys[net < 0], keys[net > 0]
+    if (net < -1).any() or (net > 1).any() or sorted_member(lost, ids).sum() != len(lost) \
+            or sorted_member(gained, ids).any():
+        return None
+    if len(lost):
+        ids = np.delete(ids, np.searchsorted(ids, lost))
+    if len(gained):
+        ids = np.insert(ids, np.searchsorted(ids, gained), gained)
+    return ids
+
+
 @numba.njit(cache=True, nogil=True)
 def gather_runs(slots: np.ndarray, starts: np.ndarray, sizes: np.ndarray, order: np.ndarray) -> np.ndarray:
     """The runs slots[starts[i]: starts[i] + sizes[i]] for i in `order`, concatenated (int32)."""
@@ -528,14 +546,18 @@ class TenantIndex:
     def tenant_ids(self, tenant: str) -> np.ndarray:
         """The iids `tenant` can access: sorted unique int64 (empty for an unknown tenant).
 
-        Read from the tenant's shortlists (each accessible vector is in exactly one) and cached
-        until the tenant's shortlists change, so that a planner intersecting a tenant with a
-        filter pays the sort once per write, not once per query. Do not modify the result.
+        Read from the tenant's shortlists (each accessible vector is in exactly one) and cached,
+        so that a planner intersecting a tenant with a filter pays the sort once, not once per
+        query; writes record what their shortlists gained and lost, and the next call applies
+        that to the cached list. Do not modify the result.
         """
         number = self._tenant_number(tenant, create=False)
         if number < 0:
             return np.empty(0, dtype=np.int64)
         cached = self._tenant_ids_cache.get(number)
+        deltas = self._tenant_ids_delta.pop(number, None)
+        if cached is not None and deltas:
+            cached = self._tenant_ids_cache[number] = _apply_id_deltas(cached, deltas)
         if cached is None:
             cached = self._tenant_ids_cache[number] = np.sort(self._iids[self._frontier(number).live])
         return cached
@@ -584,6 +606,8 @@ class TenantIndex:
         self._frontier_cache: dict[int, Frontier] = {}  # tenant -> its shortlists flattened (see _frontier)
         self._frontier_dirty: dict[int, set[int]] = {}  # tenant -> nodes changed since its Frontier was made
         self._tenant_ids_cache: dict[int, np.ndarray] = {}  # tenant -> sorted iids (see tenant_ids)
+        # tenant -> (iids, +1 gained / -1 lost) by shortlist writes since its cached iids were read
+        self._tenant_ids_delta: dict[int, list[tuple[np.ndarray, int]]] = {}
         # plain lists for the write paths, which read them per node where numpy scalars cost more
         self._child0_list: list[int] = self._child0.tolist()
         self._nchild_list: list[int] = self._nchild.tolist()
@@ -706,23 +730,32 @@ class TenantIndex:
 
     # ------------------------------------------------------------------ shortlists
     def _sl_set(self, node: int, tenant: int, slots: np.ndarray) -> None:
-        """Every shortlist write goes here, so that the per-tenant frontier stays in step."""
+        """Every shortlist write goes here, so that the per-tenant caches stay in step."""
+        old = self._shortlists[node].get(tenant)
         self._shortlists[node][tenant] = slots
         self._tenant_nodes.setdefault(tenant, set()).add(node)
-        self._changed(node, tenant)
+        self._changed(node, tenant, old, slots)
 
     def _sl_pop(self, node: int, tenant: int) -> np.ndarray | None:
         shortlist = self._shortlists[node].pop(tenant, None)
         if shortlist is not None:
             self._tenant_nodes[tenant].discard(node)
-            self._changed(node, tenant)
+            self._changed(node, tenant, shortlist, None)
         return shortlist
 
-    def _changed(self, node: int, tenant: int) -> None:
-        """Note that the tenant's shortlist at `node` changed: its cached Frontier gets patched."""
+    def _changed(self, node: int, tenant: int, old: np.ndarray | None, new: np.ndarray | None) -> None:
+        """The tenant's shortlist at `node` went from `old` to `new` (None: absent): its cached
+        Frontier gets the node patched, its cached iids the difference (a vector moving between
+        shortlists, as in a split, is lost at one node and gained at another: no net change)."""
         if tenant in self._frontier_cache:
             self._frontier_dirty.setdefault(tenant, set()).add(node)
-        self._tenant_ids_cache.pop(tenant, None)
+        cached = self._tenant_ids_cache.get(tenant)
+        if cached is None:
+            return
+        deltas = self._tenant_ids_delta.setdefault(tenant, [])
+        deltas += [(self._iids[a], sign) for a, sign in ((old, -1), (new, 1)) if a is not None and len(a)]
+        if sum(len(ids) for ids, _ in deltas) > max(4096, len(cached) // 4):  # cheaper to re-sort
+            del self._tenant_ids_cache[tenant], self._tenant_ids_delta[tenant]
 
     def _frontier(self, tenant: int) -> Frontier:
         """The tenant's shortlists flattened (`Frontier`), cached until one of them changes: a
@@ -1191,7 +1224,7 @@ class TenantIndex:
             for tenant, shortlist in shortlists.items():
                 shortlists[tenant] = remap[shortlist]
         self._frontier_cache.clear()  # the flattened shortlists hold the old slot numbers
-        self._frontier_dirty.clear()
+        self._frontier_dirty.clear()  # (the cached iids and their deltas hold iids: still valid)
         self._renumber(remap)
         self._n = m
 
