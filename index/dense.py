@@ -150,6 +150,10 @@ class DenseIndex:
             raise InvalidArgument(f"{len(ids)} ids for {len(vectors)} vectors")
         if not len(ids):
             return
+        if self._ivf:
+            # an id added twice would leave its first entry behind the id hashtable, out of reach
+            # of deletes (which go through it): adding replaces
+            self._index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids)))
         self._index.add_with_ids(vectors, ids)
         if self.config.kind == "ivf" and not self.trained_ivf and self._index.ntotal >= self.train_size:
             all_ids, all_vectors = self._flat_contents(self._index)

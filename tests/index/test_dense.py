@@ -111,6 +111,18 @@ def test_vectors_of_reads_exactly_the_live_vectors(data, kind, train_size):
     np.testing.assert_array_equal(index.vectors_of(ids[100:300]), base[100:300])
 
 
+def test_ivf_adding_an_id_again_replaces_it(data):
+    base, ids, queries = data
+    index = DenseIndex(24, "l2", IndexConfig("ivf", nlist=16), train_size=1000)
+    index.add(ids, base)
+    index.add(ids[:5], base[5:10])  # the same ids, other vectors
+    assert len(index) == len(ids)
+    np.testing.assert_array_equal(index.vectors_of(ids[:5]), base[5:10])
+    index.delete(ids[:5])
+    _, found = index.search(base[:10], 10, params={"nprobe": 16})
+    assert not np.isin(found, ids[:5]).any()  # no entry left behind
+
+
 def test_ivf_written_without_an_id_map_gets_one_on_load(tmp_path, data):
     import faiss
 
