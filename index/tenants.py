@@ -84,7 +84,7 @@ class Frontier(NamedTuple):
     """A tenant's shortlists flattened for search: the nodes holding them (m,) int32 sorted,
     their sizes (m,) int64, and a flat int32 array holding shortlist i at
     slots[starts[i]: starts[i] + sizes[i]]. Writes append changed shortlists at the end and
-    leave the old copies as garbage (`live` counts the rest), so that a write costs a patch,
+    leave the old copies as garbage (`live` copies out the rest), so that a write costs a patch,
     not a rebuild over the tenant's thousands of nodes."""
 
     nodes: np.ndarray
@@ -107,8 +107,8 @@ class TenantIndexConfig:
     fewer hard assignments on the way down split fewer natural clusters: on the 1M x 192 Curator
     workload tenants of >= 100k vectors reach recall 0.959 with 2,048 candidates instead of 0.906
     (0.982 instead of 0.935 with 3,072), and a large tenant's candidates sit in longer runs of the
-    leaf-ordered rows, which score faster. shortlist_cap: a tenant's shortlist at an inner node is split beyond this
-    (Curator: 128). bloom_bits/bloom_hashes: each node's Bloom filter; a false positive costs
+    leaf-ordered rows, which score faster. shortlist_cap: a tenant's shortlist at an inner node is
+    split beyond this (Curator: 128). bloom_bits/bloom_hashes: each node's Bloom filter; a false positive costs
     only a wasted visit (and a shortlist placed one level deeper), never a result, so a small
     filter (128 bytes a node) is enough where Curator sizes its filters for 1% at 1000 tenants.
     nprobe: candidate vectors a query scores (the recall/latency knob; per query as
@@ -556,6 +556,7 @@ class TenantIndex:
             return np.empty(0, dtype=np.int64)
         cached = self._tenant_ids_cache.get(number)
         deltas = self._tenant_ids_delta.pop(number, None)
+        self._tenant_ids_pending.pop(number, None)
         if cached is not None and deltas:
             cached = self._tenant_ids_cache[number] = _apply_id_deltas(cached, deltas)
         if cached is None:
@@ -575,6 +576,7 @@ class TenantIndex:
         total += sum(216 + 40 * len(nodes) for nodes in self._tenant_nodes.values())  # sets of node ids
         total += sum(ids.nbytes + 112 for ids in self._tenant_ids_cache.values())
         total += sum(sum(a.nbytes + 112 for a in frontier) for frontier in self._frontier_cache.values())
+        total += sum(ids.nbytes + 112 for deltas in self._tenant_ids_delta.values() for ids, _ in deltas)
         return int(total)
 
     # ------------------------------------------------------------------ tree
@@ -606,8 +608,10 @@ class TenantIndex:
         self._frontier_cache: dict[int, Frontier] = {}  # tenant -> its shortlists flattened (see _frontier)
         self._frontier_dirty: dict[int, set[int]] = {}  # tenant -> nodes changed since its Frontier was made
         self._tenant_ids_cache: dict[int, np.ndarray] = {}  # tenant -> sorted iids (see tenant_ids)
-        # tenant -> (iids, +1 gained / -1 lost) by shortlist writes since its cached iids were read
+        # tenant -> (iids, +1 gained / -1 lost) by shortlist writes since its cached iids were read,
+        # and how many iids that is
         self._tenant_ids_delta: dict[int, list[tuple[np.ndarray, int]]] = {}
+        self._tenant_ids_pending: dict[int, int] = {}
         # plain lists for the write paths, which read them per node where numpy scalars cost more
         self._child0_list: list[int] = self._child0.tolist()
         self._nchild_list: list[int] = self._nchild.tolist()
@@ -754,13 +758,15 @@ class TenantIndex:
             return
         deltas = self._tenant_ids_delta.setdefault(tenant, [])
         deltas += [(self._iids[a], sign) for a, sign in ((old, -1), (new, 1)) if a is not None and len(a)]
-        if sum(len(ids) for ids, _ in deltas) > max(4096, len(cached) // 4):  # cheaper to re-sort
-            del self._tenant_ids_cache[tenant], self._tenant_ids_delta[tenant]
+        pending = self._tenant_ids_pending[tenant] = self._tenant_ids_pending.get(tenant, 0) \
+            + (0 if old is None else len(old)) + (0 if new is None else len(new))
+        if pending > max(4096, len(cached) // 4):  # cheaper to re-sort
+            del self._tenant_ids_cache[tenant], self._tenant_ids_delta[tenant], self._tenant_ids_pending[tenant]
 
     def _frontier(self, tenant: int) -> Frontier:
-        """The tenant's shortlists flattened (`Frontier`), cached until one of them changes: a
-        search then gathers its candidates with one kernel call instead of a Python loop over
-        the hundreds of shortlists a large tenant reaches."""
+        """The tenant's shortlists flattened (`Frontier`): a search gathers its candidates with
+        one kernel call instead of a Python loop over the hundreds of shortlists a large tenant
+        reaches. Cached; writes mark their nodes and the next call patches them in (`_patched`)."""
         cached = self._frontier_cache.get(tenant)
         dirty = self._frontier_dirty.pop(tenant, None)
         if cached is not None and dirty:
@@ -787,7 +793,7 @@ class TenantIndex:
         held[held] = frontier.nodes[at[held]] == changed[held]
         keep = np.ones(len(frontier.nodes), dtype=bool)
         keep[at[held]] = False
-        parts = [(node, self._shortlists[node].get(tenant)) for node in changed.tolist()]  # a loop over changed nodes
+        parts = [(node, self._shortlists[node].get(tenant)) for node in changed.tolist()]  # the changed nodes
         parts = [(node, part) for node, part in parts if part is not None and len(part)]
         new_sizes = np.array([len(part) for _, part in parts], dtype=np.int64)
         new_starts = len(frontier.slots) + np.concatenate([[0], np.cumsum(new_sizes)[:-1]]).astype(np.int64)
