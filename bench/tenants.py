@@ -221,7 +221,7 @@ class SharedIVF:
         self.index = _ivf(vectors, np.arange(self.n, dtype=np.int64), nlist)
 
     def search_bitmap(self, query: np.ndarray, k: int, bitmap: np.ndarray, nprobe: int) -> np.ndarray:
-        sel = faiss.IDSelectorBitmap(self.n, faiss.swig_ptr(bitmap))
+        sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))  # its length in bytes
         params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
         return self.index.search(query, k, params=params)[1]
 
@@ -234,7 +234,7 @@ class SharedIVF:
             sel = None
         elif len(allowed) * 64 > self.n:  # many ids: a bitmap is cheaper to build than a hash set
             bitmap = _bitmap(allowed, self.n)
-            sel = faiss.IDSelectorBitmap(self.n, faiss.swig_ptr(bitmap))
+            sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
         else:
             sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
         distances, ids = self.index.search(queries, k, params=faiss.SearchParametersIVF(sel=sel, nprobe=nprobe))
@@ -398,6 +398,51 @@ def _insert_phase(workload: Workload, lamina: TenantIndex, shared: SharedIVF, pe
     return out
 
 
+def _search_after_write_phase(workload: Workload, lamina: TenantIndex, shared: SharedIVF, k: int, count: int,
+                              first: int) -> list[dict[str, Any]]:
+    """Latency of a tenant's search right after a write to that tenant: insert a vector into
+    tenant t (owners drawn in proportion to tenant size, as write traffic lands), then search t
+    with it. A static benchmark never sees what keeping per-tenant structures current costs;
+    this does. Only the search is timed. faiss-ivf-selector updates the tenant's bitmap."""
+    rng = np.random.default_rng(11)
+    sizes = np.array([len(a) for a in workload.access], dtype=np.float64)
+    owners = rng.choice(workload.n_tenants, count, p=sizes / sizes.sum())
+    rows = workload.vectors[rng.integers(0, workload.n, count)] + rng.standard_normal(
+        (count, workload.vectors.shape[1])).astype(np.float32) * 0.1
+    params = {"nprobe": lamina.config.nprobe}
+    nprobe_ivf = QUERY_ARGS["faiss-ivf-selector"][0]["nprobe"]
+    bitmaps = {t: _bitmap(workload.access[t], first + count) for t in np.unique(owners).tolist()}
+    out = []
+
+    def lamina_step(i: int) -> Callable[[], np.ndarray]:
+        lamina.insert(first + i, rows[i], f"t{owners[i]}")
+        return lambda: lamina.search(rows[i], k, f"t{owners[i]}", params=params)[1]
+
+    def ivf_step(i: int) -> Callable[[], np.ndarray]:
+        iid = first + count + i
+        shared.index.add_with_ids(rows[i:i + 1], np.array([iid], dtype=np.int64))
+        bitmap = bitmaps[int(owners[i])]
+        if iid >> 3 >= len(bitmap):
+            bitmap = bitmaps[int(owners[i])] = np.concatenate([bitmap, np.zeros(len(bitmap), np.uint8)])
+        bitmap[iid >> 3] |= 1 << (iid & 7)
+        return lambda: shared.search_bitmap(rows[i:i + 1], k, bitmap, nprobe_ivf)
+
+    for system, step, system_params in (("lamina-tenants", lamina_step, params),
+                                        ("faiss-ivf-selector", ivf_step, {"nprobe": nprobe_ivf})):
+        lat, cpu = np.empty(count), np.empty(count)
+        for i in range(count):  # a loop over writes: each search follows its own write
+            search = step(i)
+            start, start_cpu = time.perf_counter(), time.thread_time()
+            search()
+            cpu[i] = (time.thread_time() - start_cpu) * 1e3
+            lat[i] = (time.perf_counter() - start) * 1e3
+        out.append({"system": system, "params": dict(system_params), "bucket": "search after write",
+                    "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+                    "cpu_p50_ms": float(np.percentile(cpu, 50)), "cpu_p99_ms": float(np.percentile(cpu, 99)),
+                    "queries": count})
+    return out
+
+
 def _filter_phase(workload: Workload, shared: SharedIVF, k: int, n_queries: int, selectivities: Sequence[float],
                   threshold: int, memory: dict[str, int], say: Callable[[str], None] | None) -> list[dict[str, Any]]:
     """The selectivity sweep: planner (exact bitmaps, brute force or widened IVF) vs IVF + selector."""
@@ -503,6 +548,8 @@ def run_tenants(
                                 selector_bytes, say)
         results += _filter_phase(workload, shared, k, filter_queries, selectivities, threshold, memory, say)
         results += _insert_phase(workload, lamina, shared, per_tenant, inserts)
+        results += _search_after_write_phase(workload, lamina, shared, k, max(inserts // 4, 1),
+                                             workload.n + 10 + inserts + 10)
     report = make_report("tenants", f"curator-{n}-{dim}-{n_tenants}", results, meta={
         "n": n, "dim": dim, "tenants": n_tenants, "k": k, "metric": "l2", "shares": len(workload.shares),
         "per_bucket": per_bucket, "filter_queries": filter_queries, "threshold": threshold, "threads": 1,
@@ -517,13 +564,14 @@ def run_tenants(
 
 # --------------------------------------------------------------------------- summary
 def summary_lines(report: Mapping[str, Any]) -> list[str]:
-    """The report as three short markdown tables: tenant queries, filter sweep, insert+grant."""
+    """The report as short markdown tables: tenant queries, filter sweep, search after a write,
+    insert+grant."""
     rows = report["results"]
     mib = 2 ** 20
     lines = ["| system | params | bucket | recall@10 | min recall | p50 ms | p99 ms | CPU p50 / p99 ms | memory MiB |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        if r.get("selectivity") is None and r["bucket"] != "insert+grant":
+        if r.get("selectivity") is None and r["bucket"] not in ("insert+grant", "search after write"):
             params = " ".join(f"{k}={v}" for k, v in r["params"].items())
             lines.append(f"| {r['system']} | {params} | {r['bucket']} | {r['recall@10']:.3f} | "
                          f"{r['min_recall']:.2f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
@@ -536,6 +584,12 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
             lines.append(f"| {r['selectivity']:.1%} | {r['matching']} | {r['system']} | {params} | "
                          f"{r.get('plan') or '-'} | {r['recall@10']:.3f} | {r['complete']:.2f} | "
                          f"{r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['cpu_p50_ms']:.3f} |")
+    lines += ["", "| system | params | search after a write p50 ms | p99 ms | CPU p50 / p99 ms |", "|---|---|---|---|---|"]
+    for r in rows:
+        if r["bucket"] == "search after write":
+            params = " ".join(f"{k}={v}" for k, v in r["params"].items())
+            lines.append(f"| {r['system']} | {params} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
+                         f"{r['cpu_p50_ms']:.3f} / {r['cpu_p99_ms']:.3f} |")
     lines += ["", "| system | insert+grant p50 µs | p99 µs | mean µs | CPU p50 / p99 µs |", "|---|---|---|---|---|"]
     for r in rows:
         if r["bucket"] == "insert+grant":

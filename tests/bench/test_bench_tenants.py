@@ -13,6 +13,7 @@ from lamina.bench.tenants import (
     recall_rows,
     run_tenants,
     size_bucket,
+    summary_lines,
     tenant_ground_truth,
     tenant_queries,
 )
@@ -77,6 +78,10 @@ def test_run_tenants_report(tmp_path):
     assert planner[0.5]["plan"] == "index_filtered" and planner[0.5]["complete"] == 1.0
     inserts = [r for r in rows if r["bucket"] == "insert+grant"]
     assert len(inserts) == 3 and all(r["insert_grant_p50_us"] > 0 for r in inserts)
+    after_write = {r["system"]: r for r in rows if r["bucket"] == "search after write"}
+    assert set(after_write) == {"lamina-tenants", "faiss-ivf-selector"}
+    assert all(0 < r["p50_ms"] <= r["p99_ms"] and r["queries"] == 5 for r in after_write.values())
+    assert any("search after a write" in line for line in summary_lines(report))
 
 
 @pytest.mark.slow
