@@ -112,7 +112,10 @@ class DenseIndex:
     def _set_index(self, index: faiss.Index, tombstones: np.ndarray | None = None) -> None:
         """Swap the FAISS index; the flags and cached search objects derive from it."""
         self._index = index
-        self._ivf = isinstance(faiss.downcast_index(index), faiss.IndexIVF)
+        ivf = faiss.downcast_index(index)
+        self._ivf = isinstance(ivf, faiss.IndexIVF)
+        if self._ivf and ivf.direct_map.type == faiss.DirectMap.NoMap:
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # new, or written before IVFs kept one
         self._set_tombstones(np.empty(0, dtype=np.int64) if tombstones is None else tombstones)
         self._default_params: dict[tuple[str, int], faiss.SearchParameters] = {}
 
@@ -133,7 +136,6 @@ class DenseIndex:
         ivf.own_fields = True
         quantizer.this.disown()
         ivf.is_trained = True
-        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
         ivf.add_with_ids(vectors, ids)
         self._set_index(ivf)
 
@@ -153,7 +155,7 @@ class DenseIndex:
         if self._ivf:
             # an id added twice would leave its first entry behind the id hashtable, out of reach
             # of deletes (which go through it): adding replaces
-            self._index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids)))
+            self._remove(ids)
         self._index.add_with_ids(vectors, ids)
         if self.config.kind == "ivf" and not self.trained_ivf and self._index.ntotal >= self.train_size:
             all_ids, all_vectors = self._flat_contents(self._index)
@@ -169,6 +171,10 @@ class DenseIndex:
             if len(self._tombstones) > _TOMBSTONE_REBUILD_FRACTION * max(self._index.ntotal, 1):
                 self.compact()
             return
+        self._remove(ids)
+
+    def _remove(self, ids: np.ndarray) -> None:
+        """Remove `ids` (contiguous int64) from a flat or IVF index; absent ids are ignored."""
         if self._ivf:  # the id hashtable finds each entry; it accepts the ids as an array only
             self._index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids)))
         else:
@@ -304,9 +310,6 @@ class DenseIndex:
             raise CorruptIndex(f"dense index in {directory} was built for {meta}, not dim={dim} {metric} {config.kind}")
         if index.ntotal != meta["ntotal"] or index.d != dim:
             raise CorruptIndex(f"dense index in {directory} holds {index.ntotal} vectors, manifest says {meta['ntotal']}")
-        ivf = faiss.downcast_index(index)
-        if isinstance(ivf, faiss.IndexIVF) and ivf.direct_map.type == faiss.DirectMap.NoMap:
-            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # written before the index kept one
         self = cls(dim, metric, config, train_size=train_size)
         self._set_index(index, tombstones)
         return self
