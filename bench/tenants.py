@@ -284,9 +284,10 @@ def build_lamina(workload: Workload, config: TenantIndexConfig | None = None) ->
     return index
 
 
-def _time(call: Callable[[int], np.ndarray], count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run call(i) for i < count one at a time; returns the results (stacked), wall-clock
-    latencies and this thread's CPU time per call, in ms.
+def _time(call: Callable[[int], np.ndarray], count: int,
+          before: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run call(i) for i < count one at a time, each after before(i) (untimed) when given;
+    returns the results (stacked), wall-clock latencies and this thread's CPU time per call, in ms.
 
     Every system runs single-threaded, so the CPU time is its cost without the time the
     thread spent descheduled: on a shared machine the wall clock's tail measures the
@@ -294,6 +295,8 @@ def _time(call: Callable[[int], np.ndarray], count: int) -> tuple[np.ndarray, np
     """
     out, lat, cpu = [], np.empty(count), np.empty(count)
     for i in range(count):  # a loop over queries: single-query latency is the measurement
+        if before is not None:
+            before(i)
         start, start_cpu = time.perf_counter(), time.thread_time()
         out.append(call(i))
         cpu[i] = (time.thread_time() - start_cpu) * 1e3
@@ -414,28 +417,27 @@ def _search_after_write_phase(workload: Workload, lamina: TenantIndex, shared: S
     bitmaps = {t: _bitmap(workload.access[t], first + count) for t in np.unique(owners).tolist()}
     out = []
 
-    def lamina_step(i: int) -> Callable[[], np.ndarray]:
+    def lamina_write(i: int) -> None:
         lamina.insert(first + i, rows[i], f"t{owners[i]}")
-        return lambda: lamina.search(rows[i], k, f"t{owners[i]}", params=params)[1]
 
-    def ivf_step(i: int) -> Callable[[], np.ndarray]:
+    def lamina_search(i: int) -> np.ndarray:
+        return lamina.search(rows[i], k, f"t{owners[i]}", params=params)[1]
+
+    def ivf_write(i: int) -> None:
         iid = first + count + i
         shared.index.add_with_ids(rows[i:i + 1], np.array([iid], dtype=np.int64))
         bitmap = bitmaps[int(owners[i])]
         if iid >> 3 >= len(bitmap):
             bitmap = bitmaps[int(owners[i])] = np.concatenate([bitmap, np.zeros(len(bitmap), np.uint8)])
         bitmap[iid >> 3] |= 1 << (iid & 7)
-        return lambda: shared.search_bitmap(rows[i:i + 1], k, bitmap, nprobe_ivf)
 
-    for system, step, system_params in (("lamina-tenants", lamina_step, params),
-                                        ("faiss-ivf-selector", ivf_step, {"nprobe": nprobe_ivf})):
-        lat, cpu = np.empty(count), np.empty(count)
-        for i in range(count):  # a loop over writes: each search follows its own write
-            search = step(i)
-            start, start_cpu = time.perf_counter(), time.thread_time()
-            search()
-            cpu[i] = (time.thread_time() - start_cpu) * 1e3
-            lat[i] = (time.perf_counter() - start) * 1e3
+    def ivf_search(i: int) -> np.ndarray:
+        return shared.search_bitmap(rows[i:i + 1], k, bitmaps[int(owners[i])], nprobe_ivf)
+
+    for system, write, search, system_params in (
+            ("lamina-tenants", lamina_write, lamina_search, params),
+            ("faiss-ivf-selector", ivf_write, ivf_search, {"nprobe": nprobe_ivf})):
+        _, lat, cpu = _time(search, count, before=write)  # each search follows its own write
         out.append({"system": system, "params": dict(system_params), "bucket": "search after write",
                     "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
                     "cpu_p50_ms": float(np.percentile(cpu, 50)), "cpu_p99_ms": float(np.percentile(cpu, 99)),
@@ -584,7 +586,8 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
             lines.append(f"| {r['selectivity']:.1%} | {r['matching']} | {r['system']} | {params} | "
                          f"{r.get('plan') or '-'} | {r['recall@10']:.3f} | {r['complete']:.2f} | "
                          f"{r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['cpu_p50_ms']:.3f} |")
-    lines += ["", "| system | params | search after a write p50 ms | p99 ms | CPU p50 / p99 ms |", "|---|---|---|---|---|"]
+    lines += ["", "| system | params | search after a write p50 ms | p99 ms | CPU p50 / p99 ms |",
+              "|---|---|---|---|---|"]
     for r in rows:
         if r["bucket"] == "search after write":
             params = " ".join(f"{k}={v}" for k, v in r["params"].items())

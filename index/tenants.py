@@ -381,6 +381,13 @@ def best_first_frontier(query: np.ndarray, child0: np.ndarray, nchild: np.ndarra
     return out[:n_out], size == 0
 
 
+def _run_starts(sizes: np.ndarray) -> np.ndarray:
+    """Where each of back-to-back runs of these sizes starts (int64): the exclusive prefix sum."""
+    starts = np.zeros(len(sizes), dtype=np.int64)
+    np.cumsum(sizes[:-1], out=starts[1:])
+    return starts
+
+
 def _apply_id_deltas(ids: np.ndarray, deltas: Sequence[tuple[np.ndarray, int]]) -> np.ndarray | None:
     """Sorted unique iids after the net of `deltas` ((iids, +1 gained or -1 lost), in any order);
     None if the deltas do not fit `ids` (an id lost that is absent, or gained that is present)."""
@@ -775,8 +782,7 @@ class TenantIndex:
             nodes = np.array(sorted(self._tenant_nodes.get(tenant, ())), dtype=np.int32)
             parts = [self._shortlists[n][tenant] for n in nodes.tolist()]  # a loop over tree nodes
             sizes = np.array([len(p) for p in parts], dtype=np.int64)
-            starts = np.zeros(len(parts), dtype=np.int64)
-            np.cumsum(sizes[:-1], out=starts[1:])
+            starts = _run_starts(sizes)
             slots = np.concatenate(parts).astype(np.int32, copy=False) if parts else _EMPTY_SLOTS
             cached = self._frontier_cache[tenant] = Frontier(nodes, sizes, starts, slots)
         return cached
@@ -796,7 +802,7 @@ class TenantIndex:
         parts = [(node, self._shortlists[node].get(tenant)) for node in changed.tolist()]  # the changed nodes
         parts = [(node, part) for node, part in parts if part is not None and len(part)]
         new_sizes = np.array([len(part) for _, part in parts], dtype=np.int64)
-        new_starts = len(frontier.slots) + np.concatenate([[0], np.cumsum(new_sizes)[:-1]]).astype(np.int64)
+        new_starts = len(frontier.slots) + _run_starts(new_sizes)
         slots = np.concatenate([frontier.slots, *(part for _, part in parts)]) if parts else frontier.slots
         nodes = np.concatenate([frontier.nodes[keep], np.array([node for node, _ in parts], dtype=np.int32)])
         order = np.argsort(nodes, kind="stable")
@@ -804,9 +810,7 @@ class TenantIndex:
         starts = np.concatenate([frontier.starts[keep], new_starts])[order]
         patched = Frontier(nodes[order], sizes, starts, slots)
         if len(slots) > 2 * int(sizes.sum()) + 4096:  # mostly garbage: copy the live runs out
-            starts = np.zeros(len(sizes), dtype=np.int64)
-            np.cumsum(sizes[:-1], out=starts[1:])
-            patched = Frontier(patched.nodes, sizes, starts, patched.live)
+            patched = Frontier(patched.nodes, sizes, _run_starts(sizes), patched.live)
         return patched
 
     def _grant(self, node: int, tenant: int, slots: np.ndarray) -> None:
