@@ -18,8 +18,9 @@ Systems, side by side in one run, all single-threaded (one query at a time, one 
 Measured: recall@10 (|result ∩ truth| / min(k, tenant size)) and single-query p50/p99 per
 tenant-size bucket, memory of each system, and the latency of one insert plus one grant. Then a
 metadata-filter selectivity sweep (0.1% .. 50%, a numeric Range filter): `lamina-planner`
-(`QueryPlanner` over the same shared IVF, with its exact filter bitmaps, brute force below its
-threshold and widening above) against `faiss-ivf-selector` at fixed nprobe. The planner's time
+(`QueryPlanner` over the same shared IVF, with its exact filter bitmaps and scan codes: brute
+force below its threshold, by scan code and exact rescoring above 4,096 matching ids, widening
+the IVF above the threshold) against `faiss-ivf-selector` at fixed nprobe. The planner's time
 includes evaluating the filter; faiss gets its bitmap precomputed.
 """
 
@@ -38,6 +39,7 @@ import numpy as np
 from lamina.bench.report import make_report, write_report
 from lamina.index.filters import Filter, Range
 from lamina.index.payload import PayloadIndex
+from lamina.index.scan import ScanCodes
 from lamina.index.tenants import TenantIndex, TenantIndexConfig, brute_force_topk
 from lamina.retrieval.planner import PlannerConfig, QueryPlanner, rows_topk
 
@@ -49,7 +51,13 @@ QUERY_ARGS: dict[str, list[dict[str, int]]] = {
     "faiss-ivf-selector": [{"nprobe": 16}, {"nprobe": 64}, {"nprobe": 256}],
     "faiss-per-tenant": [{"nprobe": 4}, {"nprobe": 16}, {"nprobe": 64}],
 }
-PLANNER_NPROBE_EXPONENTS: tuple[float, ...] = (1.0, 0.5)  # the default first (PlannerConfig)
+# the planner's variants of the filter sweep: (name, nprobe_exponent, scan codes, the plan it is run for;
+# None: every plan). The default first (PlannerConfig); the others where they change something.
+PLANNER_VARIANTS: tuple[tuple[str, float, bool, str | None], ...] = (
+    ("default", 1.0, True, None),
+    ("nprobe_exponent=0.5", 0.5, True, "index_filtered"),
+    ("no scan codes", 1.0, False, "quantized_scan"),
+)
 FILTER_NPROBES: tuple[int, ...] = (16, 64, 256, 1024)  # IVF + selector needs wide probes at <= 1%
 
 
@@ -447,24 +455,31 @@ def _search_after_write_phase(workload: Workload, lamina: TenantIndex, shared: S
 
 def _filter_phase(workload: Workload, shared: SharedIVF, k: int, n_queries: int, selectivities: Sequence[float],
                   threshold: int, memory: dict[str, int], say: Callable[[str], None] | None) -> list[dict[str, Any]]:
-    """The selectivity sweep: planner (exact bitmaps, brute force or widened IVF) vs IVF + selector."""
+    """The selectivity sweep: planner (exact bitmaps; brute force, scan codes or widened IVF) vs
+    IVF + selector."""
     rng = np.random.default_rng(5)
     start = time.perf_counter()
     payload = PayloadIndex.build({"value": "numeric"}, np.arange(workload.n, dtype=np.int64),
                                  [{"value": v} for v in workload.filter_values.tolist()])
-    memory["lamina-planner"] = memory["faiss-ivf-selector"] + payload.memory_bytes()
     if say:
         say(f"payload index: {time.perf_counter() - start:.1f} s")
+    start = time.perf_counter()
+    scan = ScanCodes(workload.vectors.shape[1], "l2")
+    scan.train(workload.vectors)
+    scan.add(np.arange(workload.n, dtype=np.int64), workload.vectors)
+    memory["lamina-planner"] = memory["faiss-ivf-selector"] + payload.memory_bytes() + scan.memory_bytes()
+    if say:
+        say(f"scan codes: {scan.n_sub} bytes a vector ({time.perf_counter() - start:.1f} s)")
     sqnorms = np.einsum("ij,ij->i", workload.vectors, workload.vectors)
 
     def exact_topk(queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return rows_topk(queries, workload.vectors, ids.astype(np.int32), ids, k, "l2", sqnorms)
 
-    planners = {exponent: QueryPlanner(payload, shared, workload.vectors_of, metric="l2", knob="nprobe",
-                                       knob_max=shared.nlist, exact_topk=exact_topk,
-                                       config=PlannerConfig(brute_force_threshold=threshold,
-                                                            nprobe_exponent=exponent))
-                for exponent in PLANNER_NPROBE_EXPONENTS}
+    planners = [(name, for_plan, {"nprobe_exponent": exponent, "scan_codes": codes},
+                 QueryPlanner(payload, shared, workload.vectors_of, metric="l2", knob="nprobe", knob_max=shared.nlist,
+                              exact_topk=exact_topk, scan=scan if codes else None,
+                              config=PlannerConfig(brute_force_threshold=threshold, nprobe_exponent=exponent)))
+                for name, exponent, codes, for_plan in PLANNER_VARIANTS]
     comps = workload.component[rng.integers(0, workload.n, n_queries)]  # populated components, as data is
     queries = (workload.centers[comps] + rng.standard_normal((n_queries, workload.vectors.shape[1]))
                * workload.noise).astype(np.float32)
@@ -475,14 +490,15 @@ def _filter_phase(workload: Workload, shared: SharedIVF, k: int, n_queries: int,
         allowed = np.flatnonzero(workload.filter_values < s * FILTER_RANGE)
         truth = brute_force_topk(queries, workload.vectors[allowed], allowed, k, "l2")[1]
         base = {"selectivity": s, "matching": len(allowed), "bucket": f"filter {s:.1%}"}
-        for exponent, planner in planners.items():
+        default_plan = planners[0][3].explain(flt, k=k).name
+        for _, for_plan, variant, planner in planners:
+            if for_plan is not None and for_plan != default_plan:
+                continue  # the variant changes nothing for this plan
             plan = planner.explain(flt, k=k)
-            if plan.name == "brute_force" and exponent != PLANNER_NPROBE_EXPONENTS[0]:
-                continue  # the exponent only matters to index_filtered
             planner.search(q[0], k, flt=flt, params={"nprobe": 16})
             found, *timing = _time(lambda i, f=flt, p=planner: p.search(q[i], k, flt=f, params={"nprobe": 16}).ids,
                                    len(q))
-            params = {"nprobe": 16, "threshold": threshold, "nprobe_exponent": exponent}
+            params = {"nprobe": 16, "threshold": threshold, **variant}
             results += [{**r, **base, "plan": plan.name, "memory_bytes": memory["lamina-planner"]}
                         for r in _rows("lamina-planner", params, found, truth, timing, np.full(len(q), "all"), {})[:1]]
         bitmap = _bitmap(allowed, workload.n)
@@ -492,7 +508,7 @@ def _filter_phase(workload: Workload, shared: SharedIVF, k: int, n_queries: int,
                         for r in _rows("faiss-ivf-selector", {"nprobe": nprobe}, found, truth, timing,
                                        np.full(len(q), "all"), {})[:1]]
         if say:
-            say(f"filter {s:.1%}: {len(allowed)} matching, plan {plan.name}")
+            say(f"filter {s:.1%}: {len(allowed)} matching, plan {default_plan}")
     return results
 
 

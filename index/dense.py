@@ -9,6 +9,10 @@
   excluded through an `IDSelector` at search time, and the graph is rebuilt from its own
   vectors when tombstones pass a quarter of it.
 
+Every kind also keeps scan codes (`lamina.index.scan`, unless the config turns them off): PQ
+codes by id, trained once `train_size` vectors exist, which the planner scans before it scores a
+filter's ids exactly.
+
 Scores are larger-is-better: the inner product, or minus the squared L2 distance.
 Training k-means runs on the GPU when `faiss.get_num_gpus() > 0` (and the config allows it);
 search stays on the CPU, where `IDSelector` filtering works for every index kind.
@@ -26,6 +30,7 @@ import faiss
 import numpy as np
 
 from lamina.index.errors import CorruptIndex, InvalidArgument
+from lamina.index.scan import MIN_TRAIN, ScanCodes
 from lamina.index.types import IndexConfig
 
 _TOMBSTONE_REBUILD_FRACTION = 0.25
@@ -92,6 +97,7 @@ class DenseIndex:
         self.metric = metric
         self.config = config or IndexConfig()
         self.train_size = train_size
+        self.codes: ScanCodes | None = None  # trained with the first train_size vectors
         self._set_index(self._empty_index())  # also resets the tombstones (sorted; HNSW only)
 
     # ------------------------------------------------------------------ construction
@@ -157,6 +163,13 @@ class DenseIndex:
             # of deletes (which go through it): adding replaces
             self._remove(ids)
         self._index.add_with_ids(vectors, ids)
+        if self.codes is not None:
+            self.codes.add(ids, vectors)
+        elif self.config.scan_codes and not self._ivf and self._index.ntotal >= max(self.train_size, MIN_TRAIN):
+            self.codes = ScanCodes(self.dim, self.metric)
+            all_ids, all_vectors = self._flat_contents(self._index)
+            self.codes.train(all_vectors)
+            self.codes.add(all_ids, all_vectors)
         if self.config.kind == "ivf" and not self.trained_ivf and self._index.ntotal >= self.train_size:
             all_ids, all_vectors = self._flat_contents(self._index)
             self._train_ivf(all_ids, all_vectors)
@@ -286,12 +299,15 @@ class DenseIndex:
 
     def memory_bytes(self) -> int:
         """Serialized size of the index: the resident size of its FAISS structures."""
-        return int(faiss.serialize_index(self._index).nbytes) + self._tombstones.nbytes
+        codes = self.codes.memory_bytes() if self.codes is not None else 0
+        return int(faiss.serialize_index(self._index).nbytes) + self._tombstones.nbytes + codes
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> None:
         faiss.write_index(self._index, str(directory / "index.faiss"))
         np.save(directory / "tombstones.npy", self._tombstones)
+        if self.codes is not None:
+            self.codes.save(directory)
         meta = {"dim": self.dim, "metric": self.metric, "config": self.config.to_dict(),
                 "train_size": self.train_size, "ntotal": int(self._index.ntotal)}
         (directory / "dense.json").write_text(json.dumps(meta))
@@ -312,4 +328,6 @@ class DenseIndex:
             raise CorruptIndex(f"dense index in {directory} holds {index.ntotal} vectors, manifest says {meta['ntotal']}")
         self = cls(dim, metric, config, train_size=train_size)
         self._set_index(index, tombstones)
+        if (directory / "scan.json").exists():  # absent: disabled, too few vectors, or an older snapshot
+            self.codes = ScanCodes.load(directory, dim, metric)
         return self

@@ -106,7 +106,9 @@ class IndexConfig:
     kind: "flat" (exact), "ivf" (IVF-Flat, trained once `train_size` vectors exist), "hnsw", or
     "spann" (disk-resident clustered index, `lamina.index.spann`; exact until `build_size` vectors).
     nlist: IVF lists; 0 chooses 4*sqrt(n) at training time. spann: SpannConfig options
-    (head_ratio, replicas, dtype, max_postings, max_dist_ratio, ...).
+    (head_ratio, replicas, dtype, max_postings, max_dist_ratio, ...). scan_codes: keep PQ codes of
+    every vector (`lamina.index.scan`, dim/8 bytes each, once `train_size` vectors exist) so that
+    brute force over many matching ids scores codes first (flat, ivf and hnsw kinds).
     """
 
     kind: str = "flat"
@@ -117,6 +119,7 @@ class IndexConfig:
     ef_search: int = 64
     gpu: bool = True
     spann: dict[str, Any] = field(default_factory=dict)
+    scan_codes: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.spann, Mapping):

@@ -530,8 +530,9 @@ class Collection:
 
     def _planner(self) -> QueryPlanner:
         indexes = self.indexes
+        scan = indexes.dense.codes if isinstance(indexes.dense, DenseIndex) else None
         return QueryPlanner(indexes.payload, indexes.dense, self._vectors_of, tenant_index=indexes.tenants,
-                            metric=self.config.metric)
+                            metric=self.config.metric, scan=scan)
 
     def _vectors_of(self, ids: np.ndarray) -> np.ndarray:
         """Dense vectors of live iids: from the dense index when it holds them all (in memory,

@@ -47,7 +47,7 @@ INDEX_KIND_TO_PROTO: dict[str, int] = {"flat": pb.INDEX_KIND_FLAT, "ivf": pb.IND
 INDEX_KIND_FROM_PROTO: dict[int, str] = {v: k for k, v in INDEX_KIND_TO_PROTO.items()}
 PAYLOAD_KIND_TO_PROTO: dict[str, int] = {"keyword": pb.PAYLOAD_KIND_KEYWORD, "numeric": pb.PAYLOAD_KIND_NUMERIC}
 PAYLOAD_KIND_FROM_PROTO: dict[int, str] = {v: k for k, v in PAYLOAD_KIND_TO_PROTO.items()}
-_INDEX_PARAMS = ("nlist", "nprobe", "hnsw_m", "ef_construction", "ef_search", "gpu")
+_INDEX_PARAMS = ("nlist", "nprobe", "hnsw_m", "ef_construction", "ef_search", "gpu", "scan_codes")
 
 
 # ---------------------------------------------------------------------------- configs

@@ -40,7 +40,7 @@ PAYLOAD_KIND_KEYWORD: PayloadKind
 PAYLOAD_KIND_NUMERIC: PayloadKind
 
 class IndexConfig(_message.Message):
-    __slots__ = ("kind", "nlist", "nprobe", "hnsw_m", "ef_construction", "ef_search", "gpu", "spann")
+    __slots__ = ("kind", "nlist", "nprobe", "hnsw_m", "ef_construction", "ef_search", "gpu", "spann", "scan_codes")
     KIND_FIELD_NUMBER: _ClassVar[int]
     NLIST_FIELD_NUMBER: _ClassVar[int]
     NPROBE_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,7 @@ class IndexConfig(_message.Message):
     EF_SEARCH_FIELD_NUMBER: _ClassVar[int]
     GPU_FIELD_NUMBER: _ClassVar[int]
     SPANN_FIELD_NUMBER: _ClassVar[int]
+    SCAN_CODES_FIELD_NUMBER: _ClassVar[int]
     kind: IndexKind
     nlist: int
     nprobe: int
@@ -57,7 +58,8 @@ class IndexConfig(_message.Message):
     ef_search: int
     gpu: bool
     spann: _struct_pb2.Struct
-    def __init__(self, kind: _Optional[_Union[IndexKind, str]] = ..., nlist: _Optional[int] = ..., nprobe: _Optional[int] = ..., hnsw_m: _Optional[int] = ..., ef_construction: _Optional[int] = ..., ef_search: _Optional[int] = ..., gpu: _Optional[bool] = ..., spann: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    scan_codes: bool
+    def __init__(self, kind: _Optional[_Union[IndexKind, str]] = ..., nlist: _Optional[int] = ..., nprobe: _Optional[int] = ..., hnsw_m: _Optional[int] = ..., ef_construction: _Optional[int] = ..., ef_search: _Optional[int] = ..., gpu: _Optional[bool] = ..., spann: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., scan_codes: _Optional[bool] = ...) -> None: ...
 
 class SparseConfig(_message.Message):
     __slots__ = ("encoder", "index")

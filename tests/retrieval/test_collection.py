@@ -170,3 +170,36 @@ def test_periodic_snapshots_trim_the_log(tmp_path, vectors, monkeypatch):
         seq = read_manifest(tmp_path / "indexes" / "c")["seq"]
         assert seq > 0
         assert len(db.store.changes_since("c", 0).added) < 200  # trimmed up to the snapshot
+
+
+def test_a_large_filter_scans_codes_first_and_keeps_them_across_reopen(tmp_path):
+    """Above the planner's exact threshold (4,096 matching ids) a filtered search ranks the ids by
+    scan code and rescores the best exactly; the codes are snapshotted with the dense index."""
+    from lamina.retrieval.query import SearchRequest
+
+    rng = np.random.default_rng(4)
+    centers = rng.standard_normal((30, 16)).astype(np.float32) * 3
+    vectors = (centers[rng.integers(0, 30, 6_000)] + rng.standard_normal((6_000, 16))).astype(np.float32)
+    flt = {"must": [{"key": "n", "range": {"lt": 5_000}}]}
+    matching = {str(i): vectors[i] for i in range(5_000)}
+    queries = vectors[rng.choice(6_000, 10, replace=False)] + 0.1
+
+    def run(coll):
+        found = []
+        for query in queries:
+            got = coll.query(SearchRequest(query, 10, filter=flt, explain=True))
+            assert got.explain["stages"][0]["plan"] == "quantized-scan"
+            found.append([h.id for h in got.hits])
+        return found
+
+    with Database(tmp_path) as db:
+        coll = db.create_collection("c", 16, metric="l2", encoder=None, index={"kind": "ivf", "nlist": 16},
+                                    payload={"n": "numeric"})
+        coll.index.train_size = 1_000
+        coll.upsert([{"id": str(i), "vector": v, "metadata": {"n": i}} for i, v in enumerate(vectors)])
+        assert coll.index.codes is not None and len(coll.index.codes) == 6_000
+        before = run(coll)
+    hits = sum(len(set(f) & set(brute_force_ids(None, matching, q, 10))) for f, q in zip(before, queries))
+    assert hits >= 0.95 * 10 * len(queries)
+    with Database(tmp_path) as db:
+        assert run(db.collection("c")) == before

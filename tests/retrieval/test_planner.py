@@ -188,6 +188,40 @@ def test_brute_force_with_fewer_matches_than_k(corpus, payload, ivf):
     assert np.isneginf(scores[:, 3:]).all()
 
 
+# --------------------------------------------------------------------------- quantized scan
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_quantized_scan_above_the_exact_threshold(corpus, payload, tenants, metric):
+    index = dense(corpus, "flat", metric)
+    assert index.codes is not None  # trained at the index's train_size
+    config = PlannerConfig(brute_force_threshold=1_500, exact_threshold=500, scan_candidates=300,
+                           scan_threshold=5_000)
+    p = QueryPlanner(payload, index, corpus.vectors_of, tenant_index=tenants, metric=metric, config=config,
+                     scan=index.codes)
+    assert p.explain(rank_below(500)).name == "brute_force"
+    assert p.explain(rank_below(501)).name == "quantized_scan"
+    assert p.explain(rank_below(5_000)).name == "quantized_scan"  # above brute_force_threshold, a filter scans
+    assert p.explain(rank_below(5_001)).name == "index_filtered"
+    assert p.explain(rank_below(N), "t1").name == "quantized_scan"  # 842 ids
+    assert p.explain(rank_below(N), "t0").name == "tenant_tree"  # 1,669 > 1,500: the tree beats a scan
+    for flt, tenant in ((rank_below(4_000), None), (rank_below(N), "t1")):
+        allowed = corpus.matching(flt, tenant)
+        scores, found, plan = p.search(corpus.queries, 10, flt=flt, tenant=tenant)
+        assert plan.name == "quantized_scan" and plan.cardinality == len(allowed) > 500
+        assert_complete(found, allowed, 10)
+        truth = corpus.truth(corpus.queries, 10, allowed, metric)[1]
+        assert recall(found, truth) >= 0.95  # 300 of 842 or 4,000 ids rescored
+        # the scores are exact: those of the vectors themselves, best first
+        rows = corpus.vectors_of(found.ravel()).reshape(*found.shape, DIM)
+        q = corpus.queries[:, None, :]
+        exact = (rows * q).sum(-1) if metric == "ip" else -((rows - q) ** 2).sum(-1)
+        np.testing.assert_allclose(scores, exact, rtol=1e-4, atol=1e-3)
+        assert (scores[:, :-1] >= scores[:, 1:]).all()
+    # without scan codes the same query is exact brute force
+    plain = QueryPlanner(payload, index, corpus.vectors_of, metric=metric, config=config)
+    assert plain.search(corpus.queries, 10, flt=rank_below(1_500)).plan.name == "brute_force"
+    assert plain.search(corpus.queries, 10, flt=rank_below(4_000)).plan.name == "index_filtered"
+
+
 def test_flat_index_filtered_is_exact(corpus, payload):
     p = planner(corpus, payload, dense(corpus, "flat"), threshold=100)
     flt = Filter(must=(MatchAny("color", ("black", "white")),))
@@ -358,3 +392,5 @@ def test_bad_input_is_invalid_argument(corpus, payload, ivf):
         PlannerConfig(widen_factor=1)
     with pytest.raises(InvalidArgument, match="brute_force_threshold"):
         PlannerConfig(brute_force_threshold=-1)
+    with pytest.raises(InvalidArgument, match="scan_candidates"):
+        PlannerConfig(scan_candidates=-5)

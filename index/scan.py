@@ -1,0 +1,220 @@
+"""Scan codes: a product-quantised copy of every dense vector, by id, for scanning a filter's ids.
+
+A filter that leaves a few thousand ids of a large collection is answered by brute force over
+those ids (`lamina.retrieval.planner`). Scoring every matching row exactly reads each row from
+wherever it lies in memory: at 1% of 1M x 192 float32 vectors that is 10,000 scattered reads of
+768 bytes, slower than the scan itself. `ScanCodes` keeps dim/8 bytes a vector (faiss's
+`ProductQuantizer`, 8 bits a sub-quantiser, one per 8 dimensions), in a table indexed by id; the
+planner scores every matching id from its code with a look-up table of the query (asymmetric
+distance), keeps the best `m` and rescores those exactly. The idea is Qdrant's and Weaviate's
+quantised brute force with oversampling and rescoring.
+
+Ids are the store's int64 iids, which grow from 0, so the table is a dense array grown by
+doubling. An id the table has never seen (past its end or never encoded) is always a candidate,
+so a missing code can cost time but never a result. Deleted ids keep their codes; a filter
+never yields them. Adding an id again replaces its code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import faiss
+import numba
+import numpy as np
+
+from lamina.index.errors import CorruptIndex, InvalidArgument
+from lamina.index.types import METRICS
+
+TRAIN_SAMPLE = 65_536  # vectors a codebook is trained on at most
+MIN_TRAIN = 256  # vectors needed to train one (256 centroids a sub-quantiser)
+_SEEN = np.uint8(1)
+
+
+def sub_quantizers(dim: int) -> int:
+    """Sub-quantisers for `dim`: one per 8 dimensions when 8 divides dim, else the divisor of dim
+    nearest dim / 8 (so that a code takes about dim / 8 bytes)."""
+    divisors = [m for m in range(1, dim + 1) if dim % m == 0]
+    return min(divisors, key=lambda m: (abs(m - dim / 8), -m))
+
+
+_TOUCH_BLOCK = 256  # ids whose codes are loaded ahead of scoring
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def adc_scores(ids: np.ndarray, codes: np.ndarray, seen: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Approximate cost (n,) float32 of each id (smaller is better): the sum over sub-quantisers
+    of table[j, codes[id, j]]. An id without a code costs -inf, so that it is always kept.
+
+    A filter's ids are scattered over the table, so each code is a cache miss. Scoring a code
+    takes dozens of instructions, which leaves room for only a few misses in flight; so each
+    block of ids is first touched with two loads a code (its first and last byte, which may lie
+    in different cache lines) and then scored from cache: 4x faster on 5k-50k ids of 1M.
+    """
+    n = ids.shape[0]
+    n_codes = codes.shape[0]
+    n_sub = codes.shape[1]
+    out = np.empty(n, dtype=np.float32)
+    sink = 0
+    for block in range(0, n, _TOUCH_BLOCK):
+        stop = min(n, block + _TOUCH_BLOCK)
+        for i in range(block, stop):  # independent loads: many misses in flight at once
+            row = ids[i]
+            if 0 <= row < n_codes:
+                sink += codes[row, 0] + codes[row, n_sub - 1] + seen[row]
+        for i in range(block, stop):
+            row = ids[i]
+            if row < 0 or row >= n_codes or seen[row] == 0:
+                out[i] = -np.inf
+                continue
+            s0 = np.float32(0.0)  # four chains: the look-ups of one row do not wait on each other
+            s1 = np.float32(0.0)
+            s2 = np.float32(0.0)
+            s3 = np.float32(0.0)
+            j = 0
+            while j + 3 < n_sub:
+                s0 += table[j, codes[row, j]]
+                s1 += table[j + 1, codes[row, j + 1]]
+                s2 += table[j + 2, codes[row, j + 2]]
+                s3 += table[j + 3, codes[row, j + 3]]
+                j += 4
+            while j < n_sub:
+                s0 += table[j, codes[row, j]]
+                j += 1
+            out[i] = (s0 + s1) + (s2 + s3)
+    if sink < 0:  # never: keeps the touching loads from being optimised away
+        out[0] = np.float32(sink)
+    return out
+
+
+class ScanCodes:
+    """PQ codes of vectors by id; `candidates` picks the ids worth scoring exactly.
+
+    dim / metric ("ip" or "l2"): the vectors'. n_sub: sub-quantisers (default `sub_quantizers`),
+    each 8 bits, so a code is n_sub bytes.
+    """
+
+    def __init__(self, dim: int, metric: str = "ip", n_sub: int | None = None) -> None:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+            raise InvalidArgument(f"dimension must be a positive integer, got {dim!r}")
+        if metric not in METRICS:
+            raise InvalidArgument(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
+        n_sub = sub_quantizers(dim) if n_sub is None else n_sub
+        if isinstance(n_sub, bool) or not isinstance(n_sub, int) or n_sub <= 0 or dim % n_sub:
+            raise InvalidArgument(f"sub-quantisers must be a positive divisor of the dimension {dim}, got {n_sub!r}")
+        self.dim = dim
+        self.metric = metric
+        self.n_sub = n_sub
+        self._pq = faiss.ProductQuantizer(dim, n_sub, 8)
+        self._centroids = np.empty((n_sub, 256, dim // n_sub), dtype=np.float32)
+        self._centroid_sqnorms = np.empty((n_sub, 256), dtype=np.float32)
+        self.trained = False
+        self._codes = np.zeros((0, n_sub), dtype=np.uint8)
+        self._seen = np.zeros(0, dtype=np.uint8)
+
+    def _check(self, vectors: np.ndarray) -> np.ndarray:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise InvalidArgument(f"vectors have shape {vectors.shape}, the scan codes expect (n, {self.dim})")
+        return vectors
+
+    def train(self, vectors: np.ndarray, *, seed: int = 1234) -> None:
+        """Learn the codebooks from (a sample of at most TRAIN_SAMPLE of) `vectors` (n >= 256)."""
+        vectors = self._check(vectors)
+        if len(vectors) < MIN_TRAIN:
+            raise InvalidArgument(f"scan codes need at least {MIN_TRAIN} training vectors, got {len(vectors)}")
+        if len(vectors) > TRAIN_SAMPLE:
+            vectors = vectors[np.sort(np.random.default_rng(seed).choice(len(vectors), TRAIN_SAMPLE, replace=False))]
+        self._pq.verbose = False
+        self._pq.cp.seed = seed
+        self._pq.train(vectors)
+        self._set_codebooks()
+
+    def _set_codebooks(self) -> None:
+        self._centroids = faiss.vector_to_array(self._pq.centroids).reshape(self.n_sub, 256, -1).astype(np.float32)
+        self._centroid_sqnorms = np.einsum("jcd,jcd->jc", self._centroids, self._centroids)
+        self.trained = True
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Encode `vectors` under `ids` (int64 >= 0), replacing the codes they had."""
+        if not self.trained:
+            raise InvalidArgument("scan codes must be trained before vectors are added")
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        vectors = self._check(vectors)
+        if len(ids) != len(vectors):
+            raise InvalidArgument(f"{len(ids)} ids for {len(vectors)} vectors")
+        if not len(ids):
+            return
+        if ids.min() < 0:
+            raise InvalidArgument(f"scan code ids must be >= 0, got {int(ids.min())}")
+        top = int(ids.max()) + 1
+        if top > len(self._codes):
+            size = max(top, 2 * len(self._codes), 1024)
+            codes = np.zeros((size, self.n_sub), dtype=np.uint8)
+            codes[: len(self._codes)] = self._codes
+            seen = np.zeros(size, dtype=np.uint8)
+            seen[: len(self._seen)] = self._seen
+            self._codes, self._seen = codes, seen
+        self._codes[ids] = self._pq.compute_codes(vectors)
+        self._seen[ids] = _SEEN
+
+    def table(self, query: np.ndarray) -> np.ndarray:
+        """The query's look-up table (n_sub, 256) float32 of costs (smaller is better): minus the
+        inner product for "ip"; for "l2" the squared distance less |query|^2, which is the same
+        for every vector."""
+        sub = np.ascontiguousarray(query, dtype=np.float32).reshape(self.n_sub, 1, -1)
+        dots = np.matmul(self._centroids, sub.transpose(0, 2, 1))[:, :, 0]  # (n_sub, 256)
+        if self.metric == "ip":
+            return np.negative(dots)
+        return self._centroid_sqnorms - 2.0 * dots
+
+    def candidates(self, query: np.ndarray, ids: np.ndarray, m: int) -> np.ndarray:
+        """The (at most) m ids of `ids` (int64) whose codes score best for `query` (d,), sorted
+        ascending; all of `ids` when there are at most m. Ids without a code are always kept."""
+        if not self.trained:
+            raise InvalidArgument("scan codes are not trained")
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if len(ids) <= m:
+            return ids
+        costs = adc_scores(ids, self._codes, self._seen, self.table(query))
+        return np.sort(ids[np.argpartition(costs, m - 1)[:m]])
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self._seen))
+
+    def memory_bytes(self) -> int:
+        return int(self._codes.nbytes + self._seen.nbytes + self._centroids.nbytes)
+
+    # ------------------------------------------------------------------ persistence
+    FILES = ("scan.json", "scan_pq.faiss", "scan_codes.npy", "scan_seen.npy")
+
+    def save(self, directory: Path) -> None:
+        if not self.trained:
+            raise InvalidArgument("untrained scan codes are not saved")
+        faiss.write_ProductQuantizer(self._pq, str(directory / "scan_pq.faiss"))
+        top = int(np.flatnonzero(self._seen)[-1]) + 1 if len(self) else 0
+        np.save(directory / "scan_codes.npy", self._codes[:top])
+        np.save(directory / "scan_seen.npy", self._seen[:top])
+        meta = {"dim": self.dim, "metric": self.metric, "n_sub": self.n_sub, "rows": top}
+        (directory / "scan.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, directory: Path, dim: int, metric: str) -> ScanCodes:
+        """Open what `save` wrote; CorruptIndex when it is unreadable or was built for other vectors."""
+        try:
+            meta = json.loads((directory / "scan.json").read_text())
+            pq = faiss.read_ProductQuantizer(str(directory / "scan_pq.faiss"))
+            codes = np.load(directory / "scan_codes.npy")
+            seen = np.load(directory / "scan_seen.npy")
+        except Exception as exc:  # faiss raises RuntimeError, numpy ValueError, json ...
+            raise CorruptIndex(f"scan codes in {directory} are unreadable: {exc}") from None
+        if meta.get("dim") != dim or meta.get("metric") != metric or pq.d != dim or pq.M != meta.get("n_sub"):
+            raise CorruptIndex(f"scan codes in {directory} were built for {meta}, not dim={dim} {metric}")
+        if codes.shape != (meta["rows"], pq.M) or codes.dtype != np.uint8 or seen.shape != (meta["rows"],):
+            raise CorruptIndex(f"scan codes in {directory} hold {codes.shape}, manifest says ({meta['rows']}, {pq.M})")
+        self = cls(dim, metric, int(pq.M))
+        self._pq = pq
+        self._set_codebooks()
+        self._codes, self._seen = np.ascontiguousarray(codes), np.ascontiguousarray(seen, dtype=np.uint8)
+        return self

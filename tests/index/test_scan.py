@@ -1,0 +1,141 @@
+"""Scan codes against brute force: the candidates they pick hold the true nearest ids, ids without a
+code are never dropped, adding replaces, persistence round-trips, bad input is refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lamina.index.dense import DenseIndex
+from lamina.index.errors import CorruptIndex, InvalidArgument
+from lamina.index.scan import ScanCodes, sub_quantizers
+from lamina.index.tenants import brute_force_topk
+from lamina.index.types import IndexConfig
+
+DIM = 32
+N = 8_000
+
+
+def mixture(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(vectors (n, DIM), queries (40, DIM)) from one Gaussian mixture."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((60, DIM)).astype(np.float32) * 2
+    vectors = (centers[rng.integers(0, 60, n)] + rng.standard_normal((n, DIM))).astype(np.float32)
+    queries = (centers[rng.integers(0, 60, 40)] + rng.standard_normal((40, DIM))).astype(np.float32)
+    return vectors, queries
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    return mixture(N, 11)
+
+
+def codes_for(vectors: np.ndarray, metric: str) -> ScanCodes:
+    codes = ScanCodes(DIM, metric)
+    codes.train(vectors)
+    codes.add(np.arange(len(vectors), dtype=np.int64), vectors)
+    return codes
+
+
+def test_sub_quantizers_take_about_a_byte_per_8_dimensions():
+    assert [sub_quantizers(d) for d in (192, 384, 128, 32, 100, 7)] == [24, 48, 16, 4, 10, 1]
+    assert ScanCodes(384).n_sub == 48
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_candidates_hold_the_true_nearest(data, metric):
+    vectors, queries = data
+    codes = codes_for(vectors, metric)
+    ids = np.sort(np.random.default_rng(1).choice(N, 3_000, replace=False)).astype(np.int64)
+    truth = brute_force_topk(queries, vectors[ids], ids, 10, metric)[1]
+    found = 0
+    for query, best in zip(queries, truth):
+        picked = codes.candidates(query, ids, 150)
+        assert len(picked) == 150 and np.all(np.diff(picked) > 0) and np.isin(picked, ids).all()
+        found += len(np.intersect1d(picked, best))
+    assert found / truth.size >= 0.97  # 5% of the ids (a random 5% would hold 5% of the top 10)
+    np.testing.assert_array_equal(codes.candidates(queries[0], ids[:100], 150), ids[:100])
+
+
+def test_ids_without_a_code_are_always_candidates(data):
+    vectors, queries = data
+    codes = ScanCodes(DIM, "l2")
+    codes.train(vectors)
+    codes.add(np.arange(1_000, dtype=np.int64), vectors[:1_000])
+    unseen = np.array([1_500, 4_000, 50_000], dtype=np.int64)  # inside the table unencoded, and past its end
+    ids = np.concatenate([np.arange(1_000, dtype=np.int64), unseen])
+    for query in queries[:5]:
+        assert np.isin(unseen, codes.candidates(query, ids, 10)).all()
+    assert len(codes) == 1_000
+
+
+def test_adding_an_id_again_replaces_its_code(data):
+    vectors, queries = data
+    codes = codes_for(vectors, "l2")
+    query = queries[0]
+    far = int(np.argmax(((vectors - query) ** 2).sum(1)))
+    ids = np.arange(N, dtype=np.int64)
+    assert far not in codes.candidates(query, ids, 20)
+    codes.add(np.array([far]), query[None, :])
+    assert far in codes.candidates(query, ids, 20)
+    assert len(codes) == N
+
+
+def test_save_load_round_trip_and_corruption(tmp_path, data):
+    vectors, queries = data
+    codes = codes_for(vectors, "ip")
+    codes.save(tmp_path)
+    again = ScanCodes.load(tmp_path, DIM, "ip")
+    ids = np.arange(0, N, 2, dtype=np.int64)
+    for query in queries[:5]:
+        np.testing.assert_array_equal(again.candidates(query, ids, 100), codes.candidates(query, ids, 100))
+    with pytest.raises(CorruptIndex, match="built for"):
+        ScanCodes.load(tmp_path, DIM, "l2")
+    np.save(tmp_path / "scan_codes.npy", np.zeros((3, 4), dtype=np.uint8))
+    with pytest.raises(CorruptIndex, match="manifest"):
+        ScanCodes.load(tmp_path, DIM, "ip")
+    (tmp_path / "scan_pq.faiss").write_bytes(b"truncated")
+    with pytest.raises(CorruptIndex, match="unreadable"):
+        ScanCodes.load(tmp_path, DIM, "ip")
+
+
+def test_bad_input_is_refused(data):
+    vectors, _ = data
+    with pytest.raises(InvalidArgument, match="divisor"):
+        ScanCodes(DIM, n_sub=5)
+    with pytest.raises(InvalidArgument, match="metric"):
+        ScanCodes(DIM, "cosine")
+    codes = ScanCodes(DIM)
+    with pytest.raises(InvalidArgument, match="trained"):
+        codes.add(np.arange(3), vectors[:3])
+    with pytest.raises(InvalidArgument, match="not trained"):
+        codes.candidates(vectors[0], np.arange(3), 2)
+    with pytest.raises(InvalidArgument, match="at least 256"):
+        codes.train(vectors[:100])
+    codes.train(vectors)
+    with pytest.raises(InvalidArgument, match=r"\(n, 32\)"):
+        codes.add(np.arange(3), vectors[:3, :16])
+    with pytest.raises(InvalidArgument, match=">= 0"):
+        codes.add(np.array([-1, 2, 3]), vectors[:3])
+    with pytest.raises(InvalidArgument, match="ids for"):
+        codes.add(np.arange(2), vectors[:3])
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_dense_index_keeps_scan_codes_from_its_train_size_on(tmp_path, data, kind):
+    vectors, queries = data
+    ids = np.arange(N, dtype=np.int64) * 2 + 5
+    index = DenseIndex(DIM, "l2", IndexConfig(kind=kind, nlist=32, gpu=False), train_size=3_000)
+    index.add(ids[:2_000], vectors[:2_000])
+    assert index.codes is None
+    index.add(ids[2_000:], vectors[2_000:])  # passes train_size: trained on all 8,000, all encoded
+    assert index.codes is not None and len(index.codes) == N
+    before = index.codes.candidates(queries[0], ids, 50)
+    index.save(tmp_path)
+    loaded = DenseIndex.load(tmp_path, DIM, "l2", IndexConfig(kind=kind, nlist=32, gpu=False), train_size=3_000)
+    np.testing.assert_array_equal(loaded.codes.candidates(queries[0], ids, 50), before)
+    loaded.add(np.array([10**6]), queries[0][None, :])  # later additions are encoded too
+    assert 10**6 in loaded.codes.candidates(queries[0], np.append(ids, 10**6), 5)
+
+    off = DenseIndex(DIM, "l2", IndexConfig(kind=kind, nlist=32, gpu=False, scan_codes=False), train_size=3_000)
+    off.add(ids, vectors)
+    assert off.codes is None
