@@ -108,7 +108,6 @@ class ScanCodes:
         self.n_sub = n_sub
         self._pq = faiss.ProductQuantizer(dim, n_sub, 8)
         self._centroids = np.empty((n_sub, 256, dim // n_sub), dtype=np.float32)
-        self._centroid_sqnorms = np.empty((n_sub, 256), dtype=np.float32)
         self.trained = False
         self._codes = np.zeros((0, n_sub), dtype=np.uint8)
         self._seen = np.zeros(0, dtype=np.uint8)
@@ -128,12 +127,12 @@ class ScanCodes:
             vectors = vectors[np.sort(np.random.default_rng(seed).choice(len(vectors), TRAIN_SAMPLE, replace=False))]
         self._pq.verbose = False
         self._pq.cp.seed = seed
+        self._pq.cp.min_points_per_centroid = 1  # only silences faiss's warning below 9,984 vectors
         self._pq.train(vectors)
         self._set_codebooks()
 
     def _set_codebooks(self) -> None:
         self._centroids = faiss.vector_to_array(self._pq.centroids).reshape(self.n_sub, 256, -1).astype(np.float32)
-        self._centroid_sqnorms = np.einsum("jcd,jcd->jc", self._centroids, self._centroids)
         self.trained = True
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -161,13 +160,14 @@ class ScanCodes:
 
     def table(self, query: np.ndarray) -> np.ndarray:
         """The query's look-up table (n_sub, 256) float32 of costs (smaller is better): minus the
-        inner product for "ip"; for "l2" the squared distance less |query|^2, which is the same
-        for every vector."""
-        sub = np.ascontiguousarray(query, dtype=np.float32).reshape(self.n_sub, 1, -1)
-        dots = np.matmul(self._centroids, sub.transpose(0, 2, 1))[:, :, 0]  # (n_sub, 256)
+        inner product for "ip", the squared distance of each sub-vector for "l2"."""
+        query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+        table = np.empty((self.n_sub, 256), dtype=np.float32)
         if self.metric == "ip":
-            return np.negative(dots)
-        return self._centroid_sqnorms - 2.0 * dots
+            self._pq.compute_inner_prod_table(faiss.swig_ptr(query), faiss.swig_ptr(table))
+            return np.negative(table, out=table)
+        self._pq.compute_distance_table(faiss.swig_ptr(query), faiss.swig_ptr(table))
+        return table
 
     def candidates(self, query: np.ndarray, ids: np.ndarray, m: int) -> np.ndarray:
         """The (at most) m ids of `ids` (int64) whose codes score best for `query` (d,), sorted
