@@ -28,7 +28,6 @@ from typing import Any
 
 import faiss
 import numpy as np
-
 from lamina.index.errors import CorruptIndex, InvalidArgument
 from lamina.index.scan import MIN_TRAIN, ScanCodes
 from lamina.index.types import IndexConfig

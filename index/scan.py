@@ -23,7 +23,6 @@ from pathlib import Path
 import faiss
 import numba
 import numpy as np
-
 from lamina.index.errors import CorruptIndex, InvalidArgument
 from lamina.index.types import METRICS
 
