@@ -10,12 +10,13 @@ Curator's tenant tree as the tenant path):
 - `brute_force`: at most `brute_force_threshold` ids match (default 20,000). The vectors of
   the matching ids are scored exactly: cheaper than any traversal that must skip the others,
   and exact.
-- `quantized_scan`: brute force over more than `exact_threshold` matching ids (default 4,096)
-  when the collection keeps scan codes (`lamina.index.scan`): every matching id is scored from
-  its PQ code, and the best `scan_candidates` (default 1,024) are rescored exactly. Scattered
-  rows are read at memory latency, so reading 1,024 of them instead of all is most of the gain;
-  the codes are 1/32 of the vectors. Approximate (recall@10 >= 0.98 at 0.5-1% of 1M vectors in
-  bench/RESULTS.md), and still complete.
+- `quantized_scan`: when the collection keeps scan codes (`lamina.index.scan`), brute force over
+  more than `exact_threshold` matching ids (default 4,096), and a filter without tenant up to
+  `scan_threshold` ids (default 250,000): every matching id is scored from its PQ code and the
+  best `scan_candidates` (default 1,024) are rescored exactly. Scattered rows are read at memory
+  latency, so reading 1,024 of them instead of all is most of the gain; the codes are 1/32 of
+  the vectors. Approximate (recall@10 0.98-1.00 at 0.5-10% of 1M vectors in bench/RESULTS.md),
+  and still complete.
 - `tenant_tree`: a tenant query (filtered or not) above the threshold goes to the tenant's
   sub-tree of the shared clustering tree, with the filter's ids as its allow-list; the walk
   widens until it has enough allowed candidates or has seen the whole sub-tree, so it is
@@ -348,7 +349,8 @@ class QueryPlanner:
         m = max(self.config.scan_candidates, k)
         scores, found = _padded(len(queries), k)
         for i, query in enumerate(queries):  # a loop over queries: each has its own candidates
-            scores[i], found[i] = (row[0] for row in self._brute_force(query[None], k, self.scan.candidates(query, ids, m)))
+            row_scores, row_ids = self._brute_force(query[None], k, self.scan.candidates(query, ids, m))
+            scores[i], found[i] = row_scores[0], row_ids[0]
         return scores, found
 
     def _index_filtered(self, queries: np.ndarray, k: int, ids: np.ndarray, params: dict[str, Any],
