@@ -10,8 +10,8 @@ distance), keeps the best `m` and rescores those exactly. The idea is Qdrant's a
 quantised brute force with oversampling and rescoring.
 
 Ids are the store's int64 iids, which grow from 0, so the table is a dense array grown by
-doubling. An id the table has never seen (past its end or never encoded) is always a candidate,
-so a missing code can cost time but never a result. Deleted ids keep their codes; a filter
+doubling. An id the table has never seen (past its end or never encoded) ranks ahead of every
+coded one, so a missing code can cost time but not a result. Deleted ids keep their codes; a filter
 never yields them. Adding an id again replaces its code.
 """
 
@@ -106,7 +106,6 @@ class ScanCodes:
         self.metric = metric
         self.n_sub = n_sub
         self._pq = faiss.ProductQuantizer(dim, n_sub, 8)
-        self._centroids = np.empty((n_sub, 256, dim // n_sub), dtype=np.float32)
         self.trained = False
         self._codes = np.zeros((0, n_sub), dtype=np.uint8)
         self._seen = np.zeros(0, dtype=np.uint8)
@@ -128,10 +127,6 @@ class ScanCodes:
         self._pq.cp.seed = seed
         self._pq.cp.min_points_per_centroid = 1  # only silences faiss's warning below 9,984 vectors
         self._pq.train(vectors)
-        self._set_codebooks()
-
-    def _set_codebooks(self) -> None:
-        self._centroids = faiss.vector_to_array(self._pq.centroids).reshape(self.n_sub, 256, -1).astype(np.float32)
         self.trained = True
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -160,7 +155,9 @@ class ScanCodes:
     def table(self, query: np.ndarray) -> np.ndarray:
         """The query's look-up table (n_sub, 256) float32 of costs (smaller is better): minus the
         inner product for "ip", the squared distance of each sub-vector for "l2"."""
-        query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+        query = np.ascontiguousarray(query, dtype=np.float32)
+        if query.shape != (self.dim,):  # faiss reads dim floats from the pointer
+            raise InvalidArgument(f"query has shape {query.shape}, the scan codes expect ({self.dim},)")
         table = np.empty((self.n_sub, 256), dtype=np.float32)
         if self.metric == "ip":
             self._pq.compute_inner_prod_table(faiss.swig_ptr(query), faiss.swig_ptr(table))
@@ -170,7 +167,7 @@ class ScanCodes:
 
     def candidates(self, query: np.ndarray, ids: np.ndarray, m: int) -> np.ndarray:
         """The (at most) m ids of `ids` (int64) whose codes score best for `query` (d,), sorted
-        ascending; all of `ids` when there are at most m. Ids without a code are always kept."""
+        ascending; all of `ids` when there are at most m. Ids without a code rank first."""
         if not self.trained:
             raise InvalidArgument("scan codes are not trained")
         ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -183,7 +180,7 @@ class ScanCodes:
         return int(np.count_nonzero(self._seen))
 
     def memory_bytes(self) -> int:
-        return int(self._codes.nbytes + self._seen.nbytes + self._centroids.nbytes)
+        return int(self._codes.nbytes + self._seen.nbytes + 4 * self._pq.centroids.size())
 
     # ------------------------------------------------------------------ persistence
     FILES = ("scan.json", "scan_pq.faiss", "scan_codes.npy", "scan_seen.npy")
@@ -214,6 +211,6 @@ class ScanCodes:
             raise CorruptIndex(f"scan codes in {directory} hold {codes.shape}, manifest says ({meta['rows']}, {pq.M})")
         self = cls(dim, metric, int(pq.M))
         self._pq = pq
-        self._set_codebooks()
+        self.trained = True
         self._codes, self._seen = np.ascontiguousarray(codes), np.ascontiguousarray(seen, dtype=np.uint8)
         return self

@@ -114,6 +114,8 @@ def test_bad_input_is_refused(data):
     codes.train(vectors)
     with pytest.raises(InvalidArgument, match=r"\(n, 32\)"):
         codes.add(np.arange(3), vectors[:3, :16])
+    with pytest.raises(InvalidArgument, match=r"query has shape"):
+        codes.candidates(vectors[0, :16], np.arange(N), 10)
     with pytest.raises(InvalidArgument, match=">= 0"):
         codes.add(np.array([-1, 2, 3]), vectors[:3])
     with pytest.raises(InvalidArgument, match="ids for"):
