@@ -136,6 +136,8 @@ class IndexConfig:
                 raise InvalidArgument(f"index parameter {name} must be positive, got {getattr(self, name)}")
         if self.nlist < 0:
             raise InvalidArgument(f"index parameter nlist must be >= 0, got {self.nlist}")
+        if not isinstance(self.scan_codes, bool):
+            raise InvalidArgument(f"index parameter scan_codes must be true or false, got {self.scan_codes!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

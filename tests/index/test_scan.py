@@ -141,3 +141,5 @@ def test_dense_index_keeps_scan_codes_from_its_train_size_on(tmp_path, data, kin
     off = DenseIndex(DIM, "l2", IndexConfig(kind=kind, nlist=32, gpu=False, scan_codes=False), train_size=3_000)
     off.add(ids, vectors)
     assert off.codes is None
+    with pytest.raises(InvalidArgument, match="scan_codes"):
+        IndexConfig(kind=kind, scan_codes="yes")
