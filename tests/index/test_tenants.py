@@ -216,6 +216,15 @@ def test_grant_revoke_and_delete_are_visible_to_search(built, corpus):
     index.verify()
 
 
+def assert_frontiers_current(index: TenantIndex) -> None:
+    """Every cached frontier holds exactly its tenant's shortlists, as a rebuild would."""
+    assert index._frontier_cache
+    for tenant in list(index._frontier_cache):
+        frontier = index._frontier(tenant)  # applies the patches pending for it
+        np.testing.assert_array_equal(frontier.nodes, np.array(sorted(index._tenant_nodes.get(tenant, ())), np.int32))
+        np.testing.assert_array_equal(np.sort(frontier.live), np.sort(index._tenant_slots(tenant)))
+
+
 def test_delete_many_compacts_and_keeps_results_right(corpus):
     index = TenantIndex(DIM, "l2", small_config(train_size=1000, branching=8, leaf_size=64, shortlist_cap=32))
     ids, x = corpus["ids"][:3000], corpus["vectors"][:3000]
@@ -224,11 +233,13 @@ def test_delete_many_compacts_and_keeps_results_right(corpus):
     for tenant in range(5):  # searches cache each tenant's flattened shortlists
         index.search(x[:3], 10, f"t{tenant}", params={"nprobe": 5000})
     # tenants 0 and 1 go entirely: the compaction renumbers the slots of 2..4, whose shortlists
-    # the deletes did not touch, so their cached copies must be renewed
+    # the deletes did not touch, so their cached copies must be renumbered with them
     gone = ids[np.arange(3000) % 5 < 2]
     index.delete(gone)
     assert len(index) == 1800 and index._n == 1800  # dead slots reclaimed
+    assert len(index._frontier_cache) == 5  # kept through the compaction, renumbered
     index.verify()
+    assert_frontiers_current(index)
     for tenant in range(5):
         members = [i for i, o in zip(ids.tolist(), owners) if o == f"t{tenant}" and i not in set(gone.tolist())]
         _, found = index.search(x[:3], 10, f"t{tenant}", params={"nprobe": 5000})
@@ -320,6 +331,9 @@ def test_save_load_round_trip(built, corpus, tmp_path):
     loaded = TenantIndex.load(tmp_path)
     loaded.verify()
     assert loaded.tenants() == built.tenants()
+    # every tenant's frontier is built at load, in one pass, as its first search would build it
+    assert set(loaded._frontier_cache) == {t for t, nodes in loaded._tenant_nodes.items() if nodes}
+    assert_frontiers_current(loaded)
     queries = corpus["vectors"][:20]
     for tenant in ("t0", "t7", "t55"):
         a_scores, a_ids = built.search(queries, 10, tenant)
