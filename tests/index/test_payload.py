@@ -13,6 +13,7 @@ from lamina.index.payload import (
     keys_not_indexed,
     sort_unique,
     union_sorted,
+    unique_ids,
 )
 
 # --------------------------------------------------------------------------- strategies
@@ -269,3 +270,13 @@ def test_keyword_counts_follow_adds_removals_and_tombstones():
     assert index.keyword_counts("lang") == expected
     with pytest.raises(InvalidArgument, match="'year' is not an indexed keyword field"):
         index.keyword_counts("year")
+
+
+@pytest.mark.parametrize("n, span", [(100, 10**6), (5_000, 200_000), (100_000, 1_000_000), (2_000, 2_000),
+                                     (500_000, 1_000_000), (3_000, 10**12), (3_000, 3_000 * 256 + 1)])
+def test_unique_ids_matches_numpy_on_every_path(n, span):
+    """Sort (few or very sparse ids), bitmap (sparse in their span) and byte mask (dense)."""
+    rng = np.random.default_rng(n)
+    ids = rng.integers(7, 7 + span, n).astype(np.int64)
+    np.testing.assert_array_equal(unique_ids(ids), np.unique(ids))
+    np.testing.assert_array_equal(unique_ids(ids[::-1].copy()), np.unique(ids))
