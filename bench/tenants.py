@@ -51,12 +51,16 @@ QUERY_ARGS: dict[str, list[dict[str, int]]] = {
     "faiss-ivf-selector": [{"nprobe": 16}, {"nprobe": 64}, {"nprobe": 256}],
     "faiss-per-tenant": [{"nprobe": 4}, {"nprobe": 16}, {"nprobe": 64}],
 }
-# the planner's variants of the filter sweep: (name, nprobe_exponent, scan codes, the plan it is run for;
-# None: every plan). The default first (PlannerConfig); the others where they change something.
-PLANNER_VARIANTS: tuple[tuple[str, float, bool, str | None], ...] = (
-    ("default", 1.0, True, None),
-    ("nprobe_exponent=0.5", 0.5, True, "index_filtered"),
-    ("no scan codes", 1.0, False, "quantized_scan"),
+# the planner's variants of the filter sweep: (nprobe_exponent, scan codes, search params beyond
+# nprobe 16, the plan it is run for; None: every plan). The default first (PlannerConfig); the
+# others where they change something: a quantized scan also runs with fewer candidates rescored,
+# as IVF + selector runs at several nprobe.
+PLANNER_VARIANTS: tuple[tuple[float, bool, dict[str, int], str | None], ...] = (
+    (1.0, True, {}, None),
+    (0.5, True, {}, "index_filtered"),
+    (1.0, False, {}, "quantized_scan"),
+    (1.0, True, {"scan_candidates": 256}, "quantized_scan"),
+    (1.0, True, {"scan_candidates": 512}, "quantized_scan"),
 )
 FILTER_NPROBES: tuple[int, ...] = (16, 64, 256, 1024)  # IVF + selector needs wide probes at <= 1%
 
@@ -475,11 +479,11 @@ def _filter_phase(workload: Workload, shared: SharedIVF, k: int, n_queries: int,
     def exact_topk(queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return rows_topk(queries, workload.vectors, ids.astype(np.int32), ids, k, "l2", sqnorms)
 
-    planners = [(name, for_plan, {"nprobe_exponent": exponent, "scan_codes": codes},
+    planners = [(for_plan, {"nprobe": 16, **extra}, {"nprobe_exponent": exponent, "scan_codes": codes},
                  QueryPlanner(payload, shared, workload.vectors_of, metric="l2", knob="nprobe", knob_max=shared.nlist,
                               exact_topk=exact_topk, scan=scan if codes else None,
                               config=PlannerConfig(brute_force_threshold=threshold, nprobe_exponent=exponent)))
-                for name, exponent, codes, for_plan in PLANNER_VARIANTS]
+                for exponent, codes, extra, for_plan in PLANNER_VARIANTS]
     comps = workload.component[rng.integers(0, workload.n, n_queries)]  # populated components, as data is
     queries = (workload.centers[comps] + rng.standard_normal((n_queries, workload.vectors.shape[1]))
                * workload.noise).astype(np.float32)
@@ -491,14 +495,13 @@ def _filter_phase(workload: Workload, shared: SharedIVF, k: int, n_queries: int,
         truth = brute_force_topk(queries, workload.vectors[allowed], allowed, k, "l2")[1]
         base = {"selectivity": s, "matching": len(allowed), "bucket": f"filter {s:.1%}"}
         default_plan = planners[0][3].explain(flt, k=k).name
-        for _, for_plan, variant, planner in planners:
+        for for_plan, call, variant, planner in planners:
             if for_plan is not None and for_plan != default_plan:
                 continue  # the variant changes nothing for this plan
             plan = planner.explain(flt, k=k)
-            planner.search(q[0], k, flt=flt, params={"nprobe": 16})
-            found, *timing = _time(lambda i, f=flt, p=planner: p.search(q[i], k, flt=f, params={"nprobe": 16}).ids,
-                                   len(q))
-            params = {"nprobe": 16, "threshold": threshold, **variant}
+            planner.search(q[0], k, flt=flt, params=call)
+            found, *timing = _time(lambda i, f=flt, p=planner, c=call: p.search(q[i], k, flt=f, params=c).ids, len(q))
+            params = {**call, "threshold": threshold, **variant}
             results += [{**r, **base, "plan": plan.name, "memory_bytes": memory["lamina-planner"]}
                         for r in _rows("lamina-planner", params, found, truth, timing, np.full(len(q), "all"), {})[:1]]
         bitmap = _bitmap(allowed, workload.n)

@@ -515,7 +515,8 @@ class Collection:
                      params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
         """The dense index as it is, or, for a restricted query, the planner's choice: brute force
         over the allowed ids when they are few, else the index with them as selector, widened."""
-        if allowed is None:
+        if allowed is None:  # the planner's own knob means nothing to an unrestricted search
+            params = {key: value for key, value in params.items() if key != "scan_candidates"}
             scores, ids = self.indexes.dense.search(vector[None, :], limit, params=params)
             return scores[0], ids[0], self.config.index.kind
         scores, ids, plan = self._planner().search_within(vector, limit, allowed, params=params)

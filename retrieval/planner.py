@@ -269,7 +269,9 @@ class QueryPlanner:
 
         Every row holds min(k, matching) results (all of them when nothing restricts the query
         and the index is complete). params: the index's search knobs (nprobe, ef_search) as
-        the caller would pass them; `tenant_tree` takes {"nprobe"} (candidates scored).
+        the caller would pass them; `tenant_tree` takes {"nprobe"} (candidates scored);
+        "scan_candidates" (positive int) overrides the config's for a `quantized_scan` and is
+        ignored by the other plans.
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim == 1:
@@ -281,7 +283,7 @@ class QueryPlanner:
         if tenant is not None and (not isinstance(tenant, str) or not tenant):
             raise InvalidArgument(f"tenant must be a non-empty string, got {tenant!r}")
         k = int(k)
-        params = dict(params or {})
+        params, scan_candidates = self._split_params(params)
         filtered = flt is not None and not flt.is_empty
         ids, cardinality = self._restriction(flt, tenant)
         name = self.choose(cardinality, tenant=tenant, filtered=filtered)
@@ -289,7 +291,7 @@ class QueryPlanner:
         if name == "empty":
             return PlannedSearch(*_padded(len(queries), k), plan)
         if name in ("brute_force", "quantized_scan", "index_filtered"):
-            return PlannedSearch(*self._within(queries, k, ids, params, plan), plan)
+            return PlannedSearch(*self._within(queries, k, ids, params, plan, scan_candidates), plan)
         if name == "tenant_tree":
             scores, found = self._tenants().search(queries, k, tenant, allowed=ids if filtered else None,
                                                    params=params)
@@ -303,22 +305,33 @@ class QueryPlanner:
     def search_within(self, queries: np.ndarray, k: int, ids: np.ndarray, *,
                       params: Mapping[str, Any] | None = None) -> PlannedSearch:
         """Top-k of each query (nq, d) among `ids`, a restriction the caller computed (sorted
-        unique int64, e.g. a filter's ids intersected with a tenant's): `empty`, `brute_force`
-        or `index_filtered` by its cardinality, exactly as `search` plans a filter."""
+        unique int64, e.g. a filter's ids intersected with a tenant's): `empty`, `brute_force`,
+        `quantized_scan` or `index_filtered` by its cardinality, exactly as `search` plans a filter."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, np.shape(queries)[-1])
         ids = np.asarray(ids, dtype=np.int64)
+        params, scan_candidates = self._split_params(params)
         name = self.choose(len(ids), tenant=None, filtered=True)
         plan = Plan(name, len(ids), k, min(k, len(ids)), None, True)
         if name == "empty":
             return PlannedSearch(*_padded(len(queries), k), plan)
-        return PlannedSearch(*self._within(queries, k, ids, dict(params or {}), plan), plan)
+        return PlannedSearch(*self._within(queries, k, ids, params, plan, scan_candidates), plan)
+
+    def _split_params(self, params: Mapping[str, Any] | None) -> tuple[dict[str, Any], int]:
+        """(the index's params, scan candidates): the planner's own knob taken out of a call's params."""
+        params = dict(params or {})
+        scan_candidates = params.pop("scan_candidates", self.config.scan_candidates)
+        if (isinstance(scan_candidates, bool) or not isinstance(scan_candidates, (int, np.integer))
+                or scan_candidates <= 0):
+            raise InvalidArgument(f"search parameter scan_candidates must be a positive integer, "
+                                  f"got {scan_candidates!r}")
+        return params, int(scan_candidates)
 
     def _within(self, queries: np.ndarray, k: int, ids: np.ndarray, params: dict[str, Any],
-                plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+                plan: Plan, scan_candidates: int) -> tuple[np.ndarray, np.ndarray]:
         if plan.name == "brute_force":
             return self._brute_force(queries, k, ids)
         if plan.name == "quantized_scan":
-            return self._quantized_scan(queries, k, ids)
+            return self._quantized_scan(queries, k, ids, scan_candidates)
         return self._index_filtered(queries, k, ids, params, plan)
 
     def _tenants(self) -> TenantIndex:
@@ -343,10 +356,11 @@ class QueryPlanner:
                  for i in range(0, len(queries), block)]  # a loop over query blocks
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    def _quantized_scan(self, queries: np.ndarray, k: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _quantized_scan(self, queries: np.ndarray, k: int, ids: np.ndarray,
+                        scan_candidates: int) -> tuple[np.ndarray, np.ndarray]:
         """Each query's best max(scan_candidates, k) of `ids` by scan code, rescored exactly."""
         assert self.scan is not None
-        m = max(self.config.scan_candidates, k)
+        m = max(scan_candidates, k)
         scores, found = _padded(len(queries), k)
         for i, query in enumerate(queries):  # a loop over queries: each has its own candidates
             row_scores, row_ids = self._brute_force(query[None], k, self.scan.candidates(query, ids, m))

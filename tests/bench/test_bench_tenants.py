@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from lamina.bench.report import RESULT_KEYS
 from lamina.bench.tenants import (
+    SharedIVF,
+    _filter_phase,
     make_workload,
     recall_rows,
     run_tenants,
@@ -100,3 +102,19 @@ def test_cli_bench_tenants_prints_the_report_last(tmp_path):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["benchmark"] == "tenants" and report["meta"]["n"] == 2000
     assert (tmp_path / "tenants-curator-2000-8-10.json").exists()
+
+
+def test_filter_sweep_runs_the_quantized_scan_beside_its_variants():
+    """6,000 matching ids: above the exact threshold, so the planner scans codes; the sweep also
+    runs it without codes (exact brute force) and with fewer candidates rescored."""
+    workload = make_workload(12_000, 16, 20, seed=3)
+    shared = SharedIVF(workload.vectors, 64)
+    memory = {"faiss-ivf-selector": shared.memory_bytes()}
+    rows = _filter_phase(workload, shared, 10, 10, (0.5,), 20_000, memory, None)
+    planner = [r for r in rows if r["system"] == "lamina-planner"]
+    assert [r["plan"] for r in planner] == ["quantized_scan", "brute_force", "quantized_scan", "quantized_scan"]
+    assert [r["params"].get("scan_candidates") for r in planner] == [None, None, 256, 512]
+    assert [r["params"]["scan_codes"] for r in planner] == [True, False, True, True]
+    assert planner[1]["recall@10"] == 1.0 and all(r["complete"] == 1.0 for r in planner)
+    assert planner[0]["recall@10"] >= 0.9
+    assert memory["lamina-planner"] > memory["faiss-ivf-selector"]  # the payload index and the codes

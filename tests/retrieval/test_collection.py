@@ -202,4 +202,10 @@ def test_a_large_filter_scans_codes_first_and_keeps_them_across_reopen(tmp_path)
     hits = sum(len(set(f) & set(brute_force_ids(None, matching, q, 10))) for f, q in zip(before, queries))
     assert hits >= 0.95 * 10 * len(queries)
     with Database(tmp_path) as db:
-        assert run(db.collection("c")) == before
+        coll = db.collection("c")
+        assert run(coll) == before
+        # scan_candidates per request: all 5,000 matching ids rescored is exact brute force; an
+        # unrestricted search ignores it
+        exact = coll.search(queries[0], 10, filter=flt, params={"scan_candidates": 5_000})
+        assert [h.id for h in exact] == brute_force_ids(None, matching, queries[0], 10)
+        assert len(coll.search(queries[0], 10, params={"scan_candidates": 64})) == 10

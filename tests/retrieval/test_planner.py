@@ -216,6 +216,21 @@ def test_quantized_scan_above_the_exact_threshold(corpus, payload, tenants, metr
         exact = (rows * q).sum(-1) if metric == "ip" else -((rows - q) ** 2).sum(-1)
         np.testing.assert_allclose(scores, exact, rtol=1e-4, atol=1e-3)
         assert (scores[:, :-1] >= scores[:, 1:]).all()
+    # scan_candidates per call: as many candidates as ids makes the scan exact; k of them is
+    # complete still; anything but a positive integer is refused
+    flt = rank_below(4_000)
+    allowed = corpus.matching(flt, None)
+    truth = corpus.truth(corpus.queries, 10, allowed, metric)[1]
+    all_ids = p.search(corpus.queries, 10, flt=flt, params={"scan_candidates": 4_000})
+    np.testing.assert_array_equal(all_ids.ids, truth)
+    few = p.search(corpus.queries, 10, flt=flt, params={"scan_candidates": 10})
+    assert_complete(few.ids, allowed, 10)
+    assert recall(few.ids, truth) < recall(p.search(corpus.queries, 10, flt=flt).ids, truth)
+    for bad in (0, -3, 2.5, True, "many"):
+        with pytest.raises(InvalidArgument, match="scan_candidates"):
+            p.search(corpus.queries, 10, flt=flt, params={"scan_candidates": bad})
+    # other plans ignore it (the IVF and the tree do not see it)
+    assert p.search(corpus.queries, 10, flt=rank_below(N), params={"scan_candidates": 50}).plan.name == "index_filtered"
     # without scan codes the same query is exact brute force
     plain = QueryPlanner(payload, index, corpus.vectors_of, metric=metric, config=config)
     assert plain.search(corpus.queries, 10, flt=rank_below(1_500)).plan.name == "brute_force"
