@@ -164,14 +164,18 @@ class DenseIndex:
         self._index.add_with_ids(vectors, ids)
         if self.codes is not None:
             self.codes.add(ids, vectors)
-        elif self.config.scan_codes and not self._ivf and self._index.ntotal >= max(self.train_size, MIN_TRAIN):
-            self.codes = ScanCodes(self.dim, self.metric)
+        ntotal = self._index.ntotal
+        train_codes = (self.codes is None and self.config.scan_codes and not self._ivf
+                       and ntotal >= max(self.train_size, MIN_TRAIN))
+        train_ivf = self.config.kind == "ivf" and not self._ivf and ntotal >= self.train_size
+        if train_codes or train_ivf:  # both learn from everything added so far: read it once
             all_ids, all_vectors = self._flat_contents(self._index)
-            self.codes.train(all_vectors)
-            self.codes.add(all_ids, all_vectors)
-        if self.config.kind == "ivf" and not self.trained_ivf and self._index.ntotal >= self.train_size:
-            all_ids, all_vectors = self._flat_contents(self._index)
-            self._train_ivf(all_ids, all_vectors)
+            if train_codes:
+                self.codes = ScanCodes(self.dim, self.metric)
+                self.codes.train(all_vectors)
+                self.codes.add(all_ids, all_vectors)
+            if train_ivf:
+                self._train_ivf(all_ids, all_vectors)
 
     def delete(self, ids: np.ndarray) -> None:
         ids = np.unique(np.asarray(ids, dtype=np.int64))
