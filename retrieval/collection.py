@@ -70,7 +70,7 @@ from lamina.retrieval.indexes import (
     SPARSE_VECTOR,
     CollectionIndexes,
 )
-from lamina.retrieval.planner import QueryPlanner
+from lamina.retrieval.planner import QueryPlanner, split_planner_params
 from lamina.retrieval.query import Query, Rerank, SearchRequest, SearchResult, Stage
 from lamina.retrieval.rerank import rerank
 
@@ -516,7 +516,7 @@ class Collection:
         """The dense index as it is, or, for a restricted query, the planner's choice: brute force
         over the allowed ids when they are few, else the index with them as selector, widened."""
         if allowed is None:  # the planner's own knob means nothing to an unrestricted search
-            params = {key: value for key, value in params.items() if key != "scan_candidates"}
+            params, _ = split_planner_params(params)
             scores, ids = self.indexes.dense.search(vector[None, :], limit, params=params)
             return scores[0], ids[0], self.config.index.kind
         scores, ids, plan = self._planner().search_within(vector, limit, allowed, params=params)

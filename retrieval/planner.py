@@ -317,14 +317,9 @@ class QueryPlanner:
         return PlannedSearch(*self._within(queries, k, ids, params, plan, scan_candidates), plan)
 
     def _split_params(self, params: Mapping[str, Any] | None) -> tuple[dict[str, Any], int]:
-        """(the index's params, scan candidates): the planner's own knob taken out of a call's params."""
-        params = dict(params or {})
-        scan_candidates = params.pop("scan_candidates", self.config.scan_candidates)
-        if (isinstance(scan_candidates, bool) or not isinstance(scan_candidates, (int, np.integer))
-                or scan_candidates <= 0):
-            raise InvalidArgument(f"search parameter scan_candidates must be a positive integer, "
-                                  f"got {scan_candidates!r}")
-        return params, int(scan_candidates)
+        """(the index's params, scan candidates, the config's unless the call sets them)."""
+        params, scan_candidates = split_planner_params(params)
+        return params, self.config.scan_candidates if scan_candidates is None else scan_candidates
 
     def _within(self, queries: np.ndarray, k: int, ids: np.ndarray, params: dict[str, Any],
                 plan: Plan, scan_candidates: int) -> tuple[np.ndarray, np.ndarray]:
@@ -406,6 +401,18 @@ class QueryPlanner:
             plan.fallback_rows = len(rows)
             scores[rows], found[rows] = self._brute_force(queries[rows], k, ids)
         return scores, found
+
+
+def split_planner_params(params: Mapping[str, Any] | None) -> tuple[dict[str, Any], int | None]:
+    """(the index's search params, the call's scan_candidates or None): the planner's own knob
+    taken out of a call's params and checked, so that no index sees a knob it does not know."""
+    params = dict(params or {})
+    scan_candidates = params.pop("scan_candidates", None)
+    if scan_candidates is None:
+        return params, None
+    if isinstance(scan_candidates, bool) or not isinstance(scan_candidates, (int, np.integer)) or scan_candidates <= 0:
+        raise InvalidArgument(f"search parameter scan_candidates must be a positive integer, got {scan_candidates!r}")
+    return params, int(scan_candidates)
 
 
 def rows_topk(queries: np.ndarray, vectors: np.ndarray, rows: np.ndarray, ids: np.ndarray, k: int,

@@ -209,3 +209,5 @@ def test_a_large_filter_scans_codes_first_and_keeps_them_across_reopen(tmp_path)
         exact = coll.search(queries[0], 10, filter=flt, params={"scan_candidates": 5_000})
         assert [h.id for h in exact] == brute_force_ids(None, matching, queries[0], 10)
         assert len(coll.search(queries[0], 10, params={"scan_candidates": 64})) == 10
+        with pytest.raises(InvalidArgument, match="scan_candidates"):  # checked on either path
+            coll.search(queries[0], 10, params={"scan_candidates": 0})
