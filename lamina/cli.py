@@ -214,7 +214,8 @@ def _ensure_demo(directory: Path) -> None:
               help='Metadata filter, e.g. \'{"must": [{"key": "year", "range": {"gte": 1990}}]}\'.')
 @click.option("--tenant", default=None, help="Search one tenant's documents only.")
 @click.option("--param", "params", multiple=True, metavar="NAME=NUMBER",
-              help="Index parameter, e.g. nprobe=32, ef_search=128, query_cut=20, heap_factor=0.9.")
+              help="Index parameter, e.g. nprobe=32, ef_search=128, query_cut=20, heap_factor=0.9, "
+                   "scan_candidates=512 (a large filter's rescoring depth).")
 @click.option("--explain", is_flag=True, help="Print the plan each stage ran, with timings, to stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON lines.")
 @target_option
