@@ -28,7 +28,6 @@ from lamina.index.types import METRICS
 
 TRAIN_SAMPLE = 65_536  # vectors a codebook is trained on at most
 MIN_TRAIN = 256  # vectors needed to train one (256 centroids a sub-quantiser)
-_SEEN = np.uint8(1)
 
 
 def sub_quantizers(dim: int) -> int:
@@ -42,56 +41,71 @@ _TOUCH_BLOCK = 256  # ids whose codes are loaded ahead of scoring
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def adc_scores(ids: np.ndarray, codes: np.ndarray, seen: np.ndarray, table: np.ndarray) -> np.ndarray:
+def adc_scores(ids: np.ndarray, words: np.ndarray, seen: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Approximate cost (n,) float32 of each id (smaller is better): the sum over sub-quantisers
-    of table[j, codes[id, j]]. An id without a code costs -inf, so that it is always kept.
+    of table[j, code byte j of the id]. An id without a code costs -inf, so that it is always kept.
+
+    words (rows, w) uint64: each row's code, 8 bytes a word (zero bytes pad the last word; the
+    table's rows for them are zero). seen: a bitmap (little-endian bit order) of the rows holding
+    a code. table (8 * w, 256) float32.
 
     A filter's ids are scattered over the table, so each code is a cache miss. Scoring a code
     takes dozens of instructions, which leaves room for only a few misses in flight; so each
-    block of ids is first touched with two loads a code (its first and last byte, which may lie
-    in different cache lines) and then scored from cache: 4x faster on 5k-50k ids of 1M.
+    block of ids is first touched (the first and last word of its code, which may lie in
+    different cache lines) and then scored from cache: 4x faster on 5k-50k ids of 1M. Reading a
+    code a word at a time, and the bitmap rather than a byte a row (1/8 of the cache lines),
+    took another 25 % off.
     """
     n = ids.shape[0]
-    n_codes = codes.shape[0]
-    n_sub = codes.shape[1]
+    n_rows = words.shape[0]
+    n_words = words.shape[1]
+    flat = table.ravel()
     out = np.empty(n, dtype=np.float32)
-    sink = 0
+    sink = np.uint64(0)
     for block in range(0, n, _TOUCH_BLOCK):
         stop = min(n, block + _TOUCH_BLOCK)
         for i in range(block, stop):  # independent loads: many misses in flight at once
             row = ids[i]
-            if 0 <= row < n_codes:
-                sink += codes[row, 0] + codes[row, n_sub - 1] + seen[row]
+            if 0 <= row < n_rows:
+                sink += words[row, 0] + words[row, n_words - 1]
         for i in range(block, stop):
             row = ids[i]
-            if row < 0 or row >= n_codes or seen[row] == 0:
+            if row < 0 or row >= n_rows or (seen[row >> 3] >> (row & 7)) & 1 == 0:
                 out[i] = -np.inf
                 continue
             s0 = np.float32(0.0)  # four chains: the look-ups of one row do not wait on each other
             s1 = np.float32(0.0)
             s2 = np.float32(0.0)
             s3 = np.float32(0.0)
-            j = 0
-            while j + 3 < n_sub:
-                s0 += table[j, codes[row, j]]
-                s1 += table[j + 1, codes[row, j + 1]]
-                s2 += table[j + 2, codes[row, j + 2]]
-                s3 += table[j + 3, codes[row, j + 3]]
-                j += 4
-            while j < n_sub:
-                s0 += table[j, codes[row, j]]
-                j += 1
+            for w in range(n_words):
+                x = words[row, w]
+                base = w * 2048  # 8 table rows of 256 a word
+                s0 += flat[base + (x & 255)]
+                s1 += flat[base + 256 + ((x >> 8) & 255)]
+                s2 += flat[base + 512 + ((x >> 16) & 255)]
+                s3 += flat[base + 768 + ((x >> 24) & 255)]
+                s0 += flat[base + 1024 + ((x >> 32) & 255)]
+                s1 += flat[base + 1280 + ((x >> 40) & 255)]
+                s2 += flat[base + 1536 + ((x >> 48) & 255)]
+                s3 += flat[base + 1792 + ((x >> 56) & 255)]
             out[i] = (s0 + s1) + (s2 + s3)
-    if sink < 0:  # never: keeps the touching loads from being optimised away
-        out[0] = np.float32(sink)
+    if sink == np.uint64(0x9E3779B97F4A7C15):  # ~never: keeps the touching loads from being optimised away
+        out[0] = np.float32(sink & np.uint64(1))
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _set_bits(bits: np.ndarray, rows: np.ndarray) -> None:
+    for row in rows:
+        bits[row >> 3] |= np.uint8(1 << (row & 7))
 
 
 class ScanCodes:
     """PQ codes of vectors by id; `candidates` picks the ids worth scoring exactly.
 
     dim / metric ("ip" or "l2"): the vectors'. n_sub: sub-quantisers (default `sub_quantizers`),
-    each 8 bits, so a code is n_sub bytes.
+    each 8 bits, so a code is n_sub bytes. In memory a row is padded with zero bytes to a whole
+    number of 8-byte words (none at dim 96, 192, 384, 768), which the kernel reads a word at a time.
     """
 
     def __init__(self, dim: int, metric: str = "ip", n_sub: int | None = None) -> None:
@@ -107,8 +121,9 @@ class ScanCodes:
         self.n_sub = n_sub
         self._pq = faiss.ProductQuantizer(dim, n_sub, 8)
         self.trained = False
-        self._codes = np.zeros((0, n_sub), dtype=np.uint8)
-        self._seen = np.zeros(0, dtype=np.uint8)
+        self._width = -(-n_sub // 8) * 8  # bytes a row takes in memory
+        self._codes = np.zeros((0, self._width), dtype=np.uint8)
+        self._seen = np.zeros(0, dtype=np.uint8)  # bitmap of the rows holding a code, 8 rows a byte
 
     def _check(self, vectors: np.ndarray) -> np.ndarray:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -143,14 +158,18 @@ class ScanCodes:
             raise InvalidArgument(f"scan code ids must be >= 0, got {int(ids.min())}")
         top = int(ids.max()) + 1
         if top > len(self._codes):
-            size = max(top, 2 * len(self._codes), 1024)
-            codes = np.zeros((size, self.n_sub), dtype=np.uint8)
-            codes[: len(self._codes)] = self._codes
-            seen = np.zeros(size, dtype=np.uint8)
-            seen[: len(self._seen)] = self._seen
-            self._codes, self._seen = codes, seen
-        self._codes[ids] = self._pq.compute_codes(vectors)
-        self._seen[ids] = _SEEN
+            self._grow(max(top, 2 * len(self._codes), 1024))
+        self._codes[ids, : self.n_sub] = self._pq.compute_codes(vectors)
+        _set_bits(self._seen, ids)
+
+    def _grow(self, rows: int) -> None:
+        """Room for `rows` rows (a multiple of 8 is kept for the bitmap)."""
+        rows = -(-rows // 8) * 8
+        codes = np.zeros((rows, self._width), dtype=np.uint8)
+        codes[: len(self._codes)] = self._codes
+        seen = np.zeros(rows // 8, dtype=np.uint8)
+        seen[: len(self._seen)] = self._seen
+        self._codes, self._seen = codes, seen
 
     def table(self, query: np.ndarray) -> np.ndarray:
         """The query's look-up table (n_sub, 256) float32 of costs (smaller is better): minus the
@@ -158,11 +177,12 @@ class ScanCodes:
         query = np.ascontiguousarray(query, dtype=np.float32)
         if query.shape != (self.dim,):  # faiss reads dim floats from the pointer
             raise InvalidArgument(f"query has shape {query.shape}, the scan codes expect ({self.dim},)")
-        table = np.empty((self.n_sub, 256), dtype=np.float32)
+        table = np.zeros((self._width, 256), dtype=np.float32)  # the padding's rows stay zero
         if self.metric == "ip":
             self._pq.compute_inner_prod_table(faiss.swig_ptr(query), faiss.swig_ptr(table))
-            return np.negative(table, out=table)
-        self._pq.compute_distance_table(faiss.swig_ptr(query), faiss.swig_ptr(table))
+            np.negative(table, out=table)
+        else:
+            self._pq.compute_distance_table(faiss.swig_ptr(query), faiss.swig_ptr(table))
         return table
 
     def candidates(self, query: np.ndarray, ids: np.ndarray, m: int) -> np.ndarray:
@@ -173,11 +193,11 @@ class ScanCodes:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if len(ids) <= m:
             return ids
-        costs = adc_scores(ids, self._codes, self._seen, self.table(query))
+        costs = adc_scores(ids, self._codes.view(np.uint64), self._seen, self.table(query))
         return np.sort(ids[np.argpartition(costs, m - 1)[:m]])
 
     def __len__(self) -> int:
-        return int(np.count_nonzero(self._seen))
+        return int(np.bitwise_count(self._seen).sum())
 
     def memory_bytes(self) -> int:
         return int(self._codes.nbytes + self._seen.nbytes + 4 * self._pq.centroids.size())
@@ -189,9 +209,10 @@ class ScanCodes:
         if not self.trained:
             raise InvalidArgument("untrained scan codes are not saved")
         faiss.write_ProductQuantizer(self._pq, str(directory / "scan_pq.faiss"))
-        top = int(np.flatnonzero(self._seen)[-1]) + 1 if len(self) else 0
-        np.save(directory / "scan_codes.npy", self._codes[:top])
-        np.save(directory / "scan_seen.npy", self._seen[:top])
+        seen = np.unpackbits(self._seen, bitorder="little")  # a byte a row on disk
+        top = int(np.flatnonzero(seen)[-1]) + 1 if len(self) else 0
+        np.save(directory / "scan_codes.npy", self._codes[:top, : self.n_sub])
+        np.save(directory / "scan_seen.npy", seen[:top])
         meta = {"dim": self.dim, "metric": self.metric, "n_sub": self.n_sub, "rows": top}
         (directory / "scan.json").write_text(json.dumps(meta))
 
@@ -212,5 +233,9 @@ class ScanCodes:
         self = cls(dim, metric, int(pq.M))
         self._pq = pq
         self.trained = True
-        self._codes, self._seen = np.ascontiguousarray(codes), np.ascontiguousarray(seen, dtype=np.uint8)
+        self._grow(len(codes))
+        self._codes[: len(codes), : self.n_sub] = codes
+        rows = np.zeros(len(self._codes), dtype=bool)
+        rows[: len(seen)] = seen != 0
+        self._seen = np.packbits(rows, bitorder="little")
         return self

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from lamina.index.dense import DenseIndex
 from lamina.index.errors import CorruptIndex, InvalidArgument
-from lamina.index.scan import ScanCodes, sub_quantizers
+from lamina.index.scan import ScanCodes, adc_scores, sub_quantizers
 from lamina.index.tenants import brute_force_topk
 from lamina.index.types import IndexConfig
 
@@ -78,6 +78,30 @@ def test_adding_an_id_again_replaces_its_code(data):
     codes.add(np.array([far]), query[None, :])
     assert far in codes.candidates(query, ids, 20)
     assert len(codes) == N
+
+
+@pytest.mark.parametrize("n_sub", [4, 8, 16, 32])  # rows padded to a word (4), one, two and four words
+def test_code_costs_are_the_table_sums_of_the_codes(tmp_path, data, n_sub):
+    vectors, queries = data
+    codes = ScanCodes(DIM, "l2", n_sub)
+    codes.train(vectors)
+    held = np.sort(np.random.default_rng(2).choice(N, N // 2, replace=False)).astype(np.int64)
+    codes.add(held, vectors[held])  # the other half are holes: rows without a code
+    raw = codes._pq.compute_codes(vectors)
+    ids = np.arange(-3, N + 50, dtype=np.int64)  # negative, holes, held, past the end
+    for store in (codes, _reloaded(codes, tmp_path)):
+        assert len(store) == len(held)
+        for query in queries[:3]:
+            table = store.table(query)
+            costs = adc_scores(ids, store._codes.view(np.uint64), store._seen, table)
+            expected = np.full(len(ids), -np.inf, dtype=np.float32)
+            expected[held + 3] = table[np.arange(n_sub), raw[held]].sum(1)
+            np.testing.assert_allclose(costs, expected, rtol=1e-5)
+
+
+def _reloaded(codes: ScanCodes, directory) -> ScanCodes:
+    codes.save(directory)
+    return ScanCodes.load(directory, codes.dim, codes.metric)
 
 
 def test_save_load_round_trip_and_corruption(tmp_path, data):
