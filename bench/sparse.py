@@ -154,7 +154,8 @@ class LaminaSparse:
 
     def set_query_arguments(self, **params: Any) -> dict[str, Any]:
         self._params = dict(params)
-        return dict(params)
+        # the report says whether short queries were answered exactly (term at a time)
+        return {**params, "exact_postings": params.get("exact_postings", self.config.exact_postings)}
 
     def query(self, terms: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
         batch = SparseBatch(np.array([0, len(terms)], np.int64), terms, weights)

@@ -12,6 +12,11 @@
 - `search` merges the approximate Seismic top-k of the indexed rows with the exact top-k
   of the delta. An `allowed` filter that leaves at most `brute_force_rows` indexed rows
   is answered exactly over those rows, since pruned posting lists may not reach them.
+- A query whose terms' full posting lists hold at most `exact_postings` entries in all is
+  answered exactly, term at a time, from an exact inverted index of the indexed rows (built
+  in memory from the forward index, when it holds at most `EXACT_INDEX_LIMIT` entries). On a
+  small collection this beats the Seismic walk: on Cranfield (1,400 documents, ~8,500 postings
+  a query) it costs ~20 µs of kernel time, where the walk scores hundreds of forward rows.
 - `save` / `load`: a few .npy files plus `sparse.json` (format, vocabulary size, config,
   counts); `load(mmap=True)` maps the large arrays read-only.
 
@@ -36,11 +41,13 @@ from lamina.index.base import CheckedParams
 from lamina.index.errors import CorruptIndex, InvalidArgument
 from lamina.index.sparse.batch import SparseBatch, canonical_batch, check_queries
 from lamina.index.sparse.build import CHECKPOINT, F16_MAX, BuildParams, SeismicArrays, build_seismic
-from lamina.index.sparse.search import exact_rows_search, max_list_blocks, merge_topk, seismic_search
+from lamina.index.sparse.search import (exact_inverted_index, exact_rows_search, exact_terms_search, max_list_blocks,
+                                        merge_topk, seismic_search)
 
 FORMAT_VERSION = 1
 _PRUNING = ("global", "fixed")
-_SEARCH_PARAMS = ("query_cut", "heap_factor")
+_SEARCH_PARAMS = ("query_cut", "heap_factor", "exact_postings")
+EXACT_INDEX_LIMIT = 1 << 22  # entries (6 bytes each) up to which the exact inverted index is kept
 _TOMBSTONE_COMPACT_FRACTION = 0.25
 _STAMP_LIMIT = int(np.iinfo(np.int32).max)
 _NO_FILTER = np.empty(0, np.uint8)  # `eligible` of an unfiltered search: every row
@@ -73,6 +80,8 @@ class SeismicConfig:
     for clustering; `summary_energy` fraction of a block summary's L1 mass kept.
     Search defaults: `query_cut` query terms whose lists are visited, `heap_factor` (a block
     is skipped when its summary score < k-th score / heap_factor; inf never skips a block).
+    `exact_postings`: a query whose terms' full posting lists hold at most this many entries is
+    answered exactly, term at a time (0: never; see the module notes).
     Updates: the delta is compacted once it holds more than
     max(`delta_limit`, `delta_fraction` * indexed rows); a filter leaving at most
     `brute_force_rows` indexed rows is answered exactly. `build_threads` (0: every core)
@@ -90,6 +99,7 @@ class SeismicConfig:
     delta_limit: int = 10_000
     delta_fraction: float = 0.25
     brute_force_rows: int = 20_000
+    exact_postings: int = 65_536
     build_threads: int = 0
     seed: int = 1234
 
@@ -105,7 +115,7 @@ class SeismicConfig:
         _positive_float("heap_factor", self.heap_factor, infinite=True)
         _positive_int("delta_limit", self.delta_limit)
         _positive_float("delta_fraction", self.delta_fraction)
-        for name in ("brute_force_rows", "build_threads", "seed"):
+        for name in ("brute_force_rows", "exact_postings", "build_threads", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise InvalidArgument(f"{name} must be an integer >= 0, got {value!r}")
@@ -138,6 +148,8 @@ class _Scratch(threading.local):
         self.visited = np.zeros(0, np.int32)
         self.stamp = 1
         self.estimates = np.zeros(0, np.float64)
+        self.scores = np.zeros(0, np.float64)  # a score per indexed row (term-at-a-time search)
+        self.touched = np.zeros(0, np.int64)  # the rows a term-at-a-time query reached
 
 
 class SparseIndex:
@@ -158,6 +170,8 @@ class SparseIndex:
         self._scratch = _Scratch()
         self._blocks_of: SeismicArrays | None = None  # the arrays _max_blocks was measured on
         self._max_blocks = 0
+        # (the static arrays it was built from, its arrays): the exact inverted index
+        self._exact: tuple[SeismicArrays, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
         self._search_params = CheckedParams(self._check_search_params)
 
     # ------------------------------------------------------------------ VectorIndex
@@ -251,15 +265,17 @@ class SparseIndex:
         """Top-k of each sparse query: scores (nq, k) float32 and ids (nq, k) int64 (-1 padded).
 
         `allowed` (int64 ids) restricts the results to those ids. `params`: `query_cut`
-        (positive int) and `heap_factor` (> 0; a block is skipped when its summary score is
-        below k-th score / heap_factor; inf never skips) override the config for this call.
+        (positive int), `heap_factor` (> 0; a block is skipped when its summary score is
+        below k-th score / heap_factor; inf never skips) and `exact_postings` (int >= 0; a
+        query whose terms' lists hold at most this many entries is answered exactly) override
+        the config for this call.
         Raises InvalidArgument for k <= 0, an unknown or bad parameter, or a bad query: a
         query with no terms ("query i has no terms"), a NaN, infinite or negative weight,
         or a term id outside the vocabulary.
         """
         k = _positive_int("k", k)
         queries = check_queries(queries, self.vocab_size)
-        query_cut, heap_factor = self._search_params(params)
+        query_cut, heap_factor, exact_postings = self._search_params(params)
         scratch = self._scratch_buffers(len(queries))
         main = self._main
         parts_scores: list[np.ndarray] = []
@@ -276,12 +292,8 @@ class SparseIndex:
                                                 main.doc_ids, scratch.dense)
             else:
                 eligible_u8 = _NO_FILTER if eligible is None else eligible.view(np.uint8)
-                scores, ids, scratch.stamp = seismic_search(
-                    queries.indptr, queries.indices, queries.values, k, query_cut, heap_factor,
-                    main.term_blocks, main.block_ptr, main.postings, main.term_summaries, main.summary_terms,
-                    main.summary_counts, main.summary_checkpoints, main.summary_blocks, main.summary_codes,
-                    main.summary_scales, main.fwd_indptr, main.fwd_indices, fwd_bits, main.doc_ids, eligible_u8,
-                    scratch.dense, scratch.visited, scratch.stamp, scratch.estimates)
+                scores, ids = self._search_indexed(queries, k, query_cut, heap_factor, exact_postings,
+                                                   eligible_u8, scratch)
             parts_scores.append(scores)
             parts_ids.append(ids)
         if len(self._delta_ids):
@@ -299,8 +311,63 @@ class SparseIndex:
             return parts_scores[0], parts_ids[0]
         return merge_topk(parts_scores, parts_ids, k)
 
-    def _check_search_params(self, params: Mapping[str, Any] | None) -> tuple[int, float]:
-        """(query_cut, heap_factor) for a call (`_search_params` remembers the answer)."""
+    def _search_indexed(self, queries: SparseBatch, k: int, query_cut: int, heap_factor: float, exact_postings: int,
+                        eligible: np.ndarray, scratch: _Scratch) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of the indexed rows: term at a time (exact) for the queries whose lists are short
+        enough, the Seismic walk for the others."""
+        main = self._main
+        exact = self._exact_index(exact_postings)
+        if exact is None:
+            short = np.zeros(len(queries), dtype=bool)
+        else:
+            term_ptr = exact[0]
+            entries = (term_ptr[queries.indices + 1] - term_ptr[queries.indices]).astype(np.int64)
+            short = np.add.reduceat(entries, queries.indptr[:-1]) <= exact_postings  # no query is empty
+        if exact is not None and short.any():
+            if len(scratch.scores) != main.n_rows:
+                scratch.scores = np.zeros(main.n_rows, np.float64)
+                scratch.touched = np.zeros(main.n_rows, np.int64)
+            if short.all():
+                exact_rows = queries
+            else:
+                exact_rows = queries.take(np.flatnonzero(short))
+            by_terms = exact_terms_search(exact_rows.indptr, exact_rows.indices, exact_rows.values, k, *exact,
+                                          main.doc_ids, eligible, scratch.scores, scratch.visited, scratch.touched,
+                                          scratch.stamp)
+            scratch.stamp = by_terms[2]
+            if short.all():
+                return by_terms[0], by_terms[1]
+        walk_rows = queries if exact is None or not short.any() else queries.take(np.flatnonzero(~short))
+        walked = seismic_search(
+            walk_rows.indptr, walk_rows.indices, walk_rows.values, k, query_cut, heap_factor,
+            main.term_blocks, main.block_ptr, main.postings, main.term_summaries, main.summary_terms,
+            main.summary_counts, main.summary_checkpoints, main.summary_blocks, main.summary_codes,
+            main.summary_scales, main.fwd_indptr, main.fwd_indices, main.fwd_values.view(np.uint16), main.doc_ids,
+            eligible, scratch.dense, scratch.visited, scratch.stamp, scratch.estimates)
+        scratch.stamp = walked[2]
+        if walk_rows is queries:
+            return walked[0], walked[1]
+        scores = np.empty((len(queries), k), np.float32)
+        ids = np.empty((len(queries), k), np.int64)
+        scores[short], ids[short] = by_terms[0], by_terms[1]
+        scores[~short], ids[~short] = walked[0], walked[1]
+        return scores, ids
+
+    def _exact_index(self, exact_postings: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The exact inverted index of the indexed rows (built once per static structure), or
+        None when term-at-a-time search is off or the rows hold more than EXACT_INDEX_LIMIT entries."""
+        main = self._main
+        if not exact_postings or len(main.fwd_indices) > EXACT_INDEX_LIMIT:
+            return None
+        built = self._exact
+        if built is None or built[0] is not main:
+            built = (main, exact_inverted_index(main.fwd_indptr, main.fwd_indices, main.fwd_values.view(np.uint16),
+                                                self.vocab_size))
+            self._exact = built  # one assignment: a concurrent search never pairs arrays of two builds
+        return built[1]
+
+    def _check_search_params(self, params: Mapping[str, Any] | None) -> tuple[int, float, int]:
+        """(query_cut, heap_factor, exact_postings) for a call (`_search_params` remembers the answer)."""
         params = dict(params or {})
         unknown = set(params) - set(_SEARCH_PARAMS)
         if unknown:
@@ -308,7 +375,10 @@ class SparseIndex:
                                   f"the sparse index takes {', '.join(_SEARCH_PARAMS)}")
         query_cut = _positive_int("query_cut", params.get("query_cut", self.config.query_cut))
         heap_factor = _positive_float("heap_factor", params.get("heap_factor", self.config.heap_factor), infinite=True)
-        return query_cut, heap_factor
+        exact_postings = params.get("exact_postings", self.config.exact_postings)
+        if isinstance(exact_postings, bool) or not isinstance(exact_postings, (int, np.integer)) or exact_postings < 0:
+            raise InvalidArgument(f"exact_postings must be an integer >= 0, got {exact_postings!r}")
+        return query_cut, heap_factor, int(exact_postings)
 
     def _eligible(self, allowed: np.ndarray | None) -> np.ndarray | None:
         """(n,) bool mask of the indexed rows a search may return, or None for all of them."""
@@ -338,8 +408,10 @@ class SparseIndex:
     def memory_bytes(self) -> int:
         """Bytes of the index arrays (forward index, postings, summaries, delta, tombstones)."""
         delta = self._delta
+        entries = len(self._main.fwd_indices)  # the exact inverted index, built at the first search that uses it:
+        exact = 6 * entries + 8 * (self.vocab_size + 1) if self.config.exact_postings and entries <= EXACT_INDEX_LIMIT else 0
         return (self._main.nbytes() + self._alive.nbytes + self._delta_ids.nbytes + delta.indptr.nbytes
-                + delta.indices.nbytes + delta.values.nbytes + self._delta_bits.nbytes)
+                + delta.indices.nbytes + delta.values.nbytes + self._delta_bits.nbytes + exact)
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> None:

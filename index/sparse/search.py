@@ -221,6 +221,65 @@ def exact_rows_search(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.
     return out_scores, out_ids
 
 
+@numba.njit(cache=True, nogil=True)
+def exact_terms_search(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, k: int,
+                       term_ptr: np.ndarray, term_rows: np.ndarray, term_bits: np.ndarray, row_ids: np.ndarray,
+                       eligible: np.ndarray, scores: np.ndarray, visited: np.ndarray, touched: np.ndarray,
+                       stamp: int):
+    """Exact top-k of each query, term at a time, over an exact inverted index: the entries of
+    term t are term_rows[term_ptr[t]:term_ptr[t + 1]] (int32 rows) with float16 weights
+    term_bits. Each query term adds its weight times every entry's into the row's score; only
+    the rows reached are ranked, so the cost is the total length of the query's lists.
+
+    eligible (n,) uint8 (1: may be returned), or empty for every row. Scratch: scores (n,)
+    float64, visited (n,) int32 stamps (a row reached by this query holds `stamp`), touched
+    (n,) int64. A zero query weight reaches nothing (a shared term counts only with a weight,
+    as in `exact_rows_search`). Returns scores (nq, k) float32, ids (nq, k) int64, next stamp.
+    """
+    nq = q_indptr.shape[0] - 1
+    filtered = eligible.shape[0] > 0
+    out_scores = np.empty((nq, k), np.float32)
+    out_ids = np.empty((nq, k), np.int64)
+    heap_scores = np.empty(k, np.float64)
+    heap_ids = np.empty(k, np.int64)
+    for qi in range(nq):
+        n_touched = 0
+        for p in range(q_indptr[qi], q_indptr[qi + 1]):
+            weight = np.float64(q_values[p])
+            if weight == 0.0:
+                continue
+            term = q_indices[p]
+            for e in range(term_ptr[term], term_ptr[term + 1]):
+                row = term_rows[e]
+                if visited[row] != stamp:
+                    visited[row] = stamp
+                    scores[row] = 0.0
+                    touched[n_touched] = row
+                    n_touched += 1
+                scores[row] += weight * f16_value(term_bits[e])
+        size = 0
+        for j in range(n_touched):
+            row = touched[j]
+            if filtered and eligible[row] == 0:
+                continue
+            size = heap_push(heap_scores, heap_ids, size, k, scores[row], row_ids[row])
+        _emit(heap_scores, heap_ids, size, out_scores[qi], out_ids[qi])
+        stamp += 1
+    return out_scores, out_ids, stamp
+
+
+def exact_inverted_index(fwd_indptr: np.ndarray, fwd_indices: np.ndarray, fwd_bits: np.ndarray,
+                         vocab_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The forward index (rows of (term, float16 bits)) turned term-major: (term_ptr (V + 1,)
+    int64, term_rows int32, term_bits uint16), each term's entries in row order."""
+    lengths = np.diff(fwd_indptr)
+    order = np.argsort(fwd_indices, kind="stable")  # stable: row order within a term
+    term_rows = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)[order]
+    term_ptr = np.zeros(vocab_size + 1, np.int64)
+    np.cumsum(np.bincount(fwd_indices, minlength=vocab_size), out=term_ptr[1:])
+    return term_ptr, term_rows, np.ascontiguousarray(fwd_bits[order])
+
+
 def merge_topk(scores: list[np.ndarray], ids: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
     """Merge per-part top-k results (each (nq, k_i)) into the overall top-k (nq, k).
 

@@ -22,7 +22,8 @@ from lamina.index.sparse.kernels import f16_value, prefetch, radix_argsort, samp
 
 VOCAB = 30522
 # no pruning, every query term's list, no block ever skipped: the index must be exact
-EXHAUSTIVE = {"query_cut": 10_000, "heap_factor": float("inf")}
+EXHAUSTIVE = {"query_cut": 10_000, "heap_factor": float("inf"), "exact_postings": 0}  # the Seismic walk, unpruned
+BY_TERMS = {"exact_postings": 10**9}  # every query term at a time, over the exact inverted index
 
 
 def synthetic_splade(n_docs: int, n_queries: int, *, vocab: int = VOCAB, doc_nnz: int = 100, query_nnz: int = 30,
@@ -91,7 +92,7 @@ def corpus() -> tuple[SparseBatch, SparseBatch]:
 @pytest.fixture(scope="module")
 def built(corpus) -> SparseIndex:
     docs, _ = corpus
-    index = SparseIndex(VOCAB, SeismicConfig(n_postings=150))
+    index = SparseIndex(VOCAB, SeismicConfig(n_postings=150, exact_postings=0))  # the Seismic walk
     index.add(np.arange(len(docs), dtype=np.int64) * 3, docs)  # ids are not row numbers
     index.compact()
     return index
@@ -263,6 +264,51 @@ def test_exhaustive_parameters_make_the_index_exact():
                         exact_search(f16(docs), queries, 15, ids=ids, vocab_size=400))
 
 
+def test_short_queries_are_answered_exactly_term_at_a_time():
+    docs = small_random(3000, vocab=400, nnz=15, seed=5)
+    queries = canonical_batch(small_random(40, vocab=400, nnz=8, seed=6), 400, "query")
+    ids = np.random.default_rng(2).permutation(10**6)[:3000].astype(np.int64)
+    index = SparseIndex(400, SeismicConfig(n_postings=40))  # lists pruned hard: the walk misses documents
+    index.add(ids, docs)
+    index.compact()
+    want = exact_search(f16(docs), queries, 15, ids=ids, vocab_size=400)
+    walked = index.search(queries, 15, params={"exact_postings": 0, "query_cut": 2})
+    assert recall(walked[1], want[1]) < 0.9
+    assert_same_results(index.search(queries, 15, params=BY_TERMS), want)
+    # a budget between the queries' list lengths splits the batch: the short ones are exact
+    lengths = np.bincount(docs.indices, minlength=400)
+    cost = np.array([lengths[queries.indices[a:b]].sum() for a, b in zip(queries.indptr[:-1], queries.indptr[1:])])
+    budget = int(np.median(cost))
+    mixed = index.search(queries, 15, params={"exact_postings": budget, "query_cut": 2})
+    short = cost <= budget
+    assert 0 < short.sum() < len(queries)
+    assert_same_results((mixed[0][short], mixed[1][short]), (want[0][short], want[1][short]))
+    assert_same_results((mixed[0][~short], mixed[1][~short]), (walked[0][~short], walked[1][~short]))
+    # a filter, and a query term of weight zero (shares nothing)
+    allowed = np.sort(ids[::3])
+    kept = np.isin(ids, allowed)
+    want = exact_search(f16(docs.take(np.flatnonzero(kept))), queries, 15, ids=ids[kept], vocab_size=400)
+    assert_same_results(index.search(queries, 15, allowed=allowed, params=BY_TERMS), want)
+    zero = SparseBatch.from_rows([{int(docs.indices[0]): 0.0, 399: 1.0}])
+    only = exact_search(f16(docs), SparseBatch.from_rows([{399: 1.0}]), 15, ids=ids, vocab_size=400)
+    assert_same_results(index.search(zero, 15, params=BY_TERMS), only)
+
+
+def test_the_exact_inverted_index_is_counted_and_can_be_turned_off():
+    docs = small_random(500, vocab=200, nnz=8)
+    on, off = SparseIndex(200), SparseIndex(200, SeismicConfig(exact_postings=0))
+    for index in (on, off):
+        index.add(np.arange(500), docs)
+        index.compact()
+    assert on.memory_bytes() - off.memory_bytes() == 6 * len(docs.indices) + 8 * 201
+    query = SparseBatch.from_rows([{int(docs.indices[0]): 1.0}])
+    assert_same_results(on.search(query, 5), off.search(query, 5, params=EXHAUSTIVE))
+    with pytest.raises(InvalidArgument, match="exact_postings"):
+        on.search(query, 5, params={"exact_postings": -1})
+    with pytest.raises(InvalidArgument, match="exact_postings"):
+        SeismicConfig(exact_postings=1.5)
+
+
 def test_ties_are_ordered_by_id():
     row = {3: 1.0, 9: 2.0}
     docs = SparseBatch.from_rows([row] * 6 + [{3: 0.1}])
@@ -284,7 +330,8 @@ def test_empty_index_returns_padding():
 
 
 # ---------------------------------------------------------------------------- updates
-def test_updates_and_deletes_match_exact_search():
+@pytest.mark.parametrize("params", [EXHAUSTIVE, BY_TERMS], ids=["walk", "by-terms"])
+def test_updates_and_deletes_match_exact_search(params):
     vocab = 300
     docs = small_random(2600, vocab=vocab, nnz=12, seed=8)
     queries = canonical_batch(small_random(30, vocab=vocab, nnz=6, seed=9), vocab, "query")
@@ -295,7 +342,7 @@ def test_updates_and_deletes_match_exact_search():
         ids = np.array(sorted(live), dtype=np.int64)
         want = exact_search(f16(docs.take(np.array([live[i] for i in ids], dtype=np.int64))), queries, 10,
                             ids=ids, vocab_size=vocab)
-        assert_same_results(index.search(queries, 10, params=EXHAUSTIVE), want)
+        assert_same_results(index.search(queries, 10, params=params), want)
         assert len(index) == len(live)
 
     index.add(np.arange(2000), docs.take(np.arange(2000)))
