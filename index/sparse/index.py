@@ -12,11 +12,12 @@
 - `search` merges the approximate Seismic top-k of the indexed rows with the exact top-k
   of the delta. An `allowed` filter that leaves at most `brute_force_rows` indexed rows
   is answered exactly over those rows, since pruned posting lists may not reach them.
-- A query whose terms' full posting lists hold at most `exact_postings` entries in all is
-  answered exactly, term at a time, from an exact inverted index of the indexed rows (built
-  in memory from the forward index, when it holds at most `EXACT_INDEX_LIMIT` entries). On a
-  small collection this beats the Seismic walk: on Cranfield (1,400 documents, ~8,500 postings
-  a query) it costs ~20 µs of kernel time, where the walk scores hundreds of forward rows.
+- A query whose cost, its terms' full posting lists plus one per indexed row, is at most
+  `exact_postings` is answered exactly, term at a time, from an exact inverted index of the
+  indexed rows (built in memory from the forward index, when it holds at most
+  `EXACT_INDEX_LIMIT` entries). On a small collection this beats the Seismic walk: on
+  Cranfield (1,400 documents, ~8,600 postings a query) it takes ~17 µs in the kernel, where the
+  walk scores hundreds of forward rows at ~330 ns each.
 - `save` / `load`: a few .npy files plus `sparse.json` (format, vocabulary size, config,
   counts); `load(mmap=True)` maps the large arrays read-only.
 
@@ -80,8 +81,8 @@ class SeismicConfig:
     for clustering; `summary_energy` fraction of a block summary's L1 mass kept.
     Search defaults: `query_cut` query terms whose lists are visited, `heap_factor` (a block
     is skipped when its summary score < k-th score / heap_factor; inf never skips a block).
-    `exact_postings`: a query whose terms' full posting lists hold at most this many entries is
-    answered exactly, term at a time (0: never; see the module notes).
+    `exact_postings`: a query whose terms' full posting lists hold at most this many entries, plus
+    one per indexed row, is answered exactly, term at a time (0: never; see the module notes).
     Updates: the delta is compacted once it holds more than
     max(`delta_limit`, `delta_fraction` * indexed rows); a filter leaving at most
     `brute_force_rows` indexed rows is answered exactly. `build_threads` (0: every core)
@@ -149,7 +150,6 @@ class _Scratch(threading.local):
         self.stamp = 1
         self.estimates = np.zeros(0, np.float64)
         self.scores = np.zeros(0, np.float64)  # a score per indexed row (term-at-a-time search)
-        self.touched = np.zeros(0, np.int64)  # the rows a term-at-a-time query reached
 
 
 class SparseIndex:
@@ -267,8 +267,8 @@ class SparseIndex:
         `allowed` (int64 ids) restricts the results to those ids. `params`: `query_cut`
         (positive int), `heap_factor` (> 0; a block is skipped when its summary score is
         below k-th score / heap_factor; inf never skips) and `exact_postings` (int >= 0; a
-        query whose terms' lists hold at most this many entries is answered exactly) override
-        the config for this call.
+        query whose terms' lists hold at most this many entries, plus one per indexed row, is
+        answered exactly) override the config for this call.
         Raises InvalidArgument for k <= 0, an unknown or bad parameter, or a bad query: a
         query with no terms ("query i has no terms"), a NaN, infinite or negative weight,
         or a term id outside the vocabulary.
@@ -313,31 +313,21 @@ class SparseIndex:
 
     def _search_indexed(self, queries: SparseBatch, k: int, query_cut: int, heap_factor: float, exact_postings: int,
                         eligible: np.ndarray, scratch: _Scratch) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k of the indexed rows: term at a time (exact) for the queries whose lists are short
-        enough, the Seismic walk for the others."""
+        """Top-k of the indexed rows: exactly, term at a time, for the queries that cost at most
+        `exact_postings` (their lists' entries plus one per row); the Seismic walk for the others."""
         main = self._main
         exact = self._exact_index(exact_postings)
-        if exact is None:
-            short = np.zeros(len(queries), dtype=bool)
-        else:
-            term_ptr = exact[0]
-            entries = (term_ptr[queries.indices + 1] - term_ptr[queries.indices]).astype(np.int64)
-            short = np.add.reduceat(entries, queries.indptr[:-1]) <= exact_postings  # no query is empty
-        if exact is not None and short.any():
+        if exact is not None:
             if len(scratch.scores) != main.n_rows:
                 scratch.scores = np.zeros(main.n_rows, np.float64)
-                scratch.touched = np.zeros(main.n_rows, np.int64)
-            if short.all():
-                exact_rows = queries
-            else:
-                exact_rows = queries.take(np.flatnonzero(short))
-            by_terms = exact_terms_search(exact_rows.indptr, exact_rows.indices, exact_rows.values, k, *exact,
-                                          main.doc_ids, eligible, scratch.scores, scratch.visited, scratch.touched,
-                                          scratch.stamp)
-            scratch.stamp = by_terms[2]
-            if short.all():
-                return by_terms[0], by_terms[1]
-        walk_rows = queries if exact is None or not short.any() else queries.take(np.flatnonzero(~short))
+            scores, ids, done = exact_terms_search(queries.indptr, queries.indices, queries.values, k, exact_postings,
+                                                   *exact, main.doc_ids, eligible, scratch.scores)
+            if done.all():
+                return scores, ids
+            rest = np.flatnonzero(~done)
+            walk_rows = queries.take(rest)
+        else:
+            walk_rows = queries
         walked = seismic_search(
             walk_rows.indptr, walk_rows.indices, walk_rows.values, k, query_cut, heap_factor,
             main.term_blocks, main.block_ptr, main.postings, main.term_summaries, main.summary_terms,
@@ -345,12 +335,9 @@ class SparseIndex:
             main.summary_scales, main.fwd_indptr, main.fwd_indices, main.fwd_values.view(np.uint16), main.doc_ids,
             eligible, scratch.dense, scratch.visited, scratch.stamp, scratch.estimates)
         scratch.stamp = walked[2]
-        if walk_rows is queries:
+        if exact is None:
             return walked[0], walked[1]
-        scores = np.empty((len(queries), k), np.float32)
-        ids = np.empty((len(queries), k), np.int64)
-        scores[short], ids[short] = by_terms[0], by_terms[1]
-        scores[~short], ids[~short] = walked[0], walked[1]
+        scores[rest], ids[rest] = walked[0], walked[1]
         return scores, ids
 
     def _exact_index(self, exact_postings: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

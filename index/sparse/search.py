@@ -26,6 +26,8 @@ broken by smaller id, so equal scores never make the order depend on the visitin
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -222,50 +224,54 @@ def exact_rows_search(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.
 
 
 @numba.njit(cache=True, nogil=True)
-def exact_terms_search(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, k: int,
+def exact_terms_search(q_indptr: np.ndarray, q_indices: np.ndarray, q_values: np.ndarray, k: int, budget: int,
                        term_ptr: np.ndarray, term_rows: np.ndarray, term_bits: np.ndarray, row_ids: np.ndarray,
-                       eligible: np.ndarray, scores: np.ndarray, visited: np.ndarray, touched: np.ndarray,
-                       stamp: int):
-    """Exact top-k of each query, term at a time, over an exact inverted index: the entries of
-    term t are term_rows[term_ptr[t]:term_ptr[t + 1]] (int32 rows) with float16 weights
-    term_bits. Each query term adds its weight times every entry's into the row's score; only
-    the rows reached are ranked, so the cost is the total length of the query's lists.
+                       eligible: np.ndarray, scores: np.ndarray):
+    """Exact top-k, term at a time, of each query whose cost is at most `budget`, over an exact
+    inverted index: the entries of term t are term_rows[term_ptr[t]:term_ptr[t + 1]] (int32
+    rows) with float16 weights term_bits. A query costs the total length of its terms' lists plus
+    one per row (each query clears and ranks every row's score); the others are left undone.
 
-    eligible (n,) uint8 (1: may be returned), or empty for every row. Scratch: scores (n,)
-    float64, visited (n,) int32 stamps (a row reached by this query holds `stamp`), touched
-    (n,) int64. A zero query weight reaches nothing (a shared term counts only with a weight,
-    as in `exact_rows_search`). Returns scores (nq, k) float32, ids (nq, k) int64, next stamp.
+    Every row's score starts at -0.0: any term it shares with the query, even one adding a zero,
+    turns it to +0.0 or more (IEEE: -0.0 + +0.0 = +0.0), so the sign tells the rows reached
+    from the rest without a mark per row. A zero query weight reaches nothing (a shared term
+    counts only with a weight, as in `exact_rows_search`). eligible (n,) uint8 (1: may be
+    returned), or empty for every row; scratch scores (n,) float64.
+    Returns scores (nq, k) float32, ids (nq, k) int64 (undone rows padded) and done (nq,) bool.
     """
     nq = q_indptr.shape[0] - 1
+    n = scores.shape[0]
     filtered = eligible.shape[0] > 0
-    out_scores = np.empty((nq, k), np.float32)
-    out_ids = np.empty((nq, k), np.int64)
+    out_scores = np.full((nq, k), -np.inf, np.float32)
+    out_ids = np.full((nq, k), -1, np.int64)
+    done = np.zeros(nq, np.bool_)
     heap_scores = np.empty(k, np.float64)
     heap_ids = np.empty(k, np.int64)
     for qi in range(nq):
-        n_touched = 0
+        cost = n
+        for p in range(q_indptr[qi], q_indptr[qi + 1]):
+            cost += term_ptr[q_indices[p] + 1] - term_ptr[q_indices[p]]
+        if cost > budget:
+            continue
+        scores[:] = -0.0
         for p in range(q_indptr[qi], q_indptr[qi + 1]):
             weight = np.float64(q_values[p])
             if weight == 0.0:
                 continue
             term = q_indices[p]
             for e in range(term_ptr[term], term_ptr[term + 1]):
-                row = term_rows[e]
-                if visited[row] != stamp:
-                    visited[row] = stamp
-                    scores[row] = 0.0
-                    touched[n_touched] = row
-                    n_touched += 1
-                scores[row] += weight * f16_value(term_bits[e])
+                scores[term_rows[e]] += weight * f16_value(term_bits[e])
         size = 0
-        for j in range(n_touched):
-            row = touched[j]
-            if filtered and eligible[row] == 0:
-                continue
-            size = heap_push(heap_scores, heap_ids, size, k, scores[row], row_ids[row])
+        for row in range(n):
+            score = scores[row]
+            if size == k and score < heap_scores[0]:
+                continue  # cannot enter the heap: most rows stop here
+            if math.copysign(1.0, score) < 0.0 or (filtered and eligible[row] == 0):
+                continue  # not reached by the query, or filtered out
+            size = heap_push(heap_scores, heap_ids, size, k, score, row_ids[row])
         _emit(heap_scores, heap_ids, size, out_scores[qi], out_ids[qi])
-        stamp += 1
-    return out_scores, out_ids, stamp
+        done[qi] = True
+    return out_scores, out_ids, done
 
 
 def exact_inverted_index(fwd_indptr: np.ndarray, fwd_indices: np.ndarray, fwd_bits: np.ndarray,

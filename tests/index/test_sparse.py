@@ -275,9 +275,11 @@ def test_short_queries_are_answered_exactly_term_at_a_time():
     walked = index.search(queries, 15, params={"exact_postings": 0, "query_cut": 2})
     assert recall(walked[1], want[1]) < 0.9
     assert_same_results(index.search(queries, 15, params=BY_TERMS), want)
-    # a budget between the queries' list lengths splits the batch: the short ones are exact
+    # a budget between the queries' costs (their lists' entries plus one per row) splits the
+    # batch: the cheap ones are exact
     lengths = np.bincount(docs.indices, minlength=400)
-    cost = np.array([lengths[queries.indices[a:b]].sum() for a, b in zip(queries.indptr[:-1], queries.indptr[1:])])
+    cost = len(docs) + np.array([lengths[queries.indices[a:b]].sum()
+                                 for a, b in zip(queries.indptr[:-1], queries.indptr[1:])])
     budget = int(np.median(cost))
     mixed = index.search(queries, 15, params={"exact_postings": budget, "query_cut": 2})
     short = cost <= budget
