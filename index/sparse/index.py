@@ -14,10 +14,11 @@
   is answered exactly over those rows, since pruned posting lists may not reach them.
 - A query whose cost, its terms' full posting lists plus one per indexed row, is at most
   `exact_postings` is answered exactly, term at a time, from an exact inverted index of the
-  indexed rows (built in memory from the forward index, when it holds at most
-  `EXACT_INDEX_LIMIT` entries). On a small collection this beats the Seismic walk: on
-  Cranfield (1,400 documents, ~8,600 postings a query) it takes ~17 µs in the kernel, where the
-  walk scores hundreds of forward rows at ~330 ns each.
+  indexed rows, built in memory from the forward index at the first search that may use it
+  (when it holds at most `EXACT_INDEX_LIMIT` entries and fewer rows than `exact_postings`).
+  On a small collection this beats the Seismic walk: on Cranfield (1,400 documents, ~8,600
+  postings a query) it takes ~17 µs in the kernel, where the walk scores hundreds of forward
+  rows at ~330 ns each.
 - `save` / `load`: a few .npy files plus `sparse.json` (format, vocabulary size, config,
   counts); `load(mmap=True)` maps the large arrays read-only.
 
@@ -340,11 +341,17 @@ class SparseIndex:
         scores[rest], ids[rest] = walked[0], walked[1]
         return scores, ids
 
+    def _exact_index_used(self, exact_postings: int) -> bool:
+        """Whether a query may take the exact path: it is on, the index small enough to keep, and a
+        query may cost little enough (every query costs at least one per row)."""
+        main = self._main
+        return 0 < main.n_rows < exact_postings and len(main.fwd_indices) <= EXACT_INDEX_LIMIT
+
     def _exact_index(self, exact_postings: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The exact inverted index of the indexed rows (built once per static structure), or
-        None when term-at-a-time search is off or the rows hold more than EXACT_INDEX_LIMIT entries."""
+        None when no query may take the exact path (`_exact_index_used`)."""
         main = self._main
-        if not exact_postings or len(main.fwd_indices) > EXACT_INDEX_LIMIT:
+        if not self._exact_index_used(exact_postings):
             return None
         built = self._exact
         if built is None or built[0] is not main:
@@ -395,8 +402,9 @@ class SparseIndex:
     def memory_bytes(self) -> int:
         """Bytes of the index arrays (forward index, postings, summaries, delta, tombstones)."""
         delta = self._delta
-        entries = len(self._main.fwd_indices)  # the exact inverted index, built at the first search that uses it:
-        exact = 6 * entries + 8 * (self.vocab_size + 1) if self.config.exact_postings and entries <= EXACT_INDEX_LIMIT else 0
+        # the exact inverted index, built at the first search that may use it
+        used = self._exact_index_used(self.config.exact_postings)
+        exact = 6 * len(self._main.fwd_indices) + 8 * (self.vocab_size + 1) if used else 0
         return (self._main.nbytes() + self._alive.nbytes + self._delta_ids.nbytes + delta.indptr.nbytes
                 + delta.indices.nbytes + delta.values.nbytes + self._delta_bits.nbytes + exact)
 

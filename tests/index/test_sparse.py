@@ -299,10 +299,12 @@ def test_short_queries_are_answered_exactly_term_at_a_time():
 def test_the_exact_inverted_index_is_counted_and_can_be_turned_off():
     docs = small_random(500, vocab=200, nnz=8)
     on, off = SparseIndex(200), SparseIndex(200, SeismicConfig(exact_postings=0))
-    for index in (on, off):
+    too_many_rows = SparseIndex(200, SeismicConfig(exact_postings=500))  # every query costs >= 500
+    for index in (on, off, too_many_rows):
         index.add(np.arange(500), docs)
         index.compact()
     assert on.memory_bytes() - off.memory_bytes() == 6 * len(docs.indices) + 8 * 201
+    assert too_many_rows.memory_bytes() == off.memory_bytes()
     query = SparseBatch.from_rows([{int(docs.indices[0]): 1.0}])
     assert_same_results(on.search(query, 5), off.search(query, 5, params=EXHAUSTIVE))
     with pytest.raises(InvalidArgument, match="exact_postings"):
