@@ -40,6 +40,10 @@ PAGE_SIZE = 4096
 _PARALLEL_READS = 4
 _WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", None)
 _WILLNEED_MAP = getattr(mmap, "MADV_WILLNEED", None)
+# A query reads whole lists, each announced first (WILLNEED): the kernel's readahead around a
+# missing page would only read the neighbouring lists as well, so it is turned off.
+_RANDOM_MAP = getattr(mmap, "MADV_RANDOM", None)
+_RANDOM_FILE = getattr(os, "POSIX_FADV_RANDOM", None)
 OFFSET, LENGTH, COUNT, CRC = range(4)
 _LE = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "int8": np.dtype("i1")}
 _IDS = np.dtype("<i8")
@@ -184,6 +188,10 @@ class PostingReader:
         if io == "mmap" and self.size:
             self._map = mmap.mmap(self._fd, self.size, access=mmap.ACCESS_READ)
             self._mapped = np.frombuffer(self._map, dtype=np.uint8)
+            if _RANDOM_MAP is not None:
+                self._map.madvise(_RANDOM_MAP)
+        if _RANDOM_FILE is not None:
+            os.posix_fadvise(self._fd, 0, 0, _RANDOM_FILE)
         if io_threads > 1:
             self._pool = ThreadPoolExecutor(io_threads, thread_name_prefix="spann-io")
 
