@@ -18,6 +18,7 @@ from lamina.index.sparse.build import (
     pruning_threshold,
     top_weights,
 )
+from lamina.index.sparse.index import DELTA_INDEX_AFTER
 from lamina.index.sparse.kernels import f16_value, prefetch, radix_argsort, sample_positions, top_k_positions
 
 VOCAB = 30522
@@ -311,6 +312,27 @@ def test_the_exact_inverted_index_is_counted_and_can_be_turned_off():
         on.search(query, 5, params={"exact_postings": -1})
     with pytest.raises(InvalidArgument, match="exact_postings"):
         SeismicConfig(exact_postings=1.5)
+
+
+def test_the_delta_gets_an_inverted_index_once_searches_pay_for_it():
+    docs = small_random(1200, vocab=300, nnz=12, seed=3)
+    queries = canonical_batch(small_random(20, vocab=300, nnz=6, seed=4), 300, "query")
+    ids = np.arange(1200, dtype=np.int64) * 7
+    index = SparseIndex(300)  # 1,200 rows stay in the delta (delta_limit 10,000)
+    index.add(ids, docs)
+    allowed = ids[::4]
+    want = exact_search(f16(docs), queries, 10, ids=ids, vocab_size=300)
+    kept = exact_search(f16(docs.take(np.arange(0, 1200, 4))), queries, 10, ids=allowed, vocab_size=300)
+    scanned = index.memory_bytes()
+    for search in range(DELTA_INDEX_AFTER + 4):  # by forward rows, then term at a time: the same answers
+        assert (index._delta_terms is not None) == (search >= DELTA_INDEX_AFTER)
+        if search % 2:
+            assert_same_results(index.search(queries, 10, allowed=allowed), kept)
+        else:
+            assert_same_results(index.search(queries, 10), want)
+    assert index.memory_bytes() > scanned
+    index.add(np.array([5]), docs.take(np.array([0])))  # a write drops it until searches pay again
+    assert index._delta_terms is None and index.n_delta == 1201
 
 
 def test_ties_are_ordered_by_id():
