@@ -216,7 +216,8 @@ def _ensure_demo(directory: Path) -> None:
 @click.option("--param", "params", multiple=True, metavar="NAME=NUMBER",
               help="Index parameter, e.g. nprobe=32, ef_search=128, query_cut=20, heap_factor=0.9, "
                    "exact_postings=0 (never answer a sparse query exactly term at a time), "
-                   "scan_candidates=512 (a large filter's rescoring depth).")
+                   "scan_candidates=512 (a large filter's rescoring depth). A 'dense.' or 'sparse.' prefix "
+                   "sends it to that stage of a hybrid search only (sparse.query_cut=20).")
 @click.option("--explain", is_flag=True, help="Print the plan each stage ran, with timings, to stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON lines.")
 @target_option

@@ -125,11 +125,15 @@ class SearchRequest:
                fusion: str | Fusion = "rrf", rerank: Rerank | int | None = None,
                filter: Filter | Mapping[str, Any] | None = None, tenant: str | None = None,
                with_payload: bool = True, explain: bool = False) -> SearchRequest:
-        """The usual request: `mode` dense, sparse or hybrid (dense + sparse fused)."""
+        """The usual request: `mode` dense, sparse or hybrid (dense + sparse fused).
+
+        `params` go to every stage, except a name prefixed with a stage kind ("dense.nprobe",
+        "sparse.query_cut"), which goes to that stage only: a hybrid search can set a knob that
+        only one of its indexes knows."""
         if mode not in MODES:
             raise InvalidArgument(f"unknown search mode {mode!r}; expected one of {', '.join(MODES)}")
         kinds = ("dense", "sparse") if mode == "hybrid" else (mode,)
-        stages = tuple(Stage(kind, params=dict(params or {})) for kind in kinds)
+        stages = tuple(Stage(kind, params=_stage_params(params or {}, kind, kinds)) for kind in kinds)
         if isinstance(fusion, str):
             fusion = Fusion(fusion)
         if isinstance(rerank, int) and not isinstance(rerank, bool):
@@ -142,6 +146,24 @@ class SearchRequest:
         if len(self.stages) > 1 or self.rerank is not None:
             return max(self.k, self.rerank.kappa if self.rerank else 0, DEFAULT_STAGE_LIMIT)
         return self.k
+
+
+def _stage_params(params: Mapping[str, Any], kind: str, kinds: tuple[str, ...]) -> dict[str, Any]:
+    """The params of the `kind` stage: unprefixed names and those prefixed "<kind>." (prefix
+    dropped). A prefix naming a kind the search does not run is InvalidArgument."""
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        prefix, dot, rest = str(name).partition(".")
+        if not dot:
+            out[name] = value
+        elif prefix not in ("dense", "sparse") or not rest:
+            raise InvalidArgument(f"search parameter {name!r}: a prefix names a stage, 'dense.' or 'sparse.'")
+        elif prefix not in kinds:
+            raise InvalidArgument(f"search parameter {name!r} is for a {prefix} stage, and this search runs "
+                                  f"{' and '.join(kinds)} only")
+        elif prefix == kind:
+            out[rest] = value
+    return out
 
 
 @dataclass

@@ -114,6 +114,23 @@ def test_hybrid_is_rrf_of_the_two_stages(coll):
     assert len(weighted) == 10 and weighted[0].score <= 2.0 + 1e-6  # two lists, each normalised to [0, 1]
 
 
+def test_a_prefixed_param_reaches_its_stage_only(coll):
+    request = SearchRequest.simple("wing", 10, mode="hybrid", params={"sparse.query_cut": 3, "dense.nprobe": 4,
+                                                                      "scan_candidates": 64})
+    assert [(s.kind, s.params) for s in request.stages] == [
+        ("dense", {"nprobe": 4, "scan_candidates": 64}), ("sparse", {"query_cut": 3, "scan_candidates": 64})]
+    # unprefixed, a sparse knob goes to the dense stage too, which refuses it; prefixed it works
+    with pytest.raises(InvalidArgument, match="exact_postings"):
+        coll.search("supersonic nozzle jet", mode="hybrid", params={"exact_postings": 0})
+    wide = {"sparse.query_cut": 50, "sparse.heap_factor": float("inf"), "sparse.exact_postings": 0}
+    assert [h.id for h in coll.search("supersonic nozzle jet", mode="hybrid", params=wide)] == \
+        [h.id for h in coll.search("supersonic nozzle jet", mode="hybrid")]  # both exact on this corpus
+    with pytest.raises(InvalidArgument, match="runs dense only"):
+        SearchRequest.simple("wing", mode="dense", params={"sparse.query_cut": 3})
+    with pytest.raises(InvalidArgument, match="names a stage"):
+        SearchRequest.simple("wing", mode="hybrid", params={"hnsw.ef_search": 3})
+
+
 @pytest.mark.parametrize("mode", ["dense", "sparse", "hybrid"])
 def test_filter_and_tenant_restrict_every_stage(coll, corpus, mode):
     flt = {"must": [{"key": "year", "range": {"gte": 1960, "lt": 1975}}],
