@@ -297,6 +297,18 @@ def test_short_queries_are_answered_exactly_term_at_a_time():
     assert_same_results(index.search(zero, 15, params=BY_TERMS), only)
 
 
+def test_rows_a_query_does_not_reach_are_never_results():
+    docs = SparseBatch.from_rows([{1: 1.0}] * 8 + [{2: 1.0}, {2: 0.5}])
+    index = SparseIndex(20)
+    index.add(np.arange(10), docs)
+    for _ in range(DELTA_INDEX_AFTER + 1):  # the delta by rows, then term at a time
+        np.testing.assert_array_equal(index.search(SparseBatch.from_rows([{2: 1.0}]), 5)[1], [[8, 9, -1, -1, -1]])
+    index.compact()  # the indexed rows, term at a time: scores start at -0.0, so unreached rows stay out
+    scores, ids = index.search(SparseBatch.from_rows([{2: 1.0}]), 5)
+    np.testing.assert_array_equal(ids, [[8, 9, -1, -1, -1]])
+    np.testing.assert_array_equal(scores, [[1.0, 0.5, -np.inf, -np.inf, -np.inf]])
+
+
 def test_the_exact_inverted_index_is_counted_and_can_be_turned_off():
     docs = small_random(500, vocab=200, nnz=8)
     on, off = SparseIndex(200), SparseIndex(200, SeismicConfig(exact_postings=0))
