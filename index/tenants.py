@@ -423,10 +423,40 @@ def gather_runs(slots: np.ndarray, starts: np.ndarray, sizes: np.ndarray, order:
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the dot products use SIMD
+def _l2_scores(query: np.ndarray, vectors: np.ndarray, slots: np.ndarray, qq: float) -> np.ndarray:
+    """`_scores` for L2 without the rows' squared norms: each row's norm is summed beside its dot
+    product while the row is in registers, instead of in a pass of its own over the rows."""
+    m = slots.shape[0]
+    out = np.empty(m, dtype=np.float32)
+    whole = m - m % 2
+    for i in range(0, whole, 2):
+        r0, r1 = slots[i], slots[i + 1]
+        d0 = d1 = n0 = n1 = np.float32(0.0)
+        for t in range(query.shape[0]):
+            qt = query[t]
+            x0 = vectors[r0, t]
+            x1 = vectors[r1, t]
+            d0 += x0 * qt
+            d1 += x1 * qt
+            n0 += x0 * x0
+            n1 += x1 * x1
+        out[i] = 2.0 * d0 - n0 - qq
+        out[i + 1] = 2.0 * d1 - n1 - qq
+    for i in range(whole, m):
+        d = n = np.float32(0.0)
+        for t in range(query.shape[0]):
+            x = vectors[slots[i], t]
+            d += x * query[t]
+            n += x * x
+        out[i] = 2.0 * d - n - qq
+    return out
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the dot products use SIMD
 def _scores(query: np.ndarray, vectors: np.ndarray, sqnorms: np.ndarray, slots: np.ndarray,
             ip_metric: bool) -> np.ndarray:
     """The score (m,) float32 of each row vectors[slots[i]] (inner product, or minus the squared
-    L2 distance), read in place four rows at a time: scattered rows are bound by memory latency,
+    L2 distance; an empty sqnorms hands L2 to `_l2_scores`), read in place four rows at a time: scattered rows are bound by memory latency,
     and four independent streams keep four reads in flight (2.5x faster than one row at a time
     at 10k rows of 192 floats out of 1M)."""
     m = slots.shape[0]
@@ -435,6 +465,8 @@ def _scores(query: np.ndarray, vectors: np.ndarray, sqnorms: np.ndarray, slots: 
     if not ip_metric:
         for t in range(query.shape[0]):
             qq += query[t] * query[t]
+    if not ip_metric and sqnorms.shape[0] == 0:
+        return _l2_scores(query, vectors, slots, qq)
     whole = m - m % 4
     for i in range(0, whole, 4):
         r0, r1, r2, r3 = slots[i], slots[i + 1], slots[i + 2], slots[i + 3]
@@ -464,7 +496,8 @@ def _scores(query: np.ndarray, vectors: np.ndarray, sqnorms: np.ndarray, slots: 
 def score_topk(query: np.ndarray, vectors: np.ndarray, sqnorms: np.ndarray, slots: np.ndarray,
                ip_metric: bool, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k of query (d,) float32 among vectors[slots] (slots (m,) int32 into vectors (n, d)
-    float32 with squared norms sqnorms (n,)), reading the rows in place.
+    float32 with squared norms sqnorms (n,), or an empty sqnorms: then L2 sums each scored row's
+    norm itself), reading the rows in place.
 
     Scores are the inner product or minus the squared L2 distance. Returns scores (t,) float32,
     best first, and their positions in `slots` (t,) int64, t = min(k, m); equal scores rank the

@@ -57,6 +57,7 @@ ExactTopK = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray
 
 _BRUTE_FORCE_BLOCK = 1 << 24  # scores a brute-force block may hold (64 MiB of float32)
 _KERNEL_QUERIES = 8  # up to this many queries, brute force runs the numba kernel (no BLAS threads)
+_NO_NORMS = np.empty(0, dtype=np.float32)
 
 
 class CodeScan(Protocol):
@@ -418,10 +419,11 @@ def split_planner_params(params: Mapping[str, Any] | None) -> tuple[dict[str, An
 def rows_topk(queries: np.ndarray, vectors: np.ndarray, rows: np.ndarray, ids: np.ndarray, k: int,
               metric: str, sqnorms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k of queries (nq, d) among vectors[rows] (rows (n,) int32 into vectors (N, d)
-    float32, read in place), reported as ids (n,) int64; sqnorms (N,) saves recomputing the
-    norms (L2). Scores (nq, k) float32 and ids (nq, k) int64, padded with -inf / -1."""
-    if sqnorms is None:
-        sqnorms = np.einsum("ij,ij->i", vectors, vectors) if metric == "l2" else np.zeros(len(vectors), np.float32)
+    float32, read in place), reported as ids (n,) int64. sqnorms (N,): the rows' squared norms
+    (L2), when known; without them the kernel sums each scored row's norm beside its dot product.
+    Scores (nq, k) float32 and ids (nq, k) int64, padded with -inf / -1."""
+    if sqnorms is None:  # empty: the kernel sums each scored row's norm itself (L2), or needs none (ip)
+        sqnorms = _NO_NORMS
     scores, found = _padded(len(queries), k)
     for i, query in enumerate(np.ascontiguousarray(queries, dtype=np.float32)):  # a loop over queries
         best_scores, best = score_topk(query, vectors, sqnorms, rows, metric == "ip", k)
