@@ -132,7 +132,7 @@ class SearchRequest:
         only one of its indexes knows."""
         if mode not in MODES:
             raise InvalidArgument(f"unknown search mode {mode!r}; expected one of {', '.join(MODES)}")
-        kinds = ("dense", "sparse") if mode == "hybrid" else (mode,)
+        kinds = STAGE_KINDS if mode == "hybrid" else (mode,)
         stages = tuple(Stage(kind, params=_stage_params(params or {}, kind, kinds)) for kind in kinds)
         if isinstance(fusion, str):
             fusion = Fusion(fusion)
@@ -156,7 +156,7 @@ def _stage_params(params: Mapping[str, Any], kind: str, kinds: tuple[str, ...]) 
         prefix, dot, rest = str(name).partition(".")
         if not dot:
             out[name] = value
-        elif prefix not in ("dense", "sparse") or not rest:
+        elif prefix not in STAGE_KINDS or not rest:
             raise InvalidArgument(f"search parameter {name!r}: a prefix names a stage, 'dense.' or 'sparse.'")
         elif prefix not in kinds:
             raise InvalidArgument(f"search parameter {name!r} is for a {prefix} stage, and this search runs "

@@ -64,6 +64,12 @@ def _positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def _non_negative_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InvalidArgument(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
 def _positive_float(name: str, value: Any, *, at_most: float | None = None, infinite: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or np.isnan(value) or value <= 0 or (np.isinf(value) and not infinite) \
@@ -121,9 +127,7 @@ class SeismicConfig:
         _positive_int("delta_limit", self.delta_limit)
         _positive_float("delta_fraction", self.delta_fraction)
         for name in ("brute_force_rows", "exact_postings", "build_threads", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise InvalidArgument(f"{name} must be an integer >= 0, got {value!r}")
+            _non_negative_int(name, getattr(self, name))
 
     @property
     def threads(self) -> int:
@@ -403,10 +407,8 @@ class SparseIndex:
                                   f"the sparse index takes {', '.join(_SEARCH_PARAMS)}")
         query_cut = _positive_int("query_cut", params.get("query_cut", self.config.query_cut))
         heap_factor = _positive_float("heap_factor", params.get("heap_factor", self.config.heap_factor), infinite=True)
-        exact_postings = params.get("exact_postings", self.config.exact_postings)
-        if isinstance(exact_postings, bool) or not isinstance(exact_postings, (int, np.integer)) or exact_postings < 0:
-            raise InvalidArgument(f"exact_postings must be an integer >= 0, got {exact_postings!r}")
-        return query_cut, heap_factor, int(exact_postings)
+        exact_postings = _non_negative_int("exact_postings", params.get("exact_postings", self.config.exact_postings))
+        return query_cut, heap_factor, exact_postings
 
     def _eligible(self, allowed: np.ndarray | None) -> np.ndarray | None:
         """(n,) bool mask of the indexed rows a search may return, or None for all of them."""
