@@ -59,8 +59,8 @@ PLANNER_VARIANTS: tuple[tuple[float, bool, dict[str, int], str | None], ...] = (
     (1.0, True, {}, None),
     (0.5, True, {}, "index_filtered"),
     (1.0, False, {}, "quantized_scan"),
-    (1.0, True, {"scan_candidates": 256}, "quantized_scan"),
-    (1.0, True, {"scan_candidates": 512}, "quantized_scan"),
+    (1.0, True, {"scan_candidates": 128}, "quantized_scan"),
+    (1.0, True, {"scan_candidates": 1024}, "quantized_scan"),
 )
 FILTER_NPROBES: tuple[int, ...] = (16, 64, 256, 1024)  # IVF + selector needs wide probes at <= 1%
 

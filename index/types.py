@@ -107,7 +107,7 @@ class IndexConfig:
     "spann" (disk-resident clustered index, `lamina.index.spann`; exact until `build_size` vectors).
     nlist: IVF lists; 0 chooses 4*sqrt(n) at training time. spann: SpannConfig options
     (head_ratio, replicas, dtype, max_postings, max_dist_ratio, ...). scan_codes: keep PQ codes of
-    every vector (`lamina.index.scan`, dim/8 bytes each, once `train_size` vectors exist) so that
+    every vector (`lamina.index.scan`, dim/4 bytes each, once `train_size` vectors exist) so that
     brute force over many matching ids scores codes first (flat, ivf and hnsw kinds).
     """
 

@@ -13,9 +13,9 @@ Curator's tenant tree as the tenant path):
 - `quantized_scan`: when the collection keeps scan codes (`lamina.index.scan`), brute force over
   more than `exact_threshold` matching ids (default 4,096), and a filter without tenant up to
   `scan_threshold` ids (default 250,000): every matching id is scored from its PQ code and the
-  best `scan_candidates` (default 1,024) are rescored exactly. Scattered rows are read at memory
-  latency, so reading 1,024 of them instead of all is most of the gain; the codes are 1/32 of
-  the vectors. Approximate (recall@10 0.98-1.00 at 0.5-10% of 1M vectors in bench/RESULTS.md),
+  best `scan_candidates` (default 256) are rescored exactly. Scattered rows are read at memory
+  latency, so reading 256 of them instead of all is most of the gain; the codes are 1/16 of
+  the vectors. Approximate (recall@10 >= 0.99 at 0.5-10% of 1M vectors in bench/RESULTS.md),
   and still complete.
 - `tenant_tree`: a tenant query (filtered or not) above the threshold goes to the tenant's
   sub-tree of the shared clustering tree, with the filter's ids as its allow-list; the walk
@@ -95,7 +95,7 @@ class PlannerConfig:
 
     brute_force_threshold: int = 20_000
     exact_threshold: int = 4096
-    scan_candidates: int = 1024
+    scan_candidates: int = 256
     scan_threshold: int = 250_000
     widen_factor: int = 4
     max_widenings: int = 4

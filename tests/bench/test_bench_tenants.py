@@ -113,7 +113,7 @@ def test_filter_sweep_runs_the_quantized_scan_beside_its_variants():
     rows = _filter_phase(workload, shared, 10, 10, (0.5,), 20_000, memory, None)
     planner = [r for r in rows if r["system"] == "lamina-planner"]
     assert [r["plan"] for r in planner] == ["quantized_scan", "brute_force", "quantized_scan", "quantized_scan"]
-    assert [r["params"].get("scan_candidates") for r in planner] == [None, None, 256, 512]
+    assert [r["params"].get("scan_candidates") for r in planner] == [None, None, 128, 1024]
     assert [r["params"]["scan_codes"] for r in planner] == [True, False, True, True]
     assert planner[1]["recall@10"] == 1.0 and all(r["complete"] == 1.0 for r in planner)
     assert planner[0]["recall@10"] >= 0.9
