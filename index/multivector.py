@@ -138,10 +138,10 @@ def lengths_to_offsets(lengths: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------- codec
 _PQ_SPEC = re.compile(r"^pq(\d+)(?:x(\d+))?$")
 _OPQ_SPEC = re.compile(r"^opq(\d+)(?:x(\d+))?$")
-_IVFPQ_SPEC = re.compile(r"^ivf(\d+)pq(\d+)(?:x(\d+))?$")
+_IVFPQ_SPEC = re.compile(r"^ivf(\d+)(?:x(\d+))?pq(\d+)(?:x(\d+))?$")
 _PCA_SPEC = re.compile(r"^pca(\d+)sq(4|6|8)$")
 # Named codecs: a short name for the codec measured best at a size (bench/RESULTS.md).
-_ALIASES = {"rq32": "ivf16384pq24x10", "rq64": "ivf1024pq96x5"}
+_ALIASES = {"rq32": "ivf16384x2pq24x9", "rq64": "ivf1024pq96x5"}
 
 
 def _sub_quantisers(spec: str, dim: int, m: int, bits: int) -> None:
@@ -149,6 +149,119 @@ def _sub_quantisers(spec: str, dim: int, m: int, bits: int) -> None:
         raise InvalidArgument(f"codec {spec!r}: {m} sub-quantisers do not divide dimension {dim}")
     if not 1 <= bits <= 16:
         raise InvalidArgument(f"codec {spec!r}: bits per sub-quantiser must be in [1, 16]")
+
+
+_STACK_MAGIC = b"LTCstack"  # a serialised ResidualStack starts with these bytes
+_STACK_HEADER = struct.Struct("<IIIII")  # dim, stages, centroids a stage, PQ sub-quantisers, PQ bits
+_KMEANS_ITERATIONS = 20
+
+
+class ResidualStack:
+    """Residual vector quantisation with a PQ tail: `stages` k-means codebooks of `lists`
+    centroids, each quantising what the previous ones left (the residual), then a product
+    quantiser of `m` x `bits` for the last residual. A row decodes to the sum of its centroids
+    and its PQ reconstruction.
+
+    One coarse stage is ColBERTv2's centroid + residual (faiss's IVF,PQ codec, which
+    `TokenCodec` uses for it). A second stage of 16,384 centroids costs 2 bytes of the PQ budget
+    and lowered the squared error of MiniLM tokens more than those bytes of PQ did (0.118 ->
+    0.100 at 32 bytes, bench/RESULTS.md). faiss's own multi-stage residual quantisers either
+    search with beams (minutes per 100k rows here) or build an inverted list per centroid
+    combination; this keeps greedy stages of exhaustive search, which faiss runs as BLAS.
+
+    The faiss standalone-codec methods (`train`, `sa_encode`, `sa_decode`, `sa_code_size`) make
+    it usable where `TokenCodec` holds a faiss index. Codes: each stage's centroid number as a
+    little-endian uint8 (lists <= 256) or uint16, then the PQ code.
+    """
+
+    def __init__(self, d: int, stages: int, lists: int, m: int, bits: int) -> None:
+        self.d, self.stages, self.lists = d, stages, lists
+        self._id_dtype = np.dtype(np.uint8 if lists <= 256 else "<u2")
+        self._pq_index = faiss.IndexPQ(d, m, bits)  # holds the PQ, and serialises it with faiss
+        self.pq = self._pq_index.pq
+        self.centroids: list[np.ndarray] = []  # a (lists, d) float32 array a stage, once trained
+        self._search: list[faiss.IndexFlatL2] = []
+
+    def sa_code_size(self) -> int:
+        return self.stages * self._id_dtype.itemsize + int(self.pq.code_size)
+
+    def train(self, rows: np.ndarray) -> None:
+        residual = np.array(rows, dtype=np.float32, copy=True)
+        if len(residual) < self.lists:
+            raise RuntimeError(f"{self.lists} centroids need at least as many training rows")
+        centroids = []
+        for stage in range(self.stages):
+            kmeans = faiss.Kmeans(self.d, self.lists, niter=_KMEANS_ITERATIONS, seed=1234 + stage,
+                                  max_points_per_centroid=256, verbose=False)
+            kmeans.train(residual)
+            centroids.append(np.ascontiguousarray(kmeans.centroids, dtype=np.float32))
+            residual -= centroids[-1][kmeans.index.search(residual, 1)[1][:, 0]]
+        self.pq.cp.seed = 1234
+        self.pq.train(residual)
+        self._pq_index.is_trained = True
+        self._set_centroids(centroids)
+
+    def _set_centroids(self, centroids: list[np.ndarray]) -> None:
+        self.centroids = centroids
+        self._search = []
+        for table in centroids:
+            index = faiss.IndexFlatL2(self.d)
+            index.add(table)
+            self._search.append(index)
+
+    def sa_encode(self, rows: np.ndarray) -> np.ndarray:
+        residual = np.array(rows, dtype=np.float32, copy=True)
+        ids = []
+        for table, index in zip(self.centroids, self._search, strict=True):
+            nearest = index.search(residual, 1)[1][:, 0]
+            residual -= table[nearest]
+            ids.append(nearest.astype(self._id_dtype))
+        stage_bytes = np.stack(ids, axis=1).view(np.uint8).reshape(len(rows), -1)
+        return np.concatenate([stage_bytes, self.pq.compute_codes(residual)], axis=1)
+
+    def sa_decode(self, codes: np.ndarray) -> np.ndarray:
+        width = self.stages * self._id_dtype.itemsize
+        ids = np.ascontiguousarray(codes[:, :width]).view(self._id_dtype)
+        rows = self.pq.decode(np.ascontiguousarray(codes[:, width:]))
+        for stage, table in enumerate(self.centroids):
+            rows += table[ids[:, stage]]
+        return rows
+
+    def to_bytes(self) -> bytes:
+        pq = faiss.serialize_index(self._pq_index).tobytes()
+        header = _STACK_HEADER.pack(self.d, self.stages, self.lists, self.pq.M, self.pq.nbits)
+        return _STACK_MAGIC + header + b"".join(c.astype("<f4").tobytes() for c in self.centroids) + pq
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ResidualStack:
+        """The stack `to_bytes` wrote; ValueError when the bytes are not one."""
+        start = len(_STACK_MAGIC) + _STACK_HEADER.size
+        if not data.startswith(_STACK_MAGIC) or len(data) < start:
+            raise ValueError("not a residual stack codec")
+        d, stages, lists, m, bits = _STACK_HEADER.unpack_from(data, len(_STACK_MAGIC))
+        stop = start + stages * lists * d * 4
+        if len(data) <= stop:
+            raise ValueError(f"truncated: {len(data)} bytes for {stages} x {lists} centroids of dimension {d}")
+        centroids = np.frombuffer(data, dtype="<f4", count=stages * lists * d, offset=start)
+        index = faiss.deserialize_index(np.frombuffer(data[stop:], dtype=np.uint8))  # of its own class already
+        if not isinstance(index, faiss.IndexPQ) or index.d != d or index.pq.M != m or index.pq.nbits != bits:
+            raise ValueError("its product quantiser does not match its header")
+        stack = cls(d, stages, lists, m, bits)
+        stack._pq_index, stack.pq = index, index.pq
+        stack._set_centroids([np.array(c, dtype=np.float32) for c in centroids.reshape(stages, lists, d)])
+        return stack
+
+
+_STACK_FACTORY = re.compile(r"^Stack(\d+)x(\d+),PQ(\d+)x(\d+)$")
+_MAX_STAGES = 4
+
+
+def _new_codec(dim: int, factory: str) -> faiss.Index | ResidualStack:
+    """An untrained codec: a faiss index from its factory string, or a `ResidualStack`."""
+    if match := _STACK_FACTORY.match(factory):
+        stages, lists, m, bits = (int(g) for g in match.groups())
+        return ResidualStack(dim, stages, lists, m, bits)
+    return faiss.index_factory(dim, factory)
 
 
 class TokenCodec:
@@ -162,11 +275,13 @@ class TokenCodec:
     - "ivf<L>pq<M>" / "ivf<L>pq<M>x<bits>": residual quantisation as ColBERTv2 / PLAID keep token
       vectors: a coarse k-means centroid out of L (its id takes 1 byte for L <= 256, 2 for
       L <= 65,536, counted in the size) plus a PQ code of the residual;
+    - "ivf<L>x<S>pq<M>x<bits>": S such coarse stages (up to 4), each quantising the residual the
+      previous ones left, then the PQ code (`ResidualStack`);
     - "pca<D>sq<bits>": a PCA to D dimensions, then a per-dimension scalar quantiser of 4, 6 or 8 bits;
     - "rq32", "rq64": the residual codecs measured best on MiniLM tokens within 32 and 64 bytes
-      (aliases of "ivf16384pq24x10", 32 bytes, and "ivf1024pq96x5", 62 bytes; rq32 needs at
-      least 16,384 token rows to train, and training its 16,384 centroids on 65,536 rows takes
-      two to four minutes on two cores);
+      (aliases of "ivf16384x2pq24x9", 31 bytes, and "ivf1024pq96x5", 62 bytes; rq32 needs at
+      least 16,384 token rows to train, and training its two stages of 16,384 centroids on
+      65,536 rows and encoding 260k tokens takes two to three minutes on two cores);
     - "faiss:<factory string>": any faiss index factory string with a standalone codec (e.g.
       "faiss:RQ8x8" for additive residual quantisation).
 
@@ -180,8 +295,8 @@ class TokenCodec:
         self.spec = spec
         self.dim = dim
         self.factory = self._factory(spec, dim)
-        self._code_size = 2 * dim if self.factory is None else int(faiss.index_factory(dim, self.factory).sa_code_size())
-        self._index: faiss.Index | None = None
+        self._code_size = 2 * dim if self.factory is None else int(_new_codec(dim, self.factory).sa_code_size())
+        self._index: faiss.Index | ResidualStack | None = None
         # True when the codec was trained on unit rows: decoded rows are then put back on the unit
         # sphere (see `decode`); recorded with the trained codec (`to_bytes`)
         self.unit_rows = False
@@ -204,11 +319,14 @@ class TokenCodec:
             _sub_quantisers(spec, dim, m, bits)
             return f"OPQ{m},PQ{m}x{bits}"
         if match := _IVFPQ_SPEC.match(named):
-            lists, m, bits = int(match.group(1)), int(match.group(2)), int(match.group(3) or 8)
+            lists, stages = int(match.group(1)), int(match.group(2) or 1)
+            m, bits = int(match.group(3)), int(match.group(4) or 8)
             if not 1 <= lists <= 65_536:
                 raise InvalidArgument(f"codec {spec!r}: the number of coarse centroids must be in [1, 65536]")
+            if not 1 <= stages <= _MAX_STAGES:
+                raise InvalidArgument(f"codec {spec!r}: the number of coarse stages must be in [1, {_MAX_STAGES}]")
             _sub_quantisers(spec, dim, m, bits)
-            return f"IVF{lists},PQ{m}x{bits}"
+            return f"IVF{lists},PQ{m}x{bits}" if stages == 1 else f"Stack{stages}x{lists},PQ{m}x{bits}"
         if match := _PCA_SPEC.match(named):
             out = int(match.group(1))
             if not 1 <= out <= dim:
@@ -243,13 +361,14 @@ class TokenCodec:
         """Fit the codec on token rows (n, dim) float32; n must reach the codec's centroid count."""
         if not self.compressed:
             return
-        index = faiss.index_factory(self.dim, self.factory)
+        index = _new_codec(self.dim, self.factory)
         if isinstance(index, faiss.IndexPreTransform):
             for i in range(index.chain.size()):
                 transform = faiss.downcast_VectorTransform(index.chain.at(i))
                 if isinstance(transform, faiss.OPQMatrix):
                     transform.niter = _OPQ_ITERATIONS  # faiss's 50 rounds of PQ training: minutes on a store
-        inner = faiss.downcast_index(index.index if isinstance(index, faiss.IndexPreTransform) else index)
+        inner = index.index if isinstance(index, faiss.IndexPreTransform) else index
+        inner = inner if isinstance(inner, ResidualStack) else faiss.downcast_index(inner)
         if hasattr(inner, "do_polysemous_training"):
             # IndexPQ anneals a code permutation for polysemous search by default: a search
             # feature the codec never uses, and 10-100x the cost of the k-means itself
@@ -299,7 +418,10 @@ class TokenCodec:
         """The trained codec: faiss's serialisation, after a header when it decodes to unit rows
         (codecs without the header, as every codec written before it, decode as faiss does)."""
         assert self._index is not None
-        data = faiss.serialize_index(self._index).tobytes()
+        if isinstance(self._index, ResidualStack):
+            data = self._index.to_bytes()
+        else:
+            data = faiss.serialize_index(self._index).tobytes()
         return _UNIT_HEADER + data if self.unit_rows else data
 
     def load_bytes(self, data: bytes) -> None:
@@ -307,8 +429,11 @@ class TokenCodec:
         if unit_rows:
             data = data[len(_UNIT_HEADER):]
         try:
-            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-        except RuntimeError as exc:
+            if data.startswith(_STACK_MAGIC):
+                index = ResidualStack.from_bytes(data)
+            else:
+                index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        except (RuntimeError, ValueError) as exc:
             raise CorruptIndex(f"token codec of {self.spec!r} is unreadable: {exc}") from None
         if index.d != self.dim:
             raise CorruptIndex(f"codec of dimension {index.d} for a store of dimension {self.dim}")

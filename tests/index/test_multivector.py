@@ -342,19 +342,21 @@ def test_build_with_too_few_rows_for_the_codebook():
 @pytest.mark.parametrize("spec,factory,size", [
     ("float16", None, 768), ("pq32", "PQ32x8", 32), ("pq48x5", "PQ48x5", 30), ("opq32", "OPQ32,PQ32x8", 32),
     ("ivf1024pq48x5", "IVF1024,PQ48x5", 32), ("ivf256pq32", "IVF256,PQ32x8", 33), ("pca64sq8", "PCA64,SQ8", 64),
-    ("rq32", "IVF16384,PQ24x10", 32), ("rq64", "IVF1024,PQ96x5", 62)])
+    ("ivf16384x2pq24x9", "Stack2x16384,PQ24x9", 31), ("ivf256x3pq8", "Stack3x256,PQ8x8", 11),
+    ("rq32", "Stack2x16384,PQ24x9", 31), ("rq64", "IVF1024,PQ96x5", 62)])
 def test_codec_names_and_their_sizes(spec, factory, size):
     codec = multivector.TokenCodec(spec, 384)
     assert codec.factory == factory and codec.bytes_per_token == size  # coarse ids are counted
 
 
-@pytest.mark.parametrize("spec", ["opq7", "ivf0pq8", "ivf70000pq8", "pca500sq8", "pca64sq5", "pq8x17", "rq", "faiss:"])
+@pytest.mark.parametrize("spec", ["opq7", "ivf0pq8", "ivf70000pq8", "ivf64x0pq8", "ivf64x5pq8", "pca500sq8", "pca64sq5",
+                                  "pq8x17", "rq", "faiss:"])
 def test_bad_codec_names_are_rejected(spec):
     with pytest.raises(InvalidArgument, match="codec"):
         multivector.TokenCodec(spec, 384)
 
 
-@pytest.mark.parametrize("codec", [pytest.param("opq16", marks=pytest.mark.slow), "ivf64pq8"])
+@pytest.mark.parametrize("codec", [pytest.param("opq16", marks=pytest.mark.slow), "ivf64pq8", "ivf64x2pq8"])
 def test_residual_and_rotated_codecs_persist(tmp_path, codec):
     docs = clustered_docs(150, seed=8)
     store = TokenStore.build(np.arange(150), docs, codec=codec)
@@ -365,6 +367,37 @@ def test_residual_and_rotated_codecs_persist(tmp_path, codec):
     assert float(((decoded - rows) ** 2).sum(1).mean()) < 0.5 * spread
     store.save(tmp_path)
     assert_same_docs(TokenStore.load(tmp_path).get(np.arange(150)), store.get(np.arange(150)))
+
+
+def test_residual_stack_against_a_plain_reference():
+    """Each stage's id is the centroid nearest to what the stages before it left, the PQ code
+    quantises the last residual, and a row decodes to the sum; a second stage lowers the error."""
+    rows = np.concatenate(clustered_docs(150, seed=12))
+    stack = multivector.ResidualStack(32, 2, 64, 8, 6)
+    stack.train(rows)
+    codes = stack.sa_encode(rows)
+    assert codes.shape == (len(rows), 2 * 1 + 6) and stack.sa_code_size() == 8
+    residual = rows.astype(np.float64)
+    for stage, table in enumerate(stack.centroids):
+        nearest = ((residual[:, None, :] - table[None].astype(np.float64)) ** 2).sum(2).argmin(1)
+        np.testing.assert_array_equal(codes[:, stage], nearest)  # a byte an id: 64 centroids
+        residual -= table[nearest]
+    np.testing.assert_array_equal(codes[:, 2:], stack.pq.compute_codes(residual.astype(np.float32)))
+    expected = stack.centroids[0][codes[:, 0]] + stack.centroids[1][codes[:, 1]] + stack.pq.decode(codes[:, 2:])
+    np.testing.assert_allclose(stack.sa_decode(codes), expected, rtol=1e-5, atol=1e-6)
+    one = multivector.TokenCodec("ivf64pq8x6", 32)
+    one.train(rows)
+    two = multivector.TokenCodec("ivf64x2pq8x6", 32)
+    two.train(rows)
+    error = {c.spec: float(((c.decode(c.encode(rows)) - rows) ** 2).sum(1).mean()) for c in (one, two)}
+    assert error["ivf64x2pq8x6"] < 0.9 * error["ivf64pq8x6"]
+    again = multivector.TokenCodec("ivf64x2pq8x6", 32)
+    again.load_bytes(two.to_bytes())
+    np.testing.assert_array_equal(again.encode(rows), two.encode(rows))
+    blob = two.to_bytes()
+    for damaged in (blob[: len(blob) // 2], blob[:40], blob[:-10]):
+        with pytest.raises(CorruptIndex, match="unreadable"):
+            multivector.TokenCodec("ivf64x2pq8x6", 32).load_bytes(damaged)
 
 
 def test_codec_of_unit_rows_decodes_unit_rows(tmp_path):
