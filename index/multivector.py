@@ -202,12 +202,16 @@ class ResidualStack:
         self._set_centroids(centroids)
 
     def _set_centroids(self, centroids: list[np.ndarray]) -> None:
-        self.centroids = centroids
-        self._search = []
+        self._search, self.centroids = [], []
         for table in centroids:
             index = faiss.IndexFlatL2(self.d)
             index.add(table)
             self._search.append(index)
+            # decoding reads the centroids in place in the flat index: one copy, not two
+            self.centroids.append(faiss.rev_swig_ptr(index.get_xb(), index.ntotal * self.d).reshape(-1, self.d))
+
+    def memory_bytes(self) -> int:
+        return sum(c.nbytes for c in self.centroids) + 4 * int(self.pq.centroids.size())
 
     def sa_encode(self, rows: np.ndarray) -> np.ndarray:
         residual = np.array(rows, dtype=np.float32, copy=True)
@@ -381,6 +385,14 @@ class TokenCodec:
         self._index = index
         norms = np.linalg.norm(sample, axis=1)
         self.unit_rows = bool(len(norms)) and bool(np.abs(norms - 1.0).max() <= _UNIT_TOLERANCE)
+
+    def memory_bytes(self) -> int:
+        """Resident bytes of the trained codec: its centroids and tables (0 for float16)."""
+        if self._index is None:
+            return 0
+        if isinstance(self._index, ResidualStack):
+            return self._index.memory_bytes()
+        return len(faiss.serialize_index(self._index))  # a faiss codec holds what it serialises
 
     def encode(self, rows: np.ndarray) -> np.ndarray:
         """Codes (n, code_size) uint8 of rows (n, dim) float32."""
@@ -604,11 +616,12 @@ class TokenStore:
         return sum(s.rows.nbytes + s.ids.nbytes + s.offsets.nbytes for s in self._view.segments)
 
     def memory_bytes(self) -> int:
-        """Resident bytes: id maps, offsets, tombstones and rows not memory-mapped from disk."""
+        """Resident bytes: id maps, offsets, tombstones, the codec and rows not memory-mapped from disk."""
         view = self._view
         resident = sum(s.ids.nbytes + s.offsets.nbytes + (0 if isinstance(s.rows, np.memmap) else s.rows.nbytes)
                        for s in view.segments)
-        return resident + view.lookup_ids.nbytes * 2 + view.lookup_seg.nbytes + view.tombstones.nbytes
+        return (resident + view.lookup_ids.nbytes * 2 + view.lookup_seg.nbytes + view.tombstones.nbytes
+                + view.codec.memory_bytes())
 
     def ids(self) -> np.ndarray:
         """Sorted int64 ids of the live documents."""

@@ -377,6 +377,7 @@ def test_residual_stack_against_a_plain_reference():
     stack.train(rows)
     codes = stack.sa_encode(rows)
     assert codes.shape == (len(rows), 2 * 1 + 6) and stack.sa_code_size() == 8
+    assert stack.memory_bytes() == 4 * (2 * 64 * 32 + 8 * 64 * 4)  # two stages, PQ 8 x 64 x 4 dims
     residual = rows.astype(np.float64)
     for stage, table in enumerate(stack.centroids):
         nearest = ((residual[:, None, :] - table[None].astype(np.float64)) ** 2).sum(2).argmin(1)
@@ -394,6 +395,12 @@ def test_residual_stack_against_a_plain_reference():
     again = multivector.TokenCodec("ivf64x2pq8x6", 32)
     again.load_bytes(two.to_bytes())
     np.testing.assert_array_equal(again.encode(rows), two.encode(rows))
+    assert again.memory_bytes() == stack.memory_bytes()
+    store = TokenStore.build(np.arange(150), clustered_docs(150, seed=12), codec="ivf64x2pq8x6")
+    plain = TokenStore.build(np.arange(150), clustered_docs(150, seed=12))
+    tokens = store.num_tokens
+    # in memory: 8-byte codes instead of 64-byte float16 rows, and the codec's centroids counted
+    assert store.memory_bytes() == plain.memory_bytes() - (64 - 8) * tokens + stack.memory_bytes()
     blob = two.to_bytes()
     for damaged in (blob[: len(blob) // 2], blob[:40], blob[:-10]):
         with pytest.raises(CorruptIndex, match="unreadable"):
