@@ -19,8 +19,9 @@ Layout on disk: a root directory owned by one store, made of immutable segments 
     root/seg-<gen>/tokens.npy    (T, d) float16 rows            (raw segments)
     root/seg-<gen>/codes.npy     (T, code_size) uint8 codes     (encoded segments)
     root/tombstones-<gen>.npy    sorted int64 ids deleted since their segment was written
-    root/codec-<gen>.faiss       the trained faiss codec of the encoded segments (after an 8-byte
-                                 "LTCunit1" header when it decodes to unit rows, see TokenCodec)
+    root/codec-<gen>.faiss       the trained codec of the encoded segments: faiss's serialisation, or
+                                 a ResidualStack's (after an 8-byte "LTCunit1" header when it
+                                 decodes to unit rows, see TokenCodec)
 
 `save` writes only what changed since the last save (the documents added, as one new segment,
 and the tombstones), each file to a temporary name, fsynced, renamed, then replaces CURRENT
@@ -285,7 +286,7 @@ class TokenCodec:
     - "rq32", "rq64": the residual codecs measured best on MiniLM tokens within 32 and 64 bytes
       (aliases of "ivf16384x2pq24x9", 31 bytes, and "ivf1024pq96x5", 62 bytes; rq32 needs at
       least 16,384 token rows to train, and training its two stages of 16,384 centroids on
-      65,536 rows and encoding 260k tokens takes two to three minutes on two cores);
+      65,536 rows and encoding 260k tokens takes two to four minutes on two cores);
     - "faiss:<factory string>": any faiss index factory string with a standalone codec (e.g.
       "faiss:RQ8x8" for additive residual quantisation).
 
@@ -301,6 +302,7 @@ class TokenCodec:
         self.factory = self._factory(spec, dim)
         self._code_size = 2 * dim if self.factory is None else int(_new_codec(dim, self.factory).sa_code_size())
         self._index: faiss.Index | ResidualStack | None = None
+        self._faiss_bytes: int | None = None  # memory_bytes of a trained faiss codec
         # True when the codec was trained on unit rows: decoded rows are then put back on the unit
         # sphere (see `decode`); recorded with the trained codec (`to_bytes`)
         self.unit_rows = False
@@ -382,7 +384,7 @@ class TokenCodec:
             index.train(sample)
         except RuntimeError as exc:  # too few points for the centroids, mostly
             raise InvalidArgument(f"cannot train codec {self.spec!r} on {len(sample)} token rows: {exc}") from None
-        self._index = index
+        self._index, self._faiss_bytes = index, None
         norms = np.linalg.norm(sample, axis=1)
         self.unit_rows = bool(len(norms)) and bool(np.abs(norms - 1.0).max() <= _UNIT_TOLERANCE)
 
@@ -392,7 +394,9 @@ class TokenCodec:
             return 0
         if isinstance(self._index, ResidualStack):
             return self._index.memory_bytes()
-        return len(faiss.serialize_index(self._index))  # a faiss codec holds what it serialises
+        if self._faiss_bytes is None:  # a faiss codec holds what it serialises; measured once
+            self._faiss_bytes = len(faiss.serialize_index(self._index))
+        return self._faiss_bytes
 
     def encode(self, rows: np.ndarray) -> np.ndarray:
         """Codes (n, code_size) uint8 of rows (n, dim) float32."""
@@ -449,7 +453,7 @@ class TokenCodec:
             raise CorruptIndex(f"token codec of {self.spec!r} is unreadable: {exc}") from None
         if index.d != self.dim:
             raise CorruptIndex(f"codec of dimension {index.d} for a store of dimension {self.dim}")
-        self._index, self.unit_rows = index, unit_rows
+        self._index, self.unit_rows, self._faiss_bytes = index, unit_rows, None
 
 
 # ---------------------------------------------------------------------- segments
