@@ -246,7 +246,7 @@ def test_exhaustive_maxsim_over_a_store(corpus):
 
 
 # ---------------------------------------------------------------------- compressed tokens
-@pytest.mark.parametrize("codec", ["pq8", "ivf16pq4"])
+@pytest.mark.parametrize("codec", ["pq8", "ivf16pq4", "ivf16x2pq4"])
 @pytest.mark.parametrize("alpha,beta", [(None, None), (0.3, 2)])
 def test_rerank_over_compressed_tokens_equals_the_reference(corpus, codec, alpha, beta):
     """Blocks decoded apart (early exit) or together score alike, and as the decoded rows do."""
