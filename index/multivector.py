@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import faiss
+import numba
 import numpy as np
 
 from lamina.index.errors import CorruptIndex, InvalidArgument, NotFound
@@ -152,6 +153,28 @@ def _sub_quantisers(spec: str, dim: int, m: int, bits: int) -> None:
         raise InvalidArgument(f"codec {spec!r}: bits per sub-quantiser must be in [1, 16]")
 
 
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _add_rows(rows: np.ndarray, table: np.ndarray, ids: np.ndarray) -> None:
+    """rows[i] += table[ids[i]] for every i, in place."""
+    for i in range(rows.shape[0]):
+        row = ids[i]
+        for j in range(rows.shape[1]):
+            rows[i, j] += table[row, j]
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _normalise_rows(rows: np.ndarray) -> None:
+    """Scale every row of rows (n, d) float32 to unit length in place; zero rows stay zero."""
+    for i in range(rows.shape[0]):
+        total = np.float32(0.0)
+        for j in range(rows.shape[1]):
+            total += rows[i, j] * rows[i, j]
+        if total > 0.0:
+            scale = np.float32(1.0 / np.sqrt(total))
+            for j in range(rows.shape[1]):
+                rows[i, j] *= scale
+
+
 _STACK_MAGIC = b"LTCstack"  # a serialised ResidualStack starts with these bytes
 _STACK_HEADER = struct.Struct("<IIIII")  # dim, stages, centroids a stage, PQ sub-quantisers, PQ bits
 _KMEANS_ITERATIONS = 20
@@ -229,7 +252,7 @@ class ResidualStack:
         ids = np.ascontiguousarray(codes[:, :width]).view(self._id_dtype)
         rows = self.pq.decode(np.ascontiguousarray(codes[:, width:]))
         for stage, table in enumerate(self.centroids):
-            rows += table[ids[:, stage]]
+            _add_rows(rows, table, ids[:, stage])  # numpy's rows += table[ids] gathers a copy first: 5x slower
         return rows
 
     def to_bytes(self) -> bytes:
@@ -420,8 +443,7 @@ class TokenCodec:
             # MaxSim's max over a document's rows favours the rows that shrank least: back on the
             # sphere the tokens were on, the max compares directions only. Free (no stored
             # bytes), and it halved the nDCG@10 loss of 32-byte codes on Cranfield.
-            norms = np.linalg.norm(rows, axis=1, keepdims=True)
-            np.divide(rows, norms, out=rows, where=norms > 0)
+            _normalise_rows(rows)
         return rows
 
     def widen(self, rows: np.ndarray) -> np.ndarray:

@@ -427,3 +427,19 @@ def test_codec_of_unit_rows_decodes_unit_rows(tmp_path):
     plain = multivector.TokenCodec("pq8", 32)
     plain.load_bytes(scaled.codec.to_bytes())
     assert not plain.unit_rows and plain.trained
+
+
+def test_decode_kernels_match_numpy():
+    rng = np.random.default_rng(3)
+    rows = rng.standard_normal((50, 24)).astype(np.float32)
+    rows[7] = 0.0  # a zero row stays zero
+    want = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-30)
+    got = rows.copy()
+    multivector._normalise_rows(got)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert not got[7].any()
+    table = rng.standard_normal((10, 24)).astype(np.float32)
+    ids = np.stack([rng.integers(0, 10, 50), rng.integers(0, 10, 50)], axis=1).astype("<u2")
+    got = rows.copy()
+    multivector._add_rows(got, table, ids[:, 1])  # a strided column, as the stack decodes
+    np.testing.assert_allclose(got, rows + table[ids[:, 1]], rtol=1e-6)
