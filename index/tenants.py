@@ -990,11 +990,8 @@ class TenantIndex:
         capacity = max(need, len(self._iids) + len(self._iids) // 8, 1024)
 
         def grow(a: np.ndarray, fill: Any) -> np.ndarray:
-            # only the new tail is filled: np.full would first write all of it, then the copy all
-            # of it again (the first insert after a 1M x 192 bulk load: 1.9 s -> ~0.3 s)
-            out = np.empty((capacity,) + a.shape[1:], dtype=a.dtype)
+            out = np.full((capacity,) + a.shape[1:], fill, dtype=a.dtype)
             out[: self._n] = a[: self._n]
-            out[self._n:] = fill
             return out
 
         self._vectors = grow(self._vectors, 0)
