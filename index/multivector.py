@@ -142,6 +142,8 @@ _PQ_SPEC = re.compile(r"^pq(\d+)(?:x(\d+))?$")
 _OPQ_SPEC = re.compile(r"^opq(\d+)(?:x(\d+))?$")
 _IVFPQ_SPEC = re.compile(r"^ivf(\d+)(?:x(\d+))?pq(\d+)(?:x(\d+))?$")
 _PCA_SPEC = re.compile(r"^pca(\d+)sq(4|6|8)$")
+_STACK_FACTORY = re.compile(r"^Stack(\d+)x(\d+),PQ(\d+)x(\d+)$")  # what an ivf<L>x<S>pq<M> spec resolves to
+_MAX_STAGES = 4  # coarse stages of a residual stack
 # Named codecs: a short name for the codec measured best at a size (bench/RESULTS.md).
 _ALIASES = {"rq32": "ivf16384x2pq24x9", "rq64": "ivf1024pq96x5"}
 
@@ -280,10 +282,6 @@ class ResidualStack:
         return stack
 
 
-_STACK_FACTORY = re.compile(r"^Stack(\d+)x(\d+),PQ(\d+)x(\d+)$")
-_MAX_STAGES = 4
-
-
 def _new_codec(dim: int, factory: str) -> faiss.Index | ResidualStack:
     """An untrained codec: a faiss index from its factory string, or a `ResidualStack`."""
     if match := _STACK_FACTORY.match(factory):
@@ -370,7 +368,7 @@ class TokenCodec:
                 raise InvalidArgument(f"codec {spec!r} is not a faiss codec for dimension {dim}: {exc}") from None
             return factory
         raise InvalidArgument(f"unknown token codec {spec!r}; expected 'float16', 'pq<M>[x<bits>]', "
-                              f"'opq<M>[x<bits>]', 'ivf<L>pq<M>[x<bits>]', 'pca<D>sq<bits>', "
+                              f"'opq<M>[x<bits>]', 'ivf<L>[x<S>]pq<M>[x<bits>]', 'pca<D>sq<bits>', "
                               f"{', '.join(repr(a) for a in _ALIASES)} or 'faiss:<factory>'")
 
     @property

@@ -80,7 +80,9 @@ def main() -> None:
               help="Also keep the encoder's token vectors, for MaxSim reranking (--rerank).")
 @click.option("--token-encoder", default=None, help="Token vectors' model: a local ColBERT-style directory "
               "[default: the --encoder's own contextual token embeddings].")
-@click.option("--token-codec", default="float16", show_default=True, help="How token vectors are stored: float16, rq32 (31 bytes a token), pq<M>, ivf<L>[x<S>]pq<M>[x<bits>] or faiss:<factory>.")
+@click.option("--token-codec", default="float16", show_default=True,
+              help="How token vectors are stored: float16, rq32 (31 bytes a token), pq<M>, "
+                   "ivf<L>[x<S>]pq<M>[x<bits>] or faiss:<factory>.")
 @click.option("--payload", "payload", multiple=True, metavar="FIELD:KIND",
               help="Index a metadata field for filters; KIND is keyword or numeric. Repeatable.")
 @click.option("--tenant-tree", is_flag=True, help="Keep a Curator-style tree so each tenant searches its sub-tree.")
