@@ -39,7 +39,7 @@ import numpy as np
 from lamina.bench.report import make_report, write_report
 from lamina.index.filters import Filter, Range
 from lamina.index.payload import PayloadIndex
-from lamina.index.scan import ScanCodes
+from lamina.index.scan import ClusteredCodes, ScanCodes
 from lamina.index.tenants import TenantIndex, TenantIndexConfig, brute_force_topk
 from lamina.retrieval.planner import PlannerConfig, QueryPlanner, rows_topk
 
@@ -52,15 +52,18 @@ QUERY_ARGS: dict[str, list[dict[str, int]]] = {
     "faiss-per-tenant": [{"nprobe": 4}, {"nprobe": 16}, {"nprobe": 64}],
 }
 # the planner's variants of the filter sweep: (nprobe_exponent, scan codes, search params beyond
-# nprobe 16, the plan it is run for; None: every plan). The default first (PlannerConfig); the
-# others where they change something: a quantized scan also runs with fewer candidates rescored,
-# as IVF + selector runs at several nprobe.
-PLANNER_VARIANTS: tuple[tuple[float, bool, dict[str, int], str | None], ...] = (
-    (1.0, True, {}, None),
-    (0.5, True, {}, "index_filtered"),
-    (1.0, False, {}, "quantized_scan"),
-    (1.0, True, {"scan_candidates": 128}, "quantized_scan"),
-    (1.0, True, {"scan_candidates": 1024}, "quantized_scan"),
+# nprobe 16, the plan it is run for; None: every plan). Scan codes: "scattered" (ScanCodes by
+# id, the default), "clustered" (ClusteredCodes in the filtered field's order: the field as
+# clustering key), "none". The default first (PlannerConfig); the others where they change
+# something: a quantized scan also runs with fewer candidates rescored, as IVF + selector runs
+# at several nprobe.
+PLANNER_VARIANTS: tuple[tuple[float, str, dict[str, int], str | None], ...] = (
+    (1.0, "scattered", {}, None),
+    (0.5, "scattered", {}, "index_filtered"),
+    (1.0, "none", {}, "quantized_scan"),
+    (1.0, "scattered", {"scan_candidates": 128}, "quantized_scan"),
+    (1.0, "scattered", {"scan_candidates": 1024}, "quantized_scan"),
+    (1.0, "clustered", {}, None),
 )
 FILTER_NPROBES: tuple[int, ...] = (16, 64, 256, 1024)  # IVF + selector needs wide probes at <= 1%
 
@@ -474,6 +477,12 @@ def _filter_phase(workload: Workload, shared: SharedIVF, k: int, n_queries: int,
     memory["lamina-planner"] = memory["faiss-ivf-selector"] + payload.memory_bytes() + scan.memory_bytes()
     if say:
         say(f"scan codes: {scan.n_sub} bytes a vector ({time.perf_counter() - start:.1f} s)")
+    start = time.perf_counter()
+    clustered = ClusteredCodes("value", workload.vectors.shape[1], "l2")
+    clustered.build(*payload.value_order("value"), workload.vectors_of)
+    memory["lamina-planner-clustered"] = memory["lamina-planner"] + clustered.memory_bytes()
+    if say:
+        say(f"clustered codes: {clustered.memory_bytes() / 2**20:.0f} MiB ({time.perf_counter() - start:.1f} s)")
     sqnorms = np.einsum("ij,ij->i", workload.vectors, workload.vectors)
 
     def exact_topk(queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -481,7 +490,8 @@ def _filter_phase(workload: Workload, shared: SharedIVF, k: int, n_queries: int,
 
     planners = [(for_plan, {"nprobe": 16, **extra}, {"nprobe_exponent": exponent, "scan_codes": codes},
                  QueryPlanner(payload, shared, workload.vectors_of, metric="l2", knob="nprobe", knob_max=shared.nlist,
-                              exact_topk=exact_topk, scan=scan if codes else None,
+                              exact_topk=exact_topk, scan=scan if codes != "none" else None,
+                              clustered=clustered if codes == "clustered" else None,
                               config=PlannerConfig(brute_force_threshold=threshold, nprobe_exponent=exponent)))
                 for exponent, codes, extra, for_plan in PLANNER_VARIANTS]
     comps = workload.component[rng.integers(0, workload.n, n_queries)]  # populated components, as data is
@@ -502,7 +512,8 @@ def _filter_phase(workload: Workload, shared: SharedIVF, k: int, n_queries: int,
             planner.search(q[0], k, flt=flt, params=call)
             found, *timing = _time(lambda i, f=flt, p=planner, c=call: p.search(q[i], k, flt=f, params=c).ids, len(q))
             params = {**call, "threshold": threshold, **variant}
-            results += [{**r, **base, "plan": plan.name, "memory_bytes": memory["lamina-planner"]}
+            used = memory["lamina-planner-clustered" if variant["scan_codes"] == "clustered" else "lamina-planner"]
+            results += [{**r, **base, "plan": plan.name, "memory_bytes": used}
                         for r in _rows("lamina-planner", params, found, truth, timing, np.full(len(q), "all"), {})[:1]]
         bitmap = _bitmap(allowed, workload.n)
         for nprobe in FILTER_NPROBES:

@@ -315,6 +315,19 @@ class NumericColumn:
         return unique_ids(ids[run_offsets + np.arange(total)])
 
 
+def range_interval(condition: Range) -> tuple[float, bool, float, bool]:
+    """(lo, lo inclusive, hi, hi inclusive) of a range condition; a missing bound is -inf / inf,
+    and of two bounds on one side the tighter holds."""
+    b = condition.bounds
+    lo, lo_in = (b["gt"], False) if b["gt"] is not None else (b["gte"], True)
+    if b["gt"] is not None and b["gte"] is not None and b["gte"] > b["gt"]:
+        lo, lo_in = b["gte"], True
+    hi, hi_in = (b["lt"], False) if b["lt"] is not None else (b["lte"], True)
+    if b["lt"] is not None and b["lte"] is not None and b["lte"] < b["lt"]:
+        hi, hi_in = b["lte"], True
+    return (-np.inf if lo is None else lo), lo_in, (np.inf if hi is None else hi), hi_in
+
+
 class _Field:
     """The index of one field: its kind, the ids having a value, and the postings."""
 
@@ -606,22 +619,24 @@ class PayloadIndex:
         if isinstance(condition, Exists):
             return fld.present.array()
         if isinstance(condition, Range):
-            b = condition.bounds
-            lo, lo_in = (b["gt"], False) if b["gt"] is not None else (b["gte"], True)
-            if b["gt"] is not None and b["gte"] is not None and b["gte"] > b["gt"]:
-                lo, lo_in = b["gte"], True
-            hi, hi_in = (b["lt"], False) if b["lt"] is not None else (b["lte"], True)
-            if b["lt"] is not None and b["lte"] is not None and b["lte"] < b["lt"]:
-                hi, hi_in = b["lte"], True
-            lo = -np.inf if lo is None else lo
-            hi = np.inf if hi is None else hi
-            return union_sorted([fld.numbers.between(lo, lo_in, hi, hi_in),
-                                 fld.stamps.between(lo, lo_in, hi, hi_in)])
+            interval = range_interval(condition)
+            return union_sorted([fld.numbers.between(*interval), fld.stamps.between(*interval)])
         values = (condition.value,) if isinstance(condition, Match) else condition.values
         if fld.kind == "numeric":
             return fld.numbers.equal_any(np.asarray([range_value(v) for v in values], dtype=np.float64))
         postings = [fld.keywords.get(value_key(v)) for v in values]
         return union_sorted([p.array() for p in postings if p is not None])
+
+    def value_order(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(values (n,) float64 ascending, iids (n,) int64) of numeric field `key`: the column's own
+        arrays, which every change replaces rather than modifies, so that a caller can tell by
+        identity whether a copy laid out in this order is still current. None when a range over
+        the field is not answered by these pairs alone: the field is not numeric, some of its
+        values are timestamps (a second column), or the index holds tombstones."""
+        fld = self._fields.get(key)
+        if fld is None or fld.kind != "numeric" or len(fld.stamps) or len(self._tombstones):
+            return None
+        return fld.numbers.arrays()
 
     # ------------------------------------------------------------------ sizes
     def memory_bytes(self) -> int:

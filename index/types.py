@@ -233,7 +233,11 @@ class CollectionConfig:
     payload: metadata fields indexed for filtering, key -> "keyword" | "numeric"; a filter
     may only name indexed fields. tenant_tree: also keep a Curator-style shared clustering
     tree with a sub-tree per tenant (`lamina.index.tenants`), so that the dense stage of a
-    tenant's query searches that sub-tree instead of the whole index.
+    tenant's query searches that sub-tree instead of the whole index. clustering_key: a numeric
+    payload field whose order a copy of the dense vectors' scan codes is laid out in
+    (`lamina.index.scan.ClusteredCodes`), so that a filter that is one range over it is a
+    contiguous run of codes (Milvus's clustering key); built when the collection opens and at
+    each snapshot, used while the field is unchanged since.
     """
 
     name: str
@@ -245,6 +249,7 @@ class CollectionConfig:
     multivector: MultivectorConfig | None = None
     payload: dict[str, str] = field(default_factory=dict)
     tenant_tree: bool = False
+    clustering_key: str | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -264,6 +269,9 @@ class CollectionConfig:
                 raise InvalidArgument(f"payload field {key!r}: unknown kind {kind!r}; expected one of "
                                       f"{', '.join(PAYLOAD_KINDS)}")
         object.__setattr__(self, "payload", dict(self.payload))
+        if self.clustering_key is not None and self.payload.get(self.clustering_key) != "numeric":
+            raise InvalidArgument(f"clustering key {self.clustering_key!r} must be a numeric payload field; "
+                                  f"the numeric ones are: {', '.join(k for k, v in self.payload.items() if v == 'numeric') or 'none'}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -86,11 +86,13 @@ def main() -> None:
 @click.option("--payload", "payload", multiple=True, metavar="FIELD:KIND",
               help="Index a metadata field for filters; KIND is keyword or numeric. Repeatable.")
 @click.option("--tenant-tree", is_flag=True, help="Keep a Curator-style tree so each tenant searches its sub-tree.")
+@click.option("--clustering-key", default=None, metavar="FIELD",
+              help="A numeric --payload field: keep scan codes in its order, so a range over it scans one run.")
 @click.option("--batch-size", default=BUILD_BATCH, show_default=True)
 @data_dir_option
 def build(corpus: Path, name: str, kind: str, spann_params: tuple[str, ...], metric: str, encoder: str, sparse: str,
           multivector: bool, token_encoder: str | None, token_codec: str, payload: tuple[str, ...], tenant_tree: bool,
-          batch_size: int, data_dir: Path | None) -> None:
+          clustering_key: str | None, batch_size: int, data_dir: Path | None) -> None:
     """Embed and index CORPUS (a BEIR directory or a JSONL file of {"_id","title","text","metadata"}).
 
     Every document gets a dense vector and, by default, BM25 sparse weights (so `lamina search
@@ -120,7 +122,7 @@ def build(corpus: Path, name: str, kind: str, spann_params: tuple[str, ...], met
         coll = db.get_or_create_collection(
             name, metric=metric, index=index, encoder=encoder, sparse=None if sparse == "none" else sparse,
             multivector={"encoder": token_encoder or encoder, "codec": token_codec} if multivector else None,
-            payload=_parse_payload(payload), tenant_tree=tenant_tree)
+            payload=_parse_payload(payload), tenant_tree=tenant_tree, clustering_key=clustering_key)
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, transient=not sys.stderr.isatty(), console=None) as progress:
             task = progress.add_task(f"building {name}", total=total)

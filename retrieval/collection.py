@@ -35,6 +35,7 @@ from lamina.index.filters import Filter, Match, as_filter
 from lamina.index.locks import RWLock
 from lamina.index.multivector import TOKENS_VECTOR, pack_tokens
 from lamina.index.payload import intersect_sorted
+from lamina.index.scan import MIN_TRAIN, ClusteredCodes
 from lamina.index.snapshot import read_manifest, verify_snapshot, write_snapshot
 from lamina.index.spann import SpannIndex
 from lamina.index.sparse import SparseBatch
@@ -101,7 +102,9 @@ class Collection:
         self._lock = RWLock()
         self._writes_since_snapshot = 0
         self._snapshot_seq = 0
+        self._clustered: ClusteredCodes | None = None  # the clustering key's codes, when current
         self.indexes = self._open_indexes()
+        self._refresh_clustered()
 
     @property
     def name(self) -> str:
@@ -167,6 +170,29 @@ class Collection:
         self.store.trim_log(self.config.name, seq)
         self._snapshot_seq = seq
         self._writes_since_snapshot = 0
+        self._refresh_clustered()
+
+    def _refresh_clustered(self) -> None:
+        """Lay the dense vectors' codes out in the clustering key's order again, unless they are
+        current. Runs at open and after each snapshot (saving the payload index drops its
+        tombstones, which a run of codes cannot skip); between them, a write to the field leaves
+        the codes behind and range filters take the scattered scan."""
+        key, dense = self.config.clustering_key, self.indexes.dense
+        if key is None or not isinstance(dense, DenseIndex):
+            return
+        pairs = self.indexes.payload.value_order(key)
+        if self._clustered is not None and self._clustered.current(pairs):
+            return
+        self._clustered = None
+        if pairs is None or len(pairs[1]) < MIN_TRAIN:
+            return
+        codes = ClusteredCodes(key, self.config.dim, self.config.metric)
+        try:
+            codes.build(*pairs, self._vectors_of)
+        except InvalidArgument as exc:  # e.g. a document with several values of the key
+            log.warning("collection %s: no codes in %r order: %s", self.config.name, key, exc)
+            return
+        self._clustered = codes
 
     def close(self) -> None:
         if self._writes_since_snapshot:
@@ -500,7 +526,7 @@ class Collection:
         elif stage.kind == "dense" and request.tenant is not None and self.indexes.tenants is not None:
             scores, ids, info["plan"] = self._tenant_tree_stage(q, limit, request)
         elif stage.kind == "dense":
-            scores, ids, info["plan"] = self._dense_stage(q, limit, allowed, params)
+            scores, ids, info["plan"] = self._dense_stage(q, limit, allowed, params, request.filter)
         else:  # sparse_query() already refused a collection without a sparse field
             scores, ids = self.indexes.sparse.search(q, limit, allowed=allowed, params=params or None)
             scores, ids = scores[0], ids[0]
@@ -512,14 +538,19 @@ class Collection:
         return ids, scores, info
 
     def _dense_stage(self, vector: np.ndarray, limit: int, allowed: np.ndarray | None,
-                     params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
+                     params: Mapping[str, Any], flt: Filter | None = None) -> tuple[np.ndarray, np.ndarray, str]:
         """The dense index as it is, or, for a restricted query, the planner's choice: brute force
-        over the allowed ids when they are few, else the index with them as selector, widened."""
+        over the allowed ids when they are few, else the index with them as selector, widened; a
+        filter that is one range over the clustering key scans its run of clustered codes."""
         if allowed is None:  # the planner's own knob means nothing to an unrestricted search
             params, _ = split_planner_params(params)
             scores, ids = self.indexes.dense.search(vector[None, :], limit, params=params)
             return scores[0], ids[0], self.config.index.kind
-        scores, ids, plan = self._planner().search_within(vector, limit, allowed, params=params)
+        planner = self._planner()
+        if planner.clustered_span(flt, None) is not None:  # allowed is that filter's ids
+            scores, ids, plan = planner.search(vector, limit, flt=flt, params=params)
+            return scores[0], ids[0], plan.name.replace("_", "-")
+        scores, ids, plan = planner.search_within(vector, limit, allowed, params=params)
         return scores[0], ids[0], plan.name.replace("_", "-")
 
     def _tenant_tree_stage(self, vector: np.ndarray, limit: int,
@@ -533,7 +564,7 @@ class Collection:
         indexes = self.indexes
         scan = indexes.dense.codes if isinstance(indexes.dense, DenseIndex) else None
         return QueryPlanner(indexes.payload, indexes.dense, self._vectors_of, tenant_index=indexes.tenants,
-                            metric=self.config.metric, scan=scan)
+                            metric=self.config.metric, scan=scan, clustered=self._clustered)
 
     def _vectors_of(self, ids: np.ndarray) -> np.ndarray:
         """Dense vectors of live iids: from the dense index when it holds them all (in memory,
@@ -675,6 +706,7 @@ class Database:
         multivector: MultivectorConfig | Mapping[str, Any] | str | bool | None = None,
         payload: Mapping[str, str] | None = None,
         tenant_tree: bool = False,
+        clustering_key: str | None = None,
     ) -> Collection:
         """Create a collection.
 
@@ -684,6 +716,8 @@ class Database:
         embeddings), an encoder name or a MultivectorConfig, to rerank by MaxSim. payload:
         metadata fields to index for filtering, key -> "keyword" | "numeric". tenant_tree: keep a
         Curator-style tenant tree, so that a tenant's dense search visits its own sub-tree.
+        clustering_key: a numeric payload field; the dense scan codes are also kept in its order,
+        so that a filter that is one range over it scans a contiguous run (see CollectionConfig).
         """
         check_name(name)
         if isinstance(index, str):
@@ -698,7 +732,8 @@ class Database:
         config = CollectionConfig(name=name, dim=dim, metric=metric, index=index, encoder=encoder,
                                   sparse=_sparse_config(sparse, encoder),
                                   multivector=_multivector_config(multivector, encoder),
-                                  payload=dict(payload or {}), tenant_tree=tenant_tree)
+                                  payload=dict(payload or {}), tenant_tree=tenant_tree,
+                                  clustering_key=clustering_key)
         with self._lock:
             self.store.create_collection(config)
             shutil.rmtree(self._index_dir(name), ignore_errors=True)

@@ -17,6 +17,11 @@ Curator's tenant tree as the tenant path):
   latency, so reading 256 of them instead of all is most of the gain; the codes are 1/16 of
   the vectors. Approximate (recall@10 >= 0.99 at 0.5-10% of 1M vectors in bench/RESULTS.md),
   and still complete.
+- `clustered_scan`: `quantized_scan` for a filter that is one range over the clustering key,
+  when the planner has codes laid out in that field's order (`lamina.index.scan.ClusteredCodes`)
+  and they are current: the range is a contiguous run of codes, found by binary search (the
+  filter is not evaluated) and ranked by faiss's fast-scan kernel; the best `scan_candidates`
+  are rescored exactly. Any other filter, or codes left behind by a write, plans as above.
 - `tenant_tree`: a tenant query (filtered or not) above the threshold goes to the tenant's
   sub-tree of the shared clustering tree, with the filter's ids as its allow-list; the walk
   widens until it has enough allowed candidates or has seen the whole sub-tree, so it is
@@ -47,11 +52,14 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 from lamina.index.errors import InvalidArgument
 from lamina.index.filters import Filter
-from lamina.index.payload import MetadataLookup, PayloadIndex
+from lamina.index.filters import Range
+from lamina.index.payload import MetadataLookup, PayloadIndex, range_interval
+from lamina.index.scan import ClusteredCodes
 from lamina.index.tenants import TenantIndex, brute_force_topk, score_topk
 from lamina.index.types import METRICS
 
-PLANS: tuple[str, ...] = ("empty", "brute_force", "quantized_scan", "tenant_tree", "index_filtered", "index")
+PLANS: tuple[str, ...] = ("empty", "brute_force", "quantized_scan", "clustered_scan", "tenant_tree", "index_filtered",
+                          "index")
 VectorsOf = Callable[[np.ndarray], np.ndarray]
 ExactTopK = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
@@ -181,6 +189,7 @@ class QueryPlanner:
     exact_topk(queries (nq, d), ids (n,) int64, k) -> (scores, ids) (nq, k): replaces the
     gather-and-score brute force, e.g. with a kernel reading the rows in place. scan: scan codes
     of the vectors (the `quantized_scan` plan); None scores every matching id exactly.
+    clustered: codes in the order of one numeric field (the `clustered_scan` plan).
     """
 
     def __init__(
@@ -197,6 +206,7 @@ class QueryPlanner:
         fallback: MetadataLookup | None = None,
         exact_topk: ExactTopK | None = None,
         scan: CodeScan | None = None,
+        clustered: ClusteredCodes | None = None,
     ) -> None:
         if metric not in METRICS:
             raise InvalidArgument(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
@@ -211,6 +221,7 @@ class QueryPlanner:
         self.fallback = fallback
         self.exact_topk = exact_topk
         self.scan = scan
+        self.clustered = clustered
 
     # ------------------------------------------------------------------ planning
     def matching(self, flt: Filter | None, tenant: str | None) -> np.ndarray | None:
@@ -231,8 +242,24 @@ class QueryPlanner:
         ids = self.matching(flt, tenant)
         return ids, None if ids is None else len(ids)
 
-    def choose(self, cardinality: int | None, *, tenant: str | None, filtered: bool) -> str:
-        """The plan for a query restricted to `cardinality` ids (None: unrestricted)."""
+    def clustered_span(self, flt: Filter | None, tenant: str | None) -> tuple[int, int] | None:
+        """The run [start, stop) of the clustered codes a filter-only query reads, when its
+        filter is one range over the clustering key and the codes are current; else None."""
+        codes = self.clustered
+        if codes is None or tenant is not None or flt is None or flt.should or flt.must_not or len(flt.must) != 1:
+            return None
+        condition = flt.must[0]
+        if not isinstance(condition, Range) or condition.key != codes.field:
+            return None
+        if not codes.current(self.payload.value_order(codes.field)):
+            return None
+        return codes.span(*range_interval(condition))
+
+    def choose(self, cardinality: int | None, *, tenant: str | None, filtered: bool,
+               scan: bool | None = None) -> str:
+        """The plan for a query restricted to `cardinality` ids (None: unrestricted). scan:
+        whether codes can be scanned (default: whether the planner has scan codes)."""
+        scan = self.scan is not None if scan is None else scan
         if cardinality is None:
             return "index"
         if cardinality == 0:
@@ -240,21 +267,31 @@ class QueryPlanner:
         scannable = cardinality <= self.config.brute_force_threshold
         if tenant is not None:  # the tree walks a tenant's own clusters: it beats scanning them all
             return self._brute_force_plan(cardinality) if filtered and scannable else "tenant_tree"
-        if scannable or self.index is None or (self.scan is not None and cardinality <= self.config.scan_threshold):
-            return self._brute_force_plan(cardinality)
+        if scannable or self.index is None or (scan and cardinality <= self.config.scan_threshold):
+            return self._brute_force_plan(cardinality, scan)
         return "index_filtered"
 
-    def _brute_force_plan(self, cardinality: int) -> str:
-        if self.scan is not None and cardinality > max(self.config.exact_threshold, self.config.scan_candidates):
+    def _brute_force_plan(self, cardinality: int, scan: bool | None = None) -> str:
+        scan = self.scan is not None if scan is None else scan
+        if scan and cardinality > max(self.config.exact_threshold, self.config.scan_candidates):
             return "quantized_scan"
         return "brute_force"
 
     def explain(self, flt: Filter | None = None, tenant: str | None = None, k: int = 10) -> Plan:
         """The plan a search would run, without running it."""
         filtered = flt is not None and not flt.is_empty
+        span = self.clustered_span(flt, tenant)
+        if span is not None:
+            return self._clustered_plan(span, k)
         _, cardinality = self._restriction(flt, tenant)
         name = self.choose(cardinality, tenant=tenant, filtered=filtered)
         return Plan(name, cardinality, k, None if cardinality is None else min(k, cardinality), tenant, filtered)
+
+    def _clustered_plan(self, span: tuple[int, int], k: int) -> Plan:
+        cardinality = span[1] - span[0]
+        name = self.choose(cardinality, tenant=None, filtered=True, scan=True)
+        return Plan("clustered_scan" if name == "quantized_scan" else name, cardinality, k, min(k, cardinality),
+                    None, True)
 
     # ------------------------------------------------------------------ search
     def search(
@@ -286,6 +323,9 @@ class QueryPlanner:
         k = int(k)
         params, scan_candidates = self._split_params(params)
         filtered = flt is not None and not flt.is_empty
+        span = self.clustered_span(flt, tenant)
+        if span is not None:
+            return self._search_span(queries, k, span, params, scan_candidates)
         ids, cardinality = self._restriction(flt, tenant)
         name = self.choose(cardinality, tenant=tenant, filtered=filtered)
         plan = Plan(name, cardinality, k, None if cardinality is None else min(k, cardinality), tenant, filtered)
@@ -302,6 +342,25 @@ class QueryPlanner:
         scores, found = self.index.search(queries, k, params=params)
         plan.steps.append(WideningStep(len(queries), k, dict(params), len(queries)))
         return PlannedSearch(scores, found, plan)
+
+    def _search_span(self, queries: np.ndarray, k: int, span: tuple[int, int], params: dict[str, Any],
+                     scan_candidates: int) -> PlannedSearch:
+        """A filter that is a run of the clustered codes: scanned there, or, when the run is
+        small enough for exact brute force or too large for any scan, its ids as any filter's."""
+        assert self.clustered is not None
+        plan = self._clustered_plan(span, k)
+        if plan.name == "empty":
+            return PlannedSearch(*_padded(len(queries), k), plan)
+        if plan.name == "clustered_scan":
+            m = max(scan_candidates, k)
+            scores, found = _padded(len(queries), k)
+            for i, query in enumerate(queries):  # a loop over queries: each has its own candidates
+                candidates = self.clustered.candidates(query, span[0], span[1], m)
+                row_scores, row_ids = self._brute_force(query[None], k, candidates)
+                scores[i], found[i] = row_scores[0], row_ids[0]
+            return PlannedSearch(scores, found, plan)
+        ids = np.sort(self.clustered.ids[span[0]:span[1]])
+        return PlannedSearch(*self._within(queries, k, ids, params, plan, scan_candidates), plan)
 
     def search_within(self, queries: np.ndarray, k: int, ids: np.ndarray, *,
                       params: Mapping[str, Any] | None = None) -> PlannedSearch:

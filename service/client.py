@@ -164,10 +164,11 @@ class Client:
         multivector: MultivectorConfig | str | bool | None = None,
         payload: Mapping[str, str] | None = None,
         tenant_tree: bool = False,
+        clustering_key: str | None = None,
     ) -> CollectionConfig:
         """Create a collection; `dim` defaults to the encoder's. Returns the config the server stored.
 
-        sparse, multivector and payload as `Database.create_collection`.
+        sparse, multivector, payload and clustering_key as `Database.create_collection`.
         """
         request = collections_pb2.CreateCollectionRequest(
             name=name, metric=convert.metric_to_proto(metric),
@@ -191,6 +192,8 @@ class Client:
             request.dim = _check_int(dim, "dimension", 0, 2**32 - 1)  # the server judges 0
         if encoder is not None:
             request.encoder = encoder
+        if clustering_key is not None:
+            request.clustering_key = clustering_key
         response = self._call(self._collections.Create, request)
         return convert.collection_config_from_proto(response.config)
 

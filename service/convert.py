@@ -132,6 +132,8 @@ def collection_config_to_proto(config: CollectionConfig) -> pb.CollectionConfig:
         message.sparse.CopyFrom(sparse_config_to_proto(config.sparse))
     if config.multivector is not None:
         message.multivector.CopyFrom(multivector_config_to_proto(config.multivector))
+    if config.clustering_key is not None:
+        message.clustering_key = config.clustering_key
     return message
 
 
@@ -146,6 +148,7 @@ def collection_config_from_proto(message: pb.CollectionConfig) -> CollectionConf
         multivector=multivector_config_from_proto(message.multivector) if message.HasField("multivector") else None,
         payload=payload_from_proto(message.payload),
         tenant_tree=message.tenant_tree,
+        clustering_key=message.clustering_key if message.HasField("clustering_key") else None,
     )
 
 

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index", "encoder", "sparse", "no_sparse", "multivector", "payload", "tenant_tree")
+    __slots__ = ("name", "dim", "metric", "index", "encoder", "sparse", "no_sparse", "multivector", "payload", "tenant_tree", "clustering_key")
     class PayloadEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class CreateCollectionRequest(_message.Message):
     MULTIVECTOR_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     TENANT_TREE_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERING_KEY_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: _common_pb2.Metric
@@ -36,7 +37,8 @@ class CreateCollectionRequest(_message.Message):
     multivector: _common_pb2.MultivectorConfig
     payload: _containers.ScalarMap[str, _common_pb2.PayloadKind]
     tenant_tree: bool
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[_common_pb2.Metric, str]] = ..., index: _Optional[_Union[_common_pb2.IndexConfig, _Mapping]] = ..., encoder: _Optional[str] = ..., sparse: _Optional[_Union[_common_pb2.SparseConfig, _Mapping]] = ..., no_sparse: _Optional[bool] = ..., multivector: _Optional[_Union[_common_pb2.MultivectorConfig, _Mapping]] = ..., payload: _Optional[_Mapping[str, _common_pb2.PayloadKind]] = ..., tenant_tree: _Optional[bool] = ...) -> None: ...
+    clustering_key: str
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[_common_pb2.Metric, str]] = ..., index: _Optional[_Union[_common_pb2.IndexConfig, _Mapping]] = ..., encoder: _Optional[str] = ..., sparse: _Optional[_Union[_common_pb2.SparseConfig, _Mapping]] = ..., no_sparse: _Optional[bool] = ..., multivector: _Optional[_Union[_common_pb2.MultivectorConfig, _Mapping]] = ..., payload: _Optional[_Mapping[str, _common_pb2.PayloadKind]] = ..., tenant_tree: _Optional[bool] = ..., clustering_key: _Optional[str] = ...) -> None: ...
 
 class CreateCollectionResponse(_message.Message):
     __slots__ = ("config", "time")

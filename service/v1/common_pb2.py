@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16lamina/v1/common.proto\x12\tlamina.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xd1\x02\n\x0bIndexConfig\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.lamina.v1.IndexKind\x12\x12\n\x05nlist\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x13\n\x06nprobe\x18\x03 \x01(\rH\x01\x88\x01\x01\x12\x13\n\x06hnsw_m\x18\x04 \x01(\rH\x02\x88\x01\x01\x12\x1c\n\x0f\x65\x66_construction\x18\x05 \x01(\rH\x03\x88\x01\x01\x12\x16\n\tef_search\x18\x06 \x01(\rH\x04\x88\x01\x01\x12\x10\n\x03gpu\x18\x07 \x01(\x08H\x05\x88\x01\x01\x12&\n\x05spann\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\nscan_codes\x18\t \x01(\x08H\x06\x88\x01\x01\x42\x08\n\x06_nlistB\t\n\x07_nprobeB\t\n\x07_hnsw_mB\x12\n\x10_ef_constructionB\x0c\n\n_ef_searchB\x06\n\x04_gpuB\r\n\x0b_scan_codes\"G\n\x0cSparseConfig\x12\x0f\n\x07\x65ncoder\x18\x01 \x01(\t\x12&\n\x05index\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"3\n\x11MultivectorConfig\x12\x0f\n\x07\x65ncoder\x18\x01 \x01(\t\x12\r\n\x05\x63odec\x18\x02 \x01(\t\"\xb2\x03\n\x10\x43ollectionConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\r\x12!\n\x06metric\x18\x03 \x01(\x0e\x32\x11.lamina.v1.Metric\x12%\n\x05index\x18\x04 \x01(\x0b\x32\x16.lamina.v1.IndexConfig\x12\x14\n\x07\x65ncoder\x18\x05 \x01(\tH\x00\x88\x01\x01\x12,\n\x06sparse\x18\x06 \x01(\x0b\x32\x17.lamina.v1.SparseConfigH\x01\x88\x01\x01\x12\x36\n\x0bmultivector\x18\x07 \x01(\x0b\x32\x1c.lamina.v1.MultivectorConfigH\x02\x88\x01\x01\x12\x39\n\x07payload\x18\x08 \x03(\x0b\x32(.lamina.v1.CollectionConfig.PayloadEntry\x12\x13\n\x0btenant_tree\x18\t \x01(\x08\x1a\x46\n\x0cPayloadEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0e\x32\x16.lamina.v1.PayloadKind:\x02\x38\x01\x42\n\n\x08_encoderB\t\n\x07_sparseB\x0e\n\x0c_multivector\"\x1d\n\x0b\x44\x65nseVector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"/\n\x0cSparseVector\x12\x0f\n\x07indices\x18\x01 \x03(\r\x12\x0e\n\x06values\x18\x02 \x03(\x02\"d\n\x06Vector\x12\'\n\x05\x64\x65nse\x18\x01 \x01(\x0b\x32\x16.lamina.v1.DenseVectorH\x00\x12)\n\x06sparse\x18\x02 \x01(\x0b\x32\x17.lamina.v1.SparseVectorH\x00\x42\x06\n\x04kind\"z\n\x06\x46ilter\x12\"\n\x04must\x18\x01 \x03(\x0b\x32\x14.lamina.v1.Condition\x12$\n\x06should\x18\x02 \x03(\x0b\x32\x14.lamina.v1.Condition\x12&\n\x08must_not\x18\x03 \x03(\x0b\x32\x14.lamina.v1.Condition\"d\n\tCondition\x12*\n\x05\x66ield\x18\x01 \x01(\x0b\x32\x19.lamina.v1.FieldConditionH\x00\x12#\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x11.lamina.v1.FilterH\x00\x42\x06\n\x04kind\"\xb2\x01\n\x0e\x46ieldCondition\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\"\n\x05match\x18\x02 \x01(\x0b\x32\x11.lamina.v1.ScalarH\x00\x12$\n\x03\x61ny\x18\x03 \x01(\x0b\x32\x15.lamina.v1.ScalarListH\x00\x12*\n\x05range\x18\x04 \x01(\x0b\x32\x19.lamina.v1.RangeConditionH\x00\x12\x10\n\x06\x65xists\x18\x05 \x01(\x08H\x00\x42\x0b\n\tcondition\"V\n\x06Scalar\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x11\n\x07integer\x18\x02 \x01(\x03H\x00\x12\x10\n\x06number\x18\x03 \x01(\x01H\x00\x12\x0e\n\x04\x66lag\x18\x04 \x01(\x08H\x00\x42\x07\n\x05value\"/\n\nScalarList\x12!\n\x06values\x18\x01 \x03(\x0b\x32\x11.lamina.v1.Scalar\"\xc0\x01\n\x0eRangeCondition\x12\"\n\x02lt\x18\x01 \x01(\x0b\x32\x11.lamina.v1.ScalarH\x00\x88\x01\x01\x12#\n\x03lte\x18\x02 \x01(\x0b\x32\x11.lamina.v1.ScalarH\x01\x88\x01\x01\x12\"\n\x02gt\x18\x03 \x01(\x0b\x32\x11.lamina.v1.ScalarH\x02\x88\x01\x01\x12#\n\x03gte\x18\x04 \x01(\x0b\x32\x11.lamina.v1.ScalarH\x03\x88\x01\x01\x42\x05\n\x03_ltB\x06\n\x04_lteB\x05\n\x03_gtB\x06\n\x04_gte\"\x9d\x01\n\x05Point\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\x04text\x18\x02 \x01(\tH\x00\x88\x01\x01\x12!\n\x06vector\x18\x03 \x01(\x0b\x32\x11.lamina.v1.Vector\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x06tenant\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x07\n\x05_textB\t\n\x07_tenant\"\x87\x01\n\x03Hit\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\x04text\x18\x03 \x01(\tH\x00\x88\x01\x01\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x06tenant\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x07\n\x05_textB\t\n\x07_tenant\"P\n\tRowResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0f\n\x02id\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05\x65rror\x18\x03 \x01(\tH\x01\x88\x01\x01\x42\x05\n\x03_idB\x08\n\x06_error*>\n\x06Metric\x12\x16\n\x12METRIC_UNSPECIFIED\x10\x00\x12\r\n\tMETRIC_IP\x10\x01\x12\r\n\tMETRIC_L2\x10\x02*{\n\tIndexKind\x12\x1a\n\x16INDEX_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fINDEX_KIND_FLAT\x10\x01\x12\x12\n\x0eINDEX_KIND_IVF\x10\x02\x12\x13\n\x0fINDEX_KIND_HNSW\x10\x03\x12\x14\n\x10INDEX_KIND_SPANN\x10\x04*_\n\x0bPayloadKind\x12\x1c\n\x18PAYLOAD_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14PAYLOAD_KIND_KEYWORD\x10\x01\x12\x18\n\x14PAYLOAD_KIND_NUMERIC\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16lamina/v1/common.proto\x12\tlamina.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xd1\x02\n\x0bIndexConfig\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.lamina.v1.IndexKind\x12\x12\n\x05nlist\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x13\n\x06nprobe\x18\x03 \x01(\rH\x01\x88\x01\x01\x12\x13\n\x06hnsw_m\x18\x04 \x01(\rH\x02\x88\x01\x01\x12\x1c\n\x0f\x65\x66_construction\x18\x05 \x01(\rH\x03\x88\x01\x01\x12\x16\n\tef_search\x18\x06 \x01(\rH\x04\x88\x01\x01\x12\x10\n\x03gpu\x18\x07 \x01(\x08H\x05\x88\x01\x01\x12&\n\x05spann\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\nscan_codes\x18\t \x01(\x08H\x06\x88\x01\x01\x42\x08\n\x06_nlistB\t\n\x07_nprobeB\t\n\x07_hnsw_mB\x12\n\x10_ef_constructionB\x0c\n\n_ef_searchB\x06\n\x04_gpuB\r\n\x0b_scan_codes\"G\n\x0cSparseConfig\x12\x0f\n\x07\x65ncoder\x18\x01 \x01(\t\x12&\n\x05index\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"3\n\x11MultivectorConfig\x12\x0f\n\x07\x65ncoder\x18\x01 \x01(\t\x12\r\n\x05\x63odec\x18\x02 \x01(\t\"\xe2\x03\n\x10\x43ollectionConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\r\x12!\n\x06metric\x18\x03 \x01(\x0e\x32\x11.lamina.v1.Metric\x12%\n\x05index\x18\x04 \x01(\x0b\x32\x16.lamina.v1.IndexConfig\x12\x14\n\x07\x65ncoder\x18\x05 \x01(\tH\x00\x88\x01\x01\x12,\n\x06sparse\x18\x06 \x01(\x0b\x32\x17.lamina.v1.SparseConfigH\x01\x88\x01\x01\x12\x36\n\x0bmultivector\x18\x07 \x01(\x0b\x32\x1c.lamina.v1.MultivectorConfigH\x02\x88\x01\x01\x12\x39\n\x07payload\x18\x08 \x03(\x0b\x32(.lamina.v1.CollectionConfig.PayloadEntry\x12\x13\n\x0btenant_tree\x18\t \x01(\x08\x12\x1b\n\x0e\x63lustering_key\x18\n \x01(\tH\x03\x88\x01\x01\x1a\x46\n\x0cPayloadEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0e\x32\x16.lamina.v1.PayloadKind:\x02\x38\x01\x42\n\n\x08_encoderB\t\n\x07_sparseB\x0e\n\x0c_multivectorB\x11\n\x0f_clustering_key\"\x1d\n\x0b\x44\x65nseVector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"/\n\x0cSparseVector\x12\x0f\n\x07indices\x18\x01 \x03(\r\x12\x0e\n\x06values\x18\x02 \x03(\x02\"d\n\x06Vector\x12\'\n\x05\x64\x65nse\x18\x01 \x01(\x0b\x32\x16.lamina.v1.DenseVectorH\x00\x12)\n\x06sparse\x18\x02 \x01(\x0b\x32\x17.lamina.v1.SparseVectorH\x00\x42\x06\n\x04kind\"z\n\x06\x46ilter\x12\"\n\x04must\x18\x01 \x03(\x0b\x32\x14.lamina.v1.Condition\x12$\n\x06should\x18\x02 \x03(\x0b\x32\x14.lamina.v1.Condition\x12&\n\x08must_not\x18\x03 \x03(\x0b\x32\x14.lamina.v1.Condition\"d\n\tCondition\x12*\n\x05\x66ield\x18\x01 \x01(\x0b\x32\x19.lamina.v1.FieldConditionH\x00\x12#\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x11.lamina.v1.FilterH\x00\x42\x06\n\x04kind\"\xb2\x01\n\x0e\x46ieldCondition\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\"\n\x05match\x18\x02 \x01(\x0b\x32\x11.lamina.v1.ScalarH\x00\x12$\n\x03\x61ny\x18\x03 \x01(\x0b\x32\x15.lamina.v1.ScalarListH\x00\x12*\n\x05range\x18\x04 \x01(\x0b\x32\x19.lamina.v1.RangeConditionH\x00\x12\x10\n\x06\x65xists\x18\x05 \x01(\x08H\x00\x42\x0b\n\tcondition\"V\n\x06Scalar\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x11\n\x07integer\x18\x02 \x01(\x03H\x00\x12\x10\n\x06number\x18\x03 \x01(\x01H\x00\x12\x0e\n\x04\x66lag\x18\x04 \x01(\x08H\x00\x42\x07\n\x05value\"/\n\nScalarList\x12!\n\x06values\x18\x01 \x03(\x0b\x32\x11.lamina.v1.Scalar\"\xc0\x01\n\x0eRangeCondition\x12\"\n\x02lt\x18\x01 \x01(\x0b\x32\x11.lamina.v1.ScalarH\x00\x88\x01\x01\x12#\n\x03lte\x18\x02 \x01(\x0b\x32\x11.lamina.v1.ScalarH\x01\x88\x01\x01\x12\"\n\x02gt\x18\x03 \x01(\x0b\x32\x11.lamina.v1.ScalarH\x02\x88\x01\x01\x12#\n\x03gte\x18\x04 \x01(\x0b\x32\x11.lamina.v1.ScalarH\x03\x88\x01\x01\x42\x05\n\x03_ltB\x06\n\x04_lteB\x05\n\x03_gtB\x06\n\x04_gte\"\x9d\x01\n\x05Point\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\x04text\x18\x02 \x01(\tH\x00\x88\x01\x01\x12!\n\x06vector\x18\x03 \x01(\x0b\x32\x11.lamina.v1.Vector\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x06tenant\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x07\n\x05_textB\t\n\x07_tenant\"\x87\x01\n\x03Hit\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\x04text\x18\x03 \x01(\tH\x00\x88\x01\x01\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x06tenant\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x07\n\x05_textB\t\n\x07_tenant\"P\n\tRowResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0f\n\x02id\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05\x65rror\x18\x03 \x01(\tH\x01\x88\x01\x01\x42\x05\n\x03_idB\x08\n\x06_error*>\n\x06Metric\x12\x16\n\x12METRIC_UNSPECIFIED\x10\x00\x12\r\n\tMETRIC_IP\x10\x01\x12\r\n\tMETRIC_L2\x10\x02*{\n\tIndexKind\x12\x1a\n\x16INDEX_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fINDEX_KIND_FLAT\x10\x01\x12\x12\n\x0eINDEX_KIND_IVF\x10\x02\x12\x13\n\x0fINDEX_KIND_HNSW\x10\x03\x12\x14\n\x10INDEX_KIND_SPANN\x10\x04*_\n\x0bPayloadKind\x12\x1c\n\x18PAYLOAD_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14PAYLOAD_KIND_KEYWORD\x10\x01\x12\x18\n\x14PAYLOAD_KIND_NUMERIC\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,12 +34,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_COLLECTIONCONFIG_PAYLOADENTRY']._loaded_options = None
   _globals['_COLLECTIONCONFIG_PAYLOADENTRY']._serialized_options = b'8\001'
-  _globals['_METRIC']._serialized_start=2271
-  _globals['_METRIC']._serialized_end=2333
-  _globals['_INDEXKIND']._serialized_start=2335
-  _globals['_INDEXKIND']._serialized_end=2458
-  _globals['_PAYLOADKIND']._serialized_start=2460
-  _globals['_PAYLOADKIND']._serialized_end=2555
+  _globals['_METRIC']._serialized_start=2319
+  _globals['_METRIC']._serialized_end=2381
+  _globals['_INDEXKIND']._serialized_start=2383
+  _globals['_INDEXKIND']._serialized_end=2506
+  _globals['_PAYLOADKIND']._serialized_start=2508
+  _globals['_PAYLOADKIND']._serialized_end=2603
   _globals['_INDEXCONFIG']._serialized_start=68
   _globals['_INDEXCONFIG']._serialized_end=405
   _globals['_SPARSECONFIG']._serialized_start=407
@@ -47,31 +47,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MULTIVECTORCONFIG']._serialized_start=480
   _globals['_MULTIVECTORCONFIG']._serialized_end=531
   _globals['_COLLECTIONCONFIG']._serialized_start=534
-  _globals['_COLLECTIONCONFIG']._serialized_end=968
-  _globals['_COLLECTIONCONFIG_PAYLOADENTRY']._serialized_start=859
-  _globals['_COLLECTIONCONFIG_PAYLOADENTRY']._serialized_end=929
-  _globals['_DENSEVECTOR']._serialized_start=970
-  _globals['_DENSEVECTOR']._serialized_end=999
-  _globals['_SPARSEVECTOR']._serialized_start=1001
-  _globals['_SPARSEVECTOR']._serialized_end=1048
-  _globals['_VECTOR']._serialized_start=1050
-  _globals['_VECTOR']._serialized_end=1150
-  _globals['_FILTER']._serialized_start=1152
-  _globals['_FILTER']._serialized_end=1274
-  _globals['_CONDITION']._serialized_start=1276
-  _globals['_CONDITION']._serialized_end=1376
-  _globals['_FIELDCONDITION']._serialized_start=1379
-  _globals['_FIELDCONDITION']._serialized_end=1557
-  _globals['_SCALAR']._serialized_start=1559
-  _globals['_SCALAR']._serialized_end=1645
-  _globals['_SCALARLIST']._serialized_start=1647
-  _globals['_SCALARLIST']._serialized_end=1694
-  _globals['_RANGECONDITION']._serialized_start=1697
-  _globals['_RANGECONDITION']._serialized_end=1889
-  _globals['_POINT']._serialized_start=1892
-  _globals['_POINT']._serialized_end=2049
-  _globals['_HIT']._serialized_start=2052
-  _globals['_HIT']._serialized_end=2187
-  _globals['_ROWRESULT']._serialized_start=2189
-  _globals['_ROWRESULT']._serialized_end=2269
+  _globals['_COLLECTIONCONFIG']._serialized_end=1016
+  _globals['_COLLECTIONCONFIG_PAYLOADENTRY']._serialized_start=888
+  _globals['_COLLECTIONCONFIG_PAYLOADENTRY']._serialized_end=958
+  _globals['_DENSEVECTOR']._serialized_start=1018
+  _globals['_DENSEVECTOR']._serialized_end=1047
+  _globals['_SPARSEVECTOR']._serialized_start=1049
+  _globals['_SPARSEVECTOR']._serialized_end=1096
+  _globals['_VECTOR']._serialized_start=1098
+  _globals['_VECTOR']._serialized_end=1198
+  _globals['_FILTER']._serialized_start=1200
+  _globals['_FILTER']._serialized_end=1322
+  _globals['_CONDITION']._serialized_start=1324
+  _globals['_CONDITION']._serialized_end=1424
+  _globals['_FIELDCONDITION']._serialized_start=1427
+  _globals['_FIELDCONDITION']._serialized_end=1605
+  _globals['_SCALAR']._serialized_start=1607
+  _globals['_SCALAR']._serialized_end=1693
+  _globals['_SCALARLIST']._serialized_start=1695
+  _globals['_SCALARLIST']._serialized_end=1742
+  _globals['_RANGECONDITION']._serialized_start=1745
+  _globals['_RANGECONDITION']._serialized_end=1937
+  _globals['_POINT']._serialized_start=1940
+  _globals['_POINT']._serialized_end=2097
+  _globals['_HIT']._serialized_start=2100
+  _globals['_HIT']._serialized_end=2235
+  _globals['_ROWRESULT']._serialized_start=2237
+  _globals['_ROWRESULT']._serialized_end=2317
 # @@protoc_insertion_point(module_scope)

@@ -78,7 +78,7 @@ class MultivectorConfig(_message.Message):
     def __init__(self, encoder: _Optional[str] = ..., codec: _Optional[str] = ...) -> None: ...
 
 class CollectionConfig(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index", "encoder", "sparse", "multivector", "payload", "tenant_tree")
+    __slots__ = ("name", "dim", "metric", "index", "encoder", "sparse", "multivector", "payload", "tenant_tree", "clustering_key")
     class PayloadEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +95,7 @@ class CollectionConfig(_message.Message):
     MULTIVECTOR_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     TENANT_TREE_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERING_KEY_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: Metric
@@ -104,7 +105,8 @@ class CollectionConfig(_message.Message):
     multivector: MultivectorConfig
     payload: _containers.ScalarMap[str, PayloadKind]
     tenant_tree: bool
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index: _Optional[_Union[IndexConfig, _Mapping]] = ..., encoder: _Optional[str] = ..., sparse: _Optional[_Union[SparseConfig, _Mapping]] = ..., multivector: _Optional[_Union[MultivectorConfig, _Mapping]] = ..., payload: _Optional[_Mapping[str, PayloadKind]] = ..., tenant_tree: _Optional[bool] = ...) -> None: ...
+    clustering_key: str
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index: _Optional[_Union[IndexConfig, _Mapping]] = ..., encoder: _Optional[str] = ..., sparse: _Optional[_Union[SparseConfig, _Mapping]] = ..., multivector: _Optional[_Union[MultivectorConfig, _Mapping]] = ..., payload: _Optional[_Mapping[str, PayloadKind]] = ..., tenant_tree: _Optional[bool] = ..., clustering_key: _Optional[str] = ...) -> None: ...
 
 class DenseVector(_message.Message):
     __slots__ = ("values",)

@@ -75,12 +75,13 @@ def test_run_tenants_report(tmp_path):
     assert min(r["recall@10"] for r in lamina) >= 0.95 and all(r["complete"] == 1.0 for r in lamina)
     per_tenant = [r for r in tenant_rows if r["system"] == "faiss-per-tenant"]
     assert all(r["recall@10"] == 1.0 for r in per_tenant)  # every tenant is small enough for flat
-    planner = {r["selectivity"]: r for r in rows if r["system"] == "lamina-planner"}
-    assert planner[0.01]["plan"] == "brute_force" and planner[0.01]["recall@10"] == 1.0
-    # 1,500 ids: above the brute-force threshold, but the planner has scan codes, and scores up
-    # to 4,096 ids exactly (PlannerConfig.exact_threshold)
-    assert planner[0.5]["plan"] == "brute_force" and planner[0.5]["recall@10"] == 1.0
-    assert planner[0.5]["params"]["scan_codes"] is True
+    planner = {(r["selectivity"], r["params"]["scan_codes"]): r for r in rows if r["system"] == "lamina-planner"}
+    for codes in ("scattered", "clustered"):  # the default, and the filtered field as clustering key
+        assert planner[0.01, codes]["plan"] == "brute_force" and planner[0.01, codes]["recall@10"] == 1.0
+        # 1,500 ids: above the brute-force threshold, but the planner has scan codes, and scores up
+        # to 4,096 ids exactly (PlannerConfig.exact_threshold)
+        assert planner[0.5, codes]["plan"] == "brute_force" and planner[0.5, codes]["recall@10"] == 1.0
+    assert planner[0.5, "clustered"]["memory_bytes"] > planner[0.5, "scattered"]["memory_bytes"]
     inserts = [r for r in rows if r["bucket"] == "insert+grant"]
     assert len(inserts) == 3 and all(r["insert_grant_p50_us"] > 0 for r in inserts)
     after_write = {r["system"]: r for r in rows if r["bucket"] == "search after write"}
@@ -106,15 +107,19 @@ def test_cli_bench_tenants_prints_the_report_last(tmp_path):
 
 def test_filter_sweep_runs_the_quantized_scan_beside_its_variants():
     """6,000 matching ids: above the exact threshold, so the planner scans codes; the sweep also
-    runs it without codes (exact brute force) and with fewer candidates rescored."""
+    runs it without codes (exact brute force), with fewer or more candidates rescored, and with
+    the filtered field as clustering key (its run of clustered codes)."""
     workload = make_workload(12_000, 16, 20, seed=3)
     shared = SharedIVF(workload.vectors, 64)
     memory = {"faiss-ivf-selector": shared.memory_bytes()}
     rows = _filter_phase(workload, shared, 10, 10, (0.5,), 20_000, memory, None)
     planner = [r for r in rows if r["system"] == "lamina-planner"]
-    assert [r["plan"] for r in planner] == ["quantized_scan", "brute_force", "quantized_scan", "quantized_scan"]
-    assert [r["params"].get("scan_candidates") for r in planner] == [None, None, 128, 1024]
-    assert [r["params"]["scan_codes"] for r in planner] == [True, False, True, True]
+    assert [r["plan"] for r in planner] == ["quantized_scan", "brute_force", "quantized_scan", "quantized_scan",
+                                            "clustered_scan"]
+    assert [r["params"].get("scan_candidates") for r in planner] == [None, None, 128, 1024, None]
+    assert [r["params"]["scan_codes"] for r in planner] == ["scattered", "none", "scattered", "scattered",
+                                                           "clustered"]
     assert planner[1]["recall@10"] == 1.0 and all(r["complete"] == 1.0 for r in planner)
-    assert planner[0]["recall@10"] >= 0.9
+    assert planner[0]["recall@10"] >= 0.9 and planner[4]["recall@10"] >= 0.9
+    assert memory["lamina-planner-clustered"] > memory["lamina-planner"]
     assert memory["lamina-planner"] > memory["faiss-ivf-selector"]  # the payload index and the codes

@@ -3,11 +3,12 @@ code are never dropped, adding replaces, persistence round-trips, bad input is r
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 from lamina.index.dense import DenseIndex
 from lamina.index.errors import CorruptIndex, InvalidArgument
-from lamina.index.scan import ScanCodes, adc_scores, sub_quantizers
+from lamina.index.scan import ClusteredCodes, ScanCodes, adc_scores, pack_blocks, sub_quantizers
 from lamina.index.tenants import brute_force_topk
 from lamina.index.types import IndexConfig
 
@@ -189,3 +190,75 @@ def test_dense_index_keeps_scan_codes_from_its_train_size_on(tmp_path, data, kin
     assert off.codes is None
     with pytest.raises(InvalidArgument, match="scan_codes"):
         IndexConfig(kind=kind, scan_codes="yes")
+
+
+# ---------------------------------------------------------------------- clustered codes
+def clustered_for(vectors: np.ndarray, values: np.ndarray, metric: str) -> ClusteredCodes:
+    order = np.argsort(values, kind="stable")
+    codes = ClusteredCodes("v", DIM, metric)
+    codes.build(values[order].astype(np.float64), np.arange(len(vectors), dtype=np.int64)[order], lambda i: vectors[i])
+    return codes
+
+
+def test_blocks_are_laid_out_as_faiss_fast_scan_packs_them(data):
+    vectors, _ = data
+    index = faiss.IndexPQFastScan(DIM, DIM // 2, 4, faiss.METRIC_L2, 32)
+    index.train(vectors[:2_000])
+    for n in (32, 45, 1_000):  # whole blocks and a partial last one
+        index.reset()
+        index.add(vectors[:n])
+        expected = faiss.rev_swig_ptr(index.codes.get(), index.codes.size()).copy()
+        blocks = np.full(len(expected), 255, dtype=np.uint8)
+        pack_blocks(index.pq.compute_codes(vectors[:n]), DIM // 2, blocks)
+        np.testing.assert_array_equal(blocks, expected)
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_clustered_candidates_are_the_run_and_hold_its_nearest(data, metric):
+    vectors, queries = data
+    values = np.random.default_rng(3).integers(0, 1_000, len(vectors)).astype(np.float64)
+    codes = clustered_for(vectors, values, metric)
+    assert len(codes) == N and codes.memory_bytes() >= N * DIM // 4
+    found = total = 0
+    # runs of 1 .. 8,000 codes, starting and stopping inside fast-scan blocks of 32
+    for lo, hi in ((0, 1_000), (7.0, 19.0), (500, 501), (120, 480), (999, 1_000)):
+        start, stop = codes.span(lo, True, hi, False)
+        allowed = np.flatnonzero((values >= lo) & (values < hi))
+        np.testing.assert_array_equal(np.sort(codes.ids[start:stop]), allowed)
+        for query in queries[:10]:
+            picked = codes.candidates(query, start, stop, 200)
+            assert len(picked) == min(200, len(allowed)) and len(np.unique(picked)) == len(picked)
+            assert np.isin(picked, allowed).all()  # never a code from beside the run
+            truth = brute_force_topk(query[None], vectors[allowed], allowed, 10, metric)[1][0]
+            truth = truth[truth >= 0]  # a run of 4 has 4
+            found += int(np.isin(truth, picked).sum())
+            total += len(truth)
+    assert found / total >= 0.97  # 200 rescored of up to 8,000 (1.0 on runs of at most 200)
+
+
+def test_clustered_span_bounds_and_currency(data):
+    vectors, _ = data
+    values = np.repeat(np.arange(N // 4, dtype=np.float64), 4)  # each value on 4 ids
+    codes = ClusteredCodes("v", DIM, "l2")
+    ids = np.arange(N, dtype=np.int64)
+    codes.build(values, ids, lambda i: vectors[i])
+    assert codes.span(10, True, 12, True) == (40, 52)
+    assert codes.span(10, False, 12, False) == (44, 48)
+    assert codes.span(-np.inf, True, np.inf, True) == (0, N)
+    assert codes.span(12, True, 10, True) == (48, 48)  # an empty interval
+    assert codes.current((values, ids)) and not codes.current((values, ids.copy())) and not codes.current(None)
+
+
+def test_clustered_codes_refuse_bad_input(data):
+    vectors, _ = data
+    ids = np.arange(1_000, dtype=np.int64)
+    with pytest.raises(InvalidArgument, match="even"):
+        ClusteredCodes("v", 7)
+    with pytest.raises(InvalidArgument, match="one value an id"):
+        ClusteredCodes("v", DIM).build(np.arange(1_000.0), ids % 500, lambda i: vectors[i])
+    with pytest.raises(InvalidArgument, match="sorted"):
+        ClusteredCodes("v", DIM).build(np.arange(1_000.0)[::-1], ids, lambda i: vectors[i])
+    with pytest.raises(InvalidArgument, match="at least"):
+        ClusteredCodes("v", DIM).build(np.arange(10.0), ids[:10], lambda i: vectors[i])
+    with pytest.raises(InvalidArgument, match="shape"):
+        ClusteredCodes("v", DIM).build(np.arange(1_000.0), ids, lambda i: vectors[i, :8])

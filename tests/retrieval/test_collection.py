@@ -211,3 +211,44 @@ def test_a_large_filter_scans_codes_first_and_keeps_them_across_reopen(tmp_path)
         assert len(coll.search(queries[0], 10, params={"scan_candidates": 64})) == 10
         with pytest.raises(InvalidArgument, match="scan_candidates"):  # checked on either path
             coll.search(queries[0], 10, params={"scan_candidates": 0})
+
+
+def test_a_range_over_the_clustering_key_scans_its_run_of_codes(tmp_path):
+    """With a clustering key, a filter that is one range over it scans the codes laid out in its
+    order; a write leaves them behind until the next snapshot, and the plan falls back meanwhile."""
+    from lamina.retrieval.query import SearchRequest
+
+    rng = np.random.default_rng(6)
+    centers = rng.standard_normal((30, 16)).astype(np.float32) * 3
+    vectors = (centers[rng.integers(0, 30, 6_000)] + rng.standard_normal((6_000, 16))).astype(np.float32)
+    day = rng.permutation(6_000)  # uncorrelated with the vectors
+    flt = {"must": [{"key": "day", "range": {"gte": 500, "lt": 5_500}}]}
+    matching = {str(i): vectors[i] for i in range(6_000) if 500 <= day[i] < 5_500}
+    queries = vectors[rng.choice(6_000, 8, replace=False)] + 0.1
+
+    def plans_and_hits(coll):
+        got = [coll.query(SearchRequest(q, 10, filter=flt, explain=True)) for q in queries]
+        return {g.explain["stages"][0]["plan"] for g in got}, [[h.id for h in g.hits] for g in got]
+
+    with pytest.raises(InvalidArgument, match="clustering key 'kind' must be a numeric payload field"):
+        with Database(tmp_path / "bad") as db:
+            db.create_collection("c", 16, encoder=None, payload={"kind": "keyword"}, clustering_key="kind")
+    with Database(tmp_path) as db:
+        coll = db.create_collection("c", 16, metric="l2", encoder=None, index="flat",
+                                    payload={"day": "numeric"}, clustering_key="day")
+        coll.index.train_size = 1_000
+        coll.upsert([{"id": str(i), "vector": v, "metadata": {"day": int(day[i])}} for i, v in enumerate(vectors)])
+        assert plans_and_hits(coll)[0] == {"quantized-scan"}  # not laid out before a snapshot
+        coll.snapshot()
+        plans, found = plans_and_hits(coll)
+        assert plans == {"clustered-scan"}
+        hits = sum(len(set(f) & set(brute_force_ids(None, matching, q, 10))) for f, q in zip(found, queries))
+        assert hits >= 0.95 * 10 * len(queries)
+        coll.upsert([{"id": "new", "vector": vectors[0], "metadata": {"day": 600}}])
+        assert plans_and_hits(coll)[0] == {"quantized-scan"}
+        assert "new" in [h.id for h in coll.search(vectors[0], 2, filter=flt)]  # seen meanwhile (ties with "0")
+    with Database(tmp_path) as db:  # reopened: laid out again from the snapshot and the replayed write
+        coll = db.collection("c")
+        assert coll.config.clustering_key == "day"
+        plans, again = plans_and_hits(coll)
+        assert plans == {"clustered-scan"}

@@ -13,6 +13,7 @@ from lamina.index.dense import DenseIndex
 from lamina.index.errors import InvalidArgument
 from lamina.index.filters import Filter, Match, MatchAny, Range
 from lamina.index.payload import PayloadIndex
+from lamina.index.scan import ClusteredCodes
 from lamina.index.tenants import TenantIndex, TenantIndexConfig, brute_force_topk
 from lamina.index.types import IndexConfig
 from lamina.retrieval.planner import (
@@ -409,3 +410,48 @@ def test_bad_input_is_invalid_argument(corpus, payload, ivf):
         PlannerConfig(brute_force_threshold=-1)
     with pytest.raises(InvalidArgument, match="scan_candidates"):
         PlannerConfig(scan_candidates=-5)
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_clustered_scan_for_a_range_over_the_clustering_key(corpus, tenants, metric):
+    """A filter that is one range over the clustering key reads its run of clustered codes, with
+    the recall and exact scores of the scattered scan; any other filter, or codes a write left
+    behind, plans as before."""
+    payload = PayloadIndex.build({"color": "keyword", "year": "numeric", "rank": "numeric"}, corpus.ids,
+                                 corpus.metadata)  # its own: this test writes to it
+    index = dense(corpus, "flat", metric)
+    codes = ClusteredCodes("rank", DIM, metric)
+    codes.build(*payload.value_order("rank"), corpus.vectors_of)
+    config = PlannerConfig(brute_force_threshold=1_500, exact_threshold=500, scan_candidates=300, scan_threshold=5_000)
+    p = QueryPlanner(payload, index, corpus.vectors_of, tenant_index=tenants, metric=metric, config=config,
+                     scan=index.codes, clustered=codes)
+    assert p.explain(rank_below(500)).name == "brute_force"
+    assert p.explain(rank_below(4_000)) == Plan("clustered_scan", 4_000, 10, 10, None, True)
+    assert p.explain(rank_below(5_001)).name == "index_filtered"
+    assert p.explain(rank_below(0)).name == "empty"
+    for other in (Filter(must=(Range("year", lt=2020),)), Filter(must=(Range("rank", lt=4_000), Match("color", "red"))),
+                  Filter(should=(Range("rank", lt=4_000),))):
+        assert p.explain(other).name != "clustered_scan"
+    assert p.explain(rank_below(4_000), "t1").name != "clustered_scan"  # a tenant's query takes its own plans
+    for flt in (rank_below(4_000), Filter(must=(Range("rank", gte=1_000, lt=3_500),)), rank_below(300)):
+        allowed = corpus.matching(flt, None)
+        scores, found, plan = p.search(corpus.queries, 10, flt=flt)
+        assert plan.cardinality == len(allowed)
+        assert plan.name == ("brute_force" if len(allowed) <= 500 else "clustered_scan")
+        assert_complete(found, allowed, 10)
+        truth = corpus.truth(corpus.queries, 10, allowed, metric)[1]
+        assert recall(found, truth) >= (1.0 if plan.name == "brute_force" else 0.95)
+        rows = corpus.vectors_of(found.ravel()).reshape(*found.shape, DIM)
+        q = corpus.queries[:, None, :]
+        exact = (rows * q).sum(-1) if metric == "ip" else -((rows - q) ** 2).sum(-1)
+        np.testing.assert_allclose(scores, exact, rtol=1e-4, atol=1e-3)
+    # every candidate rescored is exact brute force
+    allowed = corpus.matching(rank_below(4_000), None)
+    exact_ids = p.search(corpus.queries, 10, flt=rank_below(4_000), params={"scan_candidates": 4_000}).ids
+    np.testing.assert_array_equal(exact_ids, corpus.truth(corpus.queries, 10, allowed, metric)[1])
+    # a write to the field replaces its pairs: the codes no longer answer, the scattered scan does
+    iid, metadata = int(corpus.ids[5]), corpus.metadata[5]
+    payload.remove(iid, metadata)
+    payload.add(iid, metadata)
+    assert not codes.current(payload.value_order("rank"))
+    assert p.search(corpus.queries, 10, flt=rank_below(4_000)).plan.name == "quantized_scan"

@@ -18,6 +18,7 @@ from lamina.service.v1 import common_pb2 as pb
     CollectionConfig("vectors-only", 3, metric="l2", encoder=None),
     CollectionConfig("hnsw", 384, index=IndexConfig(kind="hnsw", hnsw_m=16, ef_search=128, gpu=False)),
     CollectionConfig("ivf", 16, index=IndexConfig(kind="ivf", nlist=0, nprobe=4)),
+    CollectionConfig("clustered", 8, payload={"day": "numeric", "kind": "keyword"}, clustering_key="day"),
 ])
 def test_collection_config_round_trip(config):
     message = convert.collection_config_to_proto(config)
