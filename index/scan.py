@@ -9,6 +9,10 @@ planner scores every matching id from its code with a look-up table of the query
 distance), keeps the best `m` and rescores those exactly. The idea is Qdrant's and Weaviate's
 quantised brute force with oversampling and rescoring.
 
+`ClusteredCodes` (below) is the same idea laid out in one numeric field's order (a clustering
+key): a range over that field is then a contiguous run of 4-bit codes for faiss's fast-scan
+kernel, with neither the filter's ids nor scattered reads.
+
 Ids are the store's int64 iids, which grow from 0, so the table is a dense array grown by
 doubling. An id the table has never seen (past its end or never encoded) ranks ahead of every
 coded one, so a missing code can cost time but not a result. Deleted ids keep their codes; a filter
