@@ -475,9 +475,13 @@ class Collection:
                 raise InvalidArgument("rerank needs a text query: token vectors are encoded from text")
             query_tokens = self.token_encoder.encode_queries([request.query])[0]
         with self._lock.read():
-            allowed = self._allowed(request.filter, request.tenant)
-            if allowed is not None:
-                explain["cardinality"] = len(allowed)
+            span = self._clustered_span(request)
+            if span is not None:  # its stage reads the run; the filter's ids are never listed
+                allowed, explain["cardinality"] = None, span[1] - span[0]
+            else:
+                allowed = self._allowed(request.filter, request.tenant)
+                if allowed is not None:
+                    explain["cardinality"] = len(allowed)
             runs = [partial(self._run_stage, stage, q, request.stage_limit(stage), allowed, request)
                     for stage, q in zip(request.stages, inputs)]
             if len(runs) > 1:
@@ -526,7 +530,7 @@ class Collection:
         elif stage.kind == "dense" and request.tenant is not None and self.indexes.tenants is not None:
             scores, ids, info["plan"] = self._tenant_tree_stage(q, limit, request)
         elif stage.kind == "dense":
-            scores, ids, info["plan"] = self._dense_stage(q, limit, allowed, params, request.filter)
+            scores, ids, info["plan"] = self._dense_stage(q, limit, allowed, params, request)
         else:  # sparse_query() already refused a collection without a sparse field
             scores, ids = self.indexes.sparse.search(q, limit, allowed=allowed, params=params or None)
             scores, ids = scores[0], ids[0]
@@ -538,18 +542,19 @@ class Collection:
         return ids, scores, info
 
     def _dense_stage(self, vector: np.ndarray, limit: int, allowed: np.ndarray | None,
-                     params: Mapping[str, Any], flt: Filter | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+                     params: Mapping[str, Any], request: SearchRequest) -> tuple[np.ndarray, np.ndarray, str]:
         """The dense index as it is, or, for a restricted query, the planner's choice: brute force
         over the allowed ids when they are few, else the index with them as selector, widened; a
-        filter that is one range over the clustering key scans its run of clustered codes."""
+        filter that is one range over the clustering key (`_clustered_span`) reads its run of
+        clustered codes, and `allowed` is None for it."""
+        planner = self._planner()
+        if self._clustered_span(request) is not None:
+            scores, ids, plan = planner.search(vector, limit, flt=request.filter, params=params)
+            return scores[0], ids[0], plan.name.replace("_", "-")
         if allowed is None:  # the planner's own knob means nothing to an unrestricted search
             params, _ = split_planner_params(params)
             scores, ids = self.indexes.dense.search(vector[None, :], limit, params=params)
             return scores[0], ids[0], self.config.index.kind
-        planner = self._planner()
-        if planner.clustered_span(flt, None) is not None:  # allowed is that filter's ids
-            scores, ids, plan = planner.search(vector, limit, flt=flt, params=params)
-            return scores[0], ids[0], plan.name.replace("_", "-")
         scores, ids, plan = planner.search_within(vector, limit, allowed, params=params)
         return scores[0], ids[0], plan.name.replace("_", "-")
 
@@ -582,6 +587,15 @@ class Collection:
             out[present] = np.frombuffer(b"".join(r for r in raws if r is not None),
                                          dtype=np.float32).reshape(-1, self.config.dim)
         return out
+
+    def _clustered_span(self, request: SearchRequest) -> tuple[int, int] | None:
+        """The run of clustered codes a request's filter is, when every stage is dense and the
+        request has no tenant (the planner's `clustered_span`); None otherwise. Read under the
+        collection's read lock, so the answer holds for the whole request."""
+        if self._clustered is None or request.filter is None or request.tenant is not None \
+                or any(stage.kind != "dense" for stage in request.stages):
+            return None
+        return self._planner().clustered_span(request.filter, None)
 
     def _allowed(self, flt: Filter | None, tenant: str | None) -> np.ndarray | None:
         """The sorted iids a query may return (None: all)."""

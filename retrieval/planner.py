@@ -21,7 +21,9 @@ Curator's tenant tree as the tenant path):
   when the planner has codes laid out in that field's order (`lamina.index.scan.ClusteredCodes`)
   and they are current: the range is a contiguous run of codes, found by binary search (the
   filter is not evaluated) and ranked by faiss's fast-scan kernel; the best `scan_candidates`
-  are rescored exactly. Any other filter, or codes left behind by a write, plans as above.
+  are rescored exactly. Runs of up to `clustered_threshold` codes (default 500,000) are scanned,
+  shorter ones than the exact threshold scored exactly. Any other filter, or codes left behind by
+  a write, plans as above.
 - `tenant_tree`: a tenant query (filtered or not) above the threshold goes to the tenant's
   sub-tree of the shared clustering tree, with the filter's ids as its allow-list; the walk
   widens until it has enough allowed candidates or has seen the whole sub-tree, so it is
@@ -88,7 +90,9 @@ class PlannerConfig:
     scores their scan codes first and rescores the best max(scan_candidates, k) exactly (when the
     planner has scan codes; else it scores them all exactly). scan_threshold: with scan codes, a
     filter (without tenant) of up to this many ids is scanned rather than searched through the
-    approximate index with a selector.
+    approximate index with a selector. clustered_threshold: the same bound for a run of clustered
+    codes, which fast-scan ranks far faster: a run of 500k codes of 1M x 192 in ~3-4 ms (recall@10
+    1.000 after rescoring), as fast as IVF + selector at nprobe 16 and 3x faster than the widened IVF.
     widen_factor / max_widenings: how an `index_filtered` search that came back short is
     repeated (knob times the factor, at most that many times) before brute force finishes it.
     scale_nprobe: an IVF's nprobe starts at nprobe * (1 / selectivity) ** nprobe_exponent
@@ -105,6 +109,7 @@ class PlannerConfig:
     exact_threshold: int = 4096
     scan_candidates: int = 256
     scan_threshold: int = 250_000
+    clustered_threshold: int = 500_000
     widen_factor: int = 4
     max_widenings: int = 4
     scale_nprobe: bool = True
@@ -112,7 +117,7 @@ class PlannerConfig:
 
     def __post_init__(self) -> None:
         for name in ("brute_force_threshold", "max_widenings", "exact_threshold", "scan_candidates",
-                     "scan_threshold"):
+                     "scan_threshold", "clustered_threshold"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidArgument(f"planner parameter {name} must be a non-negative integer, got {value!r}")
@@ -288,10 +293,13 @@ class QueryPlanner:
         return Plan(name, cardinality, k, None if cardinality is None else min(k, cardinality), tenant, filtered)
 
     def _clustered_plan(self, span: tuple[int, int], k: int) -> Plan:
+        """A run of clustered codes: brute force when short, scanned up to clustered_threshold,
+        else the index with its ids as selector."""
         cardinality = span[1] - span[0]
         name = self.choose(cardinality, tenant=None, filtered=True, scan=True)
-        return Plan("clustered_scan" if name == "quantized_scan" else name, cardinality, k, min(k, cardinality),
-                    None, True)
+        if name in ("quantized_scan", "index_filtered") and cardinality <= self.config.clustered_threshold:
+            name = "clustered_scan"
+        return Plan(name, cardinality, k, min(k, cardinality), None, True)
 
     # ------------------------------------------------------------------ search
     def search(

@@ -228,6 +228,7 @@ def test_a_range_over_the_clustering_key_scans_its_run_of_codes(tmp_path):
 
     def plans_and_hits(coll):
         got = [coll.query(SearchRequest(q, 10, filter=flt, explain=True)) for q in queries]
+        assert all(g.explain["cardinality"] == len(matching) for g in got)
         return {g.explain["stages"][0]["plan"] for g in got}, [[h.id for h in g.hits] for g in got]
 
     with pytest.raises(InvalidArgument, match="clustering key 'kind' must be a numeric payload field"):
@@ -245,6 +246,7 @@ def test_a_range_over_the_clustering_key_scans_its_run_of_codes(tmp_path):
         hits = sum(len(set(f) & set(brute_force_ids(None, matching, q, 10))) for f, q in zip(found, queries))
         assert hits >= 0.95 * 10 * len(queries)
         coll.upsert([{"id": "new", "vector": vectors[0], "metadata": {"day": 600}}])
+        matching["new"] = vectors[0]
         assert plans_and_hits(coll)[0] == {"quantized-scan"}
         assert "new" in [h.id for h in coll.search(vectors[0], 2, filter=flt)]  # seen meanwhile (ties with "0")
     with Database(tmp_path) as db:  # reopened: laid out again from the snapshot and the replayed write

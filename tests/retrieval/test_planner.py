@@ -422,11 +422,12 @@ def test_clustered_scan_for_a_range_over_the_clustering_key(corpus, tenants, met
     index = dense(corpus, "flat", metric)
     codes = ClusteredCodes("rank", DIM, metric)
     codes.build(*payload.value_order("rank"), corpus.vectors_of)
-    config = PlannerConfig(brute_force_threshold=1_500, exact_threshold=500, scan_candidates=300, scan_threshold=5_000)
+    config = PlannerConfig(brute_force_threshold=1_500, exact_threshold=500, scan_candidates=300, scan_threshold=3_000,
+                           clustered_threshold=5_000)
     p = QueryPlanner(payload, index, corpus.vectors_of, tenant_index=tenants, metric=metric, config=config,
                      scan=index.codes, clustered=codes)
     assert p.explain(rank_below(500)).name == "brute_force"
-    assert p.explain(rank_below(4_000)) == Plan("clustered_scan", 4_000, 10, 10, None, True)
+    assert p.explain(rank_below(4_000)) == Plan("clustered_scan", 4_000, 10, 10, None, True)  # > scan_threshold
     assert p.explain(rank_below(5_001)).name == "index_filtered"
     assert p.explain(rank_below(0)).name == "empty"
     for other in (Filter(must=(Range("year", lt=2020),)), Filter(must=(Range("rank", lt=4_000), Match("color", "red"))),
@@ -454,4 +455,5 @@ def test_clustered_scan_for_a_range_over_the_clustering_key(corpus, tenants, met
     payload.remove(iid, metadata)
     payload.add(iid, metadata)
     assert not codes.current(payload.value_order("rank"))
-    assert p.search(corpus.queries, 10, flt=rank_below(4_000)).plan.name == "quantized_scan"
+    assert p.search(corpus.queries, 10, flt=rank_below(2_500)).plan.name == "quantized_scan"
+    assert p.search(corpus.queries, 10, flt=rank_below(4_000)).plan.name == "index_filtered"

@@ -61,6 +61,10 @@ def test_collections_round_trip(client):
     texts = client.create_collection("texts")  # the dimension comes from the (fake) encoder
     assert texts.dim == 32 and texts.encoder == "all-MiniLM-L6-v2" and texts.index == IndexConfig()
 
+    clustered = client.create_collection("days", 8, encoder=None, payload={"day": "numeric"}, clustering_key="day")
+    assert clustered.clustering_key == "day" and client.get_collection("days").config.clustering_key == "day"
+    client.drop_collection("days")
+
     assert sorted(c.name for c in client.list_collections()) == ["texts", "vecs"]
     assert client.get_collection("vecs") == CollectionInfo(created, 0)
     with pytest.raises(AlreadyExists, match="vecs"):
@@ -79,6 +83,7 @@ def test_collections_round_trip(client):
     ({"name": "x", "encoder": None}, "explicit dimension"),
     ({"name": "x", "dim": 4, "metric": "cosine"}, "unknown metric"),
     ({"name": "x", "dim": 4, "index": {"kind": "ivf", "nprobe": 0}}, "nprobe"),
+    ({"name": "x", "dim": 4, "encoder": None, "clustering_key": "day"}, "clustering key 'day' must be a numeric"),
 ])
 def test_create_rejects_bad_configs(client, kwargs, message):
     with pytest.raises(InvalidArgument, match=message):
