@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -398,3 +399,43 @@ class ClusteredCodes:
     def memory_bytes(self) -> int:
         """The codes and the codebooks (the (value, id) pairs are the payload index's own arrays)."""
         return int(self._blocks.nbytes + 4 * self._pq.centroids.size())
+
+    # ------------------------------------------------------------------ persistence
+    @staticmethod
+    def _digest(values: np.ndarray, ids: np.ndarray) -> int:
+        return zlib.crc32(np.ascontiguousarray(ids).tobytes(), zlib.crc32(np.ascontiguousarray(values).tobytes()))
+
+    def save(self, directory: Path) -> None:
+        """Write the codebooks and the blocks, with a digest of the (value, id) pairs they follow
+        (the payload index saves the pairs themselves)."""
+        if not len(self.ids):
+            raise InvalidArgument("clustered codes that were never built are not saved")
+        faiss.write_ProductQuantizer(self._pq, str(directory / "clustered_pq.faiss"))
+        np.save(directory / "clustered_blocks.npy", self._blocks)
+        meta = {"field": self.field, "dim": self.dim, "metric": self.metric, "n": len(self.ids),
+                "digest": self._digest(self.values, self.ids)}
+        (directory / "clustered.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, directory: Path, field: str, dim: int, metric: str,
+             pairs: tuple[np.ndarray, np.ndarray] | None) -> ClusteredCodes | None:
+        """Open what `save` wrote, following `pairs` (the field's current (values, ids)); None when
+        they are not the pairs the codes were laid out for (then build again). CorruptIndex when
+        the files are unreadable or were written for another field or vectors."""
+        try:
+            meta = json.loads((directory / "clustered.json").read_text())
+            pq = faiss.read_ProductQuantizer(str(directory / "clustered_pq.faiss"))
+            blocks = np.load(directory / "clustered_blocks.npy")
+        except Exception as exc:  # faiss raises RuntimeError, numpy ValueError, json ...
+            raise CorruptIndex(f"clustered codes in {directory} are unreadable: {exc}") from None
+        self = cls(field, dim, metric)
+        if (meta.get("field"), meta.get("dim"), meta.get("metric")) != (field, dim, metric) or pq.d != dim \
+                or pq.M != self.n_sub or pq.nbits != 4:
+            raise CorruptIndex(f"clustered codes in {directory} were built for {meta}, not {field!r} dim={dim} {metric}")
+        n = int(meta.get("n", -1))
+        if blocks.dtype != np.uint8 or blocks.shape != (-(-n // _BLOCK) * 16 * self.n_sub,):
+            raise CorruptIndex(f"clustered codes in {directory} hold {blocks.shape} bytes, not {n} codes' worth")
+        if pairs is None or len(pairs[1]) != n or cls._digest(*pairs) != meta.get("digest"):
+            return None
+        self._pq, self.values, self.ids, self._blocks = pq, pairs[0], pairs[1], blocks
+        return self

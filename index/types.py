@@ -236,8 +236,8 @@ class CollectionConfig:
     tenant's query searches that sub-tree instead of the whole index. clustering_key: a numeric
     payload field whose order a copy of the dense vectors' scan codes is laid out in
     (`lamina.index.scan.ClusteredCodes`), so that a filter that is one range over it is a
-    contiguous run of codes (Milvus's clustering key); built when the collection opens and at
-    each snapshot, used while the field is unchanged since.
+    contiguous run of codes (Milvus's clustering key); laid out at each snapshot and saved with
+    it, used while the field is unchanged since.
     """
 
     name: str

@@ -35,7 +35,6 @@ from lamina.index.filters import Filter, Match, as_filter
 from lamina.index.locks import RWLock
 from lamina.index.multivector import TOKENS_VECTOR, pack_tokens
 from lamina.index.payload import intersect_sorted
-from lamina.index.scan import MIN_TRAIN, ClusteredCodes
 from lamina.index.snapshot import read_manifest, verify_snapshot, write_snapshot
 from lamina.index.spann import SpannIndex
 from lamina.index.sparse import SparseBatch
@@ -102,7 +101,6 @@ class Collection:
         self._lock = RWLock()
         self._writes_since_snapshot = 0
         self._snapshot_seq = 0
-        self._clustered: ClusteredCodes | None = None  # the clustering key's codes, when current
         self.indexes = self._open_indexes()
         self._refresh_clustered()
 
@@ -166,33 +164,15 @@ class Collection:
         if self._is_bm25:
             self.indexes.bm25 = self.sparse_encoder.to_dict()
         self.indexes.seq = seq
+        self.indexes.payload.compact()  # drops the tombstones, so that the clustered codes can follow the key
+        self._refresh_clustered()  # before the write: the snapshot then holds them
         write_snapshot(self.index_dir, seq, self.indexes.save, {"collection": self.config.name})
         self.store.trim_log(self.config.name, seq)
         self._snapshot_seq = seq
         self._writes_since_snapshot = 0
-        self._refresh_clustered()
 
     def _refresh_clustered(self) -> None:
-        """Lay the dense vectors' codes out in the clustering key's order again, unless they are
-        current. Runs at open and after each snapshot (saving the payload index drops its
-        tombstones, which a run of codes cannot skip); between them, a write to the field leaves
-        the codes behind and range filters take the scattered scan."""
-        key, dense = self.config.clustering_key, self.indexes.dense
-        if key is None or not isinstance(dense, DenseIndex):
-            return
-        pairs = self.indexes.payload.value_order(key)
-        if self._clustered is not None and self._clustered.current(pairs):
-            return
-        self._clustered = None
-        if pairs is None or len(pairs[1]) < MIN_TRAIN:
-            return
-        codes = ClusteredCodes(key, self.config.dim, self.config.metric)
-        try:
-            codes.build(*pairs, self._vectors_of)
-        except InvalidArgument as exc:  # e.g. a document with several values of the key
-            log.warning("collection %s: no codes in %r order: %s", self.config.name, key, exc)
-            return
-        self._clustered = codes
+        self.indexes.refresh_clustered(self._vectors_of)
 
     def close(self) -> None:
         if self._writes_since_snapshot:
@@ -569,7 +549,7 @@ class Collection:
         indexes = self.indexes
         scan = indexes.dense.codes if isinstance(indexes.dense, DenseIndex) else None
         return QueryPlanner(indexes.payload, indexes.dense, self._vectors_of, tenant_index=indexes.tenants,
-                            metric=self.config.metric, scan=scan, clustered=self._clustered)
+                            metric=self.config.metric, scan=scan, clustered=indexes.clustered)
 
     def _vectors_of(self, ids: np.ndarray) -> np.ndarray:
         """Dense vectors of live iids: from the dense index when it holds them all (in memory,
@@ -592,7 +572,7 @@ class Collection:
         """The run of clustered codes a request's filter is, when every stage is dense and the
         request has no tenant (the planner's `clustered_span`); None otherwise. Read under the
         collection's read lock, so the answer holds for the whole request."""
-        if self._clustered is None or request.filter is None or request.tenant is not None \
+        if self.indexes.clustered is None or request.filter is None or request.tenant is not None \
                 or any(stage.kind != "dense" for stage in request.stages):
             return None
         return self._planner().clustered_span(request.filter, None)

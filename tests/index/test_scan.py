@@ -262,3 +262,27 @@ def test_clustered_codes_refuse_bad_input(data):
         ClusteredCodes("v", DIM).build(np.arange(10.0), ids[:10], lambda i: vectors[i])
     with pytest.raises(InvalidArgument, match="shape"):
         ClusteredCodes("v", DIM).build(np.arange(1_000.0), ids, lambda i: vectors[i, :8])
+
+
+def test_clustered_codes_round_trip_and_follow_only_their_pairs(data, tmp_path):
+    vectors, queries = data
+    values = np.random.default_rng(4).integers(0, 500, len(vectors)).astype(np.float64)
+    codes = clustered_for(vectors, values, "ip")
+    codes.save(tmp_path)
+    pairs = (codes.values.copy(), codes.ids.copy())  # equal arrays, as a reloaded payload index holds
+    loaded = ClusteredCodes.load(tmp_path, "v", DIM, "ip", pairs)
+    assert loaded is not None and loaded.current(pairs) and loaded.memory_bytes() == codes.memory_bytes()
+    start, stop = codes.span(10, True, 400, True)
+    for query in queries[:5]:
+        np.testing.assert_array_equal(loaded.candidates(query, start, stop, 100), codes.candidates(query, start, stop, 100))
+    moved = (pairs[0], pairs[1][::-1].copy())
+    assert ClusteredCodes.load(tmp_path, "v", DIM, "ip", moved) is None  # other pairs: lay them out again
+    assert ClusteredCodes.load(tmp_path, "v", DIM, "ip", None) is None
+    with pytest.raises(CorruptIndex, match="built for"):
+        ClusteredCodes.load(tmp_path, "w", DIM, "ip", pairs)
+    np.save(tmp_path / "clustered_blocks.npy", np.zeros(10, dtype=np.uint8))
+    with pytest.raises(CorruptIndex, match="codes' worth"):
+        ClusteredCodes.load(tmp_path, "v", DIM, "ip", pairs)
+    (tmp_path / "clustered_pq.faiss").write_bytes(b"junk")
+    with pytest.raises(CorruptIndex, match="unreadable"):
+        ClusteredCodes.load(tmp_path, "v", DIM, "ip", pairs)

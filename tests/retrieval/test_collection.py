@@ -213,9 +213,10 @@ def test_a_large_filter_scans_codes_first_and_keeps_them_across_reopen(tmp_path)
             coll.search(queries[0], 10, params={"scan_candidates": 0})
 
 
-def test_a_range_over_the_clustering_key_scans_its_run_of_codes(tmp_path):
+def test_a_range_over_the_clustering_key_scans_its_run_of_codes(tmp_path, monkeypatch):
     """With a clustering key, a filter that is one range over it scans the codes laid out in its
     order; a write leaves them behind until the next snapshot, and the plan falls back meanwhile."""
+    from lamina.index.scan import ClusteredCodes
     from lamina.retrieval.query import SearchRequest
 
     rng = np.random.default_rng(6)
@@ -252,5 +253,14 @@ def test_a_range_over_the_clustering_key_scans_its_run_of_codes(tmp_path):
     with Database(tmp_path) as db:  # reopened: laid out again from the snapshot and the replayed write
         coll = db.collection("c")
         assert coll.config.clustering_key == "day"
-        plans, again = plans_and_hits(coll)
-        assert plans == {"clustered-scan"}
+        assert plans_and_hits(coll)[0] == {"clustered-scan"}
+        assert coll.stats()["memory_bytes"]["clustered"] >= 6_001 * 16 // 4
+        coll.snapshot()  # holds the codes now
+        expected = plans_and_hits(coll)[1]
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the snapshot's clustered codes should have been loaded, not built")
+
+    monkeypatch.setattr(ClusteredCodes, "build", no_build)
+    with Database(tmp_path) as db:
+        assert plans_and_hits(db.collection("c")) == ({"clustered-scan"}, expected)
