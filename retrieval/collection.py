@@ -531,6 +531,8 @@ class Collection:
         if self._clustered_span(request) is not None:
             scores, ids, plan = planner.search(vector, limit, flt=request.filter, params=params)
             return scores[0], ids[0], plan.name.replace("_", "-")
+        if allowed is None and (request.filter is not None or request.tenant is not None):
+            allowed = self._allowed(request.filter, request.tenant)  # never unrestricted by mistake
         if allowed is None:  # the planner's own knob means nothing to an unrestricted search
             params, _ = split_planner_params(params)
             scores, ids = self.indexes.dense.search(vector[None, :], limit, params=params)

@@ -53,8 +53,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from lamina.index.errors import InvalidArgument
-from lamina.index.filters import Filter
-from lamina.index.filters import Range
+from lamina.index.filters import Filter, Range
 from lamina.index.payload import MetadataLookup, PayloadIndex, range_interval
 from lamina.index.scan import ClusteredCodes
 from lamina.index.tenants import TenantIndex, brute_force_topk, score_topk
