@@ -256,7 +256,6 @@ class ScanCodes:
 
 # ---------------------------------------------------------------------- codes in a field's order
 _BLOCK = 32  # codes a fast-scan block interleaves (faiss's bbs)
-_KEEP_SCRATCH = 4 << 20  # bytes of a run's blocks a thread keeps for the next query
 # faiss's pq4 layout puts code i of a block's first 16 (and, in the high nibbles, i + 16) at lane
 # PERM[i] of each 16-byte half (pq4_fast_scan.cpp, perm0 inverted)
 _LANE = np.array([0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15], dtype=np.int64)
@@ -381,8 +380,6 @@ class ClusteredCodes:
         index.ntotal = stop - first  # faiss skips the rows past ntotal in the last block
         index.ntotal2 = -(-index.ntotal // _BLOCK) * _BLOCK
         _, rows = index.search(query, m + start - first)
-        if end - begin > _KEEP_SCRATCH:  # a long run's copy is not held between queries
-            index.codes.resize(0)
         rows = rows[0]
         rows = rows[rows >= start - first][:m]  # drops -1 padding and the codes before the run
         return np.sort(self.ids[first + rows])

@@ -286,16 +286,3 @@ def test_clustered_codes_round_trip_and_follow_only_their_pairs(data, tmp_path):
     (tmp_path / "clustered_pq.faiss").write_bytes(b"junk")
     with pytest.raises(CorruptIndex, match="unreadable"):
         ClusteredCodes.load(tmp_path, "v", DIM, "ip", pairs)
-
-
-def test_a_long_runs_copy_is_let_go_after_the_query(data, monkeypatch):
-    import lamina.index.scan as scan_module
-
-    vectors, queries = data
-    codes = clustered_for(vectors, np.arange(N, dtype=np.float64), "l2")
-    kept = codes.candidates(queries[0], 100, 7_000, 50)
-    assert codes._index_for_thread().codes.size() > 0  # a short run's blocks stay for the next query
-    monkeypatch.setattr(scan_module, "_KEEP_SCRATCH", 1_000)
-    np.testing.assert_array_equal(codes.candidates(queries[0], 100, 7_000, 50), kept)
-    assert codes._index_for_thread().codes.size() == 0
-    np.testing.assert_array_equal(codes.candidates(queries[0], 100, 7_000, 50), kept)
