@@ -49,6 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -360,12 +361,8 @@ class QueryPlanner:
             return PlannedSearch(*_padded(len(queries), k), plan)
         if plan.name == "clustered_scan":
             m = max(scan_candidates, k)
-            scores, found = _padded(len(queries), k)
-            for i, query in enumerate(queries):  # a loop over queries: each has its own candidates
-                candidates = self.clustered.candidates(query, span[0], span[1], m)
-                row_scores, row_ids = self._brute_force(query[None], k, candidates)
-                scores[i], found[i] = row_scores[0], row_ids[0]
-            return PlannedSearch(scores, found, plan)
+            pick = partial(self.clustered.candidates, start=span[0], stop=span[1], m=m)
+            return PlannedSearch(*self._rescored(queries, k, pick), plan)
         ids = np.sort(self.clustered.ids[span[0]:span[1]])
         return PlannedSearch(*self._within(queries, k, ids, params, plan, scan_candidates), plan)
 
@@ -422,10 +419,14 @@ class QueryPlanner:
                         scan_candidates: int) -> tuple[np.ndarray, np.ndarray]:
         """Each query's best max(scan_candidates, k) of `ids` by scan code, rescored exactly."""
         assert self.scan is not None
-        m = max(scan_candidates, k)
+        return self._rescored(queries, k, partial(self.scan.candidates, ids=ids, m=max(scan_candidates, k)))
+
+    def _rescored(self, queries: np.ndarray, k: int,
+                  pick: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k of each query among the candidate ids pick(query) chooses for it."""
         scores, found = _padded(len(queries), k)
         for i, query in enumerate(queries):  # a loop over queries: each has its own candidates
-            row_scores, row_ids = self._brute_force(query[None], k, self.scan.candidates(query, ids, m))
+            row_scores, row_ids = self._brute_force(query[None], k, pick(query))
             scores[i], found[i] = row_scores[0], row_ids[0]
         return scores, found
 
