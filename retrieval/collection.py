@@ -102,7 +102,7 @@ class Collection:
         self._writes_since_snapshot = 0
         self._snapshot_seq = 0
         self.indexes = self._open_indexes()
-        self._refresh_clustered()
+        self.indexes.refresh_clustered(self._vectors_of)
 
     @property
     def name(self) -> str:
@@ -165,14 +165,11 @@ class Collection:
             self.indexes.bm25 = self.sparse_encoder.to_dict()
         self.indexes.seq = seq
         self.indexes.payload.compact()  # drops the tombstones, so that the clustered codes can follow the key
-        self._refresh_clustered()  # before the write: the snapshot then holds them
+        self.indexes.refresh_clustered(self._vectors_of)  # before the write: the snapshot then holds them
         write_snapshot(self.index_dir, seq, self.indexes.save, {"collection": self.config.name})
         self.store.trim_log(self.config.name, seq)
         self._snapshot_seq = seq
         self._writes_since_snapshot = 0
-
-    def _refresh_clustered(self) -> None:
-        self.indexes.refresh_clustered(self._vectors_of)
 
     def close(self) -> None:
         if self._writes_since_snapshot:
@@ -462,7 +459,7 @@ class Collection:
                 allowed = self._allowed(request.filter, request.tenant)
                 if allowed is not None:
                     explain["cardinality"] = len(allowed)
-            runs = [partial(self._run_stage, stage, q, request.stage_limit(stage), allowed, request)
+            runs = [partial(self._run_stage, stage, q, request.stage_limit(stage), allowed, request, span)
                     for stage, q in zip(request.stages, inputs)]
             if len(runs) > 1:
                 lists = list(_stage_pool().map(lambda run: run(), runs))
@@ -500,7 +497,8 @@ class Collection:
         return self.sparse_query(q)
 
     def _run_stage(self, stage: Stage, q: np.ndarray | SparseBatch, limit: int, allowed: np.ndarray | None,
-                   request: SearchRequest) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+                   request: SearchRequest, span: tuple[int, int] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         started = time.perf_counter()
         info: dict[str, Any] = {"kind": stage.kind, "limit": limit}
         params = {key: _integral(key, v) for key, v in stage.params.items()}
@@ -510,7 +508,7 @@ class Collection:
         elif stage.kind == "dense" and request.tenant is not None and self.indexes.tenants is not None:
             scores, ids, info["plan"] = self._tenant_tree_stage(q, limit, request)
         elif stage.kind == "dense":
-            scores, ids, info["plan"] = self._dense_stage(q, limit, allowed, params, request)
+            scores, ids, info["plan"] = self._dense_stage(q, limit, allowed, params, request.filter, span)
         else:  # sparse_query() already refused a collection without a sparse field
             scores, ids = self.indexes.sparse.search(q, limit, allowed=allowed, params=params or None)
             scores, ids = scores[0], ids[0]
@@ -521,18 +519,17 @@ class Collection:
         info["ms"] = round(1e3 * (time.perf_counter() - started), 3)
         return ids, scores, info
 
-    def _dense_stage(self, vector: np.ndarray, limit: int, allowed: np.ndarray | None,
-                     params: Mapping[str, Any], request: SearchRequest) -> tuple[np.ndarray, np.ndarray, str]:
+    def _dense_stage(self, vector: np.ndarray, limit: int, allowed: np.ndarray | None, params: Mapping[str, Any],
+                     flt: Filter | None = None, span: tuple[int, int] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, str]:
         """The dense index as it is, or, for a restricted query, the planner's choice: brute force
-        over the allowed ids when they are few, else the index with them as selector, widened; a
-        filter that is one range over the clustering key (`_clustered_span`) reads its run of
-        clustered codes, and `allowed` is None for it."""
+        over the allowed ids when they are few, else the index with them as selector, widened. A
+        filter that is a run of clustered codes (`span`, from `_clustered_span`; `allowed` is then
+        None) reads that run."""
         planner = self._planner()
-        if self._clustered_span(request) is not None:
-            scores, ids, plan = planner.search(vector, limit, flt=request.filter, params=params)
+        if span is not None:
+            scores, ids, plan = planner.search(vector, limit, flt=flt, params=params)
             return scores[0], ids[0], plan.name.replace("_", "-")
-        if allowed is None and (request.filter is not None or request.tenant is not None):
-            allowed = self._allowed(request.filter, request.tenant)  # never unrestricted by mistake
         if allowed is None:  # the planner's own knob means nothing to an unrestricted search
             params, _ = split_planner_params(params)
             scores, ids = self.indexes.dense.search(vector[None, :], limit, params=params)
