@@ -50,6 +50,13 @@ def sub_quantizers(dim: int) -> int:
     return min(divisors, key=lambda m: (abs(m - dim / 4), -m))
 
 
+def training_rows(n: int, seed: int) -> np.ndarray:
+    """The sorted rows of n a codebook is trained on: TRAIN_SAMPLE of them drawn with `seed`, or all."""
+    if n <= TRAIN_SAMPLE:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, TRAIN_SAMPLE, replace=False))
+
+
 _TOUCH_BLOCK = 256  # ids whose codes are loaded ahead of scoring
 
 
@@ -150,7 +157,7 @@ class ScanCodes:
         if len(vectors) < MIN_TRAIN:
             raise InvalidArgument(f"scan codes need at least {MIN_TRAIN} training vectors, got {len(vectors)}")
         if len(vectors) > TRAIN_SAMPLE:
-            vectors = vectors[np.sort(np.random.default_rng(seed).choice(len(vectors), TRAIN_SAMPLE, replace=False))]
+            vectors = vectors[training_rows(len(vectors), seed)]
         self._pq.verbose = False
         self._pq.cp.seed = seed
         self._pq.cp.min_points_per_centroid = 1  # only silences faiss's warning below 9,984 vectors
@@ -336,12 +343,10 @@ class ClusteredCodes:
                                   "a clustering key must have one value an id")
         if len(ids) < MIN_TRAIN:
             raise InvalidArgument(f"clustered codes need at least {MIN_TRAIN} vectors, got {len(ids)}")
-        rng = np.random.default_rng(seed)
-        sample = np.sort(rng.choice(len(ids), min(len(ids), TRAIN_SAMPLE), replace=False))
         pq = faiss.ProductQuantizer(self.dim, self.n_sub, 4)
         pq.cp.seed = seed
         pq.verbose = False
-        pq.train(self._vectors(vectors_of, ids[sample]))
+        pq.train(self._vectors(vectors_of, ids[training_rows(len(ids), seed)]))
         codes = np.empty((len(ids), pq.code_size), dtype=np.uint8)
         for start in range(0, len(ids), chunk):  # a loop over chunks bounds the float32 copies
             codes[start:start + chunk] = pq.compute_codes(self._vectors(vectors_of, ids[start:start + chunk]))
@@ -425,20 +430,26 @@ class ClusteredCodes:
         """Open what `save` wrote, following `pairs` (the field's current (values, ids)); None when
         they are not the pairs the codes were laid out for (then build again). CorruptIndex when
         the files are unreadable or were written for another field or vectors."""
+        def unreadable(exc: Exception) -> CorruptIndex:
+            return CorruptIndex(f"clustered codes in {directory} are unreadable: {exc}")
+
         try:
             meta = json.loads((directory / "clustered.json").read_text())
             pq = faiss.read_ProductQuantizer(str(directory / "clustered_pq.faiss"))
-            blocks = np.load(directory / "clustered_blocks.npy")
-        except Exception as exc:  # faiss raises RuntimeError, numpy ValueError, json ...
-            raise CorruptIndex(f"clustered codes in {directory} are unreadable: {exc}") from None
+        except Exception as exc:  # faiss raises RuntimeError, json ValueError ...
+            raise unreadable(exc) from None
         self = cls(field, dim, metric)
         if (meta.get("field"), meta.get("dim"), meta.get("metric")) != (field, dim, metric) or pq.d != dim \
                 or pq.M != self.n_sub or pq.nbits != 4:
             raise CorruptIndex(f"clustered codes in {directory} were built for {meta}, not {field!r} dim={dim} {metric}")
         n = int(meta.get("n", -1))
+        if pairs is None or len(pairs[1]) != n or cls._digest(*pairs) != meta.get("digest"):
+            return None  # laid out for other pairs: the blocks are not worth reading
+        try:
+            blocks = np.load(directory / "clustered_blocks.npy")
+        except Exception as exc:  # numpy raises ValueError, OSError ...
+            raise unreadable(exc) from None
         if blocks.dtype != np.uint8 or blocks.shape != (-(-n // _BLOCK) * 16 * self.n_sub,):
             raise CorruptIndex(f"clustered codes in {directory} hold {blocks.shape} bytes, not {n} codes' worth")
-        if pairs is None or len(pairs[1]) != n or cls._digest(*pairs) != meta.get("digest"):
-            return None
         self._pq, self.values, self.ids, self._blocks = pq, pairs[0], pairs[1], blocks
         return self
