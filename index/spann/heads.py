@@ -6,6 +6,14 @@ on-disk list directory never has to be renumbered between compactions. The faiss
 head numbers through `IndexIDMap`; it is exact (flat) up to `flat_max` heads and HNSW above,
 as SPANN keeps its heads in an in-memory graph index (SPTAG's BKT + RNG graph).
 
+The graph holds its own copy of the heads as 8-bit scalar codes (`IndexHNSWSQ`, QT_8bit, a
+quarter of float32), not float32: the exact vectors are already here by head number, and
+keeping them twice cost a head 3 KiB at 384-d, which capped how many heads fit in SPANN's
+memory budget. The graph walk only has to find the right heads; the ones it returns are
+rescored exactly from the float32 vectors and put back in order. On 8k-12k MiniLM heads the
+8-bit graph finds the same nearest 8 (recall 0.973-0.975 against exact, as the float32
+graph) 20 % faster, in 36 % of the memory.
+
 HNSW cannot remove nodes, so retired heads stay in it and are filtered from results (the
 search asks for as many extra neighbours as there are retired heads); once they pass a fifth
 of the index it is rebuilt from the live heads. A flat index that splits grow past `flat_max`
@@ -109,6 +117,7 @@ class HeadIndex:
         self._count += n
         if n:
             self.max_norm = max(self.max_norm, float(np.sqrt(sq_norms.max())))
+            self._train(vectors)
             with omp_threads(threads_for(n * _HNSW_SCAN * self.dim)):
                 self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), numbers)
             if not self._hnsw and self._index.ntotal > self.flat_max:
@@ -135,17 +144,24 @@ class HeadIndex:
         live = np.flatnonzero(self.alive)
         self._set_index(self._empty_index(len(live)))
         if len(live):
+            self._train(self.vectors[live])
             self._index.add_with_ids(np.ascontiguousarray(self.vectors[live]), live.astype(np.int64))
         self._dead_in_index = 0
 
     def _empty_index(self, n_heads: int) -> faiss.Index:
         metric = faiss_metric(self.metric)
         if n_heads > self.flat_max:
-            inner = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, metric)
+            inner = faiss.IndexHNSWSQ(self.dim, faiss.ScalarQuantizer.QT_8bit, self.hnsw_m, metric)
             inner.hnsw.efConstruction = self.ef_construction
         else:
             inner = faiss.IndexFlat(self.dim, metric)
         return faiss.IndexIDMap(inner)
+
+    def _train(self, vectors: np.ndarray) -> None:
+        """Fit the 8-bit codes' per-dimension range to the first heads the graph receives (heads
+        added later outside it are clipped to it: only their rank in the walk is approximate)."""
+        if not self._index.is_trained:
+            self._index.train(np.ascontiguousarray(vectors, dtype=np.float32))
 
     # ------------------------------------------------------------------ search
     def search(self, queries: np.ndarray, k: int, *, ef_search: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -162,8 +178,11 @@ class HeadIndex:
         wanted = min(k + self._dead_in_index, self._index.ntotal)
         params = self._hnsw_params(max(ef_search, wanted)) if self._hnsw else None
         scanned = min(self._index.ntotal, _HNSW_SCAN) if self._hnsw else self._index.ntotal
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
         with omp_threads(threads_for(nq * scanned * self.dim)):
-            dists, heads = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), wanted, params=params)
+            dists, heads = self._index.search(queries, wanted, params=params)
+        if self._hnsw:
+            dists, heads = self._rescored(queries, heads)
         if self._dead_in_index:
             live = heads >= 0
             live[live] = self.alive[heads[live]]
@@ -175,6 +194,20 @@ class HeadIndex:
             dists = np.pad(dists, ((0, 0), (0, pad)), constant_values=np.nan)
             heads = np.pad(heads, ((0, 0), (0, pad)), constant_values=-1)
         return dists[:, :k], heads[:, :k]
+
+    def _rescored(self, queries: np.ndarray, heads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact distances (nq, w) of the heads (nq, w) the graph walk returned, re-sorted nearest first."""
+        found = heads >= 0
+        ip = np.einsum("qwd,qd->qw", self._vectors[np.where(found, heads, 0)], queries)
+        if self.metric == "ip":
+            dists = np.where(found, ip, -np.inf).astype(np.float32)
+            order = np.argsort(-dists, axis=1, kind="stable")
+        else:
+            sq = self._sq_norms[np.where(found, heads, 0)] - 2 * ip + np.einsum("qd,qd->q", queries, queries)[:, None]
+            dists = np.where(found, np.maximum(sq, 0), np.inf).astype(np.float32)
+            order = np.argsort(dists, axis=1, kind="stable")
+        rows = np.arange(len(heads))[:, None]
+        return dists[rows, order], heads[rows, order]
 
     def _hnsw_params(self, ef_search: int) -> faiss.SearchParametersHNSW:
         """Search parameters for a beam width, made once (a faiss object costs microseconds to

@@ -11,6 +11,7 @@ from lamina.index.spann import SpannConfig, SpannIndex, verify
 from lamina.index.spann import files as spann_files
 from lamina.index.spann.assign import cap_postings, prune_postings, rng_select
 from lamina.index.spann.clustering import balanced_kmeans, select_heads
+from lamina.index.spann.heads import HeadIndex
 from lamina.index.spann.postings import COUNT, PostingWriter
 
 DIM = 32
@@ -214,14 +215,16 @@ def test_heads_are_balanced_real_vectors(data):
 
 
 # ---------------------------------------------------------------------- updates
-def test_runbook_of_inserts_and_deletes(tmp_path):
+@pytest.mark.parametrize("flat_heads_max", [4096, 64], ids=["flat-heads", "graph-heads"])
+def test_runbook_of_inserts_and_deletes(tmp_path, flat_heads_max):
     rng = np.random.default_rng(11)
     centers = rng.standard_normal((30, DIM)).astype(np.float32) * 3
     base = mixture(rng, 4000, centers)
     queries = mixture(rng, 40, centers)
     ids = np.arange(10_000, 14_000, dtype=np.int64)
-    config = SpannConfig(posting_cap=64)
+    config = SpannConfig(posting_cap=64, flat_heads_max=flat_heads_max)
     index = SpannIndex.build(ids[:2000], base[:2000], config=config, path=tmp_path)
+    assert index._heads.is_hnsw == (flat_heads_max < index.n_heads)
     live = np.zeros(len(ids), dtype=bool)
     live[:2000] = True
     steps = [("insert", 2000, 2800), ("delete", 0, 500), ("insert", 2800, 3400), ("delete", 2000, 2400),
@@ -246,6 +249,48 @@ def test_runbook_of_inserts_and_deletes(tmp_path):
     assert len(index) == live.sum()
     with pytest.raises(InvalidArgument, match="was deleted"):
         index.add(ids[3000:3001], base[3000:3001])
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_head_graph_returns_the_nearest_heads_with_exact_distances(tmp_path, metric):
+    """Above flat_max the heads are searched through an HNSW graph over 8-bit codes; what it
+    returns is rescored exactly, so distances match brute force and come nearest first."""
+    rng = np.random.default_rng(3)
+    centers = rng.standard_normal((20, DIM)).astype(np.float32) * 3
+    vectors, queries = mixture(rng, 1500, centers), mixture(rng, 50, centers)
+    if metric == "ip":
+        vectors, queries = unit(vectors), unit(queries)
+    heads = HeadIndex(DIM, metric, flat_max=100)
+    heads.add(vectors[:50], np.arange(50))
+    assert not heads.is_hnsw
+    heads.add(vectors[50:], np.arange(50, 1500))  # past flat_max: rebuilt as a graph
+    assert heads.is_hnsw
+    heads.retire(np.arange(0, 1500, 7))  # under the rebuild fraction: filtered from results
+    live = np.flatnonzero(heads.alive)
+
+    def check(index: HeadIndex) -> None:
+        dists, found = index.search(queries, 8, ef_search=64)
+        assert heads.alive[found].all()
+        expected = (vectors[found] * queries[:, None]).sum(-1) if metric == "ip" \
+            else ((vectors[found] - queries[:, None]) ** 2).sum(-1)
+        np.testing.assert_allclose(dists, expected, rtol=1e-4, atol=1e-4)
+        assert ((np.diff(dists, axis=1) <= 1e-6) if metric == "ip" else (np.diff(dists, axis=1) >= -1e-6)).all()
+        truth = brute_force(vectors[live], live, queries, 8, metric)[1]
+        assert recall(found, truth) >= 0.9
+
+    check(heads)
+    compact, renumber = heads.compacted()
+    paths = [tmp_path / name for name in ("vectors.npy", "ids.npy", "heads.faiss")]
+    compact.write(*paths)
+    again = HeadIndex.read(DIM, metric, np.load(paths[0]), np.load(paths[1]), paths[2], flat_max=100,
+                           hnsw_m=32, ef_construction=80)
+    assert again.is_hnsw
+    for got, written in zip(again.search(queries, 8, ef_search=64), compact.search(queries, 8, ef_search=64)):
+        np.testing.assert_array_equal(got, written)
+    # the compacted copy renumbers the live heads densely and finds the same heads
+    found = compact.search(queries, 8, ef_search=64)[1]
+    truth = renumber[brute_force(vectors[live], live, queries, 8, metric)[1]]
+    assert recall(found, truth) >= 0.9
 
 
 @pytest.mark.parametrize("metric", ["l2", "ip"])
