@@ -198,12 +198,16 @@ class HeadIndex:
     def _rescored(self, queries: np.ndarray, heads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact distances (nq, w) of the heads (nq, w) the graph walk returned, re-sorted nearest first."""
         found = heads >= 0
-        ip = np.einsum("qwd,qd->qw", self._vectors[np.where(found, heads, 0)], queries)
+        at = np.where(found, heads, 0)
+        if len(queries) == 1:  # one query (the search path): a matrix-vector product, no 3-d gather
+            ip = (self._vectors[at[0]] @ queries[0])[None]
+        else:
+            ip = np.einsum("qwd,qd->qw", self._vectors[at], queries)
         if self.metric == "ip":
             dists = np.where(found, ip, -np.inf).astype(np.float32)
             order = np.argsort(-dists, axis=1, kind="stable")
         else:
-            sq = self._sq_norms[np.where(found, heads, 0)] - 2 * ip + np.einsum("qd,qd->q", queries, queries)[:, None]
+            sq = self._sq_norms[at] - 2 * ip + np.einsum("qd,qd->q", queries, queries)[:, None]
             dists = np.where(found, np.maximum(sq, 0), np.inf).astype(np.float32)
             order = np.argsort(dists, axis=1, kind="stable")
         rows = np.arange(len(heads))[:, None]

@@ -25,6 +25,8 @@ file. Searches run concurrently; add, delete and compact take the index exclusiv
 
 from __future__ import annotations
 
+import math
+
 import shutil
 import tempfile
 import weakref
@@ -339,7 +341,7 @@ class SpannIndex:
             head_scores, prune_dists = -head_dists, head_dists
         else:
             head_scores = head_dists
-            prune_dists = ip_gap(head_dists, float(np.linalg.norm(query)), self._heads.max_norm)
+            prune_dists = ip_gap(head_dists, math.sqrt(float(query @ query)), self._heads.max_norm)
         read = heads[prune_postings(prune_dists, max_dist_ratio=params.max_dist_ratio,
                                     min_postings=params.min_postings)]
         return self._heads.ids[heads], head_scores.astype(np.float32), read
@@ -363,10 +365,12 @@ class SpannIndex:
             raw, codec = self._reader.lists(read[on_disk]), self._reader.codec
         else:
             raw, codec = _NO_LISTS, self._codec  # no list to decode
+        if len(seed_ids) > 1:
+            seed_ids, seed_scores = [np.concatenate(seed_ids)], [np.concatenate(seed_scores).astype(np.float32)]
         return kernels.scan_lists(
             *kernels.buffer_views(raw.buffer), raw.bases, raw.counts, kernels.STORAGE_KINDS[codec.dtype],
             codec.scale if codec.scale is not None else _NO_SCALE, query, self.metric == "ip", k,
-            np.concatenate(seed_ids), np.concatenate(seed_scores).astype(np.float32, copy=False), self._tombstones,
+            seed_ids[0], seed_scores[0], self._tombstones,
             _NO_IDS if allowed is None else allowed, allowed is not None, out_scores, out_ids)
 
     def _score(self, vectors: np.ndarray, query: np.ndarray) -> np.ndarray:

@@ -217,16 +217,18 @@ class PostingReader:
         if self._map is None or self._mapped is None:
             return self.read_raw(heads)
         rows = self.directory[heads]
-        counts = rows[:, COUNT]
-        present = counts > 0
-        if _WILLNEED_MAP is not None:  # one call a list: coalescing first cost more than the calls
-            advise = self._map.madvise
-            for start, length in zip(rows[present, OFFSET].tolist(), rows[present, LENGTH].tolist()):
-                advise(_WILLNEED_MAP, start, length)
-        self.stats.lists += int(present.sum())
-        self.stats.reads += int(present.sum())
-        self.stats.bytes += int(rows[present, LENGTH].sum())
-        return RawLists(self._mapped, rows[:, OFFSET], counts)
+        lists = total = 0
+        advise = self._map.madvise if _WILLNEED_MAP is not None else None
+        for start, length, count in rows[:, (OFFSET, LENGTH, COUNT)].tolist():
+            if count:  # one call a list: coalescing first cost more than the calls
+                if advise is not None:
+                    advise(_WILLNEED_MAP, start, length)
+                lists += 1
+                total += length
+        self.stats.lists += lists
+        self.stats.reads += lists
+        self.stats.bytes += total
+        return RawLists(self._mapped, rows[:, OFFSET], rows[:, COUNT])
 
     def release_pages(self) -> None:
         """Unmap the file's pages from this process (MADV_DONTNEED; the page cache keeps them), so
