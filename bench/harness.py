@@ -14,14 +14,15 @@ their index files' size (`disk_bytes()`), and name the files a query reads (`cac
 with `cold=True` each of them is swept a second time as `<name>-cold`, with those files
 evicted from the page cache (posix_fadvise DONTNEED; a system that maps its files defines
 `evict()` to unmap their pages first, since the kernel keeps mapped pages) before every
-timed query and before the batch, so that those rows measure reads from the device.
+timed query and before the batch, so that those rows measure reads from the device. The
+cold sweeps of all disk systems run side by side, interleaved by chunks of queries (`run_sweep`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 import faiss
@@ -279,6 +280,11 @@ def run_sweep(
     k, queries; disk systems add disk_bytes, and with `cold` also rows of `<name>-cold` (see
     the module docstring). `ground_truth` is exact (distances, ids) of shape (nq, >=k) as `exact_knn`
     returns; computed when not given. FAISS's thread count is restored afterwards.
+
+    Cold rows are measured after every system's warm rows, all disk systems side by side: the
+    queries go in chunks of `COLD_CHUNK`, and each chunk is run through every cold point of every
+    system before the next. A shared virtual disk drifts by tens of percent over minutes; measured
+    one system after the other, that drift lands on one system's rows and not the other's.
     """
     say = progress or (lambda message: None)
     grids = QUERY_ARGS if query_args is None else query_args
@@ -286,11 +292,12 @@ def run_sweep(
     if ground_truth is None:
         say(f"ground truth: exact top-{k} of {len(queries)} queries over {len(base)} vectors")
         ground_truth = exact_knn(base, queries, k, dataset.metric)
-    true_dists, true_ids = ground_truth
-    results: list[dict[str, Any]] = []
+    measure = _Measure(dataset, ground_truth, k, batch_threads, say)
+    rows_of: dict[int, list[dict[str, Any]]] = {}
+    cold_runs: list[_ColdRun] = []
     threads = faiss.omp_get_max_threads()
     try:
-        for system in systems:
+        for number, system in enumerate(systems):
             faiss.omp_set_num_threads(threads)  # build as fast as the machine allows
             start = time.perf_counter()
             system.fit(base)
@@ -299,48 +306,130 @@ def run_sweep(
             built_with = " ".join(f"{k}={v}" for k, v in system.build_params.items())
             say(f"{system.name}: built in {build_s:.2f} s, {memory / 2**20:.1f} MiB {built_with}".rstrip())
             files = system.cache_files() if hasattr(system, "cache_files") else []
-            disk = int(system.disk_bytes()) if hasattr(system, "disk_bytes") else None
-            modes: list[tuple[str, Callable[[], object] | None]] = [(system.name, None)]
-            if cold and files:
-                evict = getattr(system, "evict", None) or (lambda files=files: evict_from_page_cache(files))
-                modes.append((f"{system.name}-cold", evict))
-            for name, evict, args in [(n, e, a) for n, e in modes
-                                      for a in _applicable(grids.get(system.kind, [{}]), system)]:
+            built = _Built(system, build_s, int(memory),
+                           int(system.disk_bytes()) if hasattr(system, "disk_bytes") else None)
+            points = _applicable(grids.get(system.kind, [{}]), system)
+            rows_of[number] = []
+            for args in points:
                 system.set_query_arguments(**args)
                 faiss.omp_set_num_threads(1)
-                ids, latencies = _time_single(system, queries, k, evict)
-                faiss.omp_set_num_threads(batch_threads)
-                if evict is not None:
-                    evict()
-                start = time.perf_counter()
-                system.batch_query(queries, k)
-                batch_s = time.perf_counter() - start
-                found_dists = distances_of(base, queries, ids, dataset.metric)
-                row: dict[str, Any] = {
-                    "system": name,
-                    "params": dict(args),
-                    "recall@10": (float(recall_per_query(ids, true_ids, 10, true_dists, found_dists).mean())
-                                  if k >= 10 else None),
-                    "qps": len(queries) / float(latencies.sum()),
-                    "p50_ms": float(np.percentile(latencies, 50) * 1e3),
-                    "p99_ms": float(np.percentile(latencies, 99) * 1e3),
-                    "memory_bytes": int(memory),
-                    "build_s": build_s,
-                    "qps_batch": len(queries) / batch_s,
-                    "build_params": dict(system.build_params),
-                    "k": k,
-                    "queries": len(queries),
-                }
-                if disk is not None:
-                    row["disk_bytes"] = disk
-                if k != 10:
-                    row[f"recall@{k}"] = float(recall_per_query(ids, true_ids, k, true_dists, found_dists).mean())
-                results.append(row)
-                shown = "recall@10" if k >= 10 else f"recall@{k}"
-                label = " ".join([name, *(f"{k}={v}" for k, v in args.items())])
-                say(f"{label}: {shown}={row[shown]:.4f} qps={row['qps']:.0f} "
-                    f"p50={row['p50_ms']:.3f} ms qps_batch={row['qps_batch']:.0f}")
-            system.done()
+                ids, latencies = _time_single(system, queries, k)
+                batch_s = measure.batch(system, None)
+                rows_of[number].append(measure.row(built, system.name, args, ids, latencies, batch_s))
+            if cold and files:
+                evict = getattr(system, "evict", None) or (lambda files=files: evict_from_page_cache(files))
+                cold_runs.append(_ColdRun(number, built, evict, points, len(queries), k))
+            else:
+                system.done()
+        if cold_runs:
+            _sweep_cold(cold_runs, queries, k, measure, rows_of)
     finally:
         faiss.omp_set_num_threads(threads)
-    return results
+        for run in cold_runs:
+            run.built.system.done()
+    return [row for number in sorted(rows_of) for row in rows_of[number]]
+
+
+#: Queries a cold chunk holds: small enough that every system's points see the same stretch of
+#: the device's behaviour, large enough that switching query arguments costs nothing.
+COLD_CHUNK = 25
+
+
+@dataclass
+class _Built:
+    system: Algorithm
+    build_s: float
+    memory: int
+    disk: int | None
+
+
+@dataclass
+class _ColdRun:
+    """A disk system's cold sweep in progress: per point, the ids and latencies so far."""
+
+    number: int
+    built: _Built
+    evict: Callable[[], object]
+    points: list[dict[str, Any]]
+    nq: int
+    k: int
+
+    def __post_init__(self) -> None:
+        self.ids = [np.full((self.nq, self.k), -1, dtype=np.int64) for _ in self.points]
+        self.latencies = [np.empty(self.nq, dtype=np.float64) for _ in self.points]
+
+
+def _sweep_cold(runs: list[_ColdRun], queries: np.ndarray, k: int, measure: _Measure,
+                rows_of: dict[int, list[dict[str, Any]]]) -> None:
+    """Every cold point of every run, interleaved by chunks of queries (see `run_sweep`);
+    then each point's batch, the runs taking turns; rows go after each system's warm rows."""
+    for chunk, first in enumerate(range(0, len(queries), COLD_CHUNK)):
+        rows = slice(first, first + COLD_CHUNK)
+        order = runs if chunk % 2 == 0 else runs[::-1]  # neither system always goes first
+        for run in order:
+            system = run.built.system
+            for point, args in enumerate(run.points):
+                system.set_query_arguments(**args)
+                faiss.omp_set_num_threads(1)
+                run.ids[point][rows], run.latencies[point][rows] = _time_single(system, queries[rows], k, run.evict)
+    batch_s: dict[tuple[int, int], float] = {}
+    for point in range(max(len(run.points) for run in runs)):
+        for run in runs:
+            if point < len(run.points):
+                run.built.system.set_query_arguments(**run.points[point])
+                batch_s[run.number, point] = measure.batch(run.built.system, run.evict)
+    for run in runs:
+        name = f"{run.built.system.name}-cold"
+        for point, args in enumerate(run.points):
+            rows_of[run.number].append(measure.row(run.built, name, args, run.ids[point], run.latencies[point],
+                                                   batch_s[run.number, point]))
+
+
+@dataclass
+class _Measure:
+    """What every row shares: the data, its ground truth and how rows are reported."""
+
+    dataset: VectorDataset
+    ground_truth: tuple[np.ndarray, np.ndarray]
+    k: int
+    batch_threads: int
+    say: Callable[[str], None]
+
+    def batch(self, system: Algorithm, evict: Callable[[], object] | None) -> float:
+        """Seconds for the whole query set as one batch on `batch_threads` threads (evicted first if cold)."""
+        faiss.omp_set_num_threads(self.batch_threads)
+        if evict is not None:
+            evict()
+        start = time.perf_counter()
+        system.batch_query(self.dataset.queries, self.k)
+        return time.perf_counter() - start
+
+    def row(self, built: _Built, name: str, args: Mapping[str, Any], ids: np.ndarray, latencies: np.ndarray,
+            batch_s: float) -> dict[str, Any]:
+        k, (true_dists, true_ids) = self.k, self.ground_truth
+        base, queries, metric = self.dataset.base, self.dataset.queries, self.dataset.metric
+        found_dists = distances_of(base, queries, ids, metric)
+        row: dict[str, Any] = {
+            "system": name,
+            "params": dict(args),
+            "recall@10": (float(recall_per_query(ids, true_ids, 10, true_dists, found_dists).mean())
+                          if k >= 10 else None),
+            "qps": len(queries) / float(latencies.sum()),
+            "p50_ms": float(np.percentile(latencies, 50) * 1e3),
+            "p99_ms": float(np.percentile(latencies, 99) * 1e3),
+            "memory_bytes": built.memory,
+            "build_s": built.build_s,
+            "qps_batch": len(queries) / batch_s,
+            "build_params": dict(built.system.build_params),
+            "k": k,
+            "queries": len(queries),
+        }
+        if built.disk is not None:
+            row["disk_bytes"] = built.disk
+        if k != 10:
+            row[f"recall@{k}"] = float(recall_per_query(ids, true_ids, k, true_dists, found_dists).mean())
+        shown = "recall@10" if k >= 10 else f"recall@{k}"
+        label = " ".join([name, *(f"{key}={value}" for key, value in args.items())])
+        self.say(f"{label}: {shown}={row[shown]:.4f} qps={row['qps']:.0f} "
+                 f"p50={row['p50_ms']:.3f} ms qps_batch={row['qps_batch']:.0f}")
+        return row

@@ -125,6 +125,45 @@ def test_cold_sweep_reports_separate_rows_with_the_same_answers(tmp_path, small,
     assert warm[1]["recall@10"] >= 0.9
 
 
+class LoggingSpann(SpannSystem):
+    """A SPANN system that logs (its label, query arguments) for every query it answers."""
+
+    def __init__(self, label: str, log: list[tuple[str, int]], workdir: Path) -> None:
+        super().__init__("l2", SpannConfig(head_ratio=0.1), workdir=workdir)
+        self.label, self.log, self.postings = label, log, 0
+
+    def set_query_arguments(self, **params):
+        self.postings = params.get("max_postings", 0)
+        super().set_query_arguments(**params)
+
+    def query(self, q, k):
+        self.log.append((self.label, self.postings))
+        return super().query(q, k)
+
+
+def test_cold_rows_of_disk_systems_are_measured_side_by_side(tmp_path, small, monkeypatch):
+    """Cold points of every disk system take turns over chunks of queries, so that drift of the
+    device over a run lands on all of them; the rows come out as before, warm then cold, by system."""
+    from lamina.bench import harness
+
+    X, Q, _ = small
+    monkeypatch.setattr(harness, "COLD_CHUNK", 10)
+    log: list[tuple[str, int]] = []
+    systems = [LoggingSpann("a", log, tmp_path / "a"), LoggingSpann("b", log, tmp_path / "b")]
+    grid = {"spann": [{"max_postings": 4}, {"max_postings": 8}]}
+    rows = run_sweep(VectorDataset("tiny", X, Q[:30], "l2"), systems, query_args=grid, cold=True)
+    assert [(row["system"], row["params"]["max_postings"]) for row in rows] == \
+        [("lamina-spann", 4), ("lamina-spann", 8), ("lamina-spann-cold", 4), ("lamina-spann-cold", 8)] * 2
+    cold = log[-2 * 2 * 30:]  # single queries of the cold phase (the batches go through batch_query)
+    runs = [cold[i] for i in range(0, len(cold), 10)]  # one entry per (chunk, system, point)
+    assert runs == [("a", 4), ("a", 8), ("b", 4), ("b", 8),  # chunk 0: a first
+                    ("b", 4), ("b", 8), ("a", 4), ("a", 8),  # chunk 1: b first
+                    ("a", 4), ("a", 8), ("b", 4), ("b", 8)]
+    for warm, cold_row in zip(rows[:2] + rows[4:6], rows[2:4] + rows[6:]):
+        assert warm["params"] == cold_row["params"] and warm["recall@10"] == cold_row["recall@10"]
+    assert all(not (tmp_path / name).exists() or not any((tmp_path / name).iterdir()) for name in ("a", "b"))
+
+
 def test_make_systems_skips_diskann_when_missing(monkeypatch, tmp_path):
     monkeypatch.setattr(disk_systems, "diskann_available", lambda: "diskannpy is not importable (test)")
     skipped: list[dict[str, str]] = []
