@@ -40,10 +40,13 @@ class SpannConfig:
       posting_pages / posting_cap: a posting holds at most `posting_cap` entries; 0 derives it
         from `posting_pages` 4 KiB pages of entries (id + encoded vector).
       dtype: how posting vectors are stored: float32, float16, or int8 with a per-dimension scale.
-      flat_heads_max: up to this many heads the head index is exact (flat); above it HNSW. A
-        single query's flat scan costs about as much as reading its postings from 4k heads on
-        (~0.3 ms over 12k heads of 128-d, against ~0.1 ms for the HNSW walk).
-      hnsw_m / ef_construction: HNSW parameters of the head index.
+      flat_heads_max: up to this many heads the head index is exact (flat). A single query's
+        flat scan costs about as much as reading its postings from 4k heads on (~0.3 ms over
+        12k heads of 128-d).
+      scan_heads_max: above flat_heads_max and up to this many heads, the head index scans 4-bit
+        PQ codes of every head and rescores a shortlist exactly; above it, an HNSW graph over
+        8-bit codes (see `heads.py`). 0 (default): 16,384.
+      hnsw_m / ef_construction: HNSW parameters of the head graph.
       reassign_neighbors: postings next to a split one whose vectors are checked for reassignment
         (SPFresh's ReassignK).
       build_size: an index filled through `add` answers exactly until it holds this many vectors,
@@ -55,9 +58,9 @@ class SpannConfig:
         which equals half the squared L2 distance when vectors are unit length).
       min_postings: the nearest postings read whatever the ratio says, so that a query sitting
         on a head (distance 0) still reads its neighbourhood.
-      ef_search: HNSW beam of the head search (raised to the number of heads asked for). 32: on
-        MiniLM embeddings 64 gained 0.003-0.005 recall for 10-15 % of the QPS, less than four
-        more postings buy.
+      ef_search: HNSW beam of the head search when the heads are a graph (raised to the number
+        of heads asked for). 32: on MiniLM embeddings 64 gained 0.003-0.005 recall for 10-15 %
+        of the QPS, less than four more postings buy.
     I/O
       io: "mmap" (default) maps the posting file read-only; a query announces its lists' ranges
         to the kernel (madvise WILLNEED, so that uncached pages are read in parallel) and the
@@ -85,6 +88,7 @@ class SpannConfig:
     posting_cap: int = 0
     dtype: str = "float32"
     flat_heads_max: int = 4096
+    scan_heads_max: int = 0
     hnsw_m: int = 32
     ef_construction: int = 80
     reassign_neighbors: int = 8
@@ -112,7 +116,8 @@ class SpannConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise InvalidArgument(f"SPANN parameter {name} must be a positive integer, got {value!r}")
-        for name in ("balance_iters", "posting_cap", "reassign_neighbors", "min_postings", "coalesce_bytes"):
+        for name in ("balance_iters", "posting_cap", "reassign_neighbors", "min_postings", "coalesce_bytes",
+                     "scan_heads_max"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidArgument(f"SPANN parameter {name} must be a non-negative integer, got {value!r}")

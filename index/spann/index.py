@@ -131,7 +131,8 @@ class SpannIndex:
         return index
 
     def _new_heads(self) -> HeadIndex:
-        return HeadIndex(self.dim, self.metric, flat_max=self.config.flat_heads_max, hnsw_m=self.config.hnsw_m,
+        return HeadIndex(self.dim, self.metric, flat_max=self.config.flat_heads_max,
+                         scan_max=self.config.scan_heads_max, hnsw_m=self.config.hnsw_m,
                          ef_construction=self.config.ef_construction)
 
     def _build_from(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -850,7 +851,8 @@ class SpannIndex:
             raise CorruptIndex(f"SPANN index in {directory}: " + "; ".join(problems))
         heads = HeadIndex.read(index.dim, index.metric, head_vectors, head_ids,
                                directory / entries["head_index"]["name"],
-                               flat_max=config.flat_heads_max, hnsw_m=config.hnsw_m,
+                               flat_max=config.flat_heads_max, scan_max=config.scan_heads_max,
+                               hnsw_m=config.hnsw_m,
                                ef_construction=config.ef_construction)
         index._open_generation(manifest, heads, lists)
         return index

@@ -11,7 +11,7 @@ from lamina.index.spann import SpannConfig, SpannIndex, verify
 from lamina.index.spann import files as spann_files
 from lamina.index.spann.assign import cap_postings, prune_postings, rng_select
 from lamina.index.spann.clustering import balanced_kmeans, select_heads
-from lamina.index.spann.heads import HeadIndex
+from lamina.index.spann.heads import FLAT, GRAPH, SCAN, HeadIndex
 from lamina.index.spann.postings import COUNT, PostingWriter
 
 DIM = 32
@@ -215,16 +215,17 @@ def test_heads_are_balanced_real_vectors(data):
 
 
 # ---------------------------------------------------------------------- updates
-@pytest.mark.parametrize("flat_heads_max", [4096, 64], ids=["flat-heads", "graph-heads"])
-def test_runbook_of_inserts_and_deletes(tmp_path, flat_heads_max):
+@pytest.mark.parametrize(("flat_heads_max", "scan_heads_max", "kind"),
+                         [(4096, 0, FLAT), (64, 0, SCAN), (64, 128, GRAPH)], ids=[FLAT, SCAN, GRAPH])
+def test_runbook_of_inserts_and_deletes(tmp_path, flat_heads_max, scan_heads_max, kind):
     rng = np.random.default_rng(11)
     centers = rng.standard_normal((30, DIM)).astype(np.float32) * 3
     base = mixture(rng, 4000, centers)
     queries = mixture(rng, 40, centers)
     ids = np.arange(10_000, 14_000, dtype=np.int64)
-    config = SpannConfig(posting_cap=64, flat_heads_max=flat_heads_max)
+    config = SpannConfig(posting_cap=64, flat_heads_max=flat_heads_max, scan_heads_max=scan_heads_max)
     index = SpannIndex.build(ids[:2000], base[:2000], config=config, path=tmp_path)
-    assert index._heads.is_hnsw == (flat_heads_max < index.n_heads)
+    assert index._heads.kind == kind
     live = np.zeros(len(ids), dtype=bool)
     live[:2000] = True
     steps = [("insert", 2000, 2800), ("delete", 0, 500), ("insert", 2800, 3400), ("delete", 2000, 2400),
@@ -252,19 +253,21 @@ def test_runbook_of_inserts_and_deletes(tmp_path, flat_heads_max):
 
 
 @pytest.mark.parametrize("metric", ["l2", "ip"])
-def test_head_graph_returns_the_nearest_heads_with_exact_distances(tmp_path, metric):
-    """Above flat_max the heads are searched through an HNSW graph over 8-bit codes; what it
-    returns is rescored exactly, so distances match brute force and come nearest first."""
+@pytest.mark.parametrize(("scan_max", "kind"), [(0, SCAN), (200, GRAPH)], ids=[SCAN, GRAPH])
+def test_approximate_head_index_returns_the_nearest_heads_with_exact_distances(tmp_path, metric, scan_max, kind):
+    """Above flat_max the heads are searched through 4-bit scan codes or an HNSW graph over 8-bit
+    codes; what they return is rescored exactly, so distances match brute force and come nearest
+    first, and retired heads never come back."""
     rng = np.random.default_rng(3)
     centers = rng.standard_normal((20, DIM)).astype(np.float32) * 3
     vectors, queries = mixture(rng, 1500, centers), mixture(rng, 50, centers)
     if metric == "ip":
         vectors, queries = unit(vectors), unit(queries)
-    heads = HeadIndex(DIM, metric, flat_max=100)
+    heads = HeadIndex(DIM, metric, flat_max=100, scan_max=scan_max)
     heads.add(vectors[:50], np.arange(50))
-    assert not heads.is_hnsw
-    heads.add(vectors[50:], np.arange(50, 1500))  # past flat_max: rebuilt as a graph
-    assert heads.is_hnsw
+    assert heads.kind == FLAT
+    heads.add(vectors[50:], np.arange(50, 1500))  # past flat_max (and scan_max): rebuilt
+    assert heads.kind == kind
     heads.retire(np.arange(0, 1500, 7))  # under the rebuild fraction: filtered from results
     live = np.flatnonzero(heads.alive)
 
@@ -283,8 +286,8 @@ def test_head_graph_returns_the_nearest_heads_with_exact_distances(tmp_path, met
     paths = [tmp_path / name for name in ("vectors.npy", "ids.npy", "heads.faiss")]
     compact.write(*paths)
     again = HeadIndex.read(DIM, metric, np.load(paths[0]), np.load(paths[1]), paths[2], flat_max=100,
-                           hnsw_m=32, ef_construction=80)
-    assert again.is_hnsw
+                           scan_max=scan_max, hnsw_m=32, ef_construction=80)
+    assert again.kind == kind
     for got, written in zip(again.search(queries, 8, ef_search=64), compact.search(queries, 8, ef_search=64)):
         np.testing.assert_array_equal(got, written)
     # the compacted copy renumbers the live heads densely and finds the same heads
