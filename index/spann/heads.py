@@ -211,7 +211,8 @@ class HeadIndex:
             params = self._hnsw_params(max(ef_search, wanted))
             work = min(self._index.ntotal, _HNSW_SCAN) * self.dim
         elif self._kind == SCAN:
-            wanted = min(max(_SCAN_SHORTLIST, 4 * wanted), self._index.ntotal)  # the shortlist rescored
+            # the shortlist rescored: four per head asked for, plus every retired head it may hold
+            wanted = min(max(_SCAN_SHORTLIST, 4 * k) + self._dead_in_index, self._index.ntotal)
             work = self._index.ntotal * self.dim // 8
         else:
             work = self._index.ntotal * self.dim
