@@ -508,7 +508,7 @@ class Collection:
         elif stage.kind == "dense" and request.tenant is not None and self.indexes.tenants is not None:
             scores, ids, info["plan"] = self._tenant_tree_stage(q, limit, request)
         elif stage.kind == "dense":
-            scores, ids, info["plan"] = self._dense_stage(q, limit, allowed, params, request.filter, span)
+            scores, ids, info["plan"] = self._dense_stage(q, limit, allowed, params, span)
         else:  # sparse_query() already refused a collection without a sparse field
             scores, ids = self.indexes.sparse.search(q, limit, allowed=allowed, params=params or None)
             scores, ids = scores[0], ids[0]
@@ -520,15 +520,14 @@ class Collection:
         return ids, scores, info
 
     def _dense_stage(self, vector: np.ndarray, limit: int, allowed: np.ndarray | None, params: Mapping[str, Any],
-                     flt: Filter | None = None, span: tuple[int, int] | None = None
-                     ) -> tuple[np.ndarray, np.ndarray, str]:
+                     span: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray, str]:
         """The dense index as it is, or, for a restricted query, the planner's choice: brute force
         over the allowed ids when they are few, else the index with them as selector, widened. A
         filter that is a run of clustered codes (`span`, from `_clustered_span`; `allowed` is then
         None) reads that run."""
         planner = self._planner()
         if span is not None:
-            scores, ids, plan = planner.search(vector, limit, flt=flt, params=params)
+            scores, ids, plan = planner.search_span(vector, limit, span, params=params)
             return scores[0], ids[0], plan.name.replace("_", "-")
         if allowed is None:  # the planner's own knob means nothing to an unrestricted search
             params, _ = split_planner_params(params)

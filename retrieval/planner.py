@@ -351,6 +351,15 @@ class QueryPlanner:
         plan.steps.append(WideningStep(len(queries), k, dict(params), len(queries)))
         return PlannedSearch(scores, found, plan)
 
+    def search_span(self, queries: np.ndarray, k: int, span: tuple[int, int], *,
+                    params: Mapping[str, Any] | None = None) -> PlannedSearch:
+        """Top-k of each query (nq, d) within a run [start, stop) of the clustered codes that the
+        caller found with `clustered_span` (so that a request looks the run up once), planned as
+        `search` plans that filter."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, np.shape(queries)[-1])
+        params, scan_candidates = self._split_params(params)
+        return self._search_span(queries, k, span, params, scan_candidates)
+
     def _search_span(self, queries: np.ndarray, k: int, span: tuple[int, int], params: dict[str, Any],
                      scan_candidates: int) -> PlannedSearch:
         """A filter that is a run of the clustered codes: scanned there, or, when the run is
