@@ -26,7 +26,6 @@ file. Searches run concurrently; add, delete and compact take the index exclusiv
 from __future__ import annotations
 
 import math
-
 import shutil
 import tempfile
 import weakref
@@ -366,12 +365,13 @@ class SpannIndex:
             raw, codec = self._reader.lists(read[on_disk]), self._reader.codec
         else:
             raw, codec = _NO_LISTS, self._codec  # no list to decode
-        if len(seed_ids) > 1:
-            seed_ids, seed_scores = [np.concatenate(seed_ids)], [np.concatenate(seed_scores).astype(np.float32)]
+        # the heads' own scores alone (no deltas), the common case, go in without a concatenation
+        seeds = (seed_ids[0], seed_scores[0]) if len(seed_ids) == 1 else \
+            (np.concatenate(seed_ids), np.concatenate(seed_scores).astype(np.float32, copy=False))
         return kernels.scan_lists(
             *kernels.buffer_views(raw.buffer), raw.bases, raw.counts, kernels.STORAGE_KINDS[codec.dtype],
             codec.scale if codec.scale is not None else _NO_SCALE, query, self.metric == "ip", k,
-            seed_ids[0], seed_scores[0], self._tombstones,
+            *seeds, self._tombstones,
             _NO_IDS if allowed is None else allowed, allowed is not None, out_scores, out_ids)
 
     def _score(self, vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
