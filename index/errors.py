@@ -48,3 +48,15 @@ class Unauthenticated(LaminaError):
 
 class PermissionDenied(LaminaError):
     """The caller's key does not hold the right the operation needs."""
+
+
+class DataLoss(LaminaError):
+    """Stored data failed its checksum and could not be read or repaired from another copy."""
+
+
+class Unavailable(LaminaError):
+    """A backend the request needs is down or timed out (a generator endpoint, a shard): retry later."""
+
+
+class DeadlineExceeded(LaminaError):
+    """The request's deadline passed, or its caller cancelled it, before the work finished."""

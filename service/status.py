@@ -17,6 +17,8 @@ import grpc
 from lamina.index.errors import (
     AlreadyExists,
     CorruptIndex,
+    DataLoss,
+    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     LaminaError,
@@ -24,6 +26,7 @@ from lamina.index.errors import (
     PermissionDenied,
     ResourceExhausted,
     Unauthenticated,
+    Unavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -40,9 +43,17 @@ STATUS_CODES: dict[type[LaminaError], grpc.StatusCode] = {
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     # a corrupt index is rebuilt from the store; one that escapes means data could not be read
     CorruptIndex: grpc.StatusCode.DATA_LOSS,
+    DataLoss: grpc.StatusCode.DATA_LOSS,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
-ERROR_CLASSES: dict[grpc.StatusCode, type[LaminaError]] = {code: cls for cls, code in STATUS_CODES.items()}
+# UNAVAILABLE and DEADLINE_EXCEEDED come back as ServiceError: the transport raises them too (a server
+# that is down), and the code is what a caller's retry logic reads.
+_TRANSPORT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+ERROR_CLASSES: dict[grpc.StatusCode, type[LaminaError]] = {
+    code: cls for cls, code in STATUS_CODES.items() if code not in _TRANSPORT_CODES}
+ERROR_CLASSES[grpc.StatusCode.DATA_LOSS] = DataLoss  # CorruptIndex is a server-side state: DataLoss to a caller
 # gRPC itself reports an out-of-range value with OUT_OF_RANGE; to a caller it is a bad argument.
 ERROR_CLASSES[grpc.StatusCode.OUT_OF_RANGE] = InvalidArgument
 

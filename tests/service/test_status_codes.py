@@ -10,11 +10,14 @@ import pytest
 from lamina.index.errors import (
     AlreadyExists,
     CorruptIndex,
+    DataLoss,
+    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     LaminaError,
     NotFound,
     ResourceExhausted,
+    Unavailable,
 )
 from lamina.service.status import ServiceError, code_for, from_rpc_error, to_status
 
@@ -36,12 +39,26 @@ class FakeRpcError(grpc.RpcError):
     (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
-    (CorruptIndex, grpc.StatusCode.DATA_LOSS),
+    (DataLoss, grpc.StatusCode.DATA_LOSS),
 ])
 def test_each_error_class_round_trips(cls, code):
     assert to_status(cls("collection 'x' does not exist")) == (code, "collection 'x' does not exist")
     back = from_rpc_error(FakeRpcError(code, "collection 'x' does not exist"))
     assert type(back) is cls and str(back) == "collection 'x' does not exist"
+
+
+def test_a_corrupt_index_that_escapes_is_data_loss_to_the_caller():
+    code, details = to_status(CorruptIndex("postings list 3 fails its checksum"))
+    assert code is grpc.StatusCode.DATA_LOSS
+    assert type(from_rpc_error(FakeRpcError(code, details))) is DataLoss
+
+
+@pytest.mark.parametrize("cls, code", [(Unavailable, grpc.StatusCode.UNAVAILABLE),
+                                       (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED)])
+def test_server_side_unavailable_and_deadline_keep_their_code_as_service_errors(cls, code):
+    assert to_status(cls("generator endpoint down"))[0] is code
+    back = from_rpc_error(FakeRpcError(code, "generator endpoint down"))
+    assert isinstance(back, ServiceError) and back.code is code
 
 
 def test_subclasses_map_like_their_parent():
