@@ -27,6 +27,7 @@ import numpy as np
 from lamina.index.dense import DenseIndex
 from lamina.index.errors import (
     CorruptIndex,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     ResourceExhausted,
@@ -80,6 +81,15 @@ MAX_K = 10_000
 MAX_BATCH = 10_000
 SNAPSHOT_EVERY = 50_000  # writes applied since the last snapshot before taking a new one
 FLOAT_PARAMS = frozenset({"heap_factor", "max_dist_ratio"})
+
+# `lamina.rag` builds on this layer and registers its pipeline here when imported (as `lamina` does),
+# so that `Collection.as_pipeline` offers it without an import running upwards.
+_pipeline_factory: Callable[..., Any] | None = None
+
+
+def register_pipeline_factory(factory: Callable[..., Any]) -> None:
+    global _pipeline_factory
+    _pipeline_factory = factory
 
 
 class Collection:
@@ -605,6 +615,13 @@ class Collection:
         docs = self.store.get_documents(self.name, [doc_ids[i] for i in keep])
         return [Hit(doc.id, float(scores[i]), doc.text, doc.metadata, doc.tenant)
                 for i, doc in zip(keep, docs) if doc is not None]
+
+    def as_pipeline(self, **options: Any) -> Any:
+        """A RAG pipeline over this collection: `lamina.rag.Pipeline(self, **options)`, e.g.
+        `collection.as_pipeline(generator="local").run("question")`."""
+        if _pipeline_factory is None:
+            raise FailedPrecondition("the RAG layer is not loaded: import lamina.rag (importing lamina does)")
+        return _pipeline_factory(self, **options)
 
     def stats(self) -> dict[str, Any]:
         """Counts and resident bytes of each index."""
