@@ -99,7 +99,9 @@ RagEvent = CitationsEvent | TokenEvent | DoneEvent
 
 
 @dataclass
-class _Prepared:
+class Prepared:
+    """A run up to its prompt: what `generation_events` and the Answer RPC continue from."""
+
     question: str
     assembled: Assembled
     timings: dict[str, float]
@@ -140,16 +142,17 @@ class Pipeline:
         self.max_new_tokens = max_new_tokens
 
     # ------------------------------------------------------------------ stages
-    def retrieve(self, question: str, *, filter: Any = None, tenant: str | None = None, k: int | None = None,
-                 explain: bool = False) -> tuple[list[Candidate], SearchResult]:
+    def request(self, question: str, *, filter: Any = None, tenant: str | None = None, k: int | None = None,
+                explain: bool = False) -> SearchRequest:
+        """The SearchRequest a run sends: the pipeline's search options, overridden by the run's."""
         options = dict(self.search)
-        if filter is not None:
-            options["filter"] = filter
-        if tenant is not None:
-            options["tenant"] = tenant
-        if k is not None:
-            options["k"] = k
-        result = self.retriever.query(SearchRequest.simple(question, explain=explain, **options))
+        for name, value in (("filter", filter), ("tenant", tenant), ("k", k)):
+            if value is not None:
+                options[name] = value
+        return SearchRequest.simple(question, explain=explain, **options)
+
+    def retrieve(self, request: SearchRequest) -> tuple[list[Candidate], SearchResult]:
+        result = self.retriever.query(request)
         candidates = [Candidate(Chunk.from_point(h.id, h.text, h.metadata), h.score) for h in result.hits]
         if any(getattr(p, "needs_vectors", False) for p in self.postprocessors):
             candidates = self._with_vectors(candidates)
@@ -168,12 +171,19 @@ class Pipeline:
             steps.append({"kind": step.kind, "in": before, "out": len(current)})
         return current, steps
 
-    def prepare(self, question: str, *, filter: Any = None, tenant: str | None = None, k: int | None = None,
-                explain: bool = False) -> _Prepared:
-        """Retrieve, postprocess and assemble: everything before generation."""
-        question = check_question(question)
+    def prepare(self, question: str | SearchRequest, *, filter: Any = None, tenant: str | None = None,
+                k: int | None = None, explain: bool = False) -> Prepared:
+        """Retrieve, postprocess and assemble: everything before generation. `question` is a text, or a
+        whole SearchRequest whose text query is the question (the run's options then do not apply)."""
+        if isinstance(question, SearchRequest):
+            request = question
+            question = check_question(request.query)
+        else:
+            question = check_question(question)
+            request = self.request(question, filter=filter, tenant=tenant, k=k, explain=explain)
+        explain = request.explain
         started = time.perf_counter()
-        candidates, searched = self.retrieve(question, filter=filter, tenant=tenant, k=k, explain=explain)
+        candidates, searched = self.retrieve(request)
         retrieved = time.perf_counter()
         kept, steps = self.postprocess(candidates)
         processed = time.perf_counter()
@@ -187,10 +197,10 @@ class Pipeline:
                     "assemble": {"order": self.builder.order, "chunks": [c.chunk.id for c in assembled.candidates]},
                     "generate": {"generator": self.generator.name if self.generator else "none",
                                  "max_new_tokens": self.max_new_tokens}}
-        return _Prepared(question, assembled, timings, plan)
+        return Prepared(question, assembled, timings, plan)
 
     # ------------------------------------------------------------------ runs
-    def run(self, question: str, *, filter: Any = None, tenant: str | None = None, k: int | None = None,
+    def run(self, question: str | SearchRequest, *, filter: Any = None, tenant: str | None = None, k: int | None = None,
             explain: bool = False) -> RagResult:
         """Answer `question`: the result carries the answer, citations, context and timings."""
         started = time.perf_counter()
@@ -198,12 +208,18 @@ class Pipeline:
         generation = self._generate(prepared)
         return self._result(prepared, generation, started)
 
-    def events(self, question: str, *, filter: Any = None, tenant: str | None = None, k: int | None = None,
-               explain: bool = False) -> Iterator[RagEvent]:
+    def events(self, question: str | SearchRequest, *, filter: Any = None, tenant: str | None = None,
+               k: int | None = None, explain: bool = False) -> Iterator[RagEvent]:
         """The run as a stream: CitationsEvent, then a TokenEvent per text piece, then DoneEvent."""
         started = time.perf_counter()
         prepared = self.prepare(question, filter=filter, tenant=tenant, k=k, explain=explain)
         yield CitationsEvent(prepared.assembled.citations, prepared.assembled.context)
+        yield from self.generation_events(prepared, started)
+
+    def generation_events(self, prepared: Prepared, started: float | None = None) -> Iterator[RagEvent]:
+        """A TokenEvent per piece of the answer to a prepared run, then its DoneEvent. A generator
+        that fails mid-stream ends it with the error named in the result."""
+        started = time.perf_counter() if started is None else started
         pieces: list[str] = []
         began = time.perf_counter()
         first: float | None = None
@@ -233,12 +249,12 @@ class Pipeline:
             if isinstance(event, TokenEvent):
                 yield event.text
 
-    def _generate(self, prepared: _Prepared) -> Generation:
+    def _generate(self, prepared: Prepared) -> Generation:
         if self.generator is None:
             return Generation("")
         return self.generator.generate(prepared.assembled.prompt, max_new_tokens=self.max_new_tokens)
 
-    def _result(self, prepared: _Prepared, generation: Generation, started: float) -> RagResult:
+    def _result(self, prepared: Prepared, generation: Generation, started: float) -> RagResult:
         timings = dict(prepared.timings)
         if self.generator is not None:
             timings["generate_ms"] = generation.total_ms if generation.total_ms is not None else 0.0
@@ -280,7 +296,9 @@ class Pipeline:
 
 
 def check_question(question: Any) -> str:
-    if not isinstance(question, str) or not question.strip():
+    if not isinstance(question, str):
+        raise InvalidArgument(f"the question must be a text, got {type(question).__name__}")
+    if not question.strip():
         raise InvalidArgument("the question is empty")
     if len(question) > MAX_QUESTION_CHARS:
         raise InvalidArgument(f"the question has {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}")
@@ -301,5 +319,5 @@ def as_pipeline(retriever: Retriever, **options: Any) -> Pipeline:
     return Pipeline(retriever, **options)
 
 
-__all__ = ["CitationsEvent", "DoneEvent", "Pipeline", "RagEvent", "RagResult", "Retriever", "TokenEvent",
+__all__ = ["CitationsEvent", "DoneEvent", "Pipeline", "Prepared", "RagEvent", "RagResult", "Retriever", "TokenEvent",
            "as_pipeline", "check_question"]
