@@ -665,8 +665,10 @@ def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, ou
 # ---------------------------------------------------------------------- commands in modules of their own
 def _register_commands() -> None:
     from lamina.cli_ask import ask
+    from lamina.cli_bench_rag import bench_rag
 
     main.add_command(ask)
+    bench.add_command(bench_rag)
 
 
 _register_commands()

@@ -106,6 +106,7 @@ class Prepared:
     assembled: Assembled
     timings: dict[str, float]
     explain: dict[str, Any]
+    searched_ids: list[str] = field(default_factory=list)  # the search's hits, best first, before postprocessing
 
 
 class Pipeline:
@@ -197,7 +198,7 @@ class Pipeline:
                     "assemble": {"order": self.builder.order, "chunks": [c.chunk.id for c in assembled.candidates]},
                     "generate": {"generator": self.generator.name if self.generator else "none",
                                  "max_new_tokens": self.max_new_tokens}}
-        return Prepared(question, assembled, timings, plan)
+        return Prepared(question, assembled, timings, plan, [c.chunk.id for c in candidates])
 
     # ------------------------------------------------------------------ runs
     def run(self, question: str | SearchRequest, *, filter: Any = None, tenant: str | None = None, k: int | None = None,
