@@ -74,11 +74,13 @@ def ensure_collection(db: Any, name: str, dataset_dir: str | Path, *, progress: 
     chunks = passage_chunks(dataset_dir)
     existing = {c.name for c in db.list_collections()}
     collection = db.collection(name) if name in existing else db.create_collection(name)
-    if collection.count() != len(chunks):
-        for start in range(0, len(chunks), BUILD_BATCH):
-            collection.upsert([c.to_point() for c in chunks[start:start + BUILD_BATCH]], wait=False)
+    if collection.count() != len(chunks):  # an interrupted build resumes: only missing passages are embedded
+        stored = collection.get([c.id for c in chunks])
+        missing = [c for c, doc in zip(chunks, stored) if doc is None]
+        for start in range(0, len(missing), BUILD_BATCH):
+            collection.upsert([c.to_point() for c in missing[start:start + BUILD_BATCH]], wait=False)
             if progress:
-                print(f"  embedded {min(start + BUILD_BATCH, len(chunks))}/{len(chunks)} passages", flush=True)
+                print(f"  embedded {min(start + BUILD_BATCH, len(missing))}/{len(missing)} passages", flush=True)
         collection.snapshot()
     return collection
 

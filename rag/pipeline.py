@@ -125,8 +125,6 @@ class Pipeline:
             generator = load_generator(generator)
         self.retriever = retriever
         self.generator: Generator | None = None if generator is None or generator.name == "none" else generator
-        # budgets count the generator's tokens; with no generator, the dense encoder's WordPiece
-        self.counter = counter or self.generator or default_counter()
         self.builder = builder or PromptBuilder()
         unknown = set(search or {}) - set(SEARCH_OPTIONS)
         if unknown:
@@ -136,8 +134,12 @@ class Pipeline:
         SearchRequest.simple("probe", **self.search)  # a bad option fails here, at construction
         if postprocessors is None:
             postprocessors = [DedupeByParent(), ContextBudget(context_tokens)]
-        self.postprocessors = [p.with_counter(self.counter) if isinstance(p, ContextBudget) else p
-                               for p in postprocessors]
+        if any(isinstance(p, ContextBudget) and p.counter is None for p in postprocessors):
+            # budgets count the generator's tokens; with no generator, the dense encoder's WordPiece
+            counter = counter or self.generator or default_counter()
+            postprocessors = [p.with_counter(counter) if isinstance(p, ContextBudget) else p for p in postprocessors]
+        self.counter = counter
+        self.postprocessors = list(postprocessors)
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise InvalidArgument(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
         self.max_new_tokens = max_new_tokens

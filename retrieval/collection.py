@@ -55,6 +55,7 @@ from lamina.index.types import (
     check_doc_id,
     check_metadata,
     check_name,
+    check_text,
 )
 from lamina.retrieval.encoders.base import DenseEncoder
 from lamina.retrieval.encoders.dense import load_dense_encoder
@@ -302,8 +303,7 @@ class Collection:
         doc.metadata = check_metadata(doc.metadata)
         if doc.tenant is not None and (not isinstance(doc.tenant, str) or not doc.tenant):
             raise InvalidArgument(f"tenant must be a non-empty string, got {doc.tenant!r}")
-        if doc.text is not None and not isinstance(doc.text, str):
-            raise InvalidArgument(f"text must be a string, got {type(doc.text).__name__}")
+        doc.text = check_text(doc.text, f"text of point {doc.id!r}")
         if doc.vector is not None:
             doc.vector = as_vector(doc.vector, self.config.dim, f"vector of point {doc.id!r}")
         elif doc.text is None:  # an empty text is a document too: it is embedded as ""
@@ -734,10 +734,13 @@ class Database:
         elif isinstance(index, Mapping):
             index = IndexConfig.from_dict(dict(index))
         index = index or IndexConfig()
-        if dim is None:
-            if encoder is None:
-                raise InvalidArgument("a collection without an encoder needs an explicit dimension")
-            dim = self._encoder_loader(encoder).dim
+        if encoder is None and dim is None:
+            raise InvalidArgument("a collection without an encoder needs an explicit dimension")
+        if encoder is not None:  # loaded now, so that a bad encoder fails the create, not the first write
+            encoder_dim = self._encoder_loader(encoder).dim
+            if dim is not None and dim != encoder_dim:
+                raise InvalidArgument(f"encoder {encoder!r} gives dimension {encoder_dim}, the request asks for {dim}")
+            dim = encoder_dim
         config = CollectionConfig(name=name, dim=dim, metric=metric, index=index, encoder=encoder,
                                   sparse=_sparse_config(sparse, encoder),
                                   multivector=_multivector_config(multivector, encoder),

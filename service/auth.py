@@ -55,6 +55,7 @@ import grpc
 from lamina.index.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from lamina.index.store import Store
 from lamina.index.types import check_name
+from lamina.service.decoding import guard_decoding
 
 log = logging.getLogger(__name__)
 
@@ -500,6 +501,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:  # no such method: gRPC answers UNIMPLEMENTED
             return None
+        checked = self._checked(handler, details)
+        # outermost: a request that does not decode is answered before any check reads it
+        return guard_decoding(checked, details.method) if details.method.startswith("/lamina.") else checked
+
+    def _checked(self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         rule = self.rules.get(details.method)
         if rule is None:  # fail closed; tests/service/test_auth.py catches this before it ships
             return _denying(handler, grpc.StatusCode.PERMISSION_DENIED, f"{details.method} has no access rule")
