@@ -34,7 +34,7 @@ from lamina.rag.postprocess import (
     Postprocessor,
     postprocessor_from_dict,
 )
-from lamina.rag.tokens import default_counter
+from lamina.rag.tokens import cached_counter, default_counter
 from lamina.rag.types import Chunk, Generation, Generator, TokenCounter
 from lamina.retrieval.query import SearchRequest, SearchResult
 
@@ -136,7 +136,7 @@ class Pipeline:
             postprocessors = [DedupeByParent(), ContextBudget(context_tokens)]
         if any(isinstance(p, ContextBudget) and p.counter is None for p in postprocessors):
             # budgets count the generator's tokens; with no generator, the dense encoder's WordPiece
-            counter = counter or self.generator or default_counter()
+            counter = cached_counter(counter or self.generator or default_counter())
             postprocessors = [p.with_counter(counter) if isinstance(p, ContextBudget) else p for p in postprocessors]
         self.counter = counter
         self.postprocessors = list(postprocessors)
