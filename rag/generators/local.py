@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from lamina.index.errors import InvalidArgument, LaminaError
+from lamina.rag.generators.base import config_options
 from lamina.rag.generators.models import DEFAULT_MODEL, load_causal_lm, resolve_model
 from lamina.rag.generators.prefill import FullPrefill, forward_with_cache
 from lamina.rag.types import Generation, GenerationError, Prefiller, Prompt, Segment
@@ -232,8 +233,12 @@ class LocalGenerator:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, prefiller: Prefiller | None = None) -> LocalGenerator:
         """The generator `to_dict` described; a prefiller other than the full one is passed in (it holds state)."""
-        known = {"model", "max_new_tokens", "temperature", "seed", "threads"}
-        return cls(prefiller=prefiller, **{k: v for k, v in data.items() if k in known})
+        options = config_options(data, ("model", "max_new_tokens", "temperature", "seed", "threads", "prefiller"),
+                                 cls.name)
+        described = options.pop("prefiller", FullPrefill.name)
+        if prefiller is None and described != FullPrefill.name:
+            raise InvalidArgument(f"local generator config names the prefiller {described!r}: pass it as prefiller=")
+        return cls(prefiller=prefiller, **options)
 
     def __repr__(self) -> str:
         return f"LocalGenerator(model={self.model_id!r}, max_new_tokens={self.max_new_tokens})"
