@@ -652,5 +652,9 @@ def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, ou
     _emit(report, as_json, None)
 
 
+from lamina.cli_generate import bench_generate  # noqa: E402
+
+bench.add_command(bench_generate)
+
 if __name__ == "__main__":
     main()

@@ -165,8 +165,8 @@ def test_bad_input(tiny_llama, tmp_path, generator):
         LocalGenerator(str(tmp_path / "empty"))
     with pytest.raises(InvalidArgument, match="max_new_tokens"):
         LocalGenerator(str(tiny_llama), max_new_tokens=0)
-    long = Prompt(parts=(PromptPart("Café " * 400),))
-    with pytest.raises(InvalidArgument, match="exceeds the context of 512"):
+    long = Prompt(parts=(PromptPart("Café " * 1500),))
+    with pytest.raises(InvalidArgument, match="exceeds the context of 2048"):
         generator.generate(long)
 
 
