@@ -38,6 +38,7 @@ from lamina.rag.types import Generation, GenerationError, Prefiller, Prompt, Seg
 
 DEFAULT_MAX_NEW_TOKENS = 256
 INCOMPLETE = "\ufffd"  # what a tokenizer decodes a partial UTF-8 sequence to
+USER_SENTINEL = "\u2063lamina-user-message\u2063"  # invisible separators: in no real prompt
 
 
 class LocalGenerator:
@@ -124,12 +125,16 @@ class LocalGenerator:
     def segments(self, prompt: Prompt) -> list[Segment]:
         """The prompt as token-id segments: template head, each part, template tail (see the module doc)."""
         tokenizer = self.tokenizer
-        rendered = tokenizer.apply_chat_template(prompt.messages(), tokenize=False, add_generation_prompt=True)
-        user = prompt.user
-        at = rendered.rfind(user) if user else -1
-        if at < 0:
-            return [Segment(self._encode([rendered])[0])]
-        texts = [rendered[:at], *(part.text for part in prompt.parts), rendered[at + len(user):]]
+        messages = prompt.messages()
+        rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        # where the user message sits: render once more with a sentinel in its place, so that a short
+        # message that also occurs in the template's own text ("a" in "assistant") is not mistaken
+        messages[-1] = {"role": "user", "content": USER_SENTINEL}
+        marked = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        around = marked.split(USER_SENTINEL)
+        if len(around) != 2 or around[0] + prompt.user + around[1] != rendered:
+            return [Segment(self._encode([rendered])[0])]  # the template rewrites the message: not separable
+        texts = [around[0], *(part.text for part in prompt.parts), around[1]]
         keys = [None, *(self._chunk_key(part.chunk_id, part.text) if part.chunk_id else None
                         for part in prompt.parts), None]
         ids = self._encode(texts)
@@ -188,8 +193,8 @@ class LocalGenerator:
         """Prefill, then decode one token at a time, yielding each new piece of text; fills `record`."""
         import torch
 
+        model, tokenizer = self.model, self.tokenizer  # loading (once) is not part of the first token's time
         start = time.perf_counter()
-        model, tokenizer = self.model, self.tokenizer
         segments = self.segments(prompt)
         prompt_tokens = sum(len(s.token_ids) for s in segments)
         record.update(prompt_tokens=prompt_tokens, tokens=0, finish_reason="length")

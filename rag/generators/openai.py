@@ -137,7 +137,8 @@ class OpenAIGenerator:
         total_ms = (time.perf_counter() - start) * 1e3
         return Generation(
             text=text, tokens=int(usage.get("completion_tokens") or self.count_tokens([text])[0]),
-            prompt_tokens=int(usage.get("prompt_tokens") or 0), finish_reason=str(choice.get("finish_reason") or "stop"),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            finish_reason=str(choice.get("finish_reason") or "stop"),
             ttft_ms=total_ms, total_ms=total_ms, stats={"endpoint": self.url, "model": body.get("model", self.model)})
 
     def stream(self, prompt: Prompt, *, max_new_tokens: int | None = None,

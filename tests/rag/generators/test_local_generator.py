@@ -50,6 +50,14 @@ def test_segments_are_the_template_split_at_the_parts(generator):
     assert generator.segments(changed)[2].chunk_key != keyed[0].chunk_key
 
 
+def test_a_short_message_found_in_the_template_text_is_split_where_it_is(generator):
+    prompt = Prompt(parts=(PromptPart("a", chunk_id="x"),))  # "a" also occurs in "assistant"
+    rendered = generator.tokenizer.apply_chat_template(prompt.messages(), tokenize=False, add_generation_prompt=True)
+    head, part, tail = generator.segments(prompt)
+    assert part.chunk_key[1] == "x" and generator.tokenizer.decode(part.token_ids) == "a"
+    assert generator.tokenizer.decode(tail.token_ids) == rendered[rendered.index("user\na") + 6:]
+
+
 def test_a_template_that_rewrites_the_message_gives_one_unkeyed_segment(tiny_llama):
     gen = LocalGenerator(str(tiny_llama)).load()
     gen.tokenizer.chat_template = gen.tokenizer.chat_template.replace("m['content']", "m['content'] | upper")

@@ -38,8 +38,8 @@ class FakeEndpoint(BaseHTTPRequestHandler):
         if self.path != "/v1/chat/completions":
             return self._send(404, b"not found", "text/plain")
         if not body.get("stream"):
-            reply = {"model": body["model"], "choices": [{"index": 0, "finish_reason": "stop",
-                                                          "message": {"role": "assistant", "content": "".join(PIECES)}}],
+            message = {"role": "assistant", "content": "".join(PIECES)}
+            reply = {"model": body["model"], "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
                      "usage": {"prompt_tokens": 31, "completion_tokens": 7}}
             return self._send(200, json.dumps(reply).encode(), "application/json")
         self.send_response(200)
