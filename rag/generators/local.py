@@ -202,32 +202,34 @@ class LocalGenerator:
             raise InvalidArgument(f"prompt of {prompt_tokens} tokens plus max_new_tokens {max_new_tokens} exceeds "
                                   f"the context of {self._context} tokens of {self.model_id}")
         sampler = _Sampler(self.temperature, self.seed)
+        # no_grad around each model call, not around the yields: grad mode is thread-local and the
+        # consumer of the stream runs between them
         with torch.no_grad():
             result = self.prefiller.prefill(model, segments)
-            record["prefill_ms"] = float(result.stats.get("prefill_ms", (time.perf_counter() - start) * 1e3))
-            record["stats"] = dict(result.stats)
-            cache, logits = result.past_key_values, result.logits
-            answer: list[int] = []
-            emitted = ""
-            for step in range(max_new_tokens):
-                token = sampler(logits)
-                if step == 0:
-                    record["ttft_ms"] = (time.perf_counter() - start) * 1e3
-                if token in self._stop_ids:
-                    record["finish_reason"] = "stop"
-                    break
-                answer.append(token)
-                record["tokens"] = len(answer)
-                text = tokenizer.decode(answer, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-                if not text.endswith(INCOMPLETE) and len(text) > len(emitted):
-                    yield text[len(emitted):]
-                    emitted = text
-                if step + 1 < max_new_tokens:
-                    out = forward_with_cache(model, torch.tensor([[token]]), cache)
-                    logits = out.logits[0, -1]
+        record["prefill_ms"] = float(result.stats.get("prefill_ms", (time.perf_counter() - start) * 1e3))
+        record["stats"] = dict(result.stats)
+        cache, logits = result.past_key_values, result.logits
+        answer: list[int] = []
+        emitted = ""
+        for step in range(max_new_tokens):
+            token = sampler(logits)
+            if step == 0:
+                record["ttft_ms"] = (time.perf_counter() - start) * 1e3
+            if token in self._stop_ids:
+                record["finish_reason"] = "stop"
+                break
+            answer.append(token)
+            record["tokens"] = len(answer)
             text = tokenizer.decode(answer, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-            if len(text) > len(emitted):  # an incomplete sequence at the very end: flush it as it is
+            if not text.endswith(INCOMPLETE) and len(text) > len(emitted):
                 yield text[len(emitted):]
+                emitted = text
+            if step + 1 < max_new_tokens:
+                with torch.no_grad():
+                    logits = forward_with_cache(model, torch.tensor([[token]]), cache).logits[0, -1]
+        text = tokenizer.decode(answer, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        if len(text) > len(emitted):  # an incomplete sequence at the very end: flush it as it is
+            yield text[len(emitted):]
         record["total_ms"] = (time.perf_counter() - start) * 1e3
 
     def to_dict(self) -> dict[str, Any]:
