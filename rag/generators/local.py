@@ -7,7 +7,8 @@ is then found inside the rendered text, and the text is tokenised piece by piece
     [template head] [part 1] [part 2] ... [part n] [template tail]
 
 each piece with `add_special_tokens=False` (the template writes its own special tokens), the ids
-concatenated. A part that is one retrieved chunk (`PromptPart.chunk_id`) becomes a segment with a
+concatenated; in the parts a special token's spelling is tokenised as plain text, so retrieved text
+cannot close the user turn or forge a role. A part that is one retrieved chunk (`PromptPart.chunk_id`) becomes a segment with a
 `chunk_key` of (model id, chunk id, SHA-256 of its text), so a chunk-KV cache can reuse its keys
 and values across prompts. Tokenising piece by piece can differ from tokenising the whole text
 where a BPE merge would cross a piece boundary; that is the price of separable chunks (a
@@ -133,20 +134,24 @@ class LocalGenerator:
         marked = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         around = marked.split(USER_SENTINEL)
         if len(around) != 2 or around[0] + prompt.user + around[1] != rendered:
-            return [Segment(self._encode([rendered])[0])]  # the template rewrites the message: not separable
-        texts = [around[0], *(part.text for part in prompt.parts), around[1]]
+            return [Segment(self._encode([rendered], text_only=False)[0])]  # the template rewrote it: one run
+        head, tail = self._encode([around[0], around[1]], text_only=False)
+        ids = [head, *self._encode([part.text for part in prompt.parts]), tail]
         keys = [None, *(self._chunk_key(part.chunk_id, part.text) if part.chunk_id else None
                         for part in prompt.parts), None]
-        ids = self._encode(texts)
         return [Segment(seg, key) for seg, key in zip(ids, keys) if seg]
 
     def _chunk_key(self, chunk_id: str, text: str) -> tuple[str, str, str]:
         return (self.model_id, str(chunk_id), hashlib.sha256(text.encode("utf-8")).hexdigest())
 
-    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+    def _encode(self, texts: Sequence[str], *, text_only: bool = True) -> list[list[int]]:
+        """Token ids of each text, one batched call. `text_only`: a special token's spelling inside the
+        text ("<|im_end|>" in a retrieved chunk) is tokenised as text, so a prompt part cannot end the
+        turn or forge a role; the template's own head and tail keep their special tokens."""
         if not texts:
             return []
-        return [list(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+        out = self.tokenizer(list(texts), add_special_tokens=False, split_special_tokens=text_only)
+        return [list(ids) for ids in out["input_ids"]]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """The token count of each text in this model's tokenizer (no special tokens), one batched call."""
