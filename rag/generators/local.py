@@ -2,14 +2,15 @@
 
 A prompt becomes token ids through the model's chat template, as segments a `Prefiller` can
 compute or reuse. The template is rendered once, with the whole user message; the user message
-is then found inside the rendered text, and the text is tokenised piece by piece:
+is then found inside the rendered text (by rendering once more with a sentinel in its place), and
+the text is tokenised piece by piece:
 
     [template head] [part 1] [part 2] ... [part n] [template tail]
 
 each piece with `add_special_tokens=False` (the template writes its own special tokens), the ids
 concatenated; in the parts a special token's spelling is tokenised as plain text, so retrieved text
-cannot close the user turn or forge a role. A part that is one retrieved chunk (`PromptPart.chunk_id`) becomes a segment with a
-`chunk_key` of (model id, chunk id, SHA-256 of its text), so a chunk-KV cache can reuse its keys
+cannot close the user turn or forge a role. A part that is one retrieved chunk (`PromptPart.chunk_id`)
+becomes a segment with a `chunk_key` of (model id, chunk id, SHA-256 of its text), so a chunk-KV cache can reuse its keys
 and values across prompts. Tokenising piece by piece can differ from tokenising the whole text
 where a BPE merge would cross a piece boundary; that is the price of separable chunks (a
 boundary at whitespace or a newline, as the pipeline's assembly puts them, costs nothing). Where a
