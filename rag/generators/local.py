@@ -10,8 +10,8 @@ the text is tokenised piece by piece:
 each piece with `add_special_tokens=False` (the template writes its own special tokens), the ids
 concatenated; in the parts a special token's spelling is tokenised as plain text, so retrieved text
 cannot close the user turn or forge a role. A part that is one retrieved chunk (`PromptPart.chunk_id`)
-becomes a segment with a `chunk_key` of (model id, chunk id, SHA-256 of its text), so a chunk-KV cache can reuse its keys
-and values across prompts. Tokenising piece by piece can differ from tokenising the whole text
+becomes a segment with a `chunk_key` of (model id, chunk id, SHA-256 of its text), so a chunk-KV
+cache can reuse its keys and values across prompts. Tokenising piece by piece can differ from tokenising the whole text
 where a BPE merge would cross a piece boundary; that is the price of separable chunks (a
 boundary at whitespace or a newline, as the pipeline's assembly puts them, costs nothing). Where a
 template rewrites the user message (trims it, say) so that it is not found verbatim, the prompt is
