@@ -178,11 +178,16 @@ class LocalGenerator:
     def stream(self, prompt: Prompt, *, max_new_tokens: int | None = None,
                record: dict[str, Any] | None = None) -> Iterator[str]:
         """Text pieces as they are decoded; a model failure ends the stream with a GenerationError.
-        `record`, when given, is filled as the stream runs: prompt_tokens, tokens, ttft_ms, prefill_ms,
-        total_ms, finish_reason and the prefiller's stats (complete once the stream is exhausted)."""
+        When exhausted, the stream returns the whole Generation (timings, the prefiller's stats) as its
+        value, which the pipeline reads. `record`, when given, is filled as the stream runs:
+        prompt_tokens, tokens, ttft_ms, prefill_ms, total_ms, finish_reason and the prefiller's stats."""
         record = {} if record is None else record
+        pieces: list[str] = []
         try:
-            yield from self._decode(prompt, self._budget(max_new_tokens), record)
+            for piece in self._decode(prompt, self._budget(max_new_tokens), record):
+                pieces.append(piece)
+                yield piece
+            return _generation("".join(pieces), record)
         except LaminaError:
             raise
         except Exception as exc:  # noqa: BLE001

@@ -99,3 +99,16 @@ def test_bad_input_is_named(passages):
         Pipeline(passages, counter=WordCounter(), search={"mode": "fuzzy"})
     with pytest.raises(InvalidArgument, match="max_new_tokens"):
         Pipeline(passages, counter=WordCounter(), max_new_tokens=0)
+
+
+def test_the_real_local_generator_runs_in_the_pipeline(passages, tiny_llama):
+    from lamina.rag.generators.local import LocalGenerator
+
+    pipeline = passages.as_pipeline(generator=LocalGenerator(str(tiny_llama), max_new_tokens=6), search={"k": 2},
+                                    max_new_tokens=6)
+    result = pipeline.run("wing lift")
+    assert result.error is None and result.answer and len(result.citations) == 2
+    assert result.stats["prefiller"] == "full" and result.stats["tokens_computed"] > 0
+    streamed = list(pipeline.events("wing lift"))[-1].result
+    assert streamed.answer == result.answer and streamed.stats["prefiller"] == "full"
+    assert {"ttft_ms", "prefill_ms", "generate_ms"} <= set(streamed.timings)
