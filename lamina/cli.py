@@ -666,9 +666,12 @@ def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, ou
 def _register_commands() -> None:
     from lamina.cli_ask import ask
     from lamina.cli_bench_rag import bench_rag
+    from lamina.cli_facet import bench_facet, facet
 
     main.add_command(ask)
     bench.add_command(bench_rag)
+    main.add_command(facet)
+    bench.add_command(bench_facet)
 
 
 _register_commands()
