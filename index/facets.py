@@ -17,10 +17,12 @@ count}]}`), plus the numeric statistics Qdrant lacks:
   holds one of its values, so for single-valued documents the counts are `np.histogram`'s.
 
 The kernels are pure: a field's (iid, value) pairs (`FieldPairs`, built by the payload index
-and cached until its next write) and the allowed iids in, counts out. The restriction is a byte
-mask over the allowed ids' span when they are many (one gather over the pairs), or a binary
-search of each allowed id into the pairs sorted by iid when they are few; no Python loop over
-ids, postings or values at query time.
+and cached until its next write) and the allowed iids in, counts out. The restriction is a bool
+mark per iid when the allowed ids are many (one numba pass over the pairs counts the marked
+ones), or a binary search of each allowed id into the pairs sorted by iid when they are few; an
+unrestricted keyword facet is its posting sizes. A numeric field's pairs are kept in value order,
+so min and max are the ends of the selected values and a histogram is two binary searches per
+edge. No Python loop over ids, postings or values at query time.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numba
 import numpy as np
 from lamina.index.errors import InvalidArgument
 
@@ -93,17 +96,23 @@ class FacetResult:
 @dataclass
 class FieldPairs:
     """A field's (iid, value) pairs, each pair once: `ids` (n,) int64 and `codes` (n,) int64 (the
-    position of the keyword value in `values`) or `numbers` (n,) float64. `values` are the keyword
-    values in facet tie order. Built once per payload-index write; the by-iid order is built on
-    first need."""
+    position of the keyword value in `values`, pairs grouped by value, `sizes` (V,) per value) or
+    `numbers` (n,) float64 ascending. `values` are the keyword values in facet tie order. Built
+    once per payload-index write; the by-iid order is built on first need."""
 
     kind: FacetKind
     ids: np.ndarray
     codes: np.ndarray | None = None
+    sizes: np.ndarray | None = None
     numbers: np.ndarray | None = None
     values: list[Any] = field(default_factory=list)
+    multi: bool = False  # some iid has several pairs (several values)
     _sorted: tuple[np.ndarray, np.ndarray] | None = None
-    _multi: bool | None = None
+
+    @property
+    def span(self) -> int:
+        """One more than the largest iid (0 without pairs): the size of a mark array over iids."""
+        return int(self.ids.max()) + 1 if len(self.ids) else 0
 
     @classmethod
     def keyword(cls, values: Sequence[Any], postings: Sequence[np.ndarray]) -> FieldPairs:
@@ -111,11 +120,16 @@ class FieldPairs:
         sizes = np.fromiter((len(p) for p in postings), dtype=np.int64, count=len(postings))
         ids = np.concatenate(list(postings)).astype(np.int64, copy=False) if len(postings) else _EMPTY
         codes = np.repeat(np.arange(len(postings), dtype=np.int64), sizes)
-        return cls("keyword", ids, codes=codes, values=list(values))
+        return cls("keyword", ids, codes=codes, sizes=sizes, values=list(values), multi=_any_repeated(ids))
 
     @classmethod
     def numeric(cls, numbers: np.ndarray, ids: np.ndarray) -> FieldPairs:
-        return cls("numeric", np.asarray(ids, dtype=np.int64), numbers=np.asarray(numbers, dtype=np.float64))
+        """From (value, iid) pairs; sorted by value here unless they are already."""
+        numbers, ids = np.asarray(numbers, dtype=np.float64), np.asarray(ids, dtype=np.int64)
+        if len(numbers) > 1 and not (numbers[1:] >= numbers[:-1]).all():
+            order = np.argsort(numbers, kind="stable")
+            numbers, ids = numbers[order], ids[order]
+        return cls("numeric", ids, numbers=numbers, multi=_any_repeated(ids))
 
     def by_iid(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids ascending, positions of those pairs in `ids`): for binary search by iid."""
@@ -124,16 +138,38 @@ class FieldPairs:
             self._sorted = (self.ids[order], order)
         return self._sorted
 
-    @property
-    def multi(self) -> bool:
-        """Whether some iid has several pairs (several values)."""
-        if self._multi is None:
-            ids = self.by_iid()[0]
-            self._multi = bool(len(ids) > 1 and (ids[1:] == ids[:-1]).any())
-        return self._multi
+
+def _any_repeated(ids: np.ndarray) -> bool:
+    """Whether an iid occurs twice in `ids` (n,) int64 >= 0."""
+    if len(ids) < 2:
+        return False
+    span = int(ids.max()) + 1
+    if span > 64 * len(ids):
+        ordered = np.sort(ids)
+        return bool((ordered[1:] == ordered[:-1]).any())
+    return bool(_repeated(ids, span))
+
+
+@numba.njit(cache=True, nogil=True)
+def _repeated(ids: np.ndarray, span: int) -> bool:
+    seen = np.zeros(span, dtype=np.bool_)
+    for i in range(ids.shape[0]):
+        if seen[ids[i]]:
+            return True
+        seen[ids[i]] = True
+    return False
 
 
 # --------------------------------------------------------------------------- restriction
+@dataclass(frozen=True)
+class Selection:
+    """Which pairs of a field are counted: all (both None), the pairs at `positions` (k,) int64
+    ascending, or the pairs whose iid is set in `marks` (a bool per iid, iids beyond it unset)."""
+
+    positions: np.ndarray | None = None
+    marks: np.ndarray | None = None
+
+
 def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
     """Mask (n,) bool: values[i] is in `sorted_set` (sorted unique int64)."""
     if not len(sorted_set) or not len(values):
@@ -143,47 +179,78 @@ def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
     return sorted_set[pos] == values
 
 
-def _span_mask(ids: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Mask (n,) bool: ids[i] is in `allowed` (sorted unique int64, non-empty), through a byte
-    mask over allowed's span: one scatter and one gather, O(n + span)."""
-    lo, hi = int(allowed[0]), int(allowed[-1])
-    marks = np.zeros(hi - lo + 1, dtype=bool)
-    marks[allowed - lo] = True
-    inside = (ids >= lo) & (ids <= hi)
-    out = np.zeros(len(ids), dtype=bool)
-    out[inside] = marks[ids[inside] - lo]
-    return out
-
-
-def restrict(pairs: FieldPairs, allowed: np.ndarray | None, dead: np.ndarray) -> np.ndarray:
-    """Positions (k,) int64 of the pairs whose iid is allowed and not dead. `allowed`: sorted
-    unique int64 iids, None for every iid; `dead`: sorted unique tombstoned iids."""
-    n = len(pairs.ids)
+def restrict(pairs: FieldPairs, allowed: np.ndarray | None, dead: np.ndarray) -> Selection:
+    """The pairs whose iid is allowed and not dead. `allowed`: sorted unique int64 iids, None for
+    every iid; `dead`: sorted unique tombstoned iids. Few allowed ids are searched in the pairs
+    by iid; many are marked in a bool array over the iids (one pass over the pairs reads it)."""
+    n, span = len(pairs.ids), pairs.span
+    if allowed is None and not len(dead):
+        return Selection()
     if allowed is not None and len(dead):
         allowed = allowed[~_member(allowed, dead)]
-    if allowed is None:
-        if not len(dead):
-            return np.arange(n, dtype=np.int64)
-        return np.flatnonzero(~_member(pairs.ids, dead))
-    if not len(allowed) or not n:
-        return _EMPTY
-    if len(allowed) * SMALL_RESTRICTION < n:
+    if allowed is not None and (not len(allowed) or not n):
+        return Selection(positions=_EMPTY)
+    if allowed is not None and len(allowed) * SMALL_RESTRICTION < n:
         ids, order = pairs.by_iid()
         starts = np.searchsorted(ids, allowed, side="left")
         counts = np.searchsorted(ids, allowed, side="right") - starts
         total = int(counts.sum())
         # each run of counts[i] positions begins at starts[i] (as PayloadIndex.equal_any)
         runs = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
-        return np.sort(order[runs])
-    if int(allowed[-1]) - int(allowed[0]) > 64 * (n + len(allowed)):  # a sparse span: search instead
-        return np.flatnonzero(_member(pairs.ids, allowed))
-    return np.flatnonzero(_span_mask(pairs.ids, allowed))
+        return Selection(positions=np.sort(order[runs]))
+    if span > 64 * (n + (0 if allowed is None else len(allowed))):  # iids sparse in their span: search
+        keep = ~_member(pairs.ids, dead) if allowed is None else _member(pairs.ids, allowed)
+        return Selection(positions=np.flatnonzero(keep))
+    if allowed is None:
+        marks = np.ones(span, dtype=bool)
+    else:
+        marks = np.zeros(span, dtype=bool)
+        marks[allowed[: np.searchsorted(allowed, span)]] = True
+    marks[dead[: np.searchsorted(dead, span)]] = False  # empty when allowed was given: dead left it already
+    return Selection(marks=marks)
+
+
+def selected(pairs: FieldPairs, selection: Selection) -> tuple[np.ndarray, np.ndarray | None]:
+    """(iids, numbers) of the selected pairs, in the pairs' order (numbers None for keywords)."""
+    if selection.marks is not None:
+        keep = _marked_pairs(pairs.ids, selection.marks)
+        return pairs.ids[keep], None if pairs.numbers is None else pairs.numbers[keep]
+    if selection.positions is not None:
+        pos = selection.positions
+        return pairs.ids[pos], None if pairs.numbers is None else pairs.numbers[pos]
+    return pairs.ids, pairs.numbers
+
+
+@numba.njit(cache=True, nogil=True)
+def _marked_pairs(ids: np.ndarray, marks: np.ndarray) -> np.ndarray:
+    out = np.empty(ids.shape[0], dtype=np.bool_)
+    span = marks.shape[0]
+    for i in range(ids.shape[0]):
+        out[i] = ids[i] < span and marks[ids[i]]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_marked(ids: np.ndarray, codes: np.ndarray, marks: np.ndarray, n_values: int) -> np.ndarray:
+    """Pairs per value code among the pairs whose iid is marked: one pass, no temporary."""
+    counts = np.zeros(n_values, dtype=np.int64)
+    span = marks.shape[0]
+    for i in range(ids.shape[0]):
+        if ids[i] < span and marks[ids[i]]:
+            counts[codes[i]] += 1
+    return counts
 
 
 # --------------------------------------------------------------------------- keyword
-def keyword_counts(codes: np.ndarray, n_values: int) -> np.ndarray:
-    """Documents per value code: (n_values,) int64 of the selected pairs' codes (k,)."""
-    return np.bincount(codes, minlength=n_values).astype(np.int64, copy=False)
+def keyword_counts(pairs: FieldPairs, selection: Selection) -> np.ndarray:
+    """Documents per value code (V,) int64 among the selected pairs (an iid has a pair per
+    distinct value, so a pair is a document)."""
+    n_values = len(pairs.values)
+    if selection.marks is not None:
+        return _count_marked(pairs.ids, pairs.codes, selection.marks, n_values)
+    if selection.positions is not None:
+        return np.bincount(pairs.codes[selection.positions], minlength=n_values).astype(np.int64, copy=False)
+    return pairs.sizes
 
 
 def top_values(counts: np.ndarray, limit: int) -> np.ndarray:
@@ -197,10 +264,10 @@ def top_values(counts: np.ndarray, limit: int) -> np.ndarray:
     return nonzero[order][:limit]
 
 
-def keyword_facet(pairs: FieldPairs, positions: np.ndarray, limit: int) -> tuple[list[FacetCount], int]:
+def keyword_facet(pairs: FieldPairs, selection: Selection, limit: int) -> tuple[list[FacetCount], int]:
     """The top `limit` values of the selected pairs with their counts, and the number of
     distinct values among them."""
-    counts = keyword_counts(pairs.codes[positions], len(pairs.values))
+    counts = keyword_counts(pairs, selection)
     top = top_values(counts, limit)
     return ([FacetCount(pairs.values[c], int(counts[c])) for c in top.tolist()],
             int(np.count_nonzero(counts)))
@@ -249,21 +316,29 @@ def histogram(numbers: np.ndarray, edges: np.ndarray, ids: np.ndarray | None = N
     return np.bincount(index, minlength=n_bins).astype(np.int64, copy=False)
 
 
-def numeric_facet(pairs: FieldPairs, positions: np.ndarray, bins: int | np.ndarray | None) -> NumericStats:
-    """min, max, the number of documents with a value and the histogram of the selected pairs."""
-    numbers = pairs.numbers[positions]
-    ids = pairs.ids[positions]
+def sorted_histogram(numbers: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """`histogram` of ascending `numbers`: two binary searches per edge, no pass over the values."""
+    starts = np.searchsorted(numbers, edges[:-1], side="left")
+    stops = np.searchsorted(numbers, edges[1:], side="left")
+    stops[-1] = np.searchsorted(numbers, edges[-1], side="right")  # the last bin is closed
+    return (stops - starts).astype(np.int64, copy=False)
+
+
+def numeric_facet(pairs: FieldPairs, selection: Selection, bins: int | np.ndarray | None) -> NumericStats:
+    """min, max, the number of documents with a value and the histogram of the selected pairs
+    (their numbers are ascending: min and max are the ends)."""
+    ids, numbers = selected(pairs, selection)
     documents = len(np.unique(ids)) if pairs.multi else len(ids)
     if not len(numbers):
         edges = () if bins is None or isinstance(bins, int) else tuple(bins.tolist())
         return NumericStats(0, None, None, edges, (0,) * max(len(edges) - 1, 0))
-    lo, hi = float(numbers.min()), float(numbers.max())
+    lo, hi = float(numbers[0]), float(numbers[-1])
     if isinstance(bins, int) and not np.isfinite([lo, hi]).all():
         raise InvalidArgument("a value lies beyond the float64 range: give explicit histogram edges")
     if bins is None:
         return NumericStats(documents, lo, hi)
     edges = bin_edges(lo, hi, bins) if isinstance(bins, int) else bins
-    counts = histogram(numbers, edges, ids if pairs.multi else None)
+    counts = histogram(numbers, edges, ids) if pairs.multi else sorted_histogram(numbers, edges)
     return NumericStats(documents, lo, hi, tuple(edges.tolist()), tuple(counts.tolist()))
 
 
@@ -296,8 +371,8 @@ def facet(pairs: FieldPairs, key: str, allowed: np.ndarray | None, dead: np.ndar
           *, limit: int = 10, bins: int | np.ndarray | None = None) -> FacetResult:
     """The facet of one field's pairs over the allowed, live iids (`restrict`); `documents` is
     the number of documents the restriction matched."""
-    positions = restrict(pairs, allowed, dead)
+    selection = restrict(pairs, allowed, dead)
     if pairs.kind == "keyword":
-        counts, distinct = keyword_facet(pairs, positions, limit)
+        counts, distinct = keyword_facet(pairs, selection, limit)
         return FacetResult(key, "keyword", documents, tuple(counts), distinct)
-    return FacetResult(key, "numeric", documents, stats=numeric_facet(pairs, positions, bins))
+    return FacetResult(key, "numeric", documents, stats=numeric_facet(pairs, selection, bins))

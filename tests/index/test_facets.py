@@ -15,6 +15,8 @@ from lamina.index.facets import (
     facet,
     histogram,
     restrict,
+    selected,
+    sorted_histogram,
     top_values,
 )
 from lamina.index.filters import field_values, matches, parse_timestamp, range_value, value_key
@@ -127,21 +129,34 @@ def test_numeric_histogram_is_numpys_for_single_values():
 
 
 def test_restriction_paths_agree():
-    """The mask, the sparse-span search and the by-iid binary search select the same pairs."""
+    """The marks, the sparse-span search and the by-iid binary search select the same pairs."""
     rng = np.random.default_rng(1)
     ids = np.sort(rng.choice(10**6, 20_000, replace=False))
     postings = np.array_split(ids[rng.permutation(len(ids))], 50)
     pairs = FieldPairs.keyword([f"v{i:02d}" for i in range(50)], [np.sort(p) for p in postings])
-    dead = np.sort(rng.choice(ids, 500, replace=False))
-    for size in (3, 300, 5_000, 15_000):
-        allowed = np.sort(rng.choice(np.concatenate([ids, np.arange(10**6, 10**6 + 50)]), size, replace=False))
-        got = restrict(pairs, allowed, dead)
-        want = np.flatnonzero(np.isin(pairs.ids, allowed) & ~np.isin(pairs.ids, dead))
-        np.testing.assert_array_equal(got, want)
-    none = np.empty(0, np.int64)
-    wide = np.append(ids[:5000], 10**12)  # a span far beyond the pairs': searched, not masked
-    np.testing.assert_array_equal(restrict(pairs, wide, none), np.flatnonzero(np.isin(pairs.ids, ids[:5000])))
-    np.testing.assert_array_equal(restrict(pairs, None, dead), np.flatnonzero(~np.isin(pairs.ids, dead)))
+    dead, none = np.sort(rng.choice(ids, 500, replace=False)), np.empty(0, np.int64)
+
+    def check(allowed, dead, path):
+        selection = restrict(pairs, allowed, dead)
+        assert path == ("marks" if selection.marks is not None else "positions")
+        keep = ~np.isin(pairs.ids, dead) & (True if allowed is None else np.isin(pairs.ids, allowed))
+        np.testing.assert_array_equal(selected(pairs, selection)[0], pairs.ids[keep])
+
+    for size, path in ((3, "positions"), (300, "positions"), (5_000, "marks"), (15_000, "marks")):
+        pool = np.concatenate([ids, np.arange(10**6, 10**6 + 50)])  # ids beyond every pair's too
+        check(np.sort(rng.choice(pool, size, replace=False)), dead, path)
+    check(None, dead, "marks")
+    check(np.append(ids[:5000], 10**12), none, "marks")  # an allowed id far beyond the pairs' span
+    sparse = FieldPairs.keyword(["a"], [np.array([5, 10**9], dtype=np.int64)])  # iids sparse in their span
+    assert restrict(sparse, None, np.array([5])).positions.tolist() == [1]
+    assert restrict(pairs, None, none) == type(restrict(pairs, None, none))()  # everything: no selection
+
+
+def test_sorted_histogram_is_histogram():
+    rng = np.random.default_rng(2)
+    numbers = np.sort(np.round(rng.normal(size=500), 1))
+    for edges in (np.array([-1.0, 0.0, 0.1, 2.0]), np.linspace(numbers[0], numbers[-1], 6)):
+        np.testing.assert_array_equal(sorted_histogram(numbers, edges), histogram(numbers, edges))
 
 
 def test_top_values_breaks_ties_by_code():
