@@ -39,7 +39,10 @@ FacetKind = Literal["keyword", "numeric"]
 FACET_KINDS: tuple[str, ...] = ("keyword", "numeric")
 MAX_FACET_LIMIT = 100_000
 MAX_BINS = 10_000
-SMALL_RESTRICTION = 32  # allowed ids fewer than pairs / this: binary search instead of a mask
+# allowed ids fewer than pairs / this: a binary search each (k log n random reads) rather than
+# one pass over the pairs (n sequential reads). Measured over 1M pairs: 4k ids 0.37 ms searched
+# and 0.85 ms passed, 10k 1.7 ms either way, 30k 3.4 ms searched and 2.3 ms passed
+SMALL_RESTRICTION = 64
 
 _EMPTY = np.empty(0, dtype=np.int64)
 
@@ -107,12 +110,12 @@ class FieldPairs:
     numbers: np.ndarray | None = None
     values: list[Any] = field(default_factory=list)
     multi: bool = False  # some iid has several pairs (several values)
+    span: int = -1  # one more than the largest iid (0 without pairs): the size of a mark array over iids
     _sorted: tuple[np.ndarray, np.ndarray] | None = None
 
-    @property
-    def span(self) -> int:
-        """One more than the largest iid (0 without pairs): the size of a mark array over iids."""
-        return int(self.ids.max()) + 1 if len(self.ids) else 0
+    def __post_init__(self) -> None:
+        if self.span < 0:
+            self.span = int(self.ids.max()) + 1 if len(self.ids) else 0
 
     @classmethod
     def keyword(cls, values: Sequence[Any], postings: Sequence[np.ndarray]) -> FieldPairs:
@@ -193,6 +196,9 @@ def restrict(pairs: FieldPairs, allowed: np.ndarray | None, dead: np.ndarray) ->
     if allowed is not None and len(allowed) * SMALL_RESTRICTION < n:
         ids, order = pairs.by_iid()
         starts = np.searchsorted(ids, allowed, side="left")
+        if not pairs.multi:  # one pair per iid at most: one search
+            found = ids[np.minimum(starts, n - 1)] == allowed
+            return Selection(positions=np.sort(order[starts[found]]))
         counts = np.searchsorted(ids, allowed, side="right") - starts
         total = int(counts.sum())
         # each run of counts[i] positions begins at starts[i] (as PayloadIndex.equal_any)
