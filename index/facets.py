@@ -18,8 +18,8 @@ count}]}`), plus the numeric statistics Qdrant lacks:
 
 The kernels are pure: a field's (iid, value) pairs (`FieldPairs`, built by the payload index
 and cached until its next write) and the allowed iids in, counts out. The restriction is a bool
-mark per iid when the allowed ids are many (one numba pass over the pairs counts the marked
-ones), or a binary search of each allowed id into the pairs sorted by iid when they are few; an
+mark per iid when the allowed ids are many (one numba pass over the pairs counts the marked ones
+by value; a numeric field gathers its marked values), or a binary search of each allowed id into the pairs sorted by iid when they are few; an
 unrestricted keyword facet is its posting sizes. A numeric field's pairs are kept in value order,
 so min and max are the ends of the selected values and a histogram is two binary searches per
 edge. No Python loop over ids, postings or values at query time.
@@ -40,9 +40,9 @@ FACET_KINDS: tuple[str, ...] = ("keyword", "numeric")
 MAX_FACET_LIMIT = 100_000
 MAX_BINS = 10_000
 # allowed ids fewer than pairs / this: a binary search each (k log n random reads) rather than
-# one pass over the pairs (n sequential reads). Measured over 1M pairs: 4k ids 0.37 ms searched
-# and 0.85 ms passed, 10k 1.7 ms either way, 30k 3.4 ms searched and 2.3 ms passed
-SMALL_RESTRICTION = 64
+# marks and one pass over the pairs (n sequential reads). Over 1M pairs (a shared machine): 4k
+# ids 1.1 ms searched and 1.4 ms marked, 10k 2.2 and 1.5, 100k 9.9 and 1.6
+SMALL_RESTRICTION = 200
 
 _EMPTY = np.empty(0, dtype=np.int64)
 
@@ -143,31 +143,22 @@ class FieldPairs:
 
 
 def _any_repeated(ids: np.ndarray) -> bool:
-    """Whether an iid occurs twice in `ids` (n,) int64 >= 0."""
+    """Whether an iid occurs twice in `ids` (n,) int64 >= 0: a count per iid over their span, or a
+    sort where they are sparse in it."""
     if len(ids) < 2:
         return False
-    span = int(ids.max()) + 1
-    if span > 64 * len(ids):
+    if int(ids.max()) + 1 > 64 * len(ids):
         ordered = np.sort(ids)
         return bool((ordered[1:] == ordered[:-1]).any())
-    return bool(_repeated(ids, span))
-
-
-@numba.njit(cache=True, nogil=True)
-def _repeated(ids: np.ndarray, span: int) -> bool:
-    seen = np.zeros(span, dtype=np.bool_)
-    for i in range(ids.shape[0]):
-        if seen[ids[i]]:
-            return True
-        seen[ids[i]] = True
-    return False
+    return bool(np.bincount(ids).max() > 1)
 
 
 # --------------------------------------------------------------------------- restriction
 @dataclass(frozen=True)
 class Selection:
     """Which pairs of a field are counted: all (both None), the pairs at `positions` (k,) int64
-    ascending, or the pairs whose iid is set in `marks` (a bool per iid, iids beyond it unset)."""
+    ascending, or the pairs whose iid is set in `marks` (a bool per iid, (span,): every pair's
+    iid is inside)."""
 
     positions: np.ndarray | None = None
     marks: np.ndarray | None = None
@@ -212,14 +203,14 @@ def restrict(pairs: FieldPairs, allowed: np.ndarray | None, dead: np.ndarray) ->
     else:
         marks = np.zeros(span, dtype=bool)
         marks[allowed[: np.searchsorted(allowed, span)]] = True
-    marks[dead[: np.searchsorted(dead, span)]] = False  # empty when allowed was given: dead left it already
+    marks[dead[: np.searchsorted(dead, span)]] = False  # a no-op when allowed was given: it left the dead
     return Selection(marks=marks)
 
 
 def selected(pairs: FieldPairs, selection: Selection) -> tuple[np.ndarray, np.ndarray | None]:
     """(iids, numbers) of the selected pairs, in the pairs' order (numbers None for keywords)."""
     if selection.marks is not None:
-        keep = _marked_pairs(pairs.ids, selection.marks)
+        keep = selection.marks[pairs.ids]  # marks span every pair's iid
         return pairs.ids[keep], None if pairs.numbers is None else pairs.numbers[keep]
     if selection.positions is not None:
         pos = selection.positions
@@ -228,22 +219,13 @@ def selected(pairs: FieldPairs, selection: Selection) -> tuple[np.ndarray, np.nd
 
 
 @numba.njit(cache=True, nogil=True)
-def _marked_pairs(ids: np.ndarray, marks: np.ndarray) -> np.ndarray:
-    out = np.empty(ids.shape[0], dtype=np.bool_)
-    span = marks.shape[0]
-    for i in range(ids.shape[0]):
-        out[i] = ids[i] < span and marks[ids[i]]
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
 def _count_marked(ids: np.ndarray, codes: np.ndarray, marks: np.ndarray, n_values: int) -> np.ndarray:
-    """Pairs per value code among the pairs whose iid is marked: one pass, no temporary."""
+    """Pairs per value code among those whose iid is marked (marks: uint8 (span,)), in one pass
+    without a branch: 1.6 ms over 1M pairs, where numpy's weighted or masked bincount takes 6-9
+    (the branch on a random mark mispredicts, and a masked copy is a second pass)."""
     counts = np.zeros(n_values, dtype=np.int64)
-    span = marks.shape[0]
     for i in range(ids.shape[0]):
-        if ids[i] < span and marks[ids[i]]:
-            counts[codes[i]] += 1
+        counts[codes[i]] += marks[ids[i]]
     return counts
 
 
@@ -253,7 +235,7 @@ def keyword_counts(pairs: FieldPairs, selection: Selection) -> np.ndarray:
     distinct value, so a pair is a document)."""
     n_values = len(pairs.values)
     if selection.marks is not None:
-        return _count_marked(pairs.ids, pairs.codes, selection.marks, n_values)
+        return _count_marked(pairs.ids, pairs.codes, selection.marks.view(np.uint8), n_values)
     if selection.positions is not None:
         return np.bincount(pairs.codes[selection.positions], minlength=n_values).astype(np.int64, copy=False)
     return pairs.sizes

@@ -142,7 +142,7 @@ def test_restriction_paths_agree():
         keep = ~np.isin(pairs.ids, dead) & (True if allowed is None else np.isin(pairs.ids, allowed))
         np.testing.assert_array_equal(selected(pairs, selection)[0], pairs.ids[keep])
 
-    for size, path in ((3, "positions"), (300, "positions"), (5_000, "marks"), (15_000, "marks")):
+    for size, path in ((3, "positions"), (90, "positions"), (5_000, "marks"), (15_000, "marks")):
         pool = np.concatenate([ids, np.arange(10**6, 10**6 + 50)])  # ids beyond every pair's too
         check(np.sort(rng.choice(pool, size, replace=False)), dead, path)
     check(None, dead, "marks")
