@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from lamina.index.errors import InvalidArgument
+from lamina.index.facets import FacetCount, FacetResult, NumericStats
+from lamina.service import convert
 from lamina.service.v1 import points_pb2, points_pb2_grpc
 
 from tests.service.test_grpc_api import channel, status_of  # noqa: F401 - a fixture
@@ -59,3 +61,24 @@ def test_bad_facet_requests_are_invalid_argument(client, filled, channel):
     assert code is grpc.StatusCode.NOT_FOUND
     with pytest.raises(InvalidArgument, match="declared fields: flag \\(keyword\\), topic \\(keyword\\), year"):
         client.facet("c", "colour")
+
+
+def test_facet_messages_round_trip():
+    keyword = FacetResult("k", "keyword", 9, (FacetCount(True, 4), FacetCount(7, 3), FacetCount(2.5, 2),
+                                              FacetCount("x", 1), FacetCount(2**70, 1)), 5)
+    back = convert.facet_result_from_proto(convert.facet_result_to_proto(keyword))
+    assert [type(c.value) for c in back.counts] == [bool, int, float, str, float]  # beyond int64: a double
+    assert back.counts[:4] == keyword.counts[:4] and back.counts[4].value == float(2**70)
+    numeric = FacetResult("n", "numeric", 3, stats=NumericStats(2, -1.5, 4.0, (-2.0, 0.0, 4.0), (1, 1)))
+    assert convert.facet_result_from_proto(convert.facet_result_to_proto(numeric)) == numeric
+    empty = FacetResult("n", "numeric", 0, stats=NumericStats(0, None, None))
+    assert convert.facet_result_from_proto(convert.facet_result_to_proto(empty)) == empty
+    options = {"kind": "numeric", "limit": 3, "bins": [0.0, 1.0], "tenant": "acme",
+               "filter": {"must": [{"key": "k", "match": {"value": "x"}}]}}
+    got = convert.facet_request_from_proto(convert.facet_request_to_proto("c", "n", **options))
+    assert got == {**options, "field": "n", "filter": convert.filter_from_proto(convert.filter_to_proto(options["filter"]))}
+    got = convert.facet_request_from_proto(convert.facet_request_to_proto("c", "n", bins=4))
+    assert (got["bins"], got["kind"], got["limit"], got["tenant"], got["filter"]) == (4, None, 10, None, None)
+    for bad in ({"limit": -1}, {"bins": "ten"}, {"kind": "text"}):
+        with pytest.raises(InvalidArgument):
+            convert.facet_request_to_proto("c", "n", **bad)
