@@ -134,6 +134,11 @@ class FieldPairs:
             numbers, ids = numbers[order], ids[order]
         return cls("numeric", ids, numbers=numbers, multi=_any_repeated(ids))
 
+    def nbytes(self) -> int:
+        """Bytes of the arrays held (the by-iid order included once built)."""
+        arrays = [self.ids, self.codes, self.sizes, self.numbers, *(self._sorted or ())]
+        return sum(a.nbytes for a in arrays if a is not None)
+
     def by_iid(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids ascending, positions of those pairs in `ids`): for binary search by iid."""
         if self._sorted is None:

@@ -681,6 +681,7 @@ class PayloadIndex:
             for column in (fld.numbers, fld.stamps):
                 values, ids = column.arrays()
                 total += values.nbytes + ids.nbytes
+        total += sum(pairs.nbytes() for _, pairs in self._pairs.values())  # the facet pairs' cache
         return int(total)
 
     # ------------------------------------------------------------------ persistence

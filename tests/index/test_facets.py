@@ -187,7 +187,9 @@ def test_keyword_values_in_tie_order_and_empty_results():
 def test_pairs_follow_writes_and_compaction():
     index = PayloadIndex({"k": "keyword"})
     index.add_many([1, 2, 3], [{"k": "a"}, {"k": "a"}, {"k": "b"}])
+    before = index.memory_bytes()
     assert [(c.value, c.count) for c in run(index, "k").counts] == [("a", 2), ("b", 1)]
+    assert index.memory_bytes() == before + index.facet_pairs("k").nbytes() > before  # the cache is counted
     index.delete([1])
     index.add(4, {"k": "b"})
     assert [(c.value, c.count) for c in run(index, "k").counts] == [("b", 2), ("a", 1)]
