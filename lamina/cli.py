@@ -666,11 +666,13 @@ def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, ou
 def _register_commands() -> None:
     from lamina.cli_ask import ask
     from lamina.cli_bench_rag import bench_rag
+    from lamina.cli_facet import bench_facet, facet
     from lamina.cli_generate import bench_generate
 
-    main.add_command(ask)
-    bench.add_command(bench_rag)
-    bench.add_command(bench_generate)
+    for command in (ask, facet):
+        main.add_command(command)
+    for command in (bench_rag, bench_generate, bench_facet):
+        bench.add_command(command)
 
 
 _register_commands()

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from lamina.index.errors import (
     NotFound,
     ResourceExhausted,
 )
+from lamina.index.facets import FacetResult, check_bins, check_facet, check_limit, facet
 from lamina.index.filters import Filter, Match, as_filter
 from lamina.index.locks import RWLock
 from lamina.index.multivector import TOKENS_VECTOR, pack_tokens
@@ -400,6 +402,24 @@ class Collection:
         with self._lock.read():
             allowed = self._allowed(flt, tenant)
         return len(allowed) if allowed is not None else self.store.count(self.name)
+
+    def facet(self, field: str, *, kind: str | None = None, limit: int = 10,
+              bins: int | Sequence[float] | None = None, filter: Filter | Mapping[str, Any] | None = None,
+              tenant: str | None = None) -> FacetResult:
+        """Exact aggregates of a declared payload field over the documents (of `tenant`, matching
+        `filter`), from the payload postings (`lamina.index.facets`): a keyword field's top `limit`
+        values by document count; a numeric field's min, max and, with `bins` (a count or explicit
+        edges), a histogram. `kind` defaults to the field's declared kind."""
+        started = time.perf_counter()
+        check_facet(field, kind, self.config.payload, bins)
+        limit, edges, flt = check_limit(limit), check_bins(bins), as_filter(filter)
+        with self._lock.read():
+            allowed = self._allowed(flt, tenant)
+            payload = self.indexes.payload
+            documents = len(allowed) if allowed is not None else self.store.count(self.name)
+            result = facet(payload.facet_pairs(field), field, allowed, payload.tombstones(), documents,
+                           limit=limit, bins=edges)
+        return replace(result, time_ms=round(1e3 * (time.perf_counter() - started), 3))
 
     def embed_query(self, query: str | np.ndarray | Sequence[float]) -> np.ndarray:
         """The dense query vector for a text (encoded) or a vector (validated)."""

@@ -386,6 +386,7 @@ ACCESS_RULES: dict[str, Rule] = {
     "/lamina.v1.Points/Delete": write(),
     "/lamina.v1.Points/Get": read(),
     "/lamina.v1.Points/Count": read(),
+    "/lamina.v1.Points/Facet": read(),  # tenant-scoped in the servicer, as Count
     "/lamina.v1.Tenants/List": read(),  # a tenant key sees its own tenant only (servicer)
     "/lamina.v1.Tenants/Delete": write(),  # a tenant key may delete its own tenant only (servicer)
     "/lamina.v1.Search/Search": read(),
