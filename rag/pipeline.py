@@ -271,6 +271,18 @@ class Pipeline:
                          [c.chunk for c in assembled.candidates], timings, generation.error, generation,
                          prepared.explain or None, dict(generation.stats))
 
+    # ------------------------------------------------------------------ corpus-level questions
+    def facet(self, field: str, **options: Any) -> dict[str, Any]:
+        """An exact corpus-level answer, not a retrieval: value counts of a keyword field, or min, max and a
+        histogram of a numeric one, under the pipeline's filter and tenant unless `options` name their
+        own (`lamina.rag.tools.facet_tool`; a bad argument comes back as {"error": ...})."""
+        from lamina.rag.tools import facet_tool
+
+        for name in ("filter", "tenant"):
+            if options.get(name) is None and self.search.get(name) is not None:
+                options[name] = self.search[name]
+        return facet_tool(self.retriever, field, **options)
+
     # ------------------------------------------------------------------ ingestion and wiring
     def index(self, sources: Any, **options: Any) -> Any:
         """Ingest files or SourceDocuments into the retriever's collection (`lamina.rag.ingest.ingest`)."""

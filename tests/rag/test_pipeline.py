@@ -112,3 +112,21 @@ def test_the_real_local_generator_runs_in_the_pipeline(passages, tiny_llama):
     streamed = list(pipeline.events("wing lift"))[-1].result
     assert streamed.answer == result.answer and streamed.stats["prefiller"] == "full"
     assert {"ttft_ms", "prefill_ms", "generate_ms"} <= set(streamed.timings)
+
+
+def test_facets_answer_counting_questions_exactly_under_the_pipeline_s_tenant(rag_db):
+    coll = rag_db.create_collection("f", encoder="hashing", payload={"topic": "keyword", "year": "numeric"})
+    rows = [{"id": str(i), "text": f"doc {i}", "tenant": "acme" if i % 3 else "globex",
+             "metadata": {"topic": ["aero", "heat", "flow"][i % 3], "year": 1950 + i}} for i in range(30)]
+    coll.upsert(rows, wait=True)
+    pipeline = Pipeline(coll, counter=WordCounter(), search={"tenant": "acme"})
+    counts = pipeline.facet("topic")
+    brute = {}
+    for r in rows:
+        if r["tenant"] == "acme":
+            brute[r["metadata"]["topic"]] = brute.get(r["metadata"]["topic"], 0) + 1
+    assert {c["value"]: c["count"] for c in counts["counts"]} == brute
+    years = pipeline.facet("year", bins=3)
+    acme_years = [r["metadata"]["year"] for r in rows if r["tenant"] == "acme"]
+    assert years["stats"]["min"] == min(acme_years) and years["stats"]["max"] == max(acme_years)
+    assert "error" in pipeline.facet("colour")
