@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lamina.index.catalog import Catalog, HighWater, check_store, witnesses
 from lamina.index.dense import DenseIndex
 from lamina.index.errors import (
     CorruptIndex,
@@ -166,6 +167,7 @@ class Collection:
         self.indexes.seq = seq
         self.indexes.payload.compact()  # drops the tombstones, so that the clustered codes can follow the key
         self.indexes.refresh_clustered(self._vectors_of)  # before the write: the snapshot then holds them
+        self.store.sync()  # the WAL durable up to `seq` first: a snapshot never covers more than the store
         write_snapshot(self.index_dir, seq, self.indexes.save, {"collection": self.config.name})
         self.store.trim_log(self.config.name, seq)
         self._snapshot_seq = seq
@@ -664,13 +666,14 @@ class Database:
                  sparse_loader: Callable[[str], SparseEncoder] | None = None,
                  token_loader: Callable[[str], TokenEncoder] | None = None) -> None:
         self.data_dir = Path(data_dir)
-        self.store = Store(self.data_dir / "store")
+        self.store = _open_checked_store(self.data_dir)
         self._encoder_loader = encoder_loader
         self._sparse_loader = sparse_loader
         self._token_loader = token_loader
         self._collections: dict[str, Collection] = {}
         self._lock = threading.Lock()
         known = {c.name for c in self.store.list_collections()}
+        Catalog(self.store.last_seq, sorted(known)).write(self.data_dir)
         indexes = self.data_dir / "indexes"
         if indexes.is_dir():  # index files of collections dropped before a crash
             for stale in indexes.iterdir():
@@ -735,7 +738,11 @@ class Database:
                 self.store.drop_collection(name)  # e.g. an encoder that does not load: leave nothing behind
                 raise
             self._collections[name] = coll
+            self._write_catalog()
             return coll
+
+    def _write_catalog(self) -> None:
+        Catalog(self.store.last_seq, [c.name for c in self.store.list_collections()]).write(self.data_dir)
 
     def _open(self, config: CollectionConfig) -> Collection:
         return Collection(self.store, config, self._index_dir(config.name), self._encoder_loader,
@@ -763,13 +770,29 @@ class Database:
             self.store.drop_collection(name)
             self._collections.pop(name, None)
             shutil.rmtree(self._index_dir(name), ignore_errors=True)
+            self._write_catalog()
 
     def close(self) -> None:
         with self._lock:
             for coll in self._collections.values():
                 coll.close()
             self._collections.clear()
+            self._write_catalog()
             self.store.close()
+
+
+def _open_checked_store(data_dir: Path) -> Store:
+    """The store of `data_dir`, checked against what the directory acknowledged outside it
+    (`lamina.index.catalog`): a store behind it is refused, never served as an older database."""
+    seen = witnesses(data_dir)  # before the store tracks its high-water mark: that overwrites it
+    store = Store(data_dir / "store")
+    try:
+        check_store(data_dir, store.last_seq, [c.name for c in store.list_collections()], seen)
+    except Exception:
+        store.close()
+        raise
+    store.track(HighWater(data_dir))
+    return store
 
 
 def _sparse_config(value: SparseConfig | Mapping[str, Any] | str | bool | None,
