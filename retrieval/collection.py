@@ -102,6 +102,7 @@ class Collection:
         self._lock = RWLock()
         self._writes_since_snapshot = 0
         self._snapshot_seq = 0
+        self._snapshots_paused = False  # while a backup copies the index files (`lamina.retrieval.backup`)
         self.indexes = self._open_indexes()
         self.indexes.refresh_clustered(self._vectors_of)
 
@@ -160,7 +161,14 @@ class Collection:
         with self._lock.write():
             self._snapshot_locked()
 
+    def pause_snapshots(self, paused: bool) -> None:
+        """Take no index snapshot (which trims the log) while `paused`; writes go on."""
+        with self._lock.write():  # waits for a snapshot in progress
+            self._snapshots_paused = paused
+
     def _snapshot_locked(self) -> None:
+        if self._snapshots_paused:
+            return
         seq = self.store.last_seq
         if self._is_bm25:
             self.indexes.bm25 = self.sparse_encoder.to_dict()
@@ -771,6 +779,13 @@ class Database:
             self._collections.pop(name, None)
             shutil.rmtree(self._index_dir(name), ignore_errors=True)
             self._write_catalog()
+
+    def backup(self, dest: str | Path) -> dict[str, Any]:
+        """A consistent copy of this data directory in `dest`, taken without stopping writes
+        (`lamina.retrieval.backup`); returns the backup's manifest ({"seq", "collections", ...})."""
+        from lamina.retrieval.backup import backup_database
+
+        return backup_database(self, dest)
 
     def close(self) -> None:
         with self._lock:
