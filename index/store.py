@@ -22,10 +22,11 @@ replay `changes_since(seq)` on open; `trim_log` drops entries every snapshot cov
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from lamina.index.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
+    LaminaError,
     NotFound,
     StoreCorrupted,
     StoreLocked,
@@ -47,6 +49,32 @@ from lamina.index.types import CollectionConfig, check_name
 _CFS = ("docs", "vectors", "iids", "log")
 CF_NAMES = ("default", *_CFS)
 _U64 = struct.Struct(">Q")
+
+
+def read_error(exc: Exception) -> Exception:
+    """RocksDB's bare Exception for a failed read as a named error: a checksum failure is data loss,
+    never an absent record."""
+    if isinstance(exc, LaminaError):
+        return exc
+    text = str(exc)
+    if "corrupt" in text.lower() or "checksum" in text.lower():
+        return StoreCorrupted(f"the store failed a checksum while reading ({text}); the request is refused "
+                              "rather than answered from damaged data. Run `lamina store check`, then "
+                              "`lamina store repair` or restore a backup")
+    return exc
+
+
+def _checked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn RocksDB's bare read errors into `read_error`s."""
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except LaminaError:
+            raise
+        except Exception as exc:
+            raise read_error(exc) from None
+    return wrapper
 
 
 def _u64(value: int) -> bytes:
@@ -178,6 +206,7 @@ class Store:
             batch.put(b"count\x00" + config.name.encode(), _u64(0))
             self._db.write(batch, self._write_options(sync=True))
 
+    @_checked
     def get_collection(self, name: str) -> CollectionConfig:
         check_name(name)
         raw = self._db.get(b"collection\x00" + name.encode())
@@ -202,6 +231,7 @@ class Store:
                 batch.delete(key + name.encode())
             self._db.write(batch, self._write_options(sync=True))
 
+    @_checked
     def count(self, name: str) -> int:
         raw = self._db.get(b"count\x00" + name.encode())
         if raw is None:
@@ -222,6 +252,7 @@ class Store:
         with self._write_lock:
             self._db.put(self._system_key(namespace, key), value, self._write_options(sync=True))
 
+    @_checked
     def get_system(self, namespace: str, key: str) -> bytes | None:
         return self._db.get(self._system_key(namespace, key))
 
@@ -236,6 +267,7 @@ class Store:
             yield raw_key[len(prefix):].decode(), value
 
     # ------------------------------------------------------------------ writes
+    @_checked
     def write(
         self,
         collection: str,
@@ -319,6 +351,7 @@ class Store:
         return WriteResult(seq, added_arr, removed_arr, tuple(deleted_ids))
 
     # ------------------------------------------------------------------ reads
+    @_checked
     def get_documents(
         self, collection: str, ids: Sequence[str], *, vectors: Sequence[str] = ()
     ) -> list[StoredDoc | None]:
@@ -338,6 +371,7 @@ class Store:
             out.append(doc)
         return out
 
+    @_checked
     def doc_ids(self, collection: str, iids: np.ndarray) -> list[str | None]:
         """Map internal ids to document ids (None for an iid that is no longer live)."""
         prefix = collection.encode() + b"\x00"
@@ -368,6 +402,7 @@ class Store:
         if values:
             yield np.frombuffer(b"".join(iids), dtype=">i8").astype(np.int64), values
 
+    @_checked
     def get_vectors(self, collection: str, vector_name: str, iids: np.ndarray) -> list[bytes | None]:
         prefix = collection.encode() + b"\x00" + vector_name.encode() + b"\x00"
         return self._cf["vectors"].get([prefix + _u64(int(i)) for i in iids]) if len(iids) else []
@@ -414,9 +449,13 @@ class Store:
         while it.valid():
             key = it.key()
             if not key.startswith(prefix):
-                break
+                return
             yield key, it.value()
             it.next()
+        try:  # an iterator stops at a damaged block without a word: its status says why
+            it.status()
+        except Exception as exc:
+            raise read_error(exc) from None
 
 
 def store_options() -> rocksdict.Options:

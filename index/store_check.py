@@ -44,7 +44,7 @@ class StoreReport:
 
 
 def _read_all(cf: Any) -> list[tuple[bytes, bytes]]:
-    opts = rocksdict.ReadOptions(raw_mode=True)
+    opts = rocksdict.ReadOptions()
     opts.set_verify_checksums(True)
     opts.fill_cache(False)
     it = cf.iter(opts)
@@ -53,6 +53,7 @@ def _read_all(cf: Any) -> list[tuple[bytes, bytes]]:
     while it.valid():
         out.append((it.key(), it.value()))
         it.next()
+    it.status()  # raises at a damaged block, where the iterator stopped
     return out
 
 
@@ -123,6 +124,20 @@ def _check_collection(name: str, meta: dict[bytes, bytes], docs: dict[bytes, dic
     if held and max(held) >= _U64.unpack(next_iid)[0]:
         out.append(f"collection {name!r}: next_iid {_U64.unpack(next_iid)[0]} is not above iid {max(held)}")
     return out
+
+
+def store_counts(path: Path) -> dict[str, int] | None:
+    """Each collection's `count` counter, read before a repair (None when the store does not open)."""
+    try:
+        store = Store(path)
+    except Exception:
+        return None
+    try:
+        return {c.name: store.count(c.name) for c in store.list_collections()}
+    except Exception:
+        return None
+    finally:
+        store.close()
 
 
 def repair_store(path: Path) -> list[str]:

@@ -652,5 +652,10 @@ def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, ou
     _emit(report, as_json, None)
 
 
+from lamina.cli_store import COMMANDS as _STORE_COMMANDS  # noqa: E402 - store check/repair, backup, restore
+
+for _command in _STORE_COMMANDS:
+    main.add_command(_command)
+
 if __name__ == "__main__":
     main()
