@@ -652,10 +652,12 @@ def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, ou
     _emit(report, as_json, None)
 
 
-from lamina.cli_store import COMMANDS as _STORE_COMMANDS  # noqa: E402 - store check/repair, backup, restore
+from lamina.cli_store import BENCH_COMMANDS, COMMANDS  # noqa: E402 - store check/repair, backup, restore
 
-for _command in _STORE_COMMANDS:
+for _command in COMMANDS:
     main.add_command(_command)
+for _command in BENCH_COMMANDS:
+    bench.add_command(_command)
 
 if __name__ == "__main__":
     main()

@@ -136,4 +136,70 @@ def snapshot(name: str | None, target: str | None, api_key: str | None) -> None:
     click.echo(f"backup at seq {seq} in {path} (on the server)")
 
 
+@click.command("crash")
+@click.option("--rounds", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--kinds", default="flat,ivf,hnsw,spann", show_default=True,
+              help="Index kinds, one collection each, all in one server.")
+@click.option("--thresholds/--no-thresholds", default=True, show_default=True,
+              help="Also run the build-threshold crossing (SPANN build_size, IVF training) scenarios.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--work-dir", type=click.Path(path_type=Path), default=Path("bench/out/crash"), show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for the JSON report.")
+def bench_crash(rounds: int, kinds: str, thresholds: bool, seed: int, work_dir: Path, as_json: bool,
+                out: Path | None) -> None:
+    """SIGKILL a server at random moments under a writer and a reader, ROUNDS times, and check that
+    no acknowledged write is lost, no delete resurrected, Count and search right (bench/crash.py)."""
+    from lamina.bench.crash import KINDS, Scenario, run_scenario
+
+    names = tuple(k.strip() for k in kinds.split(",") if k.strip())
+    if not names or set(names) - set(KINDS):
+        raise click.BadParameter(f"expected some of {', '.join(KINDS)}", param_hint="--kinds")
+    scenarios = [("random", Scenario(kinds=names, rounds=rounds, seed=seed))]
+    if thresholds:
+        scenarios += [(f"{t}-threshold", Scenario(kinds=(t,), rounds=max(2, rounds // 10), threshold=t, seed=seed))
+                      for t in ("spann", "ivf") if t in names]
+    results = {}
+    for label, scenario in scenarios:
+        shutil.rmtree(work_dir / label, ignore_errors=True)
+        results[label] = run_scenario(work_dir / label, scenario,
+                                      progress=lambda line, label=label: click.echo(f"{label} {line}", err=True))
+        rep = results[label]
+        click.echo(f"{label}: {rep['rounds']} rounds ({rep['sigkill']} SIGKILL, {rep['sigterm']} SIGTERM), "
+                   f"{rep['acknowledged_writes']} acknowledged writes, points {rep['points']}, "
+                   f"{len(rep['violations'])} violation(s) in {rep['seconds']:.0f} s", err=as_json)
+        for violation in rep["violations"][:20]:
+            click.echo(f"  VIOLATION {violation}", err=as_json)
+    report = {"benchmark": "crash", "scenarios": results}
+    _write(report, out, "crash.json")
+    if as_json:
+        click.echo(json.dumps(report))
+
+
+@click.command("corrupt")
+@click.option("--work-dir", type=click.Path(path_type=Path), default=Path("bench/out/corrupt"), show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for the JSON report.")
+def bench_corrupt(work_dir: Path, as_json: bool, out: Path | None) -> None:
+    """Flip, truncate and delete every file of a data directory in turn; record whether Lamina served
+    every acknowledged point, repaired, refused with a named error, or answered wrong (bench/corrupt.py)."""
+    from lamina.bench.corrupt import run_sweep
+
+    report = run_sweep(work_dir, progress=lambda line: click.echo(line, err=True))
+    for row in report["table"]:
+        click.echo(f"{row['kind']:<26} {row['mutation']:<9} {row['outcome']:<14} {row['cases']}", err=as_json)
+    click.echo(f"{len(report['cases'])} cases over {report['files']} files: {report['outcomes']}; "
+               f"{report['wrong_answers']} wrong answer(s)", err=as_json)
+    _write(report, out, "corrupt.json")
+    if as_json:
+        click.echo(json.dumps(report))
+
+
+def _write(report: dict, out: Path | None, name: str) -> None:
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(json.dumps(report, indent=1))
+
+
 COMMANDS = (store_group, backup, restore, snapshot)
+BENCH_COMMANDS = (bench_crash, bench_corrupt)
