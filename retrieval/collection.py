@@ -4,6 +4,9 @@ A `Database` owns one data directory:
 
     <data_dir>/store/                  RocksDB: the source of truth (`lamina.index.store`)
     <data_dir>/indexes/<collection>/   index snapshots (`lamina.index.snapshot`)
+    <data_dir>/catalog.json, .seq      what the directory acknowledged, checked against the store
+                                       at open (`lamina.index.catalog`)
+    <data_dir>/backups/<name>/         backups the server took (`Collections/Snapshot`)
 
 A `Collection` writes each batch to the store first (one WriteBatch, synced when `wait`),
 then applies it to its in-memory index as a delta. On open it loads the last snapshot and
