@@ -684,7 +684,7 @@ class Database:
         self._collections: dict[str, Collection] = {}
         self._lock = threading.Lock()
         known = {c.name for c in self.store.list_collections()}
-        Catalog(self.store.last_seq, sorted(known)).write(self.data_dir)
+        self._write_catalog()
         indexes = self.data_dir / "indexes"
         if indexes.is_dir():  # index files of collections dropped before a crash
             for stale in indexes.iterdir():
@@ -753,6 +753,7 @@ class Database:
             return coll
 
     def _write_catalog(self) -> None:
+        self.store.sync()  # durable first: the catalog never claims more than the WAL holds
         Catalog(self.store.last_seq, [c.name for c in self.store.list_collections()]).write(self.data_dir)
 
     def _open(self, config: CollectionConfig) -> Collection:
