@@ -134,6 +134,9 @@ class Store:
             if (self.path / "CURRENT").exists():  # an existing store has every column family
                 self._check_column_families()
                 opts.create_missing_column_families(False)
+            elif any(self.path.iterdir()):  # never create a database over another's files
+                raise StoreCorrupted(f"the store at {self.path} has files but no CURRENT (which names its "
+                                     f"MANIFEST). {_remedy(self.path.parent)}")
             self._db = rocksdict.Rdict(str(self.path), opts, column_families=cf_opts)
         except Exception as exc:  # rocksdict raises bare Exception
             raise open_error(self.path, exc) from None

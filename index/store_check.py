@@ -17,6 +17,8 @@ and the counters are recounted. What it returns says what was dropped.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import struct
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -141,13 +143,90 @@ def store_counts(path: Path) -> dict[str, int] | None:
 
 
 def repair_store(path: Path) -> list[str]:
-    """RocksDB repair of the store at `path`, then the records mended to agree; returns what was dropped."""
+    """RocksDB repair of the store at `path`, then the records mended to agree; returns what was dropped.
+
+    RocksDB's repair learns a column family from its table files; a write-ahead log names column
+    families by number only, which only the MANIFEST maps. When the repair comes back without some
+    column family (a MANIFEST lost before any table was written), the logs saved beforehand are
+    replayed into a fresh store whose column families get the same numbers (they are created in the
+    same order), the repaired records are copied over them, and the fresh store replaces the old one
+    (kept beside it as store.damaged)."""
+    saved = path.parent / (path.name + ".wal-saved")
+    shutil.rmtree(saved, ignore_errors=True)
+    saved.mkdir()
+    for wal in path.glob("*.log"):
+        shutil.copy2(wal, saved / wal.name)
     rocksdict.Rdict.repair(str(path), store_options())
+    if set(CF_NAMES) - set(rocksdict.Rdict.list_cf(str(path), store_options())):
+        _salvage_logs(path, saved)
+    shutil.rmtree(saved, ignore_errors=True)
     store = Store(path)
     try:
         return _mend(store)
     finally:
         store.close()
+
+
+def _salvage_logs(path: Path, saved: Path) -> None:
+    replay = path.parent / (path.name + ".replay")
+    fresh = path.parent / (path.name + ".salvage")
+    for d in (replay, fresh):
+        shutil.rmtree(d, ignore_errors=True)
+    slots = [f"slot{i}" for i in range(1, len(CF_NAMES))]
+    db = rocksdict.Rdict(str(replay), store_options())
+    for slot in slots:  # created one by one: numbered 1, 2, ... as the store's own families were
+        db.create_column_family(slot, store_options())
+    db.close()
+    top = max(int(p.stem) for p in replay.iterdir() if p.stem.isdigit())
+    for i, wal in enumerate(sorted(saved.glob("*.log"), key=lambda p: int(p.stem))):
+        shutil.copy2(wal, replay / f"{top + 1 + i:06d}.log")  # replayed, in order, at the next open
+    opts = store_options()
+    opts.create_missing_column_families(True)
+    replayed = rocksdict.Rdict(str(replay), opts, column_families={n: store_options() for n in slots})
+    present = rocksdict.Rdict.list_cf(str(path), opts)
+    repaired = rocksdict.Rdict(str(path), opts, column_families={n: store_options() for n in present if n != "default"})
+    target = Store(fresh)
+    try:
+        sources = [(replayed, "default")] + [(replayed.get_column_family(n), None) for n in slots]
+        sources += [(repaired if n == "default" else repaired.get_column_family(n), n) for n in present if n in CF_NAMES]
+        for src, name in sources:  # the log's records first, the repaired tables' over them
+            rows = _read_all(src)
+            name = name or _family_of(rows)
+            if name is None:
+                continue
+            dst = target.raw_db() if name == "default" else target.raw_db().get_column_family(name)
+            for key, value in rows:
+                dst[key] = value
+    finally:
+        target.close()
+        replayed.close()
+        repaired.close()
+    shutil.rmtree(replay, ignore_errors=True)
+    damaged = path.parent / (path.name + ".damaged")
+    shutil.rmtree(damaged, ignore_errors=True)
+    os.replace(path, damaged)
+    os.replace(fresh, path)
+
+
+def _family_of(rows: list[tuple[bytes, bytes]]) -> str | None:
+    """Which of the store's column families replayed records belong to, told by their shape."""
+    if not rows:
+        return None
+    sample = [v for _, v in rows[:64]]
+
+    def every(test: Any) -> bool:
+        try:
+            return all(test(v) for v in sample)
+        except (ValueError, UnicodeDecodeError, TypeError, KeyError):
+            return False
+
+    if every(lambda v: "iid" in json.loads(v)):
+        return "docs"
+    if every(lambda v: b"\x00" not in v and bool(v.decode())):
+        return "iids"
+    if every(lambda v: len(v) % 8 == 0 and 0 <= _U64.unpack(v[:8])[0] < len(v) // 8):
+        return "log"
+    return "vectors"
 
 
 def _mend(store: Store) -> list[str]:

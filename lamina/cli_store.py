@@ -22,6 +22,13 @@ def store_group() -> None:
     """Check and repair the data directory's store (RocksDB)."""
 
 
+def _existing(data_dir: Path | None) -> Path:
+    directory = config.data_dir(data_dir)
+    if not (directory / "store").is_dir():
+        raise click.ClickException(f"{directory} holds no store (no {directory / 'store'} directory)")
+    return directory
+
+
 @store_group.command("check")
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -32,7 +39,7 @@ def store_check(data_dir: Path | None, as_json: bool) -> None:
     from lamina.index.store import Store
     from lamina.index.store_check import StoreReport, check_store_files
 
-    directory = config.data_dir(data_dir)
+    directory = _existing(data_dir)
     try:
         store = Store(directory / "store")
     except StoreCorrupted as exc:
@@ -70,7 +77,7 @@ def store_repair(data_dir: Path | None) -> None:
     from lamina.index.store_check import repair_store, store_counts
     from lamina.retrieval.collection import Database
 
-    directory = config.data_dir(data_dir)
+    directory = _existing(data_dir)
     before = Catalog.read(directory)
     seen = witnesses(directory)
     counted = store_counts(directory / "store") or {}
