@@ -189,10 +189,14 @@ def bench_crash(rounds: int, kinds: str, thresholds: bool, seed: int, work_dir: 
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for the JSON report.")
 def bench_corrupt(work_dir: Path, as_json: bool, out: Path | None) -> None:
     """Flip, truncate and delete every file of a data directory in turn; record whether Lamina served
-    every acknowledged point, repaired, refused with a named error, or answered wrong (bench/corrupt.py)."""
-    from lamina.bench.corrupt import run_sweep
+    every acknowledged point, repaired, refused with a named error, or answered wrong (bench/corrupt.py).
+    Also opens a damaged WAL under each RocksDB recovery mode, RocksDB alone (the choice of mode)."""
+    from lamina.bench.corrupt import recovery_modes, run_sweep
 
     report = run_sweep(work_dir, progress=lambda line: click.echo(line, err=True))
+    report["recovery_modes"] = recovery_modes(work_dir)
+    for row in report["recovery_modes"]:
+        click.echo(f"RocksDB alone, {row['damage']:<34} {row['mode']:<32} {row['outcome']}", err=as_json)
     for row in report["table"]:
         click.echo(f"{row['kind']:<26} {row['mutation']:<9} {row['outcome']:<14} {row['cases']}", err=as_json)
     click.echo(f"{len(report['cases'])} cases over {report['files']} files: {report['outcomes']}; "
