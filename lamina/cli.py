@@ -25,14 +25,7 @@ BUILD_BATCH = 256
 def _open_database(data_dir: Path):
     from lamina.retrieval.collection import Database
 
-    try:
-        return Database(data_dir)
-    except RuntimeError as exc:
-        if "lock" in str(exc).lower():
-            raise click.ClickException(
-                f"{data_dir} is in use by another process (a running `lamina serve`?): "
-                "pass --target HOST:PORT to talk to it") from None
-        raise click.ClickException(str(exc)) from None
+    return Database(data_dir)  # StoreLocked names the directory and says to pass --target HOST:PORT
 
 
 def _batches(iterable, size: int) -> Iterator[list]:
