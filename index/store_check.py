@@ -182,14 +182,16 @@ def _salvage_logs(path: Path, saved: Path) -> None:
         shutil.copy2(wal, replay / f"{top + 1 + i:06d}.log")  # replayed, in order, at the next open
     opts = store_options()
     opts.create_missing_column_families(True)
-    replayed = rocksdict.Rdict(str(replay), opts, column_families={n: store_options() for n in slots})
+    salvage = store_options()  # a salvage keeps every record that reads back whole, past a damaged one
+    salvage.set_wal_recovery_mode(rocksdict.DBRecoveryMode.skip_any_corrupted_record())
+    replayed = rocksdict.Rdict(str(replay), salvage, column_families={n: store_options() for n in slots})
     present = rocksdict.Rdict.list_cf(str(path), opts)
     repaired = rocksdict.Rdict(str(path), opts, column_families={n: store_options() for n in present if n != "default"})
     target = Store(fresh)
     try:
-        sources = [(replayed, "default")] + [(replayed.get_column_family(n), None) for n in slots]
-        sources += [(repaired if n == "default" else repaired.get_column_family(n), n) for n in present if n in CF_NAMES]
-        for src, name in sources:  # the log's records first, the repaired tables' over them
+        sources = [(repaired if n == "default" else repaired.get_column_family(n), n) for n in present if n in CF_NAMES]
+        sources += [(replayed, "default")] + [(replayed.get_column_family(n), None) for n in slots]
+        for src, name in sources:  # the tables' records first, the newer log's over them (deletes: see _mend)
             rows = _read_all(src)
             name = name or _family_of(rows)
             if name is None:
@@ -229,26 +231,40 @@ def _family_of(rows: list[tuple[bytes, bytes]]) -> str | None:
     return "vectors"
 
 
+def _removed_iids(log_rows: list[tuple[bytes, bytes]], prefix: bytes) -> set[int]:
+    """Every iid the collection's log says was replaced or deleted (an iid is never reused)."""
+    out: set[int] = set()
+    for key, value in log_rows:
+        if key.startswith(prefix) and len(key) == len(prefix) + 8 and len(value) % 8 == 0:
+            entry = struct.unpack(f">{len(value) // 8}q", value)
+            out.update(entry[1 + entry[0]:])
+    return out
+
+
 def _mend(store: Store) -> list[str]:
     report = check_store_files(store)
     db = store.raw_db()
     batch = rocksdict.WriteBatch(raw_mode=True)
     handles = {n: db.get_column_family_handle(n) for n in CF_NAMES if n != "default"}
     dropped: list[str] = []
-    rows = {n: _read_all(db.get_column_family(n)) for n in ("docs", "iids", "vectors")}
+    rows = {n: _read_all(db.get_column_family(n)) for n in ("docs", "iids", "vectors", "log")}
     for name in report.collections:
         prefix = name.encode() + b"\x00"
+        removed = _removed_iids(rows["log"], prefix)
         docs = {k[len(prefix):]: json.loads(v) for k, v in rows["docs"] if k.startswith(prefix)}
         iids = {_U64.unpack(k[-8:])[0]: v for k, v in rows["iids"] if k.startswith(prefix)}
         vecs = {(k[len(prefix):-9].decode(), _U64.unpack(k[-8:])[0]) for k, _ in rows["vectors"] if k.startswith(prefix)}
         keep = {}
         for doc_id, rec in docs.items():
             whole = iids.get(rec["iid"]) == doc_id and all((v, rec["iid"]) in vecs for v in rec.get("vectors", []))
+            if rec["iid"] in removed:  # a delete whose tombstone the salvage could not carry: iids are never reused
+                whole = False
             if whole:
                 keep[rec["iid"]] = doc_id
             else:
                 batch.delete(prefix + doc_id, handles["docs"])
-                dropped.append(f"{name}/{doc_id.decode()}: incomplete after the salvage")
+                if rec["iid"] not in removed:
+                    dropped.append(f"{name}/{doc_id.decode()}: incomplete after the salvage")
         for iid in iids:
             if iid not in keep:
                 batch.delete(prefix + _U64.pack(iid), handles["iids"])
@@ -257,6 +273,10 @@ def _mend(store: Store) -> list[str]:
                 batch.delete(prefix + vname.encode() + b"\x00" + _U64.pack(iid), handles["vectors"])
         next_iid = _U64.unpack(db.get(b"next_iid\x00" + name.encode()) or _U64.pack(0))[0]
         batch.put(b"next_iid\x00" + name.encode(), _U64.pack(max([next_iid, *[i + 1 for i in keep]])))
+        counted = _U64.unpack(db.get(b"count\x00" + name.encode()) or _U64.pack(0))[0]
+        if counted > len(keep):  # the last surviving write's counter: what the collection held then
+            dropped.append(f"{name}: its counter said {counted} documents, {len(keep)} came back whole: "
+                           f"{counted - len(keep)} lost")
         batch.put(b"count\x00" + name.encode(), _U64.pack(len(keep)))
     opts = rocksdict.WriteOptions()
     opts.sync = True

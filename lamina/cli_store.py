@@ -101,7 +101,7 @@ def store_repair(data_dir: Path | None) -> None:
     if lost_collections:
         click.echo(f"collections lost: {', '.join(lost_collections)}")
     for line in dropped:
-        click.echo(f"dropped {line}")
+        click.echo(f"lost {line}")
 
 
 @click.command("backup")

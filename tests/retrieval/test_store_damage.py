@@ -123,7 +123,8 @@ def test_a_second_process_gets_a_named_lock_error(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["wal-truncated-to-half", "current-deleted", "manifest-truncated-to-half"])
+@pytest.mark.parametrize("case", ["wal-flip-first-quarter", "wal-truncated-to-half", "current-deleted",
+                                  "manifest-truncated-to-half"])
 def test_repair_keeps_what_survives_and_reports_the_loss(killed_writer, tmp_path, case):
     from click.testing import CliRunner
 
@@ -143,3 +144,7 @@ def test_repair_keeps_what_survives_and_reports_the_loss(killed_writer, tmp_path
         seq = db.store.last_seq
     if seq < N // BATCH:
         assert f"{N // BATCH - seq} acknowledged write(s) lost" in out.output
+    if kept < N and seq == N // BATCH:  # the last write survived: its counter tells the loss
+        assert f"{N - kept} lost" in out.output
+    if case in ("current-deleted", "manifest-truncated-to-half"):  # the WAL is whole: nothing is lost
+        assert kept == N
