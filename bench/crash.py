@@ -256,10 +256,18 @@ def _check_search(client: Any, name: str, live: dict[str, Point], rng: np.random
 def run_round(data_dir: Path, scenario: Scenario, model: Model, round_no: int, rng: np.random.Generator,
               *, limit: int | None = None, offset: int = 0, sig: int | None = None) -> RoundReport:
     """One round: start, verify, write (and read) until the kill."""
-    from lamina.service.client import Client
-
     started = time.monotonic()
     server = Server(data_dir)
+    try:
+        return _round(server, scenario, model, round_no, rng, limit, offset, sig, started)
+    finally:
+        server.stop(signal.SIGKILL)  # a no-op after the kill; never leaves a server behind on an error
+
+
+def _round(server: Server, scenario: Scenario, model: Model, round_no: int, rng: np.random.Generator,
+           limit: int | None, offset: int, sig: int | None, started: float) -> RoundReport:
+    from lamina.service.client import Client
+
     with Client(server.target, timeout=30) as client:
         violations = verify(client, model, rng)
         _create(client, scenario.kinds, model)
