@@ -315,6 +315,8 @@ def run_scenario(data_dir: Path, scenario: Scenario, progress: Any = None) -> di
         if progress:
             progress(f"round {r}: {reports[-1].signal} after {reports[-1].writes} writes, "
                      f"{len(reports[-1].violations)} violation(s)")
+            for violation in reports[-1].violations[:5]:
+                progress(f"  VIOLATION {violation}")
     last = final_check(data_dir, model, rng)
     violations = [v for rep in reports for v in rep.violations] + last
     return {"kinds": list(scenario.kinds), "threshold": scenario.threshold, "rounds": len(reports),
