@@ -175,11 +175,19 @@ def _named(violation: str) -> bool:
     return isinstance(getattr(errors, head, None), type)
 
 
-def run_sweep(out_dir: Path, progress: Any = None) -> dict[str, Any]:
+def run_sweep(out_dir: Path, progress: Any = None, *, per_kind: int | None = 2) -> dict[str, Any]:
+    """Every mutation of every file (`per_kind` None), or of the first and last `per_kind` files of
+    each kind (the many files of one kind, e.g. an index snapshot's, take one code path)."""
     base = out_dir / "base"
     shutil.rmtree(base, ignore_errors=True)
     make_base(base)
     files = sorted(p.relative_to(base) for p in base.rglob("*") if p.is_file() and p.name != "LOCK")
+    if per_kind is not None:
+        by_kind: dict[str, list[Path]] = {}
+        for rel in files:
+            by_kind.setdefault(file_kind(rel), []).append(rel)
+        files = sorted({rel for group in by_kind.values()
+                        for rel in group[:(per_kind + 1) // 2] + group[len(group) - per_kind // 2:]})
     cases = []
     for rel in files:
         for mutation in MUTATIONS:

@@ -185,15 +185,16 @@ def bench_crash(rounds: int, kinds: str, thresholds: bool, seed: int, work_dir: 
 
 @click.command("corrupt")
 @click.option("--work-dir", type=click.Path(path_type=Path), default=Path("bench/out/corrupt"), show_default=True)
+@click.option("--all-files", is_flag=True, help="Every file, not the first and last of each kind.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for the JSON report.")
-def bench_corrupt(work_dir: Path, as_json: bool, out: Path | None) -> None:
+def bench_corrupt(work_dir: Path, all_files: bool, as_json: bool, out: Path | None) -> None:
     """Flip, truncate and delete every file of a data directory in turn; record whether Lamina served
     every acknowledged point, repaired, refused with a named error, or answered wrong (bench/corrupt.py).
     Also opens a damaged WAL under each RocksDB recovery mode, RocksDB alone (the choice of mode)."""
     from lamina.bench.corrupt import recovery_modes, run_sweep
 
-    report = run_sweep(work_dir, progress=lambda line: click.echo(line, err=True))
+    report = run_sweep(work_dir, progress=lambda line: click.echo(line, err=True), per_kind=None if all_files else 2)
     report["recovery_modes"] = recovery_modes(work_dir)
     for row in report["recovery_modes"]:
         click.echo(f"RocksDB alone, {row['damage']:<34} {row['mode']:<32} {row['outcome']}", err=as_json)
