@@ -478,7 +478,7 @@ def store_options() -> rocksdict.Options:
 def open_error(path: Path, exc: Exception) -> Exception:
     """A named error for RocksDB's refusal to open `path` (it raises a bare Exception)."""
     text = str(exc)
-    if "lock" in text.lower():
+    if "Corruption" not in text and ("/LOCK" in text or "lock hold" in text):  # not "block checksum"
         return StoreLocked(f"the store at {path} is held by another process (a running `lamina serve`?): stop "
                            f"it, or talk to it with --target HOST:PORT ({text})")
     if isinstance(exc, StoreCorrupted):
