@@ -268,7 +268,7 @@ def _round(server: Server, scenario: Scenario, model: Model, round_no: int, rng:
            limit: int | None, offset: int, sig: int | None, started: float) -> RoundReport:
     from lamina.service.client import Client
 
-    with Client(server.target, timeout=30) as client:
+    with Client(server.target, timeout=120) as client:  # a first request opens (and replays) the collection
         violations = verify(client, model, rng)
         _create(client, scenario.kinds, model)
         stop = threading.Event()
