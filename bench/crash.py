@@ -295,7 +295,7 @@ def final_check(data_dir: Path, model: Model, rng: np.random.Generator) -> list[
 
     server = Server(data_dir)
     try:
-        with Client(server.target, timeout=60) as client:
+        with Client(server.target, timeout=120) as client:
             return verify(client, model, rng)
     finally:
         server.stop(signal.SIGTERM)
