@@ -110,9 +110,15 @@ def store_repair(data_dir: Path | None) -> None:
 def backup(data_dir: Path, dest: Path) -> None:
     """A consistent copy of DATA_DIR in DEST (new or empty): a RocksDB checkpoint plus the index
     snapshots. While a server holds DATA_DIR, ask it instead: `lamina snapshot --target HOST:PORT`."""
+    from lamina.index.errors import StoreLocked
     from lamina.retrieval.collection import Database
 
-    with Database(data_dir) as db:
+    try:
+        db = Database(data_dir)
+    except StoreLocked as exc:
+        raise click.ClickException(f"{exc}; while a server runs, ask it for the backup: "
+                                   "`lamina snapshot NAME --target HOST:PORT`") from None
+    with db:
         manifest = db.backup(dest)
     click.echo(f"backup of {data_dir} at seq {manifest['seq']} in {dest} "
                f"({len(manifest['collections'])} collection(s))")
