@@ -26,6 +26,7 @@ from lamina.index.types import (
     RowResult,
     SparseConfig,
 )
+from lamina.rag import Pipeline, PromptBuilder, RagResult  # also offers Collection.as_pipeline
 from lamina.retrieval.collection import Collection, Database
 from lamina.retrieval.query import Fusion, Rerank, SearchRequest, SearchResult, Stage
 
@@ -43,6 +44,9 @@ __all__ = [
     "Match",
     "MatchAny",
     "MultivectorConfig",
+    "Pipeline",
+    "PromptBuilder",
+    "RagResult",
     "Range",
     "Rerank",
     "RowResult",

@@ -21,7 +21,7 @@ The client is thread-safe: gRPC channels multiplex concurrent calls.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -40,15 +40,19 @@ from lamina.index.types import (
     RowResult,
     SparseConfig,
 )
+from lamina.rag.assemble import Citation
+from lamina.rag.pipeline import CitationsEvent, DoneEvent, Pipeline, RagEvent, RagResult, TokenEvent
 from lamina.retrieval.query import Rerank, SearchRequest, SearchResult
 from lamina.service import convert
 from lamina.service.auth import with_api_key
-from lamina.service.status import from_rpc_error
+from lamina.service.rag import answer_request_to_proto
+from lamina.service.status import ServiceError, from_rpc_error
 from lamina.service.v1 import (
     collections_pb2,
     collections_pb2_grpc,
     points_pb2,
     points_pb2_grpc,
+    rag_pb2_grpc,
     search_pb2,
     search_pb2_grpc,
 )
@@ -115,6 +119,7 @@ class Client:
         self._points = points_pb2_grpc.PointsStub(self._channel)
         self._tenants = points_pb2_grpc.TenantsStub(self._channel)
         self._search = search_pb2_grpc.SearchStub(self._channel)
+        self._rag = rag_pb2_grpc.RagStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     def __repr__(self) -> str:
@@ -312,6 +317,56 @@ class Client:
         return SearchResult([convert.hit_from_proto(h) for h in response.hits], explain)
 
 
+    # ------------------------------------------------------------------ rag
+    def answer_events(self, collection: str, question: str, *, k: int | None = None, mode: str = "hybrid",
+                      filter: Filter | Mapping[str, Any] | None = None, tenant: str | None = None,
+                      generator: str = "", context_tokens: int | None = None, max_new_tokens: int | None = None,
+                      rerank: Rerank | int | None = None, explain: bool = False,
+                      timeout: float | None = None) -> Iterator[RagEvent]:
+        """The server's answer as it streams (`lamina.rag.pipeline` events): the citations, each piece of
+        the answer, then the whole result. `generator` names one the server offers ("" = its default);
+        `timeout` (default: the client's) bounds the whole stream."""
+        message = answer_request_to_proto(collection, question, k=k, mode=mode, filter=filter, tenant=tenant,
+                                          generator=generator, context_tokens=context_tokens,
+                                          max_new_tokens=max_new_tokens, rerank=rerank, explain=explain)
+        citations: list[Citation] = []
+        context = ""
+        pieces: list[str] = []
+        try:
+            for response in self._rag.Answer(message, timeout=self.timeout if timeout is None else timeout):
+                kind = response.WhichOneof("event")
+                if kind == "citations":
+                    citations = [citation_from_proto(c) for c in response.citations.citations]
+                    context = response.citations.context
+                    yield CitationsEvent(citations, context)
+                elif kind == "token":
+                    pieces.append(response.token)
+                    yield TokenEvent(response.token)
+                elif kind == "done":
+                    done = response.done
+                    yield DoneEvent(RagResult(
+                        question, done.answer, citations, context, [], dict(done.timings),
+                        done.error if done.HasField("error") else None,
+                        stats=convert.metadata_from_proto(done.stats),
+                        explain=convert.metadata_from_proto(done.explain) if done.HasField("explain") else None))
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+
+    def answer(self, collection: str, question: str, **options: Any) -> RagResult:
+        """The server's whole answer (options as `answer_events`)."""
+        for event in self.answer_events(collection, question, **options):
+            if isinstance(event, DoneEvent):
+                return event.result
+        raise ServiceError(grpc.StatusCode.INTERNAL, "the answer stream ended without its final message")
+
+
+def citation_from_proto(message: Any) -> Citation:
+    return Citation(message.number, message.chunk_id, message.parent, message.start, message.end, message.score,
+                    message.source if message.HasField("source") else None,
+                    message.page if message.HasField("page") else None,
+                    message.section if message.HasField("section") else None)
+
+
 class RemoteCollection:
     """One collection of a server, with the methods of the in-process `Collection`."""
 
@@ -349,3 +404,11 @@ class RemoteCollection:
 
     def delete_tenant(self, tenant: str, *, wait: bool = False) -> int:
         return self.client.delete_tenant(self.name, tenant, wait=wait)
+
+    def answer(self, question: str, **options: Any) -> RagResult:
+        """The server's RAG answer (generated on the server; options as `Client.answer_events`)."""
+        return self.client.answer(self.name, question, **options)
+
+    def as_pipeline(self, **options: Any) -> Pipeline:
+        """A RAG pipeline in this process over the server's retrieval (generation runs here)."""
+        return Pipeline(self, **options)

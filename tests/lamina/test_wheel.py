@@ -1,4 +1,4 @@
-"""The wheel carries every subpackage under its import name (DESIGN.md, repository layout)."""
+"""The wheel carries every subpackage under its import name (ARCHITECTURE.md, repository layout)."""
 
 import subprocess
 import sys
