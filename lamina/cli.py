@@ -25,14 +25,7 @@ BUILD_BATCH = 256
 def _open_database(data_dir: Path):
     from lamina.retrieval.collection import Database
 
-    try:
-        return Database(data_dir)
-    except RuntimeError as exc:
-        if "lock" in str(exc).lower():
-            raise click.ClickException(
-                f"{data_dir} is in use by another process (a running `lamina serve`?): "
-                "pass --target HOST:PORT to talk to it") from None
-        raise click.ClickException(str(exc)) from None
+    return Database(data_dir)  # StoreLocked names the directory and says to pass --target HOST:PORT
 
 
 def _batches(iterable, size: int) -> Iterator[list]:
@@ -668,10 +661,11 @@ def _register_commands() -> None:
     from lamina.cli_bench_rag import bench_rag
     from lamina.cli_facet import bench_facet, facet
     from lamina.cli_generate import bench_generate
+    from lamina.cli_store import BENCH_COMMANDS, COMMANDS  # store check/repair, backup, restore, snapshot
 
-    for command in (ask, facet):
+    for command in (ask, facet, *COMMANDS):
         main.add_command(command)
-    for command in (bench_rag, bench_generate, bench_facet):
+    for command in (bench_rag, bench_generate, bench_facet, *BENCH_COMMANDS):
         bench.add_command(command)
 
 
