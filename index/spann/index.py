@@ -250,13 +250,24 @@ class SpannIndex:
     def io_stats(self) -> IOStats:
         return self._reader.stats if self._reader is not None else IOStats()
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add vectors (n, d) float32 under new ids (n,) int64 (never live or deleted before)."""
+    def add(self, ids: np.ndarray, vectors: np.ndarray, *, seq: int | None = None) -> None:
+        """Add vectors (n, d) float32 under new ids (n,) int64 (never live or deleted before).
+
+        An id the index holds with the same vector (as stored: the codec's form) is skipped, so
+        that a replay of writes the index already holds is a no-op; with another vector it is an
+        error. `seq` is the store sequence number the index covers after this write: a generation
+        published by the build this add may trigger is stamped with it (never with an older one).
+        """
         ids, vectors = self._check_batch(ids, vectors)
         if not len(ids):
             return
         with self._lock.write():
             self._check_open()
+            if seq is not None:
+                self.seq = max(self.seq, int(seq))
+            ids, vectors = self._without_held(ids, vectors)
+            if not len(ids):
+                return
             self._check_new_ids(ids)
             self._ids = _merge_sorted(self._ids, ids)
             if not self._built:
@@ -269,11 +280,13 @@ class SpannIndex:
             chosen, _ = self._assign(vectors)
             self._rebalance(self._append(ids, vectors, chosen))
 
-    def delete(self, ids: np.ndarray) -> None:
-        """Tombstone ids; ids the index does not hold are ignored."""
+    def delete(self, ids: np.ndarray, *, seq: int | None = None) -> None:
+        """Tombstone ids; ids the index does not hold are ignored. `seq` as for `add`."""
         ids = np.unique(np.asarray(ids, dtype=np.int64).ravel())
         with self._lock.write():
             self._check_open()
+            if seq is not None:
+                self.seq = max(self.seq, int(seq))
             present = ids[_contains(self._ids, ids)]
             if not len(present):
                 return
@@ -924,6 +937,58 @@ class SpannIndex:
             clash = unique[_contains(existing, unique)]
             if len(clash):
                 raise InvalidArgument(f"id {int(clash[0])} {what}; ids are never reused")
+
+    def _without_held(self, ids: np.ndarray, vectors: np.ndarray) -> Posting:
+        """The batch less the ids the index holds already with the same stored vector; InvalidArgument
+        for a held id with another vector (ids are never reused)."""
+        held = _contains(self._ids, ids)
+        if not held.any():
+            return ids, vectors
+        stored, found = self.stored_vectors(ids[held])
+        new = vectors[held]
+        same = (stored == new).all(axis=1)  # heads and in-memory entries hold the exact vector
+        if self._codec.dtype != "float32":  # posting entries hold the codec's form
+            same |= (stored == self._codec.decode(self._codec.encode(new))).all(axis=1)
+        same &= found
+        if not same.all():
+            clash = int(ids[held][~same][0])
+            raise InvalidArgument(f"id {clash} is already in the index with another vector; ids are never reused")
+        return ids[~held], vectors[~held]
+
+    def stored_vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors (n, d) float32 the index holds for `ids` (n,) and a mask (n,) of those found:
+        from the exact buffer, the heads, the deltas, else one pass over the posting file (a replay
+        check after a crash, not a query path)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        found = np.zeros(len(ids), dtype=bool)
+        sources: list[Callable[[], Iterator[Posting]]] = [lambda: iter([self._pending])]
+        if self._built:
+            sources.append(lambda: iter([(self._heads.ids, self._heads.vectors)]))
+            sources.append(lambda: iter(self._delta.values()))
+            sources.append(self._all_on_disk)
+        for source in sources:
+            for held_ids, held_vectors in source():
+                want = ~found
+                if not want.any():
+                    return out, found
+                if not len(held_ids):
+                    continue
+                order = np.argsort(held_ids, kind="stable")
+                sorted_ids = held_ids[order]
+                hit = want & _contains(sorted_ids, ids)
+                if hit.any():
+                    out[hit] = held_vectors[order[np.searchsorted(sorted_ids, ids[hit])]]
+                    found |= hit
+        return out, found
+
+    def _all_on_disk(self) -> Iterator[Posting]:
+        if self._reader is None:
+            return
+        on_disk = np.flatnonzero(self._on_disk)
+        for start in range(0, len(on_disk), _WRITE_CHUNK):
+            ids, vectors, _ = self._reader.read_concat(on_disk[start: start + _WRITE_CHUNK])
+            yield ids, vectors
 
     def _check_queries(self, queries: Any) -> np.ndarray:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
