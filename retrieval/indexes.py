@@ -111,6 +111,7 @@ class CollectionIndexes:
             shutil.rmtree(spann_dir, ignore_errors=True)  # a fresh build; an open index keeps its files
         self = cls.empty(config, sparse_vocab, token_dim, spann_dir)
         name = config.name
+        self.attach_store(store)
         batches = [(iids, _dense_rows(raw, config.dim)) for iids, raw in store.iter_vectors(name, DENSE_VECTOR)]
         if isinstance(self.dense, SpannIndex) and batches:  # SPANN clusters everything at once
             ids = np.concatenate([b[0] for b in batches])
@@ -118,6 +119,7 @@ class CollectionIndexes:
                 self.dense = SpannIndex.build(ids, np.concatenate([b[1] for b in batches]), metric=config.metric,
                                               config=self.dense.config, path=spann_dir, seq=seq)
                 batches = []
+        self.attach_store(store)  # SPANN's again: it may be a new index now
         for iids, vectors in batches:
             self.dense.add(iids, vectors)
         if self.sparse is not None:
@@ -207,6 +209,7 @@ class CollectionIndexes:
                on_documents: Callable[[list[StoredDoc]], None] | None = None, seq: int | None = None) -> None:
         """Apply a window of the store's log (up to sequence number `seq`), reading the added
         versions back from the store. Idempotent: a part that holds a version already skips it."""
+        self.attach_store(store)
         self.remove(removed, seq)
         if not len(added):
             return
@@ -221,6 +224,18 @@ class CollectionIndexes:
         self.add(docs, seq, replayed=True)
         if on_documents is not None:
             on_documents(docs)
+
+    def attach_store(self, store: Store) -> None:
+        """Let SPANN rebuild a posting list that fails its CRC32C from the store's vectors."""
+        if isinstance(self.dense, SpannIndex):
+            name, dim = self.config.name, self.config.dim
+
+            def vectors_of(iids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                raw = store.get_vectors(name, DENSE_VECTOR, iids)
+                have = [i for i, r in enumerate(raw) if r is not None]
+                return np.asarray(iids, dtype=np.int64)[have], _dense_rows([raw[i] for i in have], dim)
+
+            self.dense.vector_source = vectors_of
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> None:

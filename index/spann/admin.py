@@ -50,12 +50,14 @@ def describe(directory: Path, manifest: dict[str, Any]) -> str:
             f"{counts['entries']} posting entries, posting file {_posting_bytes(directory, manifest) / 2**20:.1f} MiB")
 
 
-def verify_index(directory: Path | str) -> VerifyResult:
-    """Check a SPANN index directory; see the module docstring."""
+def verify_index(directory: Path | str, *, store: Store | None = None) -> VerifyResult:
+    """Check a SPANN index directory; see the module docstring. `store`: the open store of the
+    collection's data directory (else it is opened here, and skipped when a server holds it)."""
     directory = Path(directory)
     problems = SpannIndex.verify(directory)
+    note = ""
     if not problems:
-        problems = coverage_problems(directory)
+        problems, note = coverage_problems(directory, store)
     try:
         manifest = files.read_manifest(directory)
         what = describe(directory, manifest)
@@ -63,7 +65,7 @@ def verify_index(directory: Path | str) -> VerifyResult:
         what = "no readable manifest"
     if problems:
         return VerifyResult(directory, False, f"CORRUPT {directory}: {len(problems)} problem(s); {what}", problems)
-    return VerifyResult(directory, True, f"OK {directory}: {what}")
+    return VerifyResult(directory, True, f"OK {directory}: {what}{note}")
 
 
 def compact_index(directory: Path | str) -> str:
@@ -85,15 +87,16 @@ def held_ids(directory: Path, manifest: dict[str, Any]) -> np.ndarray:
     return files.load_npy(directory, entry).astype(np.int64)
 
 
-def coverage_problems(directory: Path, store: Store | None = None) -> list[str]:
+def coverage_problems(directory: Path, store: Store | None = None) -> tuple[list[str], str]:
     """Whether the generation's sequence number matches what it holds, for a collection's SPANN
     directory (DATA_DIR/indexes/NAME/spann): no id it holds may be added by the store's log after
     its sequence number, the sequence number may not run ahead of the store, nor fall behind the
-    collection's snapshot. A directory outside a data directory is not checked (empty list)."""
+    collection's snapshot. A directory outside a data directory is not checked. Returns the
+    problems and a note for the summary (what was not checked)."""
     collection_dir = directory.resolve().parent
     store_dir = collection_dir.parent.parent / "store"
     if directory.name != "spann" or collection_dir.parent.name != "indexes" or not store_dir.is_dir():
-        return []
+        return [], ""
     manifest = files.read_manifest(directory)
     seq, name = int(manifest["seq"]), collection_dir.name
     problems = []
@@ -105,8 +108,8 @@ def coverage_problems(directory: Path, store: Store | None = None) -> list[str]:
     try:
         if own:
             store = Store(store_dir)
-    except RuntimeError as exc:  # held by a running server
-        return problems + [f"store not checked against the generation: {exc}"]
+    except RuntimeError:  # held by a running server
+        return problems, "; sequence number not checked against the store (in use: stop the server)"
     try:
         if seq > store.last_seq:
             problems.append(f"generation {manifest['generation']} claims sequence {seq}, the store is at "
@@ -120,4 +123,4 @@ def coverage_problems(directory: Path, store: Store | None = None) -> list[str]:
     finally:
         if own:
             store.close()
-    return problems
+    return problems, f"; sequence number consistent with the store's log of {name!r}"

@@ -70,7 +70,7 @@ def test_crossing_the_build_threshold_between_snapshots_survives_a_crash(tmp_pat
         got = coll.search(data[70], 1, filter={"must": [{"key": "n", "range": {"gte": 60}}]})
         assert got[0].id == "p70"
         if index["kind"] == "spann":
-            assert verify_index(tmp_path / "indexes" / "c" / "spann").ok
+            assert verify_index(tmp_path / "indexes" / "c" / "spann", store=db.store).ok
         crash(db)
 
 

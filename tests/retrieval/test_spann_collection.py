@@ -79,3 +79,40 @@ def test_spann_config_travels_and_is_validated():
     assert convert.index_config_from_proto(convert.index_config_to_proto(config)) == config
     with pytest.raises(InvalidArgument, match="replicaz"):
         IndexConfig(kind="spann", spann={"replicaz": 3})
+
+
+def test_damaged_posting_bytes_are_rebuilt_from_the_store(tmp_path, caplog):
+    """Issue 20: bits flipped in postings-*.bin. Every answer equals the undamaged one, the damage
+    and the repair are logged, and the rewritten file verifies."""
+    import logging
+
+    from lamina.index.spann import files
+    from lamina.index.spann.admin import verify_index
+    from lamina.index.spann.postings import COUNT, OFFSET
+
+    vectors = clustered(1500)
+    queries = clustered(30, seed=5)
+    db = Database(tmp_path)
+    coll = db.create_collection("s", 16, metric="l2", encoder=None, index=SPANN)
+    coll.upsert([{"id": f"v{i}", "vector": v} for i, v in enumerate(vectors)], wait=True)
+    db.close()
+    db = Database(tmp_path)
+    coll = db.collection("s")
+    want = [[(h.id, h.score) for h in coll.search(q, 10, with_payload=False)] for q in queries]
+    spann = tmp_path / "indexes" / "s" / "spann"
+    manifest = files.read_manifest(spann)
+    lists = np.load(spann / manifest["files"]["lists"]["name"])
+    with open(spann / manifest["files"]["postings"]["name"], "r+b") as fh:  # 16 bits, in 16 lists
+        for h in np.flatnonzero(lists[:, COUNT] > 0)[::3][:16].tolist():
+            at = int(lists[h, OFFSET] + 8 * lists[h, COUNT] + 5)
+            fh.seek(at)
+            byte = fh.read(1)[0]
+            fh.seek(at)
+            fh.write(bytes([byte ^ 0x10]))
+    with caplog.at_level(logging.WARNING):
+        got = [[(h.id, h.score) for h in coll.search(q, 10, with_payload=False)] for q in queries]
+    assert got == want
+    assert "fail their CRC32C" in caplog.text and "rebuilt posting list(s)" in caplog.text
+    assert coll.index.repairs
+    assert verify_index(spann, store=db.store).ok
+    db.close()
