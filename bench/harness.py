@@ -208,7 +208,7 @@ class FaissPeer:
 def make_systems(indexes: Sequence[str], metric: str, *, peers: bool = True,
                  config: IndexConfig | None = None, lamina_dense: bool = True,
                  spann_config: Any = None, workdir: Any = None,
-                 skipped: list[dict[str, str]] | None = None) -> list[Algorithm]:
+                 skipped: list[dict[str, str]] | None = None, spann_unchecked: bool = False) -> list[Algorithm]:
     """For each kind in `indexes`, in that order: lamina-<kind> (unless not `lamina_dense`) and
     faiss-<kind> (when `peers`) for the dense kinds; lamina-spann (built with `spann_config`)
     and diskannpy for "spann" and "diskann", their files in a temporary directory under
@@ -221,7 +221,8 @@ def make_systems(indexes: Sequence[str], metric: str, *, peers: bool = True,
     systems: list[Algorithm] = []
     for kind in dict.fromkeys(indexes):  # de-duplicated, order kept
         if kind in DISK_KINDS:
-            systems.extend(disk_systems([kind], metric, spann_config=spann_config, workdir=workdir, skipped=skipped))
+            systems.extend(disk_systems([kind], metric, spann_config=spann_config, workdir=workdir, skipped=skipped,
+                                        spann_unchecked=spann_unchecked))
             continue
         if lamina_dense or not peers:
             systems.append(LaminaDense(kind, metric, config))

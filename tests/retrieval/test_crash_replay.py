@@ -37,7 +37,8 @@ def crash(db: Database) -> None:
 
 @pytest.mark.parametrize("index, first, total", [
     ({"kind": "spann", "spann": {"build_size": 100, "head_ratio": 0.1, "max_postings": 64}}, 50, 110),
-    ({"kind": "ivf", "nlist": 4, "nprobe": 4}, 5000, 10500),  # a collection's IVF trains at 10,000
+    pytest.param({"kind": "ivf", "nlist": 4, "nprobe": 4}, 5000, 10500,  # a collection's IVF trains at 10,000
+                 marks=pytest.mark.slow),
 ], ids=["spann", "ivf"])
 def test_crossing_the_build_threshold_between_snapshots_survives_a_crash(tmp_path, index, first, total):
     data = vectors(total)
