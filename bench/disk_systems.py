@@ -128,7 +128,10 @@ class SpannSystem:
         self.name = name
         self.source = source
         self.config = config or SpannConfig()
-        self._users = 0  # systems reading this one's files: the directory goes with the last
+        self._users = 0  # systems reading this one's files: it stays open until they are done
+        self._deferred = False
+        if source is not None:
+            source._users += 1
         self.workdir = Path(workdir) if workdir is not None else default_workdir()
         self.build_params: dict[str, Any] = {}
         self._index: SpannIndex | None = None
@@ -139,7 +142,6 @@ class SpannSystem:
     def fit(self, X: np.ndarray) -> None:
         if self.source is not None:
             self._index = SpannIndex.load(self.source._require().path, overrides={"verify_reads": False})
-            self.source._users += 1
             self.build_params = {**self.source.build_params, "verify_reads": False}
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -188,21 +190,23 @@ class SpannSystem:
         return evict_from_page_cache(self.cache_files())
 
     def done(self) -> None:
+        if self._users:  # a system reading the same files is not done yet: this one goes with it
+            self._deferred = True
+            return
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
         if self._index is not None:
             self._index.close()
             self._index = None
-            if self.source is not None:
-                self.source._users -= 1
-                self.source._remove_files()
-        self._remove_files()
-
-    def _remove_files(self) -> None:
-        if self._dir is not None and self._index is None and not self._users:
+        if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+        if self.source is not None:
+            self.source._users -= 1
+            if self.source._deferred and not self.source._users:
+                self.source.done()
+            self.source = None
 
     def _require(self) -> SpannIndex:
         if self._index is None:
