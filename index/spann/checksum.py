@@ -40,6 +40,18 @@ if _LIB is not None:
         for i in range(starts.shape[0]):
             out[i] = _extend(0, address + starts[i], lengths[i]) if lengths[i] else 0
 
+    @numba.njit(nogil=True)
+    def _mismatches(address: int, rows: np.ndarray, bases: np.ndarray, bad: np.ndarray) -> int:
+        """rows (k, 4) of the list directory (offset, length, count, crc), each list at bases[i]
+        bytes from address: fills bad[:n] with the positions whose CRC32C differs, returns n."""
+        n = 0
+        for i in range(rows.shape[0]):
+            length = rows[i, 1]
+            if length and _extend(0, address + bases[i], length) != (rows[i, 3] & 0xFFFFFFFF):
+                bad[n] = i
+                n += 1
+        return n
+
 
 def crc32c(data: bytes | np.ndarray) -> int:
     """CRC32C of a buffer."""
@@ -63,3 +75,16 @@ def crc32c_ranges(buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -
         for i, (start, length) in enumerate(zip(starts.tolist(), lengths.tolist())):
             out[i] = google_crc32c.value(buffer[start: start + length].tobytes()) if length else 0
     return out
+
+
+def mismatched_lists(buffer: np.ndarray, rows: np.ndarray, bases: np.ndarray) -> np.ndarray:
+    """Positions (m,) int64 of the lists whose bytes fail their CRC32C: list i of `rows` (k, 4)
+    int64 directory rows (offset, length, count, crc) lies at byte bases[i] of the uint8 buffer,
+    which must hold it (the directory was checked against the file at open). One call for all of
+    a query's lists: the hot path."""
+    bad = np.empty(len(rows), dtype=np.int64)
+    if _LIB is not None:
+        n = _mismatches(buffer.ctypes.data, rows, np.ascontiguousarray(bases, dtype=np.int64), bad)
+        return bad[:n]
+    crcs = crc32c_ranges(buffer, bases, rows[:, 1])  # pragma: no cover
+    return np.flatnonzero(crcs != rows[:, 3].astype(np.uint32))

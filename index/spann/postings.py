@@ -33,7 +33,7 @@ from types import TracebackType
 import numpy as np
 
 from lamina.index.errors import CorruptIndex, DataLoss, InvalidArgument
-from lamina.index.spann.checksum import crc32c, crc32c_ranges
+from lamina.index.spann.checksum import crc32c, mismatched_lists
 from lamina.index.spann.config import IO_MODES
 from lamina.index.snapshot import fsync_path
 
@@ -161,13 +161,12 @@ class DamagedLists(DataLoss):
 @dataclass
 class IOStats:
     """Reads issued by searches: lists read, bytes read, pread calls (approximate under concurrency),
-    lists and bytes checked against their CRC32C, lists that failed."""
+    lists checked against their CRC32C (empty ones included), lists that failed."""
 
     lists: int = 0
     bytes: int = 0
     reads: int = 0
     checked: int = 0
-    checked_bytes: int = 0
     damaged: int = 0
 
 
@@ -252,12 +251,10 @@ class PostingReader:
 
     def _check(self, heads: np.ndarray, rows: np.ndarray, buffer: np.ndarray, bases: np.ndarray) -> None:
         """Raise DamagedLists for the lists of `heads` whose bytes at `bases` of `buffer` fail their CRC32C."""
-        crcs = crc32c_ranges(buffer, bases, np.where(rows[:, COUNT] > 0, rows[:, LENGTH], 0))
-        bad = crcs != rows[:, CRC].astype(np.uint32)
+        bad = mismatched_lists(buffer, rows, bases)
         self.stats.checked += len(heads)
-        self.stats.checked_bytes += int(rows[:, LENGTH].sum())
-        if bad.any():
-            self.stats.damaged += int(bad.sum())
+        if len(bad):
+            self.stats.damaged += len(bad)
             raise DamagedLists(self.path, np.asarray(heads)[bad])
 
     def release_pages(self) -> None:
