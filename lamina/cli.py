@@ -399,7 +399,9 @@ def index_group() -> None:
 @index_group.command("verify")
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def index_verify(path: Path) -> None:
-    """Check the manifest, every file's size and checksum, and each posting list's crc32.
+    """Check the manifest, every file's size and checksum, and each posting list's CRC32C; for a
+    collection's directory (DATA_DIR/indexes/NAME/spann, no server running) also the generation's
+    sequence number against the store's log.
 
     Prints one summary line (problems follow on stderr); exits 1 when anything is wrong."""
     from lamina.index.spann.admin import verify_index
