@@ -402,7 +402,9 @@ def index_group() -> None:
 @index_group.command("verify")
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def index_verify(path: Path) -> None:
-    """Check the manifest, every file's size and checksum, and each posting list's crc32.
+    """Check the manifest, every file's size and checksum, and each posting list's CRC32C; for a
+    collection's directory (DATA_DIR/indexes/NAME/spann, no server running) also the generation's
+    sequence number against the store's log.
 
     Prints one summary line (problems follow on stderr); exits 1 when anything is wrong."""
     from lamina.index.spann.admin import verify_index
@@ -520,8 +522,10 @@ class _Reranking:
 @click.option("--faiss-only", is_flag=True, help="For flat/ivf/hnsw run only the raw faiss index, not Lamina's wrapper.")
 @click.option("--spann-param", "spann_params", multiple=True, metavar="NAME=VALUE",
               help="SPANN build setting, e.g. head_ratio=0.08 (see SpannConfig).")
+@click.option("--spann-unchecked", is_flag=True,
+              help="Also run lamina-spann-unchecked: the same SPANN files read without their CRC32C checks.")
 def bench_ann(dataset: str, indexes: str, k: int, max_queries: int, as_json: bool, out: Path, cold: bool,
-              faiss_only: bool, spann_params: tuple[str, ...]) -> None:
+              faiss_only: bool, spann_params: tuple[str, ...], spann_unchecked: bool) -> None:
     """Recall@10 against QPS, latency, build time, memory and disk: ours beside faiss and diskannpy."""
     from lamina.bench.ann import run_ann
     from lamina.bench.harness import BENCH_KINDS
@@ -534,7 +538,7 @@ def bench_ann(dataset: str, indexes: str, k: int, max_queries: int, as_json: boo
         raise click.BadParameter(f"unknown index kind(s) {', '.join(sorted(unknown))}", param_hint="--index")
     spann_config = SpannConfig.from_dict(_parse_typed_params(spann_params, "--spann-param")) if spann_params else None
     report = run_ann(dataset, kinds, k=k, out_dir=out, max_queries=max_queries, progress=not as_json, cold=cold,
-                     lamina_dense=not faiss_only, spann_config=spann_config)
+                     lamina_dense=not faiss_only, spann_config=spann_config, spann_unchecked=spann_unchecked)
     out.mkdir(parents=True, exist_ok=True)
     plot_recall_qps(report, out / "ann-recall-qps.png")
     _emit(report, as_json, out)
