@@ -38,12 +38,14 @@ def model_fingerprint(model: Any, model_id: str = "") -> str:
     return f"{model_id or config.name_or_path}@{revision}:{next(model.parameters()).dtype}:{digest.hexdigest()[:16]}"
 
 
+@torch.no_grad()
 def full_prefill(model: Any, token_ids: torch.Tensor) -> tuple[Any, torch.Tensor]:
     """The plain prefill: the cache and the last position's logits."""
     out = model(input_ids=token_ids[None], use_cache=True)
     return out.cache, out.logits[0, -1]
 
 
+@torch.no_grad()
 def prefill_chunk(model: Any, token_ids: Sequence[int]) -> ChunkKV:
     """A chunk prefilled alone at position 0: keys and values (layers, kv_heads, tokens, head_dim)."""
     out = model.model(input_ids=torch.as_tensor(list(token_ids), dtype=torch.long)[None], use_cache=True)

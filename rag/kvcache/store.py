@@ -216,17 +216,19 @@ class DiskTier:
         data_path, meta_path = self._paths(key)
         try:
             meta = json.loads(meta_path.read_text())
-            array = np.memmap(data_path, dtype=np.float16, mode="r", shape=tuple(meta["shape"]))
-            ok = tuple(meta["key"]) == key and int(google_crc32c.value(memoryview(array).cast("B"))) == meta["crc32c"]
+            shape = tuple(meta["shape"])
+            payload = np.memmap(data_path, dtype=np.float16, mode="r", shape=shape).tobytes()
+            ok = tuple(meta["key"]) == key and int(google_crc32c.value(payload)) == meta["crc32c"]
         except (OSError, ValueError, KeyError, TypeError) as err:
-            log.warning("chunk-KV cache file %s unreadable (%s): recomputing", data_path, err)
-            ok = False
+            log.warning("chunk-KV cache file %s unreadable (%s): deleted, recomputing", data_path, err)
+            self._delete(key)
+            return None
         if not ok:
             log.warning("chunk-KV cache file %s failed its checksum: deleted, recomputing", data_path)
             self._delete(key)
             return None
         self.tier.touch(key)
-        tensor = torch.from_numpy(np.asarray(array))
+        tensor = torch.frombuffer(bytearray(payload), dtype=torch.float16).view(shape)
         return ChunkKV(keys=tensor[0], values=tensor[1])
 
     def _delete(self, key: ChunkCacheKey) -> None:
