@@ -652,5 +652,9 @@ def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, ou
     _emit(report, as_json, None)
 
 
+from lamina.cli_kvcache import register as _register_kvcache  # noqa: E402
+
+_register_kvcache(main, bench)
+
 if __name__ == "__main__":
     main()

@@ -168,10 +168,9 @@ def blend_prefill(model: Any, token_ids: torch.Tensor, chunk_of: torch.Tensor, k
     dtype = next(model.parameters()).dtype
     positions = torch.nonzero(compute).squeeze(1)
     hidden = base.embed_tokens(token_ids[positions][None])
-    token_layers, recomputed = 0, 0
+    token_layers = 0
+    mask, cos_sin = _causal_rows(positions, n, dtype), base.rotary_emb(hidden, positions[None])
     for i, layer in enumerate(layers):
-        mask = _causal_rows(positions, n, dtype)
-        cos_sin = base.rotary_emb(hidden, positions[None])
         cache_layers[i].index = positions
         cache_layers[i].record = recompute.checks and i == recompute.check_layer
         hidden = layer(hidden, attention_mask=mask, position_ids=positions[None], cache=cache,
@@ -181,7 +180,8 @@ def blend_prefill(model: Any, token_ids: torch.Tensor, chunk_of: torch.Tensor, k
             chosen = _select_after_check(cache_layers[i], positions, chunk_of, n_chunks, recompute)
             keep = ~cached[positions] | chosen[positions]
             keep[-1] = True
-            positions, hidden = positions[keep], hidden[:, keep]
+            positions, hidden, mask = positions[keep], hidden[:, keep], mask[:, :, keep]
+            cos_sin = tuple(part[:, keep] for part in cos_sin)
             cache_layers[i].record, cache_layers[i].previous_keys = False, None
     for layer in cache_layers:
         layer.index = None

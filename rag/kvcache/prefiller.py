@@ -41,7 +41,7 @@ def model_fingerprint(model: Any, model_id: str = "") -> str:
 @torch.no_grad()
 def full_prefill(model: Any, token_ids: torch.Tensor) -> tuple[Any, torch.Tensor]:
     """The plain prefill: the cache and the last position's logits."""
-    out = model(input_ids=token_ids[None], use_cache=True)
+    out = model(input_ids=token_ids[None], use_cache=True, logits_to_keep=1)
     return out.cache, out.logits[0, -1]
 
 
@@ -61,6 +61,8 @@ class ChunkKVCache:
     directory: the disk tier's folder; eviction: "savings" (frequency x tokens saved / bytes) or "lru";
     recompute: a `Recompute` (policy, ratio, check_layer, first_tokens); strict: raise `UnsupportedRotary`
     rather than fall back to a full prefill."""
+
+    name = "chunk-kv"
 
     def __init__(self, memory_bytes: int = 256 << 20, disk_bytes: int = 0, directory: str | os.PathLike | None = None,
                  eviction: str = "savings", recompute: Recompute | None = None, strict: bool = False):
@@ -163,6 +165,7 @@ class ChunkKVCache:
         stats = self._stats(n, computed=computed, reused=cached - out.recomputed, recomputed=out.recomputed,
                             hits=hits, misses=misses, nbytes=nbytes, start=start)
         stats["policy"] = self.recompute.label()
+        stats["tokens_prefilled_alone"] = miss_tokens
         return PrefillResult(past_key_values=out.cache, logits=out.logits, stats=stats)
 
     def _stats(self, tokens: int, *, computed: float, reused: int, recomputed: int, hits: int, misses: int,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import chunk, plain
+from kvcache_models import chunk, plain
 
 from lamina.index.errors import InvalidArgument
 from lamina.rag.kvcache import ChunkKVCache, Recompute

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import chunk, plain, tiny_llama
+from kvcache_models import chunk, plain, tiny_llama
 
 from lamina.rag.kvcache import ChunkKVCache, UnsupportedRotary, rerotate, rotary_spec
 from lamina.rag.kvcache.prefiller import full_prefill, prefill_chunk

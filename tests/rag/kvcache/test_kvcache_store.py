@@ -7,7 +7,7 @@ import os
 
 import pytest
 import torch
-from conftest import chunk, plain, tiny_llama
+from kvcache_models import chunk, plain, tiny_llama
 
 from lamina.index.errors import InvalidArgument
 from lamina.rag.kvcache import ChunkKV, ChunkKVCache, ChunkStore, Recompute
