@@ -70,18 +70,27 @@ def kvcache_warm(name: str, top: int, ids: str | None, model: str | None, cache_
 @click.option("--dataset-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="HotpotQA dev directory [default: ../shared/datasets/hotpotqa-dev500].")
 @click.option("--model", default=None, help="Generator model (default: the packaged SmolLM2-135M-Instruct).")
+@click.option("--parts", default="quality,ttft,eviction", show_default=True,
+              help="Comma-separated parts: quality (tokens, deviation), ttft (timings), eviction.")
+@click.option("--threads", default=1, show_default=True, type=int, help="torch intra-op threads.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results"), show_default=True,
               help="Directory for the JSON report and the KL plot.")
 def bench_kvcache(prompts: int, ttft_prompts: int, repeats: int, dataset_dir: Path | None, model: str | None,
-                  as_json: bool, out: Path) -> None:
+                  parts: str, threads: int, as_json: bool, out: Path) -> None:
     """Chunk-KV reuse against full prefill and prefix caching: tokens, TTFT, deviation, eviction."""
     from lamina.bench.kvcache import describe, run
 
-    if prompts < 1 or ttft_prompts < 1 or repeats < 1:
-        raise click.BadParameter("--prompts, --ttft-prompts and --repeats must be at least 1")
-    report = run(prompts=prompts, ttft_prompts=ttft_prompts, repeats=repeats, dataset_dir=dataset_dir, model=model,
-                 out_dir=out, say=lambda line: click.echo(line, err=True))
+    from lamina.index.errors import InvalidArgument
+
+    if min(prompts, ttft_prompts, repeats, threads) < 1:
+        raise click.BadParameter("--prompts, --ttft-prompts, --repeats and --threads must be at least 1")
+    try:
+        report = run(prompts=prompts, ttft_prompts=ttft_prompts, repeats=repeats, dataset_dir=dataset_dir,
+                     model=model, threads=threads, out_dir=out, say=lambda line: click.echo(line, err=True),
+                     parts=[p.strip() for p in parts.split(",") if p.strip()])
+    except InvalidArgument as exc:
+        raise click.ClickException(str(exc)) from None
     for line in describe(report):
         click.echo(line)
     if as_json:
