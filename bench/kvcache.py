@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -239,7 +238,8 @@ def ttft_pass(model: Any, generator: Any, chunks: Sequence[Any], questions: Sequ
             times[config.label()].append(median_ms(lambda: cache.prefill(model, segments).logits.argmax(), repeats))
     full = statistics.fmean(times["full-prefill"])
     return [{"system": "ttft", "config": label, "context_tokens": round(statistics.fmean(lengths)),
-             "ttft_ms": round(statistics.fmean(values), 1), "speedup_vs_full": round(full / statistics.fmean(values), 2)}
+             "ttft_ms": round(statistics.fmean(values), 1),
+             "speedup_vs_full": round(full / statistics.fmean(values), 2)}
             for label, values in times.items()]
 
 
@@ -304,7 +304,8 @@ def targets(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out["fixed15_exact"] = default["exact"]
         out["adaptive_choice"] = adaptive["config"] if adaptive else None
         out["adaptive_30pct_fewer_at_95pct_agreement"] = bool(
-            adaptive and default["exact"] >= 0.95 and adaptive["tokens_recomputed"] <= 0.7 * default["tokens_recomputed"])
+            adaptive and default["exact"] >= 0.95
+            and adaptive["tokens_recomputed"] <= 0.7 * default["tokens_recomputed"])
     ttft = {r["config"]: r for r in rows if r["system"] == "ttft"}
     if ttft:
         out["ttft_speedup>=3"] = {label: r["speedup_vs_full"] >= 3 for label, r in ttft.items()

@@ -57,7 +57,8 @@ def rotary_spec(model: Any) -> RotarySpec:
     rope_type = str(params.get("rope_type", params.get("type", getattr(rotary, "rope_type", "default"))))
     if rope_type not in EXACT_ROPE_TYPES:
         raise UnsupportedRotary(f"rope_type {rope_type!r} cannot be re-rotated exactly (its frequencies depend on "
-                                f"the sequence length or are not per-position); supported: {', '.join(EXACT_ROPE_TYPES)}")
+                                "the sequence length or are not per-position); supported: "
+                                + ", ".join(EXACT_ROPE_TYPES))
     if params.get("mrope_section") or getattr(config, "mrope_section", None):
         raise UnsupportedRotary("mrope (multimodal rotary sections) cannot be re-rotated by one offset")
     partial = float(params.get("partial_rotary_factor", getattr(config, "partial_rotary_factor", 1.0) or 1.0))

@@ -108,3 +108,30 @@ def test_bad_recompute_options_are_named():
         Recompute("sometimes")
     with pytest.raises(InvalidArgument, match="ratio"):
         Recompute("cacheblend", ratio=1.5)
+
+
+def test_reuse_without_recompute_matches_transformers_over_the_concatenated_rerotated_caches(model):
+    """The reference: the chunks' re-rotated caches concatenated into a DynamicCache, then transformers'
+    own forward over the question at its positions (its own causal mask)."""
+    from transformers.cache_utils import DynamicCache
+
+    from lamina.rag.kvcache import rerotate, rotary_spec
+    from lamina.rag.kvcache.prefiller import prefill_chunk
+
+    chunks = [chunk("a", 20, 1), chunk("b", 17, 2), chunk("c", 25, 3)]
+    question = plain(7, 50)
+    cache = ChunkKVCache(recompute=Recompute("none"))
+    result = cache.prefill(model, [*chunks, question])
+    inv_freq = rotary_spec(model).inv_freq
+    keys, values, offset = [], [], 0
+    for segment in chunks:
+        kv = prefill_chunk(model, segment.token_ids)
+        keys.append(rerotate(kv.keys, torch.full((kv.tokens,), offset), inv_freq))
+        values.append(kv.values)
+        offset += kv.tokens
+    keys, values = torch.cat(keys, dim=2), torch.cat(values, dim=2)
+    reference = DynamicCache(ddp_cache_data=[(keys[i][None], values[i][None]) for i in range(keys.shape[0])])
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor([question.token_ids]), cache=reference, use_cache=True,
+                    position_ids=torch.arange(offset, offset + 7)[None])
+    assert torch.max(torch.abs(out.logits[0, -1] - result.logits)) < 1e-5
