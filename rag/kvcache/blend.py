@@ -157,7 +157,7 @@ def blend_prefill(model: Any, token_ids: torch.Tensor, chunk_of: torch.Tensor, k
     cache_layers = [ScatterLayer(keys[i][None].contiguous(), values[i][None].contiguous()) for i in range(len(layers))]
     cache = DynamicCache()
     cache.layers = cache_layers
-    everything = recompute.policy == "full" or recompute.ratio >= 1.0 and recompute.policy != "epic"
+    everything = recompute.policy == "full" or (recompute.policy in ("cacheblend", "adaptive") and recompute.ratio >= 1)
     if everything or recompute.checks:
         compute = torch.ones(n, dtype=torch.bool)
     elif recompute.policy == "epic":

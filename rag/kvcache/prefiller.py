@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -71,6 +72,7 @@ class ChunkKVCache:
         self.recompute = recompute or Recompute()
         self.strict = strict
         self._refused: dict[int, str] = {}
+        self._lock = threading.RLock()   # the store's dicts, when a server answers questions concurrently
 
     def supports(self, model: Any) -> RotarySpec:
         """The model's rotary spec, or `UnsupportedRotary` naming why reuse is off for it."""
@@ -97,11 +99,13 @@ class ChunkKVCache:
         fingerprint = fingerprint or model_fingerprint(model, segment.chunk_key[0])
         key = self._key(fingerprint, segment)
         dtype = next(model.parameters()).dtype
-        kv = self.store.get(key, dtype=dtype)
+        with self._lock:
+            kv = self.store.get(key, dtype=dtype)
         if kv is not None and kv.tokens == len(segment.token_ids):
             return kv, True
         kv = prefill_chunk(model, segment.token_ids)
-        self.store.put(key, kv, persist=persist)
+        with self._lock:
+            self.store.put(key, kv, persist=persist)
         return kv, False
 
     @torch.no_grad()
@@ -115,7 +119,8 @@ class ChunkKVCache:
 
     def invalidate(self, chunk_id: str) -> int:
         """Drops every cached entry of `chunk_id` (deleted or changed); the number dropped."""
-        return self.store.invalidate(chunk_id)
+        with self._lock:
+            return self.store.invalidate(chunk_id)
 
     @torch.no_grad()
     def prefill(self, model: Any, segments: Sequence[Segment]) -> PrefillResult:
