@@ -1,4 +1,4 @@
-"""The RocksDB store: the source of truth for every collection (DESIGN.md, "Durability model").
+"""The RocksDB store: the source of truth for every collection (ARCHITECTURE.md, "Durability model").
 
 Layout (one RocksDB, rocksdict binding, raw bytes keys and values):
 

@@ -96,7 +96,3 @@ def bench_kvcache(prompts: int, ttft_prompts: int, repeats: int, dataset_dir: Pa
     if as_json:
         click.echo(json.dumps(report))
 
-
-def register(main: click.Group, bench: click.Group) -> None:
-    main.add_command(kvcache)
-    bench.add_command(bench_kvcache)

@@ -2,14 +2,16 @@
 
 A prompt becomes token ids through the model's chat template, as segments a `Prefiller` can
 compute or reuse. The template is rendered once, with the whole user message; the user message
-is then found inside the rendered text, and the text is tokenised piece by piece:
+is then found inside the rendered text (by rendering once more with a sentinel in its place), and
+the text is tokenised piece by piece:
 
     [template head] [part 1] [part 2] ... [part n] [template tail]
 
 each piece with `add_special_tokens=False` (the template writes its own special tokens), the ids
-concatenated. A part that is one retrieved chunk (`PromptPart.chunk_id`) becomes a segment with a
-`chunk_key` of (model id, chunk id, SHA-256 of its text), so a chunk-KV cache can reuse its keys
-and values across prompts. Tokenising piece by piece can differ from tokenising the whole text
+concatenated; in the parts a special token's spelling is tokenised as plain text, so retrieved text
+cannot close the user turn or forge a role. A part that is one retrieved chunk (`PromptPart.chunk_id`)
+becomes a segment with a `chunk_key` of (model id, chunk id, SHA-256 of its text), so a chunk-KV
+cache can reuse its keys and values across prompts. Tokenising piece by piece can differ from tokenising the whole text
 where a BPE merge would cross a piece boundary; that is the price of separable chunks (a
 boundary at whitespace or a newline, as the pipeline's assembly puts them, costs nothing). Where a
 template rewrites the user message (trims it, say) so that it is not found verbatim, the prompt is
@@ -31,12 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from lamina.index.errors import InvalidArgument, LaminaError
+from lamina.rag.generators.base import config_options
 from lamina.rag.generators.models import DEFAULT_MODEL, load_causal_lm, resolve_model
 from lamina.rag.generators.prefill import FullPrefill, forward_with_cache
 from lamina.rag.types import Generation, GenerationError, Prefiller, Prompt, Segment
 
 DEFAULT_MAX_NEW_TOKENS = 256
 INCOMPLETE = "\ufffd"  # what a tokenizer decodes a partial UTF-8 sequence to
+USER_SENTINEL = "\u2063lamina-user-message\u2063"  # invisible separators: in no real prompt
 
 
 class LocalGenerator:
@@ -123,24 +127,32 @@ class LocalGenerator:
     def segments(self, prompt: Prompt) -> list[Segment]:
         """The prompt as token-id segments: template head, each part, template tail (see the module doc)."""
         tokenizer = self.tokenizer
-        rendered = tokenizer.apply_chat_template(prompt.messages(), tokenize=False, add_generation_prompt=True)
-        user = prompt.user
-        at = rendered.rfind(user) if user else -1
-        if at < 0:
-            return [Segment(self._encode([rendered])[0])]
-        texts = [rendered[:at], *(part.text for part in prompt.parts), rendered[at + len(user):]]
+        messages = prompt.messages()
+        rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        # where the user message sits: render once more with a sentinel in its place, so that a short
+        # message that also occurs in the template's own text ("a" in "assistant") is not mistaken
+        messages[-1] = {"role": "user", "content": USER_SENTINEL}
+        marked = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        around = marked.split(USER_SENTINEL)
+        if len(around) != 2 or around[0] + prompt.user + around[1] != rendered:
+            return [Segment(self._encode([rendered], text_only=False)[0])]  # the template rewrote it: one run
+        head, tail = self._encode([around[0], around[1]], text_only=False)
+        ids = [head, *self._encode([part.text for part in prompt.parts]), tail]
         keys = [None, *(self._chunk_key(part.chunk_id, part.text) if part.chunk_id else None
                         for part in prompt.parts), None]
-        ids = self._encode(texts)
         return [Segment(seg, key) for seg, key in zip(ids, keys) if seg]
 
     def _chunk_key(self, chunk_id: str, text: str) -> tuple[str, str, str]:
         return (self.model_id, str(chunk_id), hashlib.sha256(text.encode("utf-8")).hexdigest())
 
-    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+    def _encode(self, texts: Sequence[str], *, text_only: bool = True) -> list[list[int]]:
+        """Token ids of each text, one batched call. `text_only`: a special token's spelling inside the
+        text ("<|im_end|>" in a retrieved chunk) is tokenised as text, so a prompt part cannot end the
+        turn or forge a role; the template's own head and tail keep their special tokens."""
         if not texts:
             return []
-        return [list(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+        out = self.tokenizer(list(texts), add_special_tokens=False, split_special_tokens=text_only)
+        return [list(ids) for ids in out["input_ids"]]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """The token count of each text in this model's tokenizer (no special tokens), one batched call."""
@@ -166,11 +178,16 @@ class LocalGenerator:
     def stream(self, prompt: Prompt, *, max_new_tokens: int | None = None,
                record: dict[str, Any] | None = None) -> Iterator[str]:
         """Text pieces as they are decoded; a model failure ends the stream with a GenerationError.
-        `record`, when given, is filled as the stream runs: prompt_tokens, tokens, ttft_ms, prefill_ms,
-        total_ms, finish_reason and the prefiller's stats (complete once the stream is exhausted)."""
+        When exhausted, the stream returns the whole Generation (timings, the prefiller's stats) as its
+        value, which the pipeline reads. `record`, when given, is filled as the stream runs:
+        prompt_tokens, tokens, ttft_ms, prefill_ms, total_ms, finish_reason and the prefiller's stats."""
         record = {} if record is None else record
+        pieces: list[str] = []
         try:
-            yield from self._decode(prompt, self._budget(max_new_tokens), record)
+            for piece in self._decode(prompt, self._budget(max_new_tokens), record):
+                pieces.append(piece)
+                yield piece
+            return _generation("".join(pieces), record)
         except LaminaError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -187,8 +204,8 @@ class LocalGenerator:
         """Prefill, then decode one token at a time, yielding each new piece of text; fills `record`."""
         import torch
 
+        model, tokenizer = self.model, self.tokenizer  # loading (once) is not part of the first token's time
         start = time.perf_counter()
-        model, tokenizer = self.model, self.tokenizer
         segments = self.segments(prompt)
         prompt_tokens = sum(len(s.token_ids) for s in segments)
         record.update(prompt_tokens=prompt_tokens, tokens=0, finish_reason="length")
@@ -196,32 +213,34 @@ class LocalGenerator:
             raise InvalidArgument(f"prompt of {prompt_tokens} tokens plus max_new_tokens {max_new_tokens} exceeds "
                                   f"the context of {self._context} tokens of {self.model_id}")
         sampler = _Sampler(self.temperature, self.seed)
+        # no_grad around each model call, not around the yields: grad mode is thread-local and the
+        # consumer of the stream runs between them
         with torch.no_grad():
             result = self.prefiller.prefill(model, segments)
-            record["prefill_ms"] = float(result.stats.get("prefill_ms", (time.perf_counter() - start) * 1e3))
-            record["stats"] = dict(result.stats)
-            cache, logits = result.past_key_values, result.logits
-            answer: list[int] = []
-            emitted = ""
-            for step in range(max_new_tokens):
-                token = sampler(logits)
-                if step == 0:
-                    record["ttft_ms"] = (time.perf_counter() - start) * 1e3
-                if token in self._stop_ids:
-                    record["finish_reason"] = "stop"
-                    break
-                answer.append(token)
-                record["tokens"] = len(answer)
-                text = tokenizer.decode(answer, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-                if not text.endswith(INCOMPLETE) and len(text) > len(emitted):
-                    yield text[len(emitted):]
-                    emitted = text
-                if step + 1 < max_new_tokens:
-                    out = forward_with_cache(model, torch.tensor([[token]]), cache)
-                    logits = out.logits[0, -1]
+        record["prefill_ms"] = float(result.stats.get("prefill_ms", (time.perf_counter() - start) * 1e3))
+        record["stats"] = dict(result.stats)
+        cache, logits = result.past_key_values, result.logits
+        answer: list[int] = []
+        emitted = ""
+        for step in range(max_new_tokens):
+            token = sampler(logits)
+            if step == 0:
+                record["ttft_ms"] = (time.perf_counter() - start) * 1e3
+            if token in self._stop_ids:
+                record["finish_reason"] = "stop"
+                break
+            answer.append(token)
+            record["tokens"] = len(answer)
             text = tokenizer.decode(answer, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-            if len(text) > len(emitted):  # an incomplete sequence at the very end: flush it as it is
+            if not text.endswith(INCOMPLETE) and len(text) > len(emitted):
                 yield text[len(emitted):]
+                emitted = text
+            if step + 1 < max_new_tokens:
+                with torch.no_grad():
+                    logits = forward_with_cache(model, torch.tensor([[token]]), cache).logits[0, -1]
+        text = tokenizer.decode(answer, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        if len(text) > len(emitted):  # an incomplete sequence at the very end: flush it as it is
+            yield text[len(emitted):]
         record["total_ms"] = (time.perf_counter() - start) * 1e3
 
     def to_dict(self) -> dict[str, Any]:
@@ -232,8 +251,12 @@ class LocalGenerator:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, prefiller: Prefiller | None = None) -> LocalGenerator:
         """The generator `to_dict` described; a prefiller other than the full one is passed in (it holds state)."""
-        known = {"model", "max_new_tokens", "temperature", "seed", "threads"}
-        return cls(prefiller=prefiller, **{k: v for k, v in data.items() if k in known})
+        options = config_options(data, ("model", "max_new_tokens", "temperature", "seed", "threads", "prefiller"),
+                                 cls.name)
+        described = options.pop("prefiller", FullPrefill.name)
+        if prefiller is None and described != FullPrefill.name:
+            raise InvalidArgument(f"local generator config names the prefiller {described!r}: pass it as prefiller=")
+        return cls(prefiller=prefiller, **options)
 
     def __repr__(self) -> str:
         return f"LocalGenerator(model={self.model_id!r}, max_new_tokens={self.max_new_tokens})"
