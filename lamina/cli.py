@@ -665,11 +665,12 @@ def _register_commands() -> None:
     from lamina.cli_bench_rag import bench_rag
     from lamina.cli_facet import bench_facet, facet
     from lamina.cli_generate import bench_generate
+    from lamina.cli_kvcache import bench_kvcache, kvcache
     from lamina.cli_store import BENCH_COMMANDS, COMMANDS  # store check/repair, backup, restore, snapshot
 
-    for command in (ask, facet, *COMMANDS):
+    for command in (ask, facet, kvcache, *COMMANDS):
         main.add_command(command)
-    for command in (bench_rag, bench_generate, bench_facet, *BENCH_COMMANDS):
+    for command in (bench_rag, bench_generate, bench_facet, bench_kvcache, *BENCH_COMMANDS):
         bench.add_command(command)
 
 
