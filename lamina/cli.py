@@ -167,9 +167,12 @@ def _parse_payload(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--generator", "generator", type=click.Choice(["local", "openai", "none"]), default="local",
               show_default=True, help="The Rag service's default generator (each loads on first use).")
 @click.option("--preload-generator", is_flag=True, help="Load the default generator before serving.")
+@click.option("--kv-cache-mib", type=int, default=0, show_default=True,
+              help="Reuse the KV caches of retrieved chunks in the local generator, in up to this many MiB "
+                   "of memory (0: off).")
 @data_dir_option
 def serve(host: str, port: int, demo: bool, api_keys_file: Path | None, auth: str, generator: str,
-          preload_generator: bool, data_dir: Path | None) -> None:
+          preload_generator: bool, kv_cache_mib: int, data_dir: Path | None) -> None:
     """Run the gRPC server until SIGINT or SIGTERM."""
     from lamina.service.rag import GeneratorPool
     from lamina.service.server import run
@@ -184,7 +187,12 @@ def serve(host: str, port: int, demo: bool, api_keys_file: Path | None, auth: st
             click.echo(f'try: lamina search --target {host}:{bound} --collection demo "how do I sort a list"',
                        err=True)
 
-    generators = GeneratorPool(default=generator)
+    prefiller = None
+    if kv_cache_mib > 0:
+        from lamina.rag.kvcache import ChunkKVCache
+
+        prefiller = ChunkKVCache(memory_bytes=kv_cache_mib << 20)
+    generators = GeneratorPool(default=generator, prefiller=prefiller)
     if preload_generator:
         click.echo(f"loading the {generator!r} generator ...", err=True)
         generators.preload()
