@@ -37,11 +37,14 @@ class GraphSide:
         options = {"dim": encoder.dim if encoder is not None else None, "synonym_threshold": config.synonym_threshold,
                    "max_cooc": config.max_cooc, "cooc_weight": config.cooc_weight}
         self.graph = EntityGraph.load(store.iter_graph(name), **options)
+        self.timings = {"extract_s": 0.0, "vectors_s": 0.0, "plan_s": 0.0}  # the write path's, summed
 
     # ------------------------------------------------------------------ writes
     def extract(self, texts: Sequence[str | None]) -> list[list[Mention]]:
+        started = time.perf_counter()
         idx = [i for i, t in enumerate(texts) if t]
         found = self.extractor.extract([texts[i] for i in idx]) if idx else []
+        self.timings["extract_s"] += time.perf_counter() - started
         out: list[list[Mention]] = [[] for _ in texts]
         for i, mentions in zip(idx, found):
             out[i] = mentions
@@ -51,8 +54,11 @@ class GraphSide:
         """Vectors of the keys the graph does not hold yet (outside the write lock: encoding is slow)."""
         if self.encoder is None:
             return {}
+        started = time.perf_counter()
         keys = sorted({m.key for ms in mentions for m in ms if m.key not in self.graph.by_key})
-        return dict(zip(keys, self.encoder.encode_documents(keys))) if keys else {}
+        vectors = dict(zip(keys, self.encoder.encode_documents(keys))) if keys else {}
+        self.timings["vectors_s"] += time.perf_counter() - started
+        return vectors
 
     def write_ops(self, chunks: Sequence[tuple[str | None, Sequence[Mention]]], vectors: dict[str, np.ndarray],
                   holder: list[GraphDelta]):
@@ -60,7 +66,9 @@ class GraphSide:
         def extra(added: np.ndarray, removed: np.ndarray):
             entities = [ChunkEntities(int(iid), tenant, tuple(m.key for m in ms), tuple(m.name for m in ms),
                                       tuple(m.weight for m in ms)) for iid, (tenant, ms) in zip(added, chunks)]
+            started = time.perf_counter()
             delta = self.graph.plan(entities, removed, self._encoder_with(vectors))
+            self.timings["plan_s"] += time.perf_counter() - started
             holder.append(delta)
             return delta.ops
         return extra
@@ -77,8 +85,10 @@ class GraphSide:
         return encode
 
     def commit(self, holder: list[GraphDelta]) -> None:
+        started = time.perf_counter()
         for delta in holder:
             self.graph.commit(delta)
+        self.timings["plan_s"] += time.perf_counter() - started
 
     # ------------------------------------------------------------------ reads
     def seeds(self, query: str, tenant: str | None, expansion: GraphExpansion) -> dict[int, tuple[float, str]]:

@@ -351,7 +351,8 @@ class EntityGraph:
 
     def records(self) -> Iterator[Op]:
         """Every record of the graph as it is in memory (a rebuild writes these)."""
-        yield NEXT, _U64.pack(self.next_eid)
+        if self.next_eid:
+            yield NEXT, _U64.pack(self.next_eid)
         for iid, (eids, weights, tenant) in self.chunks.items():
             yield CHUNK + _U64.pack(iid), _pack_chunk(eids, weights, tenant)
         for eid, (tenant, key, name, refs) in self.entities.items():

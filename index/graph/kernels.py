@@ -8,8 +8,8 @@ onto them). `adjacency` sums duplicate edges into one symmetric CSR matrix. Two 
   `networkx.pagerank(personalization=...)` does, so the two agree on any graph.
 - `ppr_push`: the local push of Andersen, Chung and Lang (FOCS 2006), non-lazy form: residual mass at a
   node u above `eps * deg(u)` is settled, (1-d) of it kept at u and d of it spread over u's neighbours
-  by edge weight. It touches only the nodes the walk reaches, so its cost follows the seeds'
-  neighbourhood, not the graph; each node's error is below eps times its weighted degree.
+  by edge weight (a dangling node sends it back to the personalisation). It touches only the nodes
+  the walk reaches, so its cost follows the seeds' neighbourhood, not the graph.
 
 `damping` is the probability of following an edge (HippoRAG 2 uses 0.5).
 """
@@ -44,7 +44,7 @@ def _normalised(personalization: np.ndarray) -> np.ndarray:
 
 
 def ppr_power(matrix: sp.csr_matrix, personalization: np.ndarray, *, damping: float = 0.5,
-              tol: float = 1e-8, max_iter: int = 200) -> np.ndarray:
+              tol: float = 1e-6, max_iter: int = 200) -> np.ndarray:
     """Exact PPR (float64, sums to 1) by power iteration over a symmetric adjacency matrix."""
     p = _normalised(personalization)
     degree = np.asarray(matrix.sum(axis=1)).ravel()
@@ -61,7 +61,8 @@ def ppr_power(matrix: sp.csr_matrix, personalization: np.ndarray, *, damping: fl
 
 
 @numba.njit(cache=True)
-def _push(indptr, indices, weights, degree, residual, eps, damping, max_pushes):  # pragma: no cover - jitted
+def _push(indptr, indices, weights, degree, residual, support, share_of, eps, damping,
+          max_pushes):  # pragma: no cover - jitted
     n = len(degree)
     estimate = np.zeros(n)
     queue = np.empty(n, np.int64)
@@ -81,15 +82,21 @@ def _push(indptr, indices, weights, degree, residual, eps, damping, max_pushes):
         mass = residual[u]
         residual[u] = 0.0
         pushes += 1
-        if degree[u] == 0.0:  # dangling: keep it all (networkx would hand it back to the seeds)
-            estimate[u] += mass
-            continue
         estimate[u] += (1.0 - damping) * mass
+        if degree[u] == 0.0:  # dangling: the walk restarts, its mass goes back to the personalisation
+            for j in range(len(support)):
+                v = support[j]
+                residual[v] += damping * mass * share_of[j]
+                if not queued[v] and residual[v] > eps * max(degree[v], 1e-300):
+                    queue[(head + size) % n] = v
+                    queued[v] = True
+                    size += 1
+            continue
         share = damping * mass / degree[u]
         for j in range(indptr[u], indptr[u + 1]):
             v = indices[j]
             residual[v] += share * weights[j]
-            if not queued[v] and residual[v] > eps * degree[v]:
+            if not queued[v] and residual[v] > eps * max(degree[v], 1e-300):
                 queue[(head + size) % n] = v
                 queued[v] = True
                 size += 1
@@ -100,13 +107,15 @@ def ppr_push(matrix: sp.csr_matrix, personalization: np.ndarray, *, damping: flo
              eps: float = 1e-6, max_pushes: int = 10_000_000) -> tuple[np.ndarray, np.ndarray]:
     """Approximate PPR by local push: (estimate, residual), estimate + the PPR of the residual = exact.
 
-    Every node u ends with residual[u] <= eps * deg(u). On a graph without dangling nodes, each
-    estimate is below the exact PPR by at most eps times the largest weighted degree.
+    Every node u ends with residual[u] <= eps * deg(u) (a dangling node's residual is settled, its
+    walk restarting at the personalisation, as in `ppr_power`). Each estimate is below the exact PPR
+    by at most eps times the largest weighted degree.
     """
     p = _normalised(personalization)
     degree = np.asarray(matrix.sum(axis=1)).ravel()
     residual = p.copy()
+    support = np.flatnonzero(p)
     estimate, residual, _ = _push(matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64),
-                                  matrix.data.astype(np.float64), degree, residual, float(eps), float(damping),
-                                  int(max_pushes))
+                                  matrix.data.astype(np.float64), degree, residual, support, p[support],
+                                  float(eps), float(damping), int(max_pushes))
     return estimate, residual

@@ -84,7 +84,7 @@ def _collect(found: list[tuple[str, float]]) -> list[Mention]:
     return out
 
 
-_CAPS = re.compile(r"\b(?:[A-Z][\w'\-]*|[0-9]{4})(?:\s+(?:(?:of|the|de|la|von|van|and|for|du|del)\s+)*"
+_CAPS = re.compile(r"\b(?:[A-Z][\w'\-]*|[0-9]{4})(?:\s+(?:(?:of(?:\s+the)?|de|la|von|van|and|for|du|del)\s+)?"
                    r"(?:[A-Z][\w'\-]*|[0-9]+))*")
 _QUOTED = re.compile(r"\"([^\"]{2,60})\"")
 _SENTENCE_START = re.compile(r"(?:^|[.!?]\s+)(The|A|An|In|On|At|It|He|She|They|This|His|Her|Its|As|After|"
