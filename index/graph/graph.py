@@ -101,6 +101,7 @@ class EntityGraph:
         self.cooc: dict[tuple[int, int], int] = {}
         self.synonyms: dict[int, dict[int, float]] = {}
         self.version = 0
+        self.changed = 0  # chunks added or removed since this object was loaded (communities go stale by it)
         self._cache: dict[object, object] = {}
 
     # ------------------------------------------------------------------ loading
@@ -270,6 +271,7 @@ class EntityGraph:
             self.chunks[iid] = (eids, weights, tenant)
         self.next_eid = delta.next_eid
         self.version += 1
+        self.changed += len(delta.chunks_added) + len(delta.chunks_removed)
         self._cache.clear()
 
     # ------------------------------------------------------------------ reads

