@@ -93,6 +93,26 @@ def evaluate_modes(coll: Any, beir: BeirDataset, modes: Sequence[str], *, max_qu
     return rows
 
 
+VARIANTS = {  # the graph stage's knobs around HippoRAG 2's defaults (passage weight 0.05, damping 0.5)
+    "passage_weight=0.2": {"passage_weight": 0.2},
+    "passage_weight=1": {"passage_weight": 1.0},
+    "fusion=rrf": {"fusion": "rrf"},
+}
+
+
+def evaluate_variants(coll: Any, beir: BeirDataset, *, max_queries: int | None = None) -> list[dict[str, Any]]:
+    from lamina.retrieval.query import GraphExpansion
+
+    rows = []
+    for label, options in VARIANTS.items():
+        row = evaluate_modes(coll, beir, ["hybrid+graph"], max_queries=max_queries,
+                             expansion=GraphExpansion(**options))[0]
+        row["system"] = f"lamina-hybrid+graph({label})"
+        row["params"].update(options)
+        rows.append(row)
+    return rows
+
+
 def run_graph(dataset_dir: str | Path, *, modes: Sequence[str] = MODES, extractor: str = "spacy",
               max_queries: int | None = None, cache_dir: Path = CACHE, scale: bool = True,
               scale_nodes: int = 100_000, peer: bool = True) -> dict[str, Any]:
@@ -111,6 +131,8 @@ def run_graph(dataset_dir: str | Path, *, modes: Sequence[str] = MODES, extracto
                  "extractor": coll.graph_side.extractor.name}
         results = evaluate_modes(coll, beir, modes, max_queries=max_queries)
         encoder.save()
+        if "hybrid+graph" in modes:
+            results += evaluate_variants(coll, beir, max_queries=max_queries)
         if peer:
             from lamina.bench.graph_peer import run_lightrag
 

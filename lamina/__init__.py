@@ -27,7 +27,7 @@ from lamina.index.types import (
     SparseConfig,
 )
 from lamina.retrieval.collection import Collection, Database
-from lamina.retrieval.query import Fusion, Rerank, SearchRequest, SearchResult, Stage
+from lamina.retrieval.query import Fusion, GraphExpansion, Rerank, SearchRequest, SearchResult, Stage
 
 __all__ = [
     "Client",
@@ -47,6 +47,7 @@ __all__ = [
     "Rerank",
     "RowResult",
     "SearchRequest",
+    "GraphExpansion",
     "SearchResult",
     "SparseConfig",
     "Stage",

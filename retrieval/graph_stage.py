@@ -107,8 +107,8 @@ class GraphSide:
             for row, cols in enumerate(top):
                 for col in cols[sims[row, cols] >= expansion.seed_threshold].tolist():
                     eid, sim = int(eids[col]), float(sims[row, col])
-                    if eid not in seeds or seeds[eid][0] < sim:
-                        seeds[eid] = (sim, "dense")
+                    if eid not in seeds or (seeds[eid][1] != "exact" and seeds[eid][0] < sim):
+                        seeds[eid] = (min(sim, 1.0), "dense")
         return seeds
 
     def expand(self, query: Any, tenant: str | None, expansion: GraphExpansion, ids: np.ndarray, scores: np.ndarray,
