@@ -143,3 +143,14 @@ def rebuild(coll: Any) -> EntityGraph:
 
 def run_scale(n_nodes: int = 100_000) -> dict[str, Any]:
     return {**ppr_latency(n_nodes), **write_latency(n_nodes)}
+
+
+if __name__ == "__main__":  # python -m lamina.bench.graph_scale [NODES] [OUT.json]: the scale part alone
+    import json
+    import sys
+
+    result = run_scale(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    text = json.dumps({"benchmark": "graph-scale", "results": [result]}, indent=2)
+    if len(sys.argv) > 2:
+        Path(sys.argv[2]).write_text(text + "\n")
+    print(text)
