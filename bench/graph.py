@@ -93,10 +93,10 @@ def evaluate_modes(coll: Any, beir: BeirDataset, modes: Sequence[str], *, max_qu
     return rows
 
 
-VARIANTS = {  # the graph stage's knobs around HippoRAG 2's defaults (passage weight 0.05, damping 0.5)
-    "passage_weight=0.2": {"passage_weight": 0.2},
-    "passage_weight=1": {"passage_weight": 1.0},
-    "fusion=rrf": {"fusion": "rrf"},
+VARIANTS = {  # the graph stage's knobs: HippoRAG 2's PPR-only ranking (passage weight 0.05, damping 0.5) and others
+    "fusion=ppr": {"fusion": "ppr"},
+    "fusion=ppr,passage_weight=0.2": {"fusion": "ppr", "passage_weight": 0.2},
+    "fusion=ppr,passage_weight=1": {"fusion": "ppr", "passage_weight": 1.0},
 }
 
 

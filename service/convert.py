@@ -507,7 +507,7 @@ def search_request_to_proto(collection: str, request: SearchRequest) -> search_p
 
 
 _GRAPH_SCALARS = ("limit", "damping", "passage_weight", "seed_top", "seed_threshold", "weight", "eps")
-GRAPH_FUSION_FROM_PROTO = {search_pb2.GRAPH_FUSION_UNSPECIFIED: "ppr", search_pb2.GRAPH_FUSION_PPR: "ppr",
+GRAPH_FUSION_FROM_PROTO = {search_pb2.GRAPH_FUSION_UNSPECIFIED: "rrf", search_pb2.GRAPH_FUSION_PPR: "ppr",
                            search_pb2.GRAPH_FUSION_RRF: "rrf"}
 GRAPH_METHOD_FROM_PROTO = {search_pb2.GRAPH_METHOD_UNSPECIFIED: "exact", search_pb2.GRAPH_METHOD_EXACT: "exact",
                            search_pb2.GRAPH_METHOD_PUSH: "push"}
