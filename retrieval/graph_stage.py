@@ -176,7 +176,12 @@ class GraphSide:
         """For each hit: its PPR mass and the path that brought it in (seed -> entity -> chunk);
         `doc_ids` maps chunk iids to document ids."""
         nodes, matrix, mass, personal, eids, iids = info.pop("_paths")
-        self._iids, self._doc_ids = iids, doc_ids
+
+        def name(row: int) -> str:
+            node = int(nodes[row])
+            if node < len(eids):
+                return "entity:" + self.graph.entities[int(eids[node])][2]
+            return f"chunk:{doc_ids(iids[node - len(eids): node - len(eids) + 1])[0]}"
         out = []
         for iid in hit_iids.tolist():
             pos = int(np.searchsorted(iids, iid))
@@ -187,12 +192,12 @@ class GraphSide:
             entry = {"iid": iid, "ppr": float(mass[row])}
             if personal[row] > 0:
                 entry["why"] = "a first-stage hit"
-            path, seen = [self._node_name(nodes, row, eids)], {row}
+            path, seen = [name(row)], {row}
             for _ in range(2):  # up to two steps back towards what the walk started from
                 prev = self._best_neighbour(matrix, mass, row, seen)
                 if prev is None:
                     break
-                path.append(self._node_name(nodes, prev, eids))
+                path.append(name(prev))
                 row = prev
                 seen.add(prev)
                 if personal[prev] > 0:
@@ -211,10 +216,3 @@ class GraphSide:
         if not len(cols) or flow.max() <= 0:
             return None
         return int(cols[np.argmax(flow)])
-
-    def _node_name(self, nodes: np.ndarray, row: int, eids: np.ndarray) -> str:
-        node = int(nodes[row])
-        if node < len(eids):
-            return "entity:" + self.graph.entities[int(eids[node])][2]
-        doc = self._doc_ids(self._iids[node - len(eids): node - len(eids) + 1])[0]
-        return f"chunk:{doc}"
