@@ -111,3 +111,15 @@ def test_tenants_walk_only_their_part(tmp_path, fake_encoder_loader):
     admin = coll.query(SearchRequest.simple("Zorblax Corp", 5, mode="graph"))
     assert {h.id for h in admin.hits} >= {"a1", "g1", "g2"}
     db.close()
+
+
+@pytest.mark.slow
+def test_spacy_extraction_on_a_crafted_text():
+    pytest.importorskip("spacy")
+    from lamina.retrieval.encoders.entities import SpacyExtractor
+
+    mentions = SpacyExtractor().extract(["Which magazine was started first, Arthur's Magazine or First for Women?",
+                                         "Barack Obama was born in Honolulu, Hawaii. Obama met Angela Merkel."])
+    assert {"arthur magazine", "first for women"} <= {m.key for m in mentions[0]}
+    keys = {m.key: m.weight for m in mentions[1]}
+    assert {"barack obama", "honolulu", "hawaii", "angela merkel"} <= set(keys) and "which" not in keys
