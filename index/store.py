@@ -26,7 +26,7 @@ import functools
 import json
 import struct
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,8 +46,9 @@ from lamina.index.errors import (
 )
 from lamina.index.types import CollectionConfig, check_name
 
-_CFS = ("docs", "vectors", "iids", "log")
+_CFS = ("docs", "vectors", "iids", "log", "graph")
 CF_NAMES = ("default", *_CFS)
+ExtraOps = Callable[[np.ndarray, np.ndarray], Iterable[tuple[bytes, "bytes | None"]]]
 _U64 = struct.Struct(">Q")
 
 
@@ -278,11 +279,14 @@ class Store:
         deletes: Sequence[str] = (),
         *,
         sync: bool = False,
+        extra: ExtraOps | None = None,
     ) -> WriteResult:
         """Apply upserts then deletes as one atomic batch under a new sequence number.
 
         A document id repeated in `upserts` keeps its last version. `sync=True` fsyncs the
-        write-ahead log before returning (the `wait=true` of the API).
+        write-ahead log before returning (the `wait=true` of the API). `extra(added, removed)`,
+        given the iids this batch adds and removes, returns more records for the same batch:
+        (key, value or None to delete) in the "graph" family, under the collection's prefix.
         """
         name = collection.encode()
         prefix = name + b"\x00"
@@ -344,6 +348,11 @@ class Store:
             removed_arr = np.asarray(removed, dtype=np.int64)
             entry = np.concatenate([[len(added_arr)], added_arr, removed_arr]).astype(">i8").tobytes()
             batch.put(prefix + _u64(seq), entry, self._handle["log"])
+            for key, value in (extra(added_arr, removed_arr) if extra is not None else ()):
+                if value is None:
+                    batch.delete(prefix + key, self._handle["graph"])
+                else:
+                    batch.put(prefix + key, value, self._handle["graph"])
             batch.put(b"next_iid\x00" + name, _u64(next_iid))
             batch.put(b"count\x00" + name, _u64(count))
             batch.put(b"seq", _u64(seq))
@@ -426,6 +435,12 @@ class Store:
         added_all = np.concatenate(added) if added else np.empty(0, np.int64)
         added_all = added_all[~np.isin(added_all, removed_all)]
         return Changes(added_all, removed_all, last)
+
+    def iter_graph(self, collection: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) of the collection's "graph" records (keys without the collection prefix)."""
+        start = collection.encode() + b"\x00"
+        for key, value in self._scan(self._cf["graph"], start + prefix):
+            yield key[len(start):], value
 
     def trim_log(self, collection: str, upto_seq: int) -> None:
         """Forget log entries at or below `upto_seq` (every index snapshot covers them)."""

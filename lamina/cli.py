@@ -81,11 +81,13 @@ def main() -> None:
 @click.option("--tenant-tree", is_flag=True, help="Keep a Curator-style tree so each tenant searches its sub-tree.")
 @click.option("--clustering-key", default=None, metavar="FIELD",
               help="A numeric --payload field: keep scan codes in its order, so a range over it scans one run.")
+@click.option("--graph", "graph", type=click.Choice(["spacy", "regex"]), default=None, flag_value="spacy",
+              is_flag=False, help="Keep an entity graph for graph searches (--graph or --graph=regex: the extractor).")
 @click.option("--batch-size", default=BUILD_BATCH, show_default=True)
 @data_dir_option
 def build(corpus: Path, name: str, kind: str, spann_params: tuple[str, ...], metric: str, encoder: str, sparse: str,
           multivector: bool, token_encoder: str | None, token_codec: str, payload: tuple[str, ...], tenant_tree: bool,
-          clustering_key: str | None, batch_size: int, data_dir: Path | None) -> None:
+          clustering_key: str | None, graph: str | None, batch_size: int, data_dir: Path | None) -> None:
     """Embed and index CORPUS (a BEIR directory or a JSONL file of {"_id","title","text","metadata"}).
 
     Every document gets a dense vector and, by default, BM25 sparse weights (so `lamina search
@@ -115,7 +117,8 @@ def build(corpus: Path, name: str, kind: str, spann_params: tuple[str, ...], met
         coll = db.get_or_create_collection(
             name, metric=metric, index=index, encoder=encoder, sparse=None if sparse == "none" else sparse,
             multivector={"encoder": token_encoder or encoder, "codec": token_codec} if multivector else None,
-            payload=_parse_payload(payload), tenant_tree=tenant_tree, clustering_key=clustering_key)
+            payload=_parse_payload(payload), tenant_tree=tenant_tree, clustering_key=clustering_key,
+            graph={"extractor": graph} if graph else None)
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, transient=not sys.stderr.isatty(), console=None) as progress:
             task = progress.add_task(f"building {name}", total=total)
@@ -218,8 +221,11 @@ def _ensure_demo(directory: Path) -> None:
 @click.argument("query")
 @click.option("--collection", "name", required=True)
 @click.option("-k", "k", default=10, show_default=True, type=int)
-@click.option("--mode", type=click.Choice(["dense", "sparse", "hybrid"]), default="dense", show_default=True,
-              help="First stage: dense, sparse (BM25/SPLADE), or both fused.")
+@click.option("--mode", type=click.Choice(["dense", "sparse", "hybrid", "hybrid+graph", "dense+graph", "graph"]),
+              default="dense", show_default=True,
+              help="First stage: dense, sparse (BM25/SPLADE), or both fused; +graph expands by PPR over the "
+                   "entity graph; graph ranks by PPR from the query's entities alone.")
+@click.option("--graph", "graph", is_flag=True, help="Add the graph expansion to --mode (hybrid --graph = hybrid+graph).")
 @click.option("--fusion", type=click.Choice(["rrf", "weighted"]), default="rrf", show_default=True)
 @click.option("--rerank", "kappa", type=int, default=None, metavar="KAPPA",
               help="Rerank the best KAPPA candidates by MaxSim over token vectors.")
@@ -237,7 +243,7 @@ def _ensure_demo(directory: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON lines.")
 @target_option
 @data_dir_option
-def search(query: str, name: str, k: int, mode: str, fusion: str, kappa: int | None, alpha: float | None,
+def search(query: str, name: str, k: int, mode: str, graph: bool, fusion: str, kappa: int | None, alpha: float | None,
            beta: int | None, filter_json: str | None, tenant: str | None, params: tuple[str, ...], explain: bool,
            as_json: bool, target: str | None, data_dir: Path | None) -> None:
     """Search a collection by text."""
@@ -248,6 +254,8 @@ def search(query: str, name: str, k: int, mode: str, fusion: str, kappa: int | N
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--filter") from None
     rerank = Rerank(kappa, alpha, beta) if kappa is not None else None
+    if graph and "graph" not in mode:
+        mode += "+graph"
     request = SearchRequest.simple(query, k, mode=mode, params=_parse_params(params), fusion=fusion, rerank=rerank,
                                    filter=flt, tenant=tenant, explain=explain)
     if target:
@@ -673,12 +681,13 @@ def _register_commands() -> None:
     from lamina.cli_bench_rag import bench_rag
     from lamina.cli_facet import bench_facet, facet
     from lamina.cli_generate import bench_generate
+    from lamina.cli_graph import bench_graph
     from lamina.cli_kvcache import bench_kvcache, kvcache
     from lamina.cli_store import BENCH_COMMANDS, COMMANDS  # store check/repair, backup, restore, snapshot
 
     for command in (ask, facet, kvcache, *COMMANDS):
         main.add_command(command)
-    for command in (bench_rag, bench_generate, bench_facet, bench_kvcache, *BENCH_COMMANDS):
+    for command in (bench_rag, bench_generate, bench_facet, bench_kvcache, bench_graph, *BENCH_COMMANDS):
         bench.add_command(command)
 
 

@@ -52,6 +52,7 @@ from lamina.index.types import (
     CollectionConfig,
     Document,
     Hit,
+    GraphConfig,
     IndexConfig,
     MultivectorConfig,
     RowResult,
@@ -119,6 +120,7 @@ class Collection:
         self._writes_since_snapshot = 0
         self._snapshot_seq = 0
         self._snapshots_paused = False  # while a backup copies the index files (`lamina.retrieval.backup`)
+        self._graph_side: Any = None
         self.indexes = self._open_indexes()
         self.indexes.refresh_clustered(self._vectors_of)
 
@@ -298,12 +300,14 @@ class Collection:
 
         if docs:
             stored = self._encode(docs)
+            # a repeated id within the batch keeps only its last version (written.added)
+            last_of = {d.id: j for j, d in enumerate(stored)}
+            kept = [stored[j] for j in sorted(last_of.values())]
+            extra, pending = self._graph_write(kept)
             with self._lock.write():
-                written = self.store.write(self.name, stored, sync=wait)
+                written = self.store.write(self.name, stored, sync=wait, extra=extra)
+                self._graph_commit(pending)
                 self.indexes.remove(written.removed, written.seq)
-                # a repeated id within the batch keeps only its last version (written.added)
-                last_of = {d.id: j for j, d in enumerate(stored)}
-                kept = [stored[j] for j in sorted(last_of.values())]
                 for doc, iid in zip(kept, written.added):
                     doc.iid = int(iid)
                 self.indexes.add(kept, written.seq)
@@ -364,8 +368,10 @@ class Collection:
             ids = [d.id for d in self.store.get_documents(self.name, ids) if d is not None and d.tenant == tenant]
         if not ids:
             return []
+        extra, pending = self._graph_write([])
         with self._lock.write():
-            written = self.store.write(self.name, deletes=ids, sync=wait)
+            written = self.store.write(self.name, deletes=ids, sync=wait, extra=extra)
+            self._graph_commit(pending)
             self.indexes.remove(written.removed, written.seq)
             self._after_write(len(written.removed))
         return list(written.deleted_ids)
@@ -489,6 +495,8 @@ class Collection:
         started = time.perf_counter()
         explain: dict[str, Any] = {"stages": []}
         inputs = [self._stage_input(stage, request.query) for stage in request.stages]
+        if request.graph is not None:
+            self.graph_side  # noqa: B018 - InvalidArgument when the collection has no graph
         if request.rerank is not None:
             self.token_encoder  # noqa: B018 - InvalidArgument when the collection keeps no tokens
             if not isinstance(request.query, str):
@@ -514,13 +522,16 @@ class Collection:
             if len(ranked) == 1:
                 ids, scores = ranked[0]
             else:
-                limit = max(request.k, request.rerank.kappa if request.rerank else 0)
+                limit = max(request.k, request.rerank.kappa if request.rerank else 0,
+                            request.graph.limit if request.graph else 0)
                 if request.fusion.method == "rrf":
                     ids, scores = reciprocal_rank_fusion(ranked, k=request.fusion.rrf_k,
                                                          weights=request.fusion.weights, limit=limit)
                 else:
                     ids, scores = weighted_score_fusion(ranked, request.fusion.weights, limit=limit)
                 explain["fusion"] = request.fusion.method
+            if request.graph is not None:
+                ids, scores, explain["graph"] = self._graph_expand(request, ids, scores, allowed)
             if request.rerank is not None:
                 r = request.rerank  # SearchRequest checked k <= kappa
                 ids, scores, stats = rerank(query_tokens, ids, scores, self.indexes.tokens, k=request.k,
@@ -528,8 +539,45 @@ class Collection:
                 explain["rerank"] = stats.to_dict()
             ids, scores = ids[:request.k], scores[:request.k]
         hits = self.hits(np.asarray(scores), np.asarray(ids), with_payload=request.with_payload)
+        if request.explain and "_paths" in explain.get("graph", {}):
+            explain["graph"]["hits"] = self.graph_side.paths(explain["graph"], np.asarray(ids),
+                                                             partial(self.store.doc_ids, self.name))
         explain["ms"] = round(1e3 * (time.perf_counter() - started), 3)
         return SearchResult(hits, explain if request.explain else None)
+
+    # ------------------------------------------------------------------ entity graph
+    @property
+    def graph_side(self) -> Any:
+        """The entity graph (`lamina.retrieval.graph_stage.GraphSide`), loaded from the store on first use."""
+        if self.config.graph is None:
+            raise InvalidArgument(f"collection {self.name!r} has no entity graph: a graph search needs the "
+                                  "collection option graph (create it with graph=True, or `lamina build --graph`)")
+        if self._graph_side is None:
+            from lamina.retrieval.graph_stage import GraphSide
+
+            self._graph_side = GraphSide(self.store, self.name, self.config.graph,
+                                         self.encoder if self.config.encoder is not None else None)
+        return self._graph_side
+
+    def _graph_write(self, kept: list[StoredDoc]) -> tuple[Any, list]:
+        """The `extra` records of a write (entities of the `kept` versions, in the order the store
+        adds them), and the list its planned deltas land in; (None, []) without a graph."""
+        if self.config.graph is None:
+            return None, []
+        side = self.graph_side
+        mentions = side.extract([d.text for d in kept])
+        vectors = side.prepare_vectors(mentions)
+        pending: list = []
+        return side.write_ops([(d.tenant, m) for d, m in zip(kept, mentions)], vectors, pending), pending
+
+    def _graph_commit(self, pending: list) -> None:
+        if pending:
+            self.graph_side.commit(pending)
+
+    def _graph_expand(self, request: SearchRequest, ids: np.ndarray, scores: np.ndarray,
+                      allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        return self.graph_side.expand(request.query, request.tenant, request.graph, np.asarray(ids),
+                                      np.asarray(scores), allowed, request.k)
 
     def _stage_input(self, stage: Stage, query: Query) -> np.ndarray | SparseBatch:
         q = query if stage.query is None else stage.query
@@ -750,6 +798,7 @@ class Database:
         payload: Mapping[str, str] | None = None,
         tenant_tree: bool = False,
         clustering_key: str | None = None,
+        graph: GraphConfig | Mapping[str, Any] | bool | None = None,
     ) -> Collection:
         """Create a collection.
 
@@ -761,6 +810,8 @@ class Database:
         Curator-style tenant tree, so that a tenant's dense search visits its own sub-tree.
         clustering_key: a numeric payload field; the dense scan codes are also kept in its order,
         so that a filter that is one range over it scans a contiguous run (see CollectionConfig).
+        graph: True or a GraphConfig (or its dict) to keep an entity graph of the texts, written
+        with each chunk, for graph searches (mode "hybrid+graph", `SearchRequest.graph`).
         """
         check_name(name)
         if isinstance(index, str):
@@ -779,7 +830,7 @@ class Database:
                                   sparse=_sparse_config(sparse, encoder),
                                   multivector=_multivector_config(multivector, encoder),
                                   payload=dict(payload or {}), tenant_tree=tenant_tree,
-                                  clustering_key=clustering_key)
+                                  clustering_key=clustering_key, graph=_graph_config(graph, encoder))
         with self._lock:
             self.store.create_collection(config)
             shutil.rmtree(self._index_dir(name), ignore_errors=True)
@@ -879,4 +930,16 @@ def _multivector_config(value: MultivectorConfig | Mapping[str, Any] | str | boo
         return MultivectorConfig(encoder=value)
     if isinstance(value, Mapping):
         return MultivectorConfig.from_dict(value)
+    return value
+
+
+def _graph_config(value: GraphConfig | Mapping[str, Any] | bool | None, encoder: str | None) -> GraphConfig | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return GraphConfig()
+    if isinstance(value, Mapping):
+        return GraphConfig.from_dict(value)
+    if not isinstance(value, GraphConfig):
+        raise InvalidArgument(f"graph must be True, a GraphConfig or its options, got {type(value).__name__}")
     return value

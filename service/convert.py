@@ -35,7 +35,7 @@ from lamina.index.types import (
     SparseConfig,
     as_document,
 )
-from lamina.retrieval.query import Fusion, Rerank, SearchRequest, Stage
+from lamina.retrieval.query import Fusion, GraphExpansion, Rerank, SearchRequest, Stage
 from lamina.service.v1 import common_pb2 as pb
 from lamina.service.v1 import points_pb2, search_pb2
 
@@ -588,7 +588,29 @@ def search_request_to_proto(collection: str, request: SearchRequest) -> search_p
     filter_to_proto(request.filter, message.filter)
     if request.tenant is not None:
         message.tenant = request.tenant
+    if request.graph is not None:
+        graph_to_proto(request.graph, message.graph)
     return message
+
+
+_GRAPH_SCALARS = ("limit", "damping", "passage_weight", "seed_top", "seed_threshold", "weight", "eps")
+GRAPH_FUSION_FROM_PROTO = {search_pb2.GRAPH_FUSION_UNSPECIFIED: "rrf", search_pb2.GRAPH_FUSION_PPR: "ppr",
+                           search_pb2.GRAPH_FUSION_RRF: "rrf"}
+GRAPH_METHOD_FROM_PROTO = {search_pb2.GRAPH_METHOD_UNSPECIFIED: "exact", search_pb2.GRAPH_METHOD_EXACT: "exact",
+                           search_pb2.GRAPH_METHOD_PUSH: "push"}
+
+
+def graph_to_proto(graph: GraphExpansion, out: search_pb2.GraphStage) -> None:
+    for name in _GRAPH_SCALARS:
+        setattr(out, name, getattr(graph, name))
+    out.fusion = {"ppr": search_pb2.GRAPH_FUSION_PPR, "rrf": search_pb2.GRAPH_FUSION_RRF}[graph.fusion]
+    out.method = {"exact": search_pb2.GRAPH_METHOD_EXACT, "push": search_pb2.GRAPH_METHOD_PUSH}[graph.method]
+
+
+def graph_from_proto(message: search_pb2.GraphStage) -> GraphExpansion:
+    given = {name: getattr(message, name) for name in _GRAPH_SCALARS if message.HasField(name)}
+    return GraphExpansion(**given, fusion=_enum(GRAPH_FUSION_FROM_PROTO, message.fusion, "graph fusion"),
+                          method=_enum(GRAPH_METHOD_FROM_PROTO, message.method, "graph method"))
 
 
 def search_request_from_proto(message: search_pb2.SearchRequest, *, tenant: str | None = None) -> SearchRequest:
@@ -615,4 +637,5 @@ def search_request_from_proto(message: search_pb2.SearchRequest, *, tenant: str 
         query, message.k if message.HasField("k") else DEFAULT_K, stages, fusion, rerank,
         filter_from_proto(message.filter),
         tenant if tenant is not None else (message.tenant if message.HasField("tenant") else None),
-        message.with_payload if message.HasField("with_payload") else True, message.explain)
+        message.with_payload if message.HasField("with_payload") else True, message.explain,
+        graph_from_proto(message.graph) if message.HasField("graph") else None)

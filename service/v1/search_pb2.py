@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from lamina.service.v1 import common_pb2 as lamina_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16lamina/v1/search.proto\x12\tlamina.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x16lamina/v1/common.proto\"\xd9\x03\n\rSearchRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12#\n\x06vector\x18\x03 \x01(\x0b\x32\x11.lamina.v1.VectorH\x00\x12\x0e\n\x01k\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x34\n\x06params\x18\x05 \x03(\x0b\x32$.lamina.v1.SearchRequest.ParamsEntry\x12\x19\n\x0cwith_payload\x18\x06 \x01(\x08H\x02\x88\x01\x01\x12%\n\x08prefetch\x18\x07 \x03(\x0b\x32\x13.lamina.v1.Prefetch\x12!\n\x06\x66usion\x18\x08 \x01(\x0b\x32\x11.lamina.v1.Fusion\x12&\n\x06rerank\x18\t \x01(\x0b\x32\x11.lamina.v1.RerankH\x03\x88\x01\x01\x12!\n\x06\x66ilter\x18\n \x01(\x0b\x32\x11.lamina.v1.Filter\x12\x13\n\x06tenant\x18\x0b \x01(\tH\x04\x88\x01\x01\x12\x0f\n\x07\x65xplain\x18\x0c \x01(\x08\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x07\n\x05queryB\x04\n\x02_kB\x0f\n\r_with_payloadB\t\n\x07_rerankB\t\n\x07_tenant\"\xea\x01\n\x08Prefetch\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.lamina.v1.StageKind\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12#\n\x06vector\x18\x03 \x01(\x0b\x32\x11.lamina.v1.VectorH\x00\x12\x12\n\x05limit\x18\x04 \x01(\rH\x01\x88\x01\x01\x12/\n\x06params\x18\x05 \x03(\x0b\x32\x1f.lamina.v1.Prefetch.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x07\n\x05queryB\x08\n\x06_limit\"`\n\x06\x46usion\x12\'\n\x06method\x18\x01 \x01(\x0e\x32\x17.lamina.v1.FusionMethod\x12\x0f\n\x07weights\x18\x02 \x03(\x01\x12\x12\n\x05rrf_k\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x08\n\x06_rrf_k\"Q\n\x06Rerank\x12\r\n\x05kappa\x18\x01 \x01(\r\x12\x12\n\x05\x61lpha\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x11\n\x04\x62\x65ta\x18\x03 \x01(\rH\x01\x88\x01\x01\x42\x08\n\x06_alphaB\x07\n\x05_beta\"f\n\x0eSearchResponse\x12\x1c\n\x04hits\x18\x01 \x03(\x0b\x32\x0e.lamina.v1.Hit\x12\x0c\n\x04time\x18\x02 \x01(\x01\x12(\n\x07\x65xplain\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct*T\n\tStageKind\x12\x1a\n\x16STAGE_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10STAGE_KIND_DENSE\x10\x01\x12\x15\n\x11STAGE_KIND_SPARSE\x10\x02*`\n\x0c\x46usionMethod\x12\x1d\n\x19\x46USION_METHOD_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46USION_METHOD_RRF\x10\x01\x12\x1a\n\x16\x46USION_METHOD_WEIGHTED\x10\x02\x32G\n\x06Search\x12=\n\x06Search\x12\x18.lamina.v1.SearchRequest\x1a\x19.lamina.v1.SearchResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16lamina/v1/search.proto\x12\tlamina.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x16lamina/v1/common.proto\"\x8e\x04\n\rSearchRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12#\n\x06vector\x18\x03 \x01(\x0b\x32\x11.lamina.v1.VectorH\x00\x12\x0e\n\x01k\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x34\n\x06params\x18\x05 \x03(\x0b\x32$.lamina.v1.SearchRequest.ParamsEntry\x12\x19\n\x0cwith_payload\x18\x06 \x01(\x08H\x02\x88\x01\x01\x12%\n\x08prefetch\x18\x07 \x03(\x0b\x32\x13.lamina.v1.Prefetch\x12!\n\x06\x66usion\x18\x08 \x01(\x0b\x32\x11.lamina.v1.Fusion\x12&\n\x06rerank\x18\t \x01(\x0b\x32\x11.lamina.v1.RerankH\x03\x88\x01\x01\x12!\n\x06\x66ilter\x18\n \x01(\x0b\x32\x11.lamina.v1.Filter\x12\x13\n\x06tenant\x18\x0b \x01(\tH\x04\x88\x01\x01\x12\x0f\n\x07\x65xplain\x18\x0c \x01(\x08\x12)\n\x05graph\x18\r \x01(\x0b\x32\x15.lamina.v1.GraphStageH\x05\x88\x01\x01\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x07\n\x05queryB\x04\n\x02_kB\x0f\n\r_with_payloadB\t\n\x07_rerankB\t\n\x07_tenantB\x08\n\x06_graph\"\xda\x02\n\nGraphStage\x12\x12\n\x05limit\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x14\n\x07\x64\x61mping\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x1b\n\x0epassage_weight\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x15\n\x08seed_top\x18\x04 \x01(\rH\x03\x88\x01\x01\x12\x1b\n\x0eseed_threshold\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12&\n\x06\x66usion\x18\x06 \x01(\x0e\x32\x16.lamina.v1.GraphFusion\x12\x13\n\x06weight\x18\x07 \x01(\x01H\x05\x88\x01\x01\x12&\n\x06method\x18\x08 \x01(\x0e\x32\x16.lamina.v1.GraphMethod\x12\x10\n\x03\x65ps\x18\t \x01(\x01H\x06\x88\x01\x01\x42\x08\n\x06_limitB\n\n\x08_dampingB\x11\n\x0f_passage_weightB\x0b\n\t_seed_topB\x11\n\x0f_seed_thresholdB\t\n\x07_weightB\x06\n\x04_eps\"\xea\x01\n\x08Prefetch\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.lamina.v1.StageKind\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12#\n\x06vector\x18\x03 \x01(\x0b\x32\x11.lamina.v1.VectorH\x00\x12\x12\n\x05limit\x18\x04 \x01(\rH\x01\x88\x01\x01\x12/\n\x06params\x18\x05 \x03(\x0b\x32\x1f.lamina.v1.Prefetch.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x07\n\x05queryB\x08\n\x06_limit\"`\n\x06\x46usion\x12\'\n\x06method\x18\x01 \x01(\x0e\x32\x17.lamina.v1.FusionMethod\x12\x0f\n\x07weights\x18\x02 \x03(\x01\x12\x12\n\x05rrf_k\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x08\n\x06_rrf_k\"Q\n\x06Rerank\x12\r\n\x05kappa\x18\x01 \x01(\r\x12\x12\n\x05\x61lpha\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x11\n\x04\x62\x65ta\x18\x03 \x01(\rH\x01\x88\x01\x01\x42\x08\n\x06_alphaB\x07\n\x05_beta\"f\n\x0eSearchResponse\x12\x1c\n\x04hits\x18\x01 \x03(\x0b\x32\x0e.lamina.v1.Hit\x12\x0c\n\x04time\x18\x02 \x01(\x01\x12(\n\x07\x65xplain\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct*W\n\x0bGraphFusion\x12\x1c\n\x18GRAPH_FUSION_UNSPECIFIED\x10\x00\x12\x14\n\x10GRAPH_FUSION_PPR\x10\x01\x12\x14\n\x10GRAPH_FUSION_RRF\x10\x02*Z\n\x0bGraphMethod\x12\x1c\n\x18GRAPH_METHOD_UNSPECIFIED\x10\x00\x12\x16\n\x12GRAPH_METHOD_EXACT\x10\x01\x12\x15\n\x11GRAPH_METHOD_PUSH\x10\x02*T\n\tStageKind\x12\x1a\n\x16STAGE_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10STAGE_KIND_DENSE\x10\x01\x12\x15\n\x11STAGE_KIND_SPARSE\x10\x02*`\n\x0c\x46usionMethod\x12\x1d\n\x19\x46USION_METHOD_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46USION_METHOD_RRF\x10\x01\x12\x1a\n\x16\x46USION_METHOD_WEIGHTED\x10\x02\x32G\n\x06Search\x12=\n\x06Search\x12\x18.lamina.v1.SearchRequest\x1a\x19.lamina.v1.SearchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,24 +37,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEARCHREQUEST_PARAMSENTRY']._serialized_options = b'8\001'
   _globals['_PREFETCH_PARAMSENTRY']._loaded_options = None
   _globals['_PREFETCH_PARAMSENTRY']._serialized_options = b'8\001'
-  _globals['_STAGEKIND']._serialized_start=1089
-  _globals['_STAGEKIND']._serialized_end=1173
-  _globals['_FUSIONMETHOD']._serialized_start=1175
-  _globals['_FUSIONMETHOD']._serialized_end=1271
+  _globals['_GRAPHFUSION']._serialized_start=1491
+  _globals['_GRAPHFUSION']._serialized_end=1578
+  _globals['_GRAPHMETHOD']._serialized_start=1580
+  _globals['_GRAPHMETHOD']._serialized_end=1670
+  _globals['_STAGEKIND']._serialized_start=1672
+  _globals['_STAGEKIND']._serialized_end=1756
+  _globals['_FUSIONMETHOD']._serialized_start=1758
+  _globals['_FUSIONMETHOD']._serialized_end=1854
   _globals['_SEARCHREQUEST']._serialized_start=92
-  _globals['_SEARCHREQUEST']._serialized_end=565
-  _globals['_SEARCHREQUEST_PARAMSENTRY']._serialized_start=466
-  _globals['_SEARCHREQUEST_PARAMSENTRY']._serialized_end=511
-  _globals['_PREFETCH']._serialized_start=568
-  _globals['_PREFETCH']._serialized_end=802
-  _globals['_PREFETCH_PARAMSENTRY']._serialized_start=466
-  _globals['_PREFETCH_PARAMSENTRY']._serialized_end=511
-  _globals['_FUSION']._serialized_start=804
-  _globals['_FUSION']._serialized_end=900
-  _globals['_RERANK']._serialized_start=902
-  _globals['_RERANK']._serialized_end=983
-  _globals['_SEARCHRESPONSE']._serialized_start=985
-  _globals['_SEARCHRESPONSE']._serialized_end=1087
-  _globals['_SEARCH']._serialized_start=1273
-  _globals['_SEARCH']._serialized_end=1344
+  _globals['_SEARCHREQUEST']._serialized_end=618
+  _globals['_SEARCHREQUEST_PARAMSENTRY']._serialized_start=509
+  _globals['_SEARCHREQUEST_PARAMSENTRY']._serialized_end=554
+  _globals['_GRAPHSTAGE']._serialized_start=621
+  _globals['_GRAPHSTAGE']._serialized_end=967
+  _globals['_PREFETCH']._serialized_start=970
+  _globals['_PREFETCH']._serialized_end=1204
+  _globals['_PREFETCH_PARAMSENTRY']._serialized_start=509
+  _globals['_PREFETCH_PARAMSENTRY']._serialized_end=554
+  _globals['_FUSION']._serialized_start=1206
+  _globals['_FUSION']._serialized_end=1302
+  _globals['_RERANK']._serialized_start=1304
+  _globals['_RERANK']._serialized_end=1385
+  _globals['_SEARCHRESPONSE']._serialized_start=1387
+  _globals['_SEARCHRESPONSE']._serialized_end=1489
+  _globals['_SEARCH']._serialized_start=1856
+  _globals['_SEARCH']._serialized_end=1927
 # @@protoc_insertion_point(module_scope)

@@ -9,6 +9,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class GraphFusion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GRAPH_FUSION_UNSPECIFIED: _ClassVar[GraphFusion]
+    GRAPH_FUSION_PPR: _ClassVar[GraphFusion]
+    GRAPH_FUSION_RRF: _ClassVar[GraphFusion]
+
+class GraphMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GRAPH_METHOD_UNSPECIFIED: _ClassVar[GraphMethod]
+    GRAPH_METHOD_EXACT: _ClassVar[GraphMethod]
+    GRAPH_METHOD_PUSH: _ClassVar[GraphMethod]
+
 class StageKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     STAGE_KIND_UNSPECIFIED: _ClassVar[StageKind]
@@ -20,6 +32,12 @@ class FusionMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FUSION_METHOD_UNSPECIFIED: _ClassVar[FusionMethod]
     FUSION_METHOD_RRF: _ClassVar[FusionMethod]
     FUSION_METHOD_WEIGHTED: _ClassVar[FusionMethod]
+GRAPH_FUSION_UNSPECIFIED: GraphFusion
+GRAPH_FUSION_PPR: GraphFusion
+GRAPH_FUSION_RRF: GraphFusion
+GRAPH_METHOD_UNSPECIFIED: GraphMethod
+GRAPH_METHOD_EXACT: GraphMethod
+GRAPH_METHOD_PUSH: GraphMethod
 STAGE_KIND_UNSPECIFIED: StageKind
 STAGE_KIND_DENSE: StageKind
 STAGE_KIND_SPARSE: StageKind
@@ -28,7 +46,7 @@ FUSION_METHOD_RRF: FusionMethod
 FUSION_METHOD_WEIGHTED: FusionMethod
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "text", "vector", "k", "params", "with_payload", "prefetch", "fusion", "rerank", "filter", "tenant", "explain")
+    __slots__ = ("collection", "text", "vector", "k", "params", "with_payload", "prefetch", "fusion", "rerank", "filter", "tenant", "explain", "graph")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +66,7 @@ class SearchRequest(_message.Message):
     FILTER_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
     collection: str
     text: str
     vector: _common_pb2.Vector
@@ -60,7 +79,30 @@ class SearchRequest(_message.Message):
     filter: _common_pb2.Filter
     tenant: str
     explain: bool
-    def __init__(self, collection: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., k: _Optional[int] = ..., params: _Optional[_Mapping[str, float]] = ..., with_payload: _Optional[bool] = ..., prefetch: _Optional[_Iterable[_Union[Prefetch, _Mapping]]] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ..., rerank: _Optional[_Union[Rerank, _Mapping]] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., tenant: _Optional[str] = ..., explain: _Optional[bool] = ...) -> None: ...
+    graph: GraphStage
+    def __init__(self, collection: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., k: _Optional[int] = ..., params: _Optional[_Mapping[str, float]] = ..., with_payload: _Optional[bool] = ..., prefetch: _Optional[_Iterable[_Union[Prefetch, _Mapping]]] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ..., rerank: _Optional[_Union[Rerank, _Mapping]] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., tenant: _Optional[str] = ..., explain: _Optional[bool] = ..., graph: _Optional[_Union[GraphStage, _Mapping]] = ...) -> None: ...
+
+class GraphStage(_message.Message):
+    __slots__ = ("limit", "damping", "passage_weight", "seed_top", "seed_threshold", "fusion", "weight", "method", "eps")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    DAMPING_FIELD_NUMBER: _ClassVar[int]
+    PASSAGE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    SEED_TOP_FIELD_NUMBER: _ClassVar[int]
+    SEED_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    EPS_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    damping: float
+    passage_weight: float
+    seed_top: int
+    seed_threshold: float
+    fusion: GraphFusion
+    weight: float
+    method: GraphMethod
+    eps: float
+    def __init__(self, limit: _Optional[int] = ..., damping: _Optional[float] = ..., passage_weight: _Optional[float] = ..., seed_top: _Optional[int] = ..., seed_threshold: _Optional[float] = ..., fusion: _Optional[_Union[GraphFusion, str]] = ..., weight: _Optional[float] = ..., method: _Optional[_Union[GraphMethod, str]] = ..., eps: _Optional[float] = ...) -> None: ...
 
 class Prefetch(_message.Message):
     __slots__ = ("kind", "text", "vector", "limit", "params")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lamina.index.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
-from lamina.retrieval.query import Fusion, Rerank, SearchRequest, Stage
+from lamina.retrieval.query import Fusion, GraphExpansion, Rerank, SearchRequest, Stage
 from lamina.service.auth import KeyStore
 from lamina.service.client import Client
 from lamina.service.rag import GeneratorPool
@@ -22,14 +22,19 @@ from tests.rag.conftest import EchoGenerator
 from tests.retrieval.test_search_pipeline import HashingTokenEncoder, make_corpus
 
 COLLECTION = "docs"
+GRAPH_DOCS = [  # one entity name in both tenants: each tenant's graph has its own node for it
+    {"id": "kg-acme", "text": "Zorblax Corp builds wings for Ilsa Brandt.", "tenant": "acme"},
+    {"id": "kg-globex-1", "text": "Zorblax Corp sells drag to Quentin Hale.", "tenant": "globex"},
+    {"id": "kg-globex-2", "text": "Quentin Hale lives in Varnholm tower.", "tenant": "globex"},
+]
 
 
 @pytest.fixture
 def served(start_server, database):
     database._token_loader = lambda name: HashingTokenEncoder()
     coll = database.create_collection(COLLECTION, encoder="hashing", multivector=True,
-                                      payload={"year": "numeric", "topic": "keyword"})
-    corpus = [d for d in make_corpus(120) if d["tenant"] != "initech"]
+                                      payload={"year": "numeric", "topic": "keyword"}, graph={"extractor": "regex"})
+    corpus = [d for d in make_corpus(120) if d["tenant"] != "initech"] + GRAPH_DOCS
     coll.upsert(corpus)
     keys = KeyStore(database.store)
     _, admin = keys.create(admin=True)
@@ -164,6 +169,15 @@ def case_search_search(clients, corpus):
     with pytest.raises(PermissionDenied):
         clients["acme"].search(COLLECTION, "wing", tenant="globex")
     assert {h.tenant for h in clients["admin"].search(COLLECTION, "wing", k=100)} == {"acme", "globex"}
+    # the graph stage walks only the caller's part of the graph: globex's Quentin Hale is never reached
+    for mode in ("graph", "hybrid+graph"):
+        result = clients["acme"].query(COLLECTION, SearchRequest.simple("Whom does Zorblax Corp sell to?", 100,
+                                                                        mode=mode, explain=True))
+        assert result.hits and {h.tenant for h in result.hits} == {"acme"}
+        assert [s["chunks"] for s in result.explain["graph"]["seeds"]] == [1]
+        assert all("Quentin" not in " ".join(h["path"]) for h in result.explain["graph"]["hits"])
+    admin = clients["admin"].query(COLLECTION, SearchRequest.simple("Zorblax Corp", 5, mode="graph"))
+    assert {"kg-acme", "kg-globex-1", "kg-globex-2"} <= {h.id for h in admin.hits}
 
 
 def case_rag_answer(clients, corpus):
@@ -228,6 +242,8 @@ def test_remote_search_equals_in_process(served, database):
         SearchRequest("laminar heat", 5, (Stage("dense", limit=40), Stage("sparse", params={"query_cut": 5})),
                       Fusion("rrf", (1.0, 2.0)), Rerank(kappa=20, alpha=0.3), explain=True),
         SearchRequest({7592: 1.0, 3917: 0.5}, 5, (Stage("sparse"),)),  # raw sparse weights
+        SearchRequest.simple("Whom does Zorblax Corp sell to?", 5, mode="hybrid+graph", explain=True,
+                             graph=GraphExpansion(limit=50, damping=0.6, fusion="rrf", method="push", eps=1e-6)),
     ]
     for request in requests:
         remote = clients["admin"].query(COLLECTION, request)
@@ -251,3 +267,6 @@ def test_remote_bad_requests(served):
         client.search("nope", "wing")
     with pytest.raises(InvalidArgument, match="rerank needs a text"):
         client.search(COLLECTION, np.ones(32), rerank=20)
+    client.create_collection("nograph", 32, encoder=None)
+    with pytest.raises(InvalidArgument, match="option graph"):
+        client.query("nograph", SearchRequest(np.ones(32), 5, graph=GraphExpansion()))
