@@ -107,13 +107,19 @@ class Client:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         api_key: str | None = None,
     ) -> None:
-        """`api_key` (default: $LAMINA_API_KEY) is sent as `authorization: Bearer <key>` on every call."""
+        """`api_key` (default: $LAMINA_API_KEY) is sent as `authorization: Bearer <key>` on every call.
+        A target `http://host:port` speaks the HTTP/JSON API (`lamina serve --http PORT`) instead of gRPC."""
         self.target = target
         self.timeout = timeout
-        self._raw_channel = grpc.insecure_channel(target, options=[
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.max_receive_message_length", max_message_bytes),
-        ])
+        if target.startswith(("http://", "https://")):
+            from lamina.service.http_channel import HttpChannel
+
+            self._raw_channel: Any = HttpChannel(target)
+        else:
+            self._raw_channel = grpc.insecure_channel(target, options=[
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.max_receive_message_length", max_message_bytes),
+            ])
         self._channel = with_api_key(self._raw_channel, api_key or os.environ.get("LAMINA_API_KEY"))
         self._collections = collections_pb2_grpc.CollectionsStub(self._channel)
         self._points = points_pb2_grpc.PointsStub(self._channel)

@@ -16,6 +16,7 @@ tenant's ids look exactly like ids that do not exist).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -219,6 +220,11 @@ class TenantsServicer(_Handler, points_pb2_grpc.TenantsServicer):
 
 # -------------------------------------------------------------------------------- Search
 class SearchServicer(_Handler, search_pb2_grpc.SearchServicer):
+    def __init__(self, database: Database, executor: Executor,
+                 observer: Callable[[str, dict[str, Any] | None], None] | None = None) -> None:
+        super().__init__(database, executor)
+        self.observer = observer  # e.g. metrics: gets each query's stage timings (its explain dict)
+
     async def Search(self, request: search_pb2.SearchRequest,
                      context: grpc.aio.ServicerContext) -> search_pb2.SearchResponse:
         return await self._run(context, self._search, request)
@@ -226,9 +232,14 @@ class SearchServicer(_Handler, search_pb2_grpc.SearchServicer):
     def _search(self, request: search_pb2.SearchRequest, principal: Principal) -> search_pb2.SearchResponse:
         collection = self.database.collection(request.collection)
         tenant = principal.scope_tenant(request.tenant if request.HasField("tenant") else None)
-        result = collection.query(convert.search_request_from_proto(request, tenant=tenant))
+        query = convert.search_request_from_proto(request, tenant=tenant)
+        if self.observer is not None and not query.explain:  # the timings are measured anyway: keep them
+            query = dataclasses.replace(query, explain=True)
+        result = collection.query(query)
+        if self.observer is not None:
+            self.observer(request.collection, result.explain)
         response = search_pb2.SearchResponse(hits=[convert.hit_to_proto(h) for h in result.hits])
-        if result.explain is not None:
+        if result.explain is not None and request.explain:
             response.explain.update(result.explain)
         return response
 
@@ -244,12 +255,14 @@ SERVICE_NAMES: list[str] = [
 
 
 def add_servicers(server: grpc.aio.Server, database: Database, executor: Executor,
-                  generators: GeneratorPool | None = None) -> list[str]:
-    """Register every Lamina servicer on `server`; returns their full service names."""
+                  generators: GeneratorPool | None = None,
+                  search_observer: Callable[[str, dict[str, Any] | None], None] | None = None) -> list[str]:
+    """Register every Lamina servicer on `server`; returns their full service names. `search_observer`
+    gets each Search's collection and stage timings (`lamina.service.metrics`)."""
     collections_pb2_grpc.add_CollectionsServicer_to_server(CollectionsServicer(database, executor), server)
     points_pb2_grpc.add_PointsServicer_to_server(PointsServicer(database, executor), server)
     points_pb2_grpc.add_TenantsServicer_to_server(TenantsServicer(database, executor), server)
-    search_pb2_grpc.add_SearchServicer_to_server(SearchServicer(database, executor), server)
+    search_pb2_grpc.add_SearchServicer_to_server(SearchServicer(database, executor, search_observer), server)
     rag_pb2_grpc.add_RagServicer_to_server(RagServicer(database, executor, generators or GeneratorPool()), server)
     return list(SERVICE_NAMES)
 
