@@ -174,9 +174,11 @@ def _parse_payload(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--generator", "generator", type=click.Choice(["local", "openai", "none"]), default="local",
               show_default=True, help="The Rag service's default generator (each loads on first use).")
 @click.option("--preload-generator", is_flag=True, help="Load the default generator before serving.")
+@click.option("--http", "http_port", type=int, default=None, metavar="PORT",
+              help="Also serve the HTTP/JSON API, /metrics and the web console on this port (off by default).")
 @data_dir_option
 def serve(host: str, port: int, demo: bool, api_keys_file: Path | None, auth: str, generator: str,
-          preload_generator: bool, data_dir: Path | None) -> None:
+          preload_generator: bool, http_port: int | None, data_dir: Path | None) -> None:
     """Run the gRPC server until SIGINT or SIGTERM."""
     from lamina.service.rag import GeneratorPool
     from lamina.service.server import run
@@ -195,8 +197,11 @@ def serve(host: str, port: int, demo: bool, api_keys_file: Path | None, auth: st
     if preload_generator:
         click.echo(f"loading the {generator!r} generator ...", err=True)
         generators.preload()
+    def http_ready(bound: int) -> None:
+        click.echo(f"HTTP/JSON API, /metrics and the console on http://{host}:{bound}/", err=True)
+
     run(directory, host=host, port=port, on_ready=ready, auth=auth, api_keys_file=api_keys_file,
-        generators=generators)
+        generators=generators, http_port=http_port, http_ready=http_ready)
 
 
 def _ensure_demo(directory: Path) -> None:

@@ -45,11 +45,14 @@ from lamina.rag.pipeline import CitationsEvent, DoneEvent, Pipeline, RagEvent, R
 from lamina.retrieval.query import Rerank, SearchRequest, SearchResult
 from lamina.service import convert
 from lamina.service.auth import with_api_key
+from lamina.service.keys import ApiKey
 from lamina.service.rag import answer_request_to_proto
 from lamina.service.status import ServiceError, from_rpc_error
 from lamina.service.v1 import (
     collections_pb2,
     collections_pb2_grpc,
+    keys_pb2,
+    keys_pb2_grpc,
     points_pb2,
     points_pb2_grpc,
     rag_pb2_grpc,
@@ -127,6 +130,7 @@ class Client:
         self._search = search_pb2_grpc.SearchStub(self._channel)
         self._rag = rag_pb2_grpc.RagStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._keys = keys_pb2_grpc.KeysStub(self._channel)
 
     def __repr__(self) -> str:
         return f"Client({self.target!r})"
@@ -315,6 +319,22 @@ class Client:
         explain = convert.metadata_from_proto(response.explain) if response.HasField("explain") else None
         return SearchResult([convert.hit_from_proto(h) for h in response.hits], explain)
 
+
+    # ------------------------------------------------------------------ keys (admin)
+    def create_key(self, *, tenant: str | None = None, admin: bool = False,
+                   rights: Mapping[str, Iterable[str]] | None = None) -> tuple[ApiKey, str]:
+        """Create an API key on the server: its record and the key itself (shown this once)."""
+        request = keys_pb2.CreateKeyRequest(admin=admin, tenant=tenant)
+        for collection, granted in (rights or {}).items():
+            request.rights[collection].rights.extend([granted] if isinstance(granted, str) else sorted(granted))
+        response = self._call(self._keys.Create, request)
+        return ApiKey.from_proto(response.key), response.secret
+
+    def list_keys(self) -> list[ApiKey]:
+        return [ApiKey.from_proto(k) for k in self._call(self._keys.List, keys_pb2.ListKeysRequest()).keys]
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        return ApiKey.from_proto(self._call(self._keys.Revoke, keys_pb2.RevokeKeyRequest(id=key_id)).key)
 
     # ------------------------------------------------------------------ rag
     def answer_events(self, collection: str, question: str, *, k: int | None = None, mode: str = "hybrid",

@@ -99,7 +99,8 @@ async def build_server(
         maximum_concurrent_rpcs=max_concurrent_rpcs,
     )
     services = add_servicers(server, database, executor, generators or GeneratorPool(),
-                             search_observer=None if metrics is None else metrics.observe_search)
+                             search_observer=None if metrics is None else metrics.observe_search,
+                             keys=interceptor.keys)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     for name in ("", *services):

@@ -27,12 +27,14 @@ from lamina.index.errors import InvalidArgument, ResourceExhausted
 from lamina.index.types import Document, RowResult
 from lamina.retrieval.collection import MAX_BATCH, Database
 from lamina.service import convert
-from lamina.service.auth import Principal, current_principal
+from lamina.service.auth import KeyStore, Principal, current_principal
+from lamina.service.keys import add_keys_servicer
 from lamina.service.rag import GeneratorPool, RagServicer
 from lamina.service.status import to_status
 from lamina.service.v1 import (
     collections_pb2,
     collections_pb2_grpc,
+    keys_pb2,
     points_pb2,
     points_pb2_grpc,
     rag_pb2,
@@ -251,18 +253,22 @@ SERVICE_NAMES: list[str] = [
     points_pb2.DESCRIPTOR.services_by_name["Tenants"].full_name,
     search_pb2.DESCRIPTOR.services_by_name["Search"].full_name,
     rag_pb2.DESCRIPTOR.services_by_name["Rag"].full_name,
+    keys_pb2.DESCRIPTOR.services_by_name["Keys"].full_name,
 ]
 
 
 def add_servicers(server: grpc.aio.Server, database: Database, executor: Executor,
                   generators: GeneratorPool | None = None,
-                  search_observer: Callable[[str, dict[str, Any] | None], None] | None = None) -> list[str]:
+                  search_observer: Callable[[str, dict[str, Any] | None], None] | None = None,
+                  keys: KeyStore | None = None) -> list[str]:
     """Register every Lamina servicer on `server`; returns their full service names. `search_observer`
-    gets each Search's collection and stage timings (`lamina.service.metrics`)."""
+    gets each Search's collection and stage timings (`lamina.service.metrics`); `keys` is the key store
+    the Keys service manages (the auth interceptor's; default: the database's)."""
     collections_pb2_grpc.add_CollectionsServicer_to_server(CollectionsServicer(database, executor), server)
     points_pb2_grpc.add_PointsServicer_to_server(PointsServicer(database, executor), server)
     points_pb2_grpc.add_TenantsServicer_to_server(TenantsServicer(database, executor), server)
     search_pb2_grpc.add_SearchServicer_to_server(SearchServicer(database, executor, search_observer), server)
     rag_pb2_grpc.add_RagServicer_to_server(RagServicer(database, executor, generators or GeneratorPool()), server)
+    add_keys_servicer(server, keys if keys is not None else KeyStore(database.store), executor)
     return list(SERVICE_NAMES)
 

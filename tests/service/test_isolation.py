@@ -154,6 +154,37 @@ def case_rag_answer(clients, corpus):
     assert {tenant_of[c.chunk_id] for c in everyone.citations} == {"acme", "globex"}
 
 
+def case_keys_create(clients, corpus):
+    with pytest.raises(PermissionDenied):
+        clients["acme"].create_key(tenant="acme", rights={COLLECTION: {"read"}})
+    record, secret = clients["admin"].create_key(tenant="initech", rights={COLLECTION: {"read"}})
+    assert record.tenant == "initech" and record.rights == {COLLECTION: frozenset({"read"})}
+    with Client(clients["admin"].target, api_key=secret) as initech:  # accepted at once, confined to its tenant
+        assert initech.count(COLLECTION) == 0
+        with pytest.raises(PermissionDenied):
+            initech.upsert(COLLECTION, [{"id": "x", "text": "wing"}])
+
+
+def case_keys_list(clients, corpus):
+    with pytest.raises(PermissionDenied):
+        clients["acme"].list_keys()
+    listed = clients["admin"].list_keys()
+    assert sorted(k.tenant or "" for k in listed) == ["", "acme", "globex"]
+    assert all(k.source == "store" and k.revoked is None for k in listed)
+
+
+def case_keys_revoke(clients, corpus):
+    globex_id = next(k.id for k in clients["admin"].list_keys() if k.tenant == "globex")
+    with pytest.raises(PermissionDenied):
+        clients["acme"].revoke_key(globex_id)
+    assert clients["globex"].count(COLLECTION) == len(ids_of(corpus, "globex"))
+    assert clients["admin"].revoke_key(globex_id).revoked is not None
+    with pytest.raises(Unauthenticated):  # refused at once, no restart
+        clients["globex"].count(COLLECTION)
+    with pytest.raises(NotFound):
+        clients["admin"].revoke_key("nosuchkey")
+
+
 MATRIX = {
     "/lamina.v1.Collections/Create": case_collections_create,
     "/lamina.v1.Collections/Get": case_collections_get,
@@ -167,6 +198,9 @@ MATRIX = {
     "/lamina.v1.Tenants/Delete": case_tenants_delete,
     "/lamina.v1.Search/Search": case_search_search,
     "/lamina.v1.Rag/Answer": case_rag_answer,
+    "/lamina.v1.Keys/Create": case_keys_create,
+    "/lamina.v1.Keys/List": case_keys_list,
+    "/lamina.v1.Keys/Revoke": case_keys_revoke,
 }
 
 
