@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import rocksdict
 
-from lamina.index.errors import AlreadyExists, InvalidArgument, NotFound
+from lamina.index.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from lamina.index.types import CollectionConfig, check_name
 
 _CFS = ("docs", "vectors", "iids", "log")
@@ -81,6 +81,25 @@ class Changes:
     last_seq: int
 
 
+def _lock_holders(lock: Path) -> str:
+    """Which processes hold `lock` open ("process 1234 (lamina serve --demo)"), from /proc where there is one."""
+    import os
+
+    found: list[str] = []
+    proc = Path("/proc")
+    for entry in proc.iterdir() if proc.is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) == str(lock.resolve()) for fd in (entry / "fd").iterdir()):  # like fuser
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
+                found.append(f"process {entry.name}" + (f" ({' '.join(command)[:80]})" if command else "")
+                             + (", this one" if int(entry.name) == os.getpid() else ""))
+        except OSError:  # gone, or not ours to read
+            continue
+    return " and ".join(found) or "another process"
+
+
 class Store:
     """One RocksDB database under `path` holding all collections.
 
@@ -98,6 +117,11 @@ class Store:
         try:
             self._db = rocksdict.Rdict(str(self.path), opts, column_families=cf_opts)
         except Exception as exc:  # rocksdict raises bare Exception
+            if "lock" in str(exc).lower():
+                raise FailedPrecondition(
+                    f"the data directory {self.path.parent} is in use by {_lock_holders(self.path / 'LOCK')}: RocksDB "
+                    "admits one process at a time. Stop it, use another directory, or talk to that process "
+                    "(a `lamina serve`: `--target HOST:PORT` on the CLI, `lamina.Client` in Python)") from None
             raise RuntimeError(f"cannot open the store at {self.path}: {exc}") from exc
         self._cf = {name: self._db.get_column_family(name) for name in _CFS}
         self._handle = {name: self._db.get_column_family_handle(name) for name in _CFS}

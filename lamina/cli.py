@@ -28,11 +28,7 @@ def _open_database(data_dir: Path):
 
     try:
         return Database(data_dir)
-    except RuntimeError as exc:
-        if "lock" in str(exc).lower():
-            raise click.ClickException(
-                f"{data_dir} is in use by another process (a running `lamina serve`?): "
-                "pass --target HOST:PORT to talk to it") from None
+    except RuntimeError as exc:  # a store in use is FailedPrecondition, naming the process that holds it
         raise click.ClickException(str(exc)) from None
 
 
