@@ -700,11 +700,13 @@ def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, ou
 def _register_commands() -> None:
     from lamina.cli_ask import ask
     from lamina.cli_bench_rag import bench_rag
+    from lamina.cli_bench_transport import bench_transport
     from lamina.cli_remote import call
 
     main.add_command(ask)
     main.add_command(call)
     bench.add_command(bench_rag)
+    bench.add_command(bench_transport)
 
 
 _register_commands()

@@ -10,7 +10,8 @@ Why a gateway, not a second implementation: every call is made on the gRPC serve
 channel, with the caller's `Authorization: Bearer` (or `x-api-key`) header forwarded as metadata.
 API keys, access rules, tenant scoping, validation and status codes are therefore exactly gRPC's,
 by construction; the only code here is JSON <-> protobuf and status -> HTTP code. The cost is one
-loopback hop (a protobuf encode and decode, tens of microseconds) per call.
+loopback hop per call (a protobuf encode and decode, and a thread hop: measured beside gRPC by
+`lamina bench transport`, figures in bench/RESULTS.md).
 
 A server-streaming method (Rag/Answer) answers newline-delimited JSON (`application/x-ndjson`),
 one response message per line. The first message is awaited before the HTTP status is sent, so
@@ -26,6 +27,8 @@ import json
 import logging
 import mimetypes
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,7 @@ from lamina.service.openapi import openapi_document
 log = logging.getLogger(__name__)
 
 FORWARDED_HEADERS = ("authorization", "x-api-key")
+GATEWAY_THREADS = 64  # HTTP calls in flight at once (each thread waits on its gRPC call; the server bounds the work)
 DEFAULT_TIMEOUT_S = 300.0  # a gateway call's gRPC deadline; a client may ask for less with `grpc-timeout: N` (s)
 NDJSON = "application/x-ndjson"
 
@@ -84,17 +88,25 @@ class Gateway:
         self.grpc_target = grpc_target
         self.metrics = metrics
         self.bench_dir = bench_dir
-        self.channel: grpc.aio.Channel | None = None
+        self.channel: grpc.Channel | None = None
+        self._calls: ThreadPoolExecutor | None = None
         self._openapi: dict[str, Any] | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        self.channel = grpc.aio.insecure_channel(self.grpc_target, options=[
+        # A blocking channel driven from threads, not a grpc.aio one on this loop: the loop also runs the
+        # gRPC server, and an aio call made from it measured 2-3x the latency (`lamina bench transport`).
+        self.channel = grpc.insecure_channel(self.grpc_target, options=[
             ("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)])
+        self._calls = ThreadPoolExecutor(max_workers=GATEWAY_THREADS, thread_name_prefix="lamina-http")
         try:
             yield
         finally:
-            await self.channel.close()
+            self._calls.shutdown(wait=False, cancel_futures=True)
+            self.channel.close()
+
+    async def _in_thread(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._calls, partial(function, *args, **kwargs))
 
     # ---------------------------------------------------------------- the API
     async def call(self, request: Request) -> Response:
@@ -116,7 +128,7 @@ class Gateway:
         rpc = self.channel.unary_unary(entry.grpc_path, request_serializer=entry.request.SerializeToString,
                                        response_deserializer=entry.response.FromString)
         try:
-            response = await rpc(message, metadata=_metadata(request), timeout=timeout)
+            response = await self._in_thread(rpc, message, metadata=_metadata(request), timeout=timeout)
         except grpc.RpcError as exc:
             return _rpc_error(exc)
         return _json(gateway.to_json(response))
@@ -124,21 +136,19 @@ class Gateway:
     async def _stream(self, entry: gateway.Method, message: Any, metadata: Any, timeout: float) -> Response:
         rpc = self.channel.unary_stream(entry.grpc_path, request_serializer=entry.request.SerializeToString,
                                         response_deserializer=entry.response.FromString)
-        call = rpc(message, metadata=metadata, timeout=timeout)
-        stream = call.__aiter__()
+        call = rpc(message, metadata=metadata, timeout=timeout)  # an iterator that blocks: read it in threads
+        done = object()
         try:
-            first = await stream.__anext__()
-        except StopAsyncIteration:
-            first = None
+            first = await self._in_thread(next, call, done)
         except grpc.RpcError as exc:
             return _rpc_error(exc)
 
         async def lines() -> AsyncIterator[bytes]:
+            response = first
             try:
-                if first is not None:
-                    yield json.dumps(gateway.to_json(first)).encode() + b"\n"
-                    async for response in stream:
-                        yield json.dumps(gateway.to_json(response)).encode() + b"\n"
+                while response is not done:
+                    yield json.dumps(gateway.to_json(response)).encode() + b"\n"
+                    response = await self._in_thread(next, call, done)
             except grpc.RpcError as exc:
                 code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
                 yield json.dumps(gateway.error_body(code, exc.details() or code.name)).encode() + b"\n"
@@ -157,7 +167,8 @@ class Gateway:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         try:
-            reply = await health_pb2_grpc.HealthStub(self.channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            reply = await self._in_thread(health_pb2_grpc.HealthStub(self.channel).Check,
+                                          health_pb2.HealthCheckRequest(), timeout=5)
         except grpc.RpcError as exc:
             return PlainTextResponse(exc.code().name, status_code=503)
         status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
@@ -263,5 +274,3 @@ def local_target(host: str, grpc_port: int) -> str:
 def make_gateway(grpc_target: str, *, metrics: Any = None, bench_dir: Path | None = None) -> Gateway:
     return Gateway(grpc_target, metrics=metrics, bench_dir=bench_dir if bench_dir is not None else default_bench_dir())
 
-
-Factory = Callable[[str], Gateway]
