@@ -110,6 +110,13 @@ class Gateway:
 
     # ---------------------------------------------------------------- the API
     async def call(self, request: Request) -> Response:
+        response = await self._call(request)
+        if self.metrics is not None:
+            name = f"{request.path_params['service']}/{request.path_params['method']}"
+            self.metrics.observe_http(name if name in gateway.METHODS else "unknown", response.status_code)
+        return response
+
+    async def _call(self, request: Request) -> Response:
         name = f"{request.path_params['service']}/{request.path_params['method']}"
         entry = gateway.METHODS.get(name)
         if entry is None:
@@ -237,7 +244,7 @@ class HttpServer:
                 yield
 
         self._server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                                              access_log=False))
+                                              access_log=False, timeout_graceful_shutdown=5))
         self._task: asyncio.Task[None] | None = None
         self.port = port
 

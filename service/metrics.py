@@ -7,6 +7,8 @@ Counted as calls happen (a gRPC server interceptor, outermost, so refused calls 
     lamina_requests_in_flight{method}              calls being served now
     lamina_rejected_requests_total{method,reason}  calls refused before or instead of work: reason is
                                                    unauthenticated, permission_denied or resource_exhausted (shed)
+    lamina_http_requests_total{method,status}      HTTP/JSON API calls by method (Service/Method) and HTTP status,
+                                                   those refused before reaching gRPC (bad JSON: 400) included
     lamina_search_stage_seconds{collection,stage}  histogram of each Search stage (dense, sparse) and of the
                                                    whole query (stage="total"), from the query's own timings
 
@@ -54,6 +56,8 @@ class Metrics:
         self.in_flight = Gauge("lamina_requests_in_flight", "Calls being served", ["method"], registry=self.registry)
         self.rejected = Counter("lamina_rejected_requests", "Calls refused: unauthenticated, permission_denied, "
                                 "resource_exhausted (shed)", ["method", "reason"], registry=self.registry)
+        self.http = Counter("lamina_http_requests", "HTTP/JSON API calls, by Service/Method and HTTP status",
+                            ["method", "status"], registry=self.registry)
         self.stages = Histogram("lamina_search_stage_seconds", "Search stage latency (stage=total: the whole query)",
                                 ["collection", "stage"], buckets=LATENCY_BUCKETS, registry=self.registry)
         if database is not None:
@@ -65,6 +69,9 @@ class Metrics:
         reason = REJECTIONS.get(code)
         if reason is not None:
             self.rejected.labels(method, reason).inc()
+
+    def observe_http(self, method: str, status: int) -> None:
+        self.http.labels(method, str(status)).inc()
 
     def observe_search(self, collection: str, explain: Mapping[str, Any] | None) -> None:
         """Record a query's stage timings (its explain dict: stages[i].kind/.ms, and ms)."""

@@ -100,6 +100,11 @@ def test_auth_status_codes(start_server, database):
         assert denied.status_code == 403 and denied.json()["error"]["code"] == "PERMISSION_DENIED"
         assert post(http, "Collections/List", headers={"x-api-key": reader}).status_code == 200
         assert http.get("/openapi.json").status_code == 200  # public, like reflection
+        scraped = http.get("/metrics").text  # refusals are counted as rejected, by reason
+        assert 'lamina_rejected_requests_total{method="/lamina.v1.Collections/List",reason="unauthenticated"} 2.0' \
+            in scraped
+        assert 'lamina_rejected_requests_total{method="/lamina.v1.Collections/Drop",reason="permission_denied"} 1.0' \
+            in scraped
 
 
 def test_answer_streams_ndjson(http):
@@ -173,7 +178,10 @@ def test_metrics_move_with_requests(http):
     for body in ({"collection": "docs", "text": "wing", "k": 2, "prefetch": hybrid}, {"collection": "docs", "text": "wing"}):
         assert post(http, "Search/Search", body).status_code == 200
     post(http, "Collections/Get", {"name": "nope"})
+    post(http, "Search/Search", "{not json")
     after = scrape()
+    assert value(after, "lamina_http_requests_total", method="Search/Search", status="400") == 1
+    assert value(after, "lamina_http_requests_total", method="Search/Search", status="200") == 2
     assert value(after, "lamina_requests_total", method=search, code="OK") == \
         value(before, "lamina_requests_total", method=search, code="OK") + 2
     assert value(after, "lamina_requests_total", method="/lamina.v1.Collections/Get", code="NOT_FOUND") == 1
