@@ -74,11 +74,13 @@ def ensure_collection(db: Any, name: str, dataset_dir: str | Path, *, progress: 
     chunks = passage_chunks(dataset_dir)
     existing = {c.name for c in db.list_collections()}
     collection = db.collection(name) if name in existing else db.create_collection(name)
-    if collection.count() != len(chunks):
-        for start in range(0, len(chunks), BUILD_BATCH):
-            collection.upsert([c.to_point() for c in chunks[start:start + BUILD_BATCH]], wait=False)
+    if collection.count() != len(chunks):  # an interrupted build resumes: only missing passages are embedded
+        stored = collection.get([c.id for c in chunks])
+        missing = [c for c, doc in zip(chunks, stored) if doc is None]
+        for start in range(0, len(missing), BUILD_BATCH):
+            collection.upsert([c.to_point() for c in missing[start:start + BUILD_BATCH]], wait=False)
             if progress:
-                print(f"  embedded {min(start + BUILD_BATCH, len(chunks))}/{len(chunks)} passages", flush=True)
+                print(f"  embedded {min(start + BUILD_BATCH, len(missing))}/{len(missing)} passages", flush=True)
         collection.snapshot()
     return collection
 
@@ -95,12 +97,13 @@ def _percentiles(values: Sequence[float]) -> dict[str, float]:
 
 def context_recall(collection: Any, questions: Sequence[tuple[str, str]], qrels: Mapping[str, Mapping[str, int]],
                    *, counter: TokenCounter, budgets: Iterable[int] = DEFAULT_BUDGETS, mode: str = "hybrid",
-                   k: int = RETRIEVE_K) -> list[dict[str, Any]]:
-    """One result row a budget: context recall, all-gold rate, the search's recall@n, latencies."""
+                   k: int = RETRIEVE_K, policies: Sequence[str] = ("fill",)) -> list[dict[str, Any]]:
+    """One result row a budget and budget policy: context recall, all-gold rate, the search's recall@n
+    (n: the chunks in the context), latencies."""
     rows = []
-    for budget in budgets:
+    for budget, policy in ((b, p) for b in budgets for p in policies):
         pipeline = Pipeline(collection, counter=counter, search={"mode": mode, "k": k},
-                            postprocessors=[DedupeByParent(), ContextBudget(budget)])
+                            postprocessors=[DedupeByParent(), ContextBudget(budget, policy=policy)])
         recall, all_gold, search_recall, sizes = [], [], [], []
         stages: dict[str, list[float]] = {"retrieve_ms": [], "postprocess_ms": [], "assemble_ms": [],
                                           "overhead_ms": []}
@@ -122,7 +125,7 @@ def context_recall(collection: Any, questions: Sequence[tuple[str, str]], qrels:
                 stages[key].append(prepared.timings[key])
             stages["overhead_ms"].append(total_ms - prepared.timings["retrieve_ms"])
         rows.append({
-            "system": f"lamina-rag-{mode}", "params": {"context_tokens": budget, "k": k},
+            "system": f"lamina-rag-{mode}", "params": {"context_tokens": budget, "k": k, "policy": policy},
             "context_recall": float(np.mean(recall)), "all_gold_rate": float(np.mean(all_gold)),
             "search_recall_at_n": float(np.mean(search_recall)), "chunks_in_context": float(np.mean(sizes)),
             "queries": len(recall),
@@ -188,6 +191,7 @@ def run_rag(dataset_dir: str | Path, db: Any, *, collection_name: str | None = N
             generator: Generator | None = None, counter: TokenCounter | None = None,
             budgets: Sequence[int] = DEFAULT_BUDGETS, modes: Sequence[str] = ("hybrid", "dense"),
             max_queries: int | None = None, answer_queries: int | None = 50, progress: bool = False,
+            policies: Sequence[str] = ("fill", "prefix"),
             extra: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """The whole report for one dataset (`lamina bench rag`)."""
     dataset_dir = Path(dataset_dir)
@@ -203,7 +207,8 @@ def run_rag(dataset_dir: str | Path, db: Any, *, collection_name: str | None = N
         counter = default_counter()
     results: list[dict[str, Any]] = []
     for mode in modes:
-        results += context_recall(collection, questions, beir.qrels, counter=counter, budgets=budgets, mode=mode)
+        results += context_recall(collection, questions, beir.qrels, counter=counter, budgets=budgets, mode=mode,
+                                  policies=policies)
     if generator is not None and load_answers(dataset_dir):
         results += answer_quality(collection, dataset_dir, generator, questions=questions[:answer_queries],
                                   qrels=beir.qrels)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lamina.index import errors
+from lamina.index.facets import FacetCount, FacetResult, NumericStats
 from lamina.index.filters import Exists, Filter, Match, MatchAny, Range
 from lamina.index.types import (
     CollectionConfig,
@@ -37,6 +38,8 @@ __all__ = [
     "Database",
     "Document",
     "Exists",
+    "FacetCount",
+    "FacetResult",
     "Filter",
     "Fusion",
     "Hit",
@@ -44,6 +47,7 @@ __all__ = [
     "Match",
     "MatchAny",
     "MultivectorConfig",
+    "NumericStats",
     "Pipeline",
     "PromptBuilder",
     "RagResult",

@@ -701,12 +701,14 @@ def _register_commands() -> None:
     from lamina.cli_ask import ask
     from lamina.cli_bench_rag import bench_rag
     from lamina.cli_bench_transport import bench_transport
+    from lamina.cli_facet import bench_facet, facet
+    from lamina.cli_generate import bench_generate
     from lamina.cli_remote import call
 
-    main.add_command(ask)
-    main.add_command(call)
-    bench.add_command(bench_rag)
-    bench.add_command(bench_transport)
+    for command in (ask, facet, call):
+        main.add_command(command)
+    for command in (bench_rag, bench_generate, bench_facet, bench_transport):
+        bench.add_command(command)
 
 
 _register_commands()

@@ -34,7 +34,7 @@ from lamina.rag.postprocess import (
     Postprocessor,
     postprocessor_from_dict,
 )
-from lamina.rag.tokens import default_counter
+from lamina.rag.tokens import cached_counter, default_counter
 from lamina.rag.types import Chunk, Generation, Generator, TokenCounter
 from lamina.retrieval.query import SearchRequest, SearchResult
 
@@ -125,8 +125,6 @@ class Pipeline:
             generator = load_generator(generator)
         self.retriever = retriever
         self.generator: Generator | None = None if generator is None or generator.name == "none" else generator
-        # budgets count the generator's tokens; with no generator, the dense encoder's WordPiece
-        self.counter = counter or self.generator or default_counter()
         self.builder = builder or PromptBuilder()
         unknown = set(search or {}) - set(SEARCH_OPTIONS)
         if unknown:
@@ -136,8 +134,12 @@ class Pipeline:
         SearchRequest.simple("probe", **self.search)  # a bad option fails here, at construction
         if postprocessors is None:
             postprocessors = [DedupeByParent(), ContextBudget(context_tokens)]
-        self.postprocessors = [p.with_counter(self.counter) if isinstance(p, ContextBudget) else p
-                               for p in postprocessors]
+        if any(isinstance(p, ContextBudget) and p.counter is None for p in postprocessors):
+            # budgets count the generator's tokens; with no generator, the dense encoder's WordPiece
+            counter = cached_counter(counter or self.generator or default_counter())
+            postprocessors = [p.with_counter(counter) if isinstance(p, ContextBudget) else p for p in postprocessors]
+        self.counter = counter
+        self.postprocessors = list(postprocessors)
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise InvalidArgument(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
         self.max_new_tokens = max_new_tokens
@@ -268,6 +270,18 @@ class Pipeline:
         return RagResult(prepared.question, generation.text, assembled.citations, assembled.context,
                          [c.chunk for c in assembled.candidates], timings, generation.error, generation,
                          prepared.explain or None, dict(generation.stats))
+
+    # ------------------------------------------------------------------ corpus-level questions
+    def facet(self, field: str, **options: Any) -> dict[str, Any]:
+        """An exact corpus-level answer, not a retrieval: value counts of a keyword field, or min, max and a
+        histogram of a numeric one, under the pipeline's filter and tenant unless `options` name their
+        own (`lamina.rag.tools.facet_tool`; a bad argument comes back as {"error": ...})."""
+        from lamina.rag.tools import facet_tool
+
+        for name in ("filter", "tenant"):
+            if options.get(name) is None and self.search.get(name) is not None:
+                options[name] = self.search[name]
+        return facet_tool(self.retriever, field, **options)
 
     # ------------------------------------------------------------------ ingestion and wiring
     def index(self, sources: Any, **options: Any) -> Any:

@@ -10,7 +10,8 @@ implementations:
     MMR                maximal marginal relevance (Carbonell & Goldstein, 1998) over the chunks'
                        dense vectors: relevance from the retrieval scores, redundancy from cosine
     ContextBudget      the best chunks that fit a budget of the generator's tokens, in rank order
-                       (a chunk that does not fit is skipped and smaller ones after it still go in)
+                       ("fill": a chunk that does not fit is skipped and smaller ones after it still
+                       go in; "prefix": the best chunks up to the first that does not fit)
 
 `to_dict`/`postprocessor_from_dict` give each a serialisable form for the pipeline's wiring.
 """
@@ -168,9 +169,15 @@ class MMR:
         return {"kind": self.kind, "lambda_": self.lambda_, "top_n": self.top_n}
 
 
-def fit_budget(tokens: np.ndarray, budget: int) -> np.ndarray:
-    """The items kept by a greedy fill of `budget`: each item, in order, goes in when it still fits.
-    tokens: (n,) int. Returns a bool mask (n,)."""
+BUDGET_POLICIES = ("fill", "prefix")
+
+
+def fit_budget(tokens: np.ndarray, budget: int, policy: str = "fill") -> np.ndarray:
+    """The items a budget keeps, in order. fill: each item goes in when it still fits (a long one is
+    skipped and shorter ones after it still go in); prefix: items go in until the first that does not
+    fit. tokens: (n,) int. Returns a bool mask (n,)."""
+    if policy == "prefix":
+        return np.cumsum(tokens) <= budget
     keep = np.zeros(len(tokens), dtype=bool)
     left = budget
     for i, size in enumerate(tokens.tolist()):  # one step a candidate (tens), not a token
@@ -187,12 +194,15 @@ class ContextBudget:
 
     max_tokens: int = 1024
     overhead: int = 8
+    policy: str = "fill"
     counter: TokenCounter | None = field(default=None, compare=False, repr=False)
     kind: ClassVar[str] = "context_budget"
 
     def __post_init__(self) -> None:
         if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1:
             raise InvalidArgument(f"max_tokens must be a positive integer, got {self.max_tokens!r}")
+        if self.policy not in BUDGET_POLICIES:
+            raise InvalidArgument(f"unknown budget policy {self.policy!r}; expected one of {', '.join(BUDGET_POLICIES)}")
 
     def with_counter(self, counter: TokenCounter) -> ContextBudget:
         return self if self.counter is not None else replace(self, counter=counter)
@@ -202,11 +212,11 @@ class ContextBudget:
             return []
         counted = count_candidates(candidates, self.counter)
         tokens = np.array([c.tokens for c in counted], dtype=np.int64) + self.overhead
-        keep = fit_budget(tokens, self.max_tokens)
+        keep = fit_budget(tokens, self.max_tokens, self.policy)
         return [c for c, k in zip(counted, keep) if k]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "max_tokens": self.max_tokens, "overhead": self.overhead}
+        return {"kind": self.kind, "max_tokens": self.max_tokens, "overhead": self.overhead, "policy": self.policy}
 
 
 def count_candidates(candidates: Sequence[Candidate], counter: TokenCounter | None) -> list[Candidate]:

@@ -8,6 +8,8 @@ shipped in its PyPI package), so that budgets still mean tokens, not characters.
 from __future__ import annotations
 
 import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -33,6 +35,46 @@ class HFTokenCounter:
             encoded = self.tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False,
                                      return_token_type_ids=False)
         return [len(ids) for ids in encoded["input_ids"]]
+
+
+class CachedCounter:
+    """A counter that remembers the counts of the last `size` texts (the same chunks are retrieved again
+    and again), counting the others in one batch with the counter it wraps."""
+
+    def __init__(self, counter: Any, size: int = 65_536) -> None:
+        self.counter = counter
+        self.size = size
+        self._counts: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        with self._lock:
+            known = [self._counts.get(t) for t in texts]
+        todo = sorted({t for t, n in zip(texts, known) if n is None})
+        if todo:
+            counted = dict(zip(todo, self.counter.count_tokens(todo)))
+            with self._lock:
+                for text, n in counted.items():
+                    self._counts[text] = int(n)
+                while len(self._counts) > self.size:
+                    self._counts.popitem(last=False)
+            known = [counted[t] if n is None else n for t, n in zip(texts, known)]
+        return [int(n) for n in known]
+
+
+_cached: weakref.WeakKeyDictionary[Any, CachedCounter] = weakref.WeakKeyDictionary()
+_cached_lock = threading.Lock()
+
+
+def cached_counter(counter: Any) -> CachedCounter:
+    """The one CachedCounter of `counter` (pipelines made per request share its counts)."""
+    if isinstance(counter, CachedCounter):
+        return counter
+    with _cached_lock:
+        found = _cached.get(counter)
+        if found is None:
+            found = _cached[counter] = CachedCounter(counter)
+        return found
 
 
 @lru_cache(maxsize=1)

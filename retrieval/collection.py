@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from lamina.index.errors import (
     NotFound,
     ResourceExhausted,
 )
+from lamina.index.facets import FacetResult, check_bins, check_facet, check_limit, facet
 from lamina.index.filters import Filter, Match, as_filter
 from lamina.index.locks import RWLock
 from lamina.index.multivector import TOKENS_VECTOR, pack_tokens
@@ -55,6 +57,7 @@ from lamina.index.types import (
     check_doc_id,
     check_metadata,
     check_name,
+    check_text,
 )
 from lamina.retrieval.encoders.base import DenseEncoder
 from lamina.retrieval.encoders.dense import load_dense_encoder
@@ -302,8 +305,7 @@ class Collection:
         doc.metadata = check_metadata(doc.metadata)
         if doc.tenant is not None and (not isinstance(doc.tenant, str) or not doc.tenant):
             raise InvalidArgument(f"tenant must be a non-empty string, got {doc.tenant!r}")
-        if doc.text is not None and not isinstance(doc.text, str):
-            raise InvalidArgument(f"text must be a string, got {type(doc.text).__name__}")
+        doc.text = check_text(doc.text, f"text of point {doc.id!r}")
         if doc.vector is not None:
             doc.vector = as_vector(doc.vector, self.config.dim, f"vector of point {doc.id!r}")
         elif doc.text is None:  # an empty text is a document too: it is embedded as ""
@@ -400,6 +402,24 @@ class Collection:
         with self._lock.read():
             allowed = self._allowed(flt, tenant)
         return len(allowed) if allowed is not None else self.store.count(self.name)
+
+    def facet(self, field: str, *, kind: str | None = None, limit: int = 10,
+              bins: int | Sequence[float] | None = None, filter: Filter | Mapping[str, Any] | None = None,
+              tenant: str | None = None) -> FacetResult:
+        """Exact aggregates of a declared payload field over the documents (of `tenant`, matching
+        `filter`), from the payload postings (`lamina.index.facets`): a keyword field's top `limit`
+        values by document count; a numeric field's min, max and, with `bins` (a count or explicit
+        edges), a histogram. `kind` defaults to the field's declared kind."""
+        started = time.perf_counter()
+        check_facet(field, kind, self.config.payload, bins)
+        limit, edges, flt = check_limit(limit), check_bins(bins), as_filter(filter)
+        with self._lock.read():
+            allowed = self._allowed(flt, tenant)
+            payload = self.indexes.payload
+            documents = len(allowed) if allowed is not None else self.store.count(self.name)
+            result = facet(payload.facet_pairs(field), field, allowed, payload.tombstones(), documents,
+                           limit=limit, bins=edges)
+        return replace(result, time_ms=round(1e3 * (time.perf_counter() - started), 3))
 
     def embed_query(self, query: str | np.ndarray | Sequence[float]) -> np.ndarray:
         """The dense query vector for a text (encoded) or a vector (validated)."""
@@ -734,10 +754,13 @@ class Database:
         elif isinstance(index, Mapping):
             index = IndexConfig.from_dict(dict(index))
         index = index or IndexConfig()
-        if dim is None:
-            if encoder is None:
-                raise InvalidArgument("a collection without an encoder needs an explicit dimension")
-            dim = self._encoder_loader(encoder).dim
+        if encoder is None and dim is None:
+            raise InvalidArgument("a collection without an encoder needs an explicit dimension")
+        if encoder is not None:  # loaded now, so that a bad encoder fails the create, not the first write
+            encoder_dim = self._encoder_loader(encoder).dim
+            if dim is not None and dim != encoder_dim:
+                raise InvalidArgument(f"encoder {encoder!r} gives dimension {encoder_dim}, the request asks for {dim}")
+            dim = encoder_dim
         config = CollectionConfig(name=name, dim=dim, metric=metric, index=index, encoder=encoder,
                                   sparse=_sparse_config(sparse, encoder),
                                   multivector=_multivector_config(multivector, encoder),

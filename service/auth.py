@@ -55,6 +55,7 @@ import grpc
 from lamina.index.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from lamina.index.store import Store
 from lamina.index.types import check_name
+from lamina.service.decoding import guard_decoding
 
 log = logging.getLogger(__name__)
 
@@ -385,6 +386,7 @@ ACCESS_RULES: dict[str, Rule] = {
     "/lamina.v1.Points/Delete": write(),
     "/lamina.v1.Points/Get": read(),
     "/lamina.v1.Points/Count": read(),
+    "/lamina.v1.Points/Facet": read(),  # tenant-scoped in the servicer, as Count
     "/lamina.v1.Tenants/List": read(),  # a tenant key sees its own tenant only (servicer)
     "/lamina.v1.Tenants/Delete": write(),  # a tenant key may delete its own tenant only (servicer)
     "/lamina.v1.Search/Search": read(),
@@ -505,6 +507,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:  # no such method: gRPC answers UNIMPLEMENTED
             return None
+        checked = self._checked(handler, details)
+        # outermost: a request that does not decode is answered before any check reads it
+        return guard_decoding(checked, details.method) if details.method.startswith("/lamina.") else checked
+
+    def _checked(self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         rule = self.rules.get(details.method)
         if rule is None:  # fail closed; tests/service/test_auth.py catches this before it ships
             return _denying(handler, grpc.StatusCode.PERMISSION_DENIED, f"{details.method} has no access rule")

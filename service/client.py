@@ -4,8 +4,8 @@
 (`CollectionConfig`, `Document`, `Hit`, `RowResult`) that the in-process API returns. A failed
 call raises the `lamina.index.errors` class of its status code (`lamina.service.status`), so
 code written against the in-process `Collection` handles errors the same way.
-`Client.collection(name)` returns a `RemoteCollection` whose `upsert`, `delete`, `get`, `search`
-and `count` have the signatures of `lamina.retrieval.collection.Collection`'s: the benchmark
+`Client.collection(name)` returns a `RemoteCollection` whose `upsert`, `delete`, `get`, `search`,
+`count` and `facet` have the signatures of `lamina.retrieval.collection.Collection`'s: the benchmark
 harness takes either.
 
 Differences from the in-process API, each forced by the wire:
@@ -29,6 +29,7 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lamina.index.errors import InvalidArgument, NotFound
+from lamina.index.facets import FacetResult
 from lamina.index.filters import Filter
 from lamina.index.types import (
     DEFAULT_ENCODER,
@@ -273,6 +274,15 @@ class Client:
             request.tenant = tenant
         return int(self._call(self._points.Count, request).count)
 
+    def facet(self, collection: str, field: str, *, kind: str | None = None, limit: int = 10,
+              bins: int | Sequence[float] | None = None, filter: Filter | Mapping[str, Any] | None = None,
+              tenant: str | None = None) -> FacetResult:
+        """Exact aggregates of a payload field (of `tenant`, matching `filter`): `Collection.facet`.
+        `time_ms` is the server's time."""
+        request = convert.facet_request_to_proto(collection, field, kind=kind, limit=limit, bins=bins,
+                                                 filter=filter, tenant=tenant)
+        return convert.facet_result_from_proto(self._call(self._points.Facet, request))
+
     def tenants(self, collection: str) -> dict[str, int]:
         """Every tenant of `collection` with its number of points (a tenant key sees itself only)."""
         response = self._call(self._tenants.List, points_pb2.ListTenantsRequest(collection=collection))
@@ -417,6 +427,11 @@ class RemoteCollection:
 
     def count(self, *, tenant: str | None = None, filter: Filter | Mapping[str, Any] | None = None) -> int:
         return self.client.count(self.name, tenant=tenant, filter=filter)
+
+    def facet(self, field: str, *, kind: str | None = None, limit: int = 10,
+              bins: int | Sequence[float] | None = None, filter: Filter | Mapping[str, Any] | None = None,
+              tenant: str | None = None) -> FacetResult:
+        return self.client.facet(self.name, field, kind=kind, limit=limit, bins=bins, filter=filter, tenant=tenant)
 
     def tenants(self) -> dict[str, int]:
         return self.client.tenants(self.name)

@@ -155,6 +155,10 @@ class PointsServicer(_Handler, points_pb2_grpc.PointsServicer):
                     context: grpc.aio.ServicerContext) -> points_pb2.CountPointsResponse:
         return await self._run(context, self._count, request)
 
+    async def Facet(self, request: points_pb2.FacetRequest,
+                    context: grpc.aio.ServicerContext) -> points_pb2.FacetResponse:
+        return await self._run(context, self._facet, request)
+
     def _upsert(self, request: points_pb2.UpsertPointsRequest, principal: Principal) -> points_pb2.UpsertPointsResponse:
         collection = self.database.collection(request.collection)
         if len(request.points) > MAX_BATCH:  # before converting: the limit exists to bound this work
@@ -193,6 +197,12 @@ class PointsServicer(_Handler, points_pb2_grpc.PointsServicer):
         count = self.database.collection(request.collection).count(
             tenant=tenant, filter=convert.filter_from_proto(request.filter))
         return points_pb2.CountPointsResponse(count=count)
+
+    def _facet(self, request: points_pb2.FacetRequest, principal: Principal) -> points_pb2.FacetResponse:
+        options = convert.facet_request_from_proto(request)
+        options["tenant"] = principal.scope_tenant(options["tenant"])  # as Count: a tenant key sees its own
+        result = self.database.collection(request.collection).facet(options.pop("field"), **options)
+        return convert.facet_result_to_proto(result)
 
 
 class TenantsServicer(_Handler, points_pb2_grpc.TenantsServicer):

@@ -86,7 +86,11 @@ def test_answer_quality_scores_three_contexts(dataset, db):
 
 
 def test_run_rag_reports_every_mode_and_budget(dataset, db):
-    report = run_rag(dataset, db, counter=WordCounter(), budgets=(64, 1000), modes=("dense", "sparse"))
-    assert [(r["system"], r["params"]["context_tokens"]) for r in report["results"]] == [
-        ("lamina-rag-dense", 64), ("lamina-rag-dense", 1000), ("lamina-rag-sparse", 64), ("lamina-rag-sparse", 1000)]
+    report = run_rag(dataset, db, counter=WordCounter(), budgets=(64, 1000), modes=("dense", "sparse"),
+                     policies=("fill", "prefix"))
+    rows = [(r["system"], r["params"]["context_tokens"], r["params"]["policy"]) for r in report["results"]]
+    assert rows == [(f"lamina-rag-{m}", b, p) for m in ("dense", "sparse") for b in (64, 1000) for p in ("fill", "prefix")]
+    for row in report["results"]:
+        if row["params"]["policy"] == "prefix":  # the best chunks up to the budget: the search's own top n
+            assert row["context_recall"] == row["search_recall_at_n"]
     assert report["benchmark"] == "rag" and report["meta"]["passages"] == len(PASSAGES)

@@ -99,3 +99,34 @@ def test_bad_input_is_named(passages):
         Pipeline(passages, counter=WordCounter(), search={"mode": "fuzzy"})
     with pytest.raises(InvalidArgument, match="max_new_tokens"):
         Pipeline(passages, counter=WordCounter(), max_new_tokens=0)
+
+
+def test_the_real_local_generator_runs_in_the_pipeline(passages, tiny_llama):
+    from lamina.rag.generators.local import LocalGenerator
+
+    pipeline = passages.as_pipeline(generator=LocalGenerator(str(tiny_llama), max_new_tokens=6), search={"k": 2},
+                                    max_new_tokens=6)
+    result = pipeline.run("wing lift")
+    assert result.error is None and result.answer and len(result.citations) == 2
+    assert result.stats["prefiller"] == "full" and result.stats["tokens_computed"] > 0
+    streamed = list(pipeline.events("wing lift"))[-1].result
+    assert streamed.answer == result.answer and streamed.stats["prefiller"] == "full"
+    assert {"ttft_ms", "prefill_ms", "generate_ms"} <= set(streamed.timings)
+
+
+def test_facets_answer_counting_questions_exactly_under_the_pipeline_s_tenant(rag_db):
+    coll = rag_db.create_collection("f", encoder="hashing", payload={"topic": "keyword", "year": "numeric"})
+    rows = [{"id": str(i), "text": f"doc {i}", "tenant": "acme" if i % 3 else "globex",
+             "metadata": {"topic": ["aero", "heat", "flow"][i % 3], "year": 1950 + i}} for i in range(30)]
+    coll.upsert(rows, wait=True)
+    pipeline = Pipeline(coll, counter=WordCounter(), search={"tenant": "acme"})
+    counts = pipeline.facet("topic")
+    brute = {}
+    for r in rows:
+        if r["tenant"] == "acme":
+            brute[r["metadata"]["topic"]] = brute.get(r["metadata"]["topic"], 0) + 1
+    assert {c["value"]: c["count"] for c in counts["counts"]} == brute
+    years = pipeline.facet("year", bins=3)
+    acme_years = [r["metadata"]["year"] for r in rows if r["tenant"] == "acme"]
+    assert years["stats"]["min"] == min(acme_years) and years["stats"]["max"] == max(acme_years)
+    assert "error" in pipeline.facet("colour")

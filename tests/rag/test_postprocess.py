@@ -108,3 +108,13 @@ def test_postprocessors_round_trip_through_dicts():
         assert postprocessor_from_dict(step.to_dict()) == step
     with pytest.raises(InvalidArgument, match="unknown postprocessor 'rerank'"):
         postprocessor_from_dict({"kind": "rerank"})
+
+
+def test_the_prefix_policy_stops_at_the_first_chunk_that_does_not_fit():
+    words = [30, 50, 10, 40, 5]
+    cands = [cand(str(i), str(i), 0, 1, 1.0, text=" ".join(["w"] * n)) for i, n in enumerate(words)]
+    assert ids(ContextBudget(60, overhead=0, policy="prefix", counter=WordCounter()).process(cands)) == ["0"]
+    tokens = np.array(words)
+    assert fit_budget(tokens, 90, "prefix").tolist() == [True, True, True, False, False]
+    with pytest.raises(InvalidArgument, match="unknown budget policy"):
+        ContextBudget(10, policy="greedy")

@@ -117,6 +117,28 @@ def case_points_count(clients, corpus):
     assert clients["admin"].count(COLLECTION, tenant="globex") == len(ids_of(corpus, "globex"))
 
 
+def case_points_facet(clients, corpus):
+    def topics(docs):
+        found = {}
+        for d in docs:
+            found[d["metadata"]["topic"]] = found.get(d["metadata"]["topic"], 0) + 1
+        return found
+
+    mine = [d for d in corpus if d["tenant"] == "acme"]
+    facet = clients["acme"].facet(COLLECTION, "topic")
+    assert {c.value: c.count for c in facet.counts} == topics(mine) and facet.documents == len(mine)
+    assert clients["acme"].facet(COLLECTION, "topic", tenant="acme") == facet
+    years = clients["acme"].facet(COLLECTION, "year", bins=2).stats
+    assert (years.count, years.min, years.max) == (len(mine), min(d["metadata"]["year"] for d in mine),
+                                                   max(d["metadata"]["year"] for d in mine))
+    assert sum(years.counts) == len(mine)
+    with pytest.raises(PermissionDenied):
+        clients["acme"].facet(COLLECTION, "topic", tenant="globex")
+    everyone = clients["admin"].facet(COLLECTION, "topic")
+    assert {c.value: c.count for c in everyone.counts} == topics(corpus)
+    assert clients["admin"].facet(COLLECTION, "topic", tenant="globex").documents == len(ids_of(corpus, "globex"))
+
+
 def case_tenants_list(clients, corpus):
     assert clients["acme"].tenants(COLLECTION) == {"acme": len(ids_of(corpus, "acme"))}
     assert set(clients["admin"].tenants(COLLECTION)) == {"acme", "globex"}
@@ -194,6 +216,7 @@ MATRIX = {
     "/lamina.v1.Points/Delete": case_points_delete,
     "/lamina.v1.Points/Get": case_points_get,
     "/lamina.v1.Points/Count": case_points_count,
+    "/lamina.v1.Points/Facet": case_points_facet,
     "/lamina.v1.Tenants/List": case_tenants_list,
     "/lamina.v1.Tenants/Delete": case_tenants_delete,
     "/lamina.v1.Search/Search": case_search_search,
