@@ -26,10 +26,7 @@ BUILD_BATCH = 256
 def _open_database(data_dir: Path):
     from lamina.retrieval.collection import Database
 
-    try:
-        return Database(data_dir)
-    except RuntimeError as exc:  # a store in use is FailedPrecondition, naming the process that holds it
-        raise click.ClickException(str(exc)) from None
+    return Database(data_dir)  # StoreLocked names the directory and says to pass --target HOST:PORT
 
 
 def _batches(iterable, size: int) -> Iterator[list]:
@@ -704,10 +701,11 @@ def _register_commands() -> None:
     from lamina.cli_facet import bench_facet, facet
     from lamina.cli_generate import bench_generate
     from lamina.cli_remote import call
+    from lamina.cli_store import BENCH_COMMANDS, COMMANDS  # store check/repair, backup, restore, snapshot
 
-    for command in (ask, facet, call):
+    for command in (ask, facet, call, *COMMANDS):
         main.add_command(command)
-    for command in (bench_rag, bench_generate, bench_facet, bench_transport):
+    for command in (bench_rag, bench_generate, bench_facet, bench_transport, *BENCH_COMMANDS):
         bench.add_command(command)
 
 

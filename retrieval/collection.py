@@ -4,6 +4,9 @@ A `Database` owns one data directory:
 
     <data_dir>/store/                  RocksDB: the source of truth (`lamina.index.store`)
     <data_dir>/indexes/<collection>/   index snapshots (`lamina.index.snapshot`)
+    <data_dir>/catalog.json, .seq      what the directory acknowledged, checked against the store
+                                       at open (`lamina.index.catalog`)
+    <data_dir>/backups/<name>/         backups the server took (`Collections/Snapshot`)
 
 A `Collection` writes each batch to the store first (one WriteBatch, synced when `wait`),
 then applies it to its in-memory index as a delta. On open it loads the last snapshot and
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lamina.index.catalog import Catalog, HighWater, check_store, witnesses
 from lamina.index.dense import DenseIndex
 from lamina.index.errors import (
     CorruptIndex,
@@ -114,6 +118,7 @@ class Collection:
         self._lock = RWLock()
         self._writes_since_snapshot = 0
         self._snapshot_seq = 0
+        self._snapshots_paused = False  # while a backup copies the index files (`lamina.retrieval.backup`)
         self.indexes = self._open_indexes()
         self.indexes.refresh_clustered(self._vectors_of)
 
@@ -172,13 +177,21 @@ class Collection:
         with self._lock.write():
             self._snapshot_locked()
 
+    def pause_snapshots(self, paused: bool) -> None:
+        """Take no index snapshot (which trims the log) while `paused`; writes go on."""
+        with self._lock.write():  # waits for a snapshot in progress
+            self._snapshots_paused = paused
+
     def _snapshot_locked(self) -> None:
+        if self._snapshots_paused:
+            return
         seq = self.store.last_seq
         if self._is_bm25:
             self.indexes.bm25 = self.sparse_encoder.to_dict()
         self.indexes.seq = seq
         self.indexes.payload.compact()  # drops the tombstones, so that the clustered codes can follow the key
         self.indexes.refresh_clustered(self._vectors_of)  # before the write: the snapshot then holds them
+        self.store.sync()  # the WAL durable up to `seq` first: a snapshot never covers more than the store
         write_snapshot(self.index_dir, seq, self.indexes.save, {"collection": self.config.name})
         self.store.trim_log(self.config.name, seq)
         self._snapshot_seq = seq
@@ -701,13 +714,14 @@ class Database:
                  sparse_loader: Callable[[str], SparseEncoder] | None = None,
                  token_loader: Callable[[str], TokenEncoder] | None = None) -> None:
         self.data_dir = Path(data_dir)
-        self.store = Store(self.data_dir / "store")
+        self.store = _open_checked_store(self.data_dir)
         self._encoder_loader = encoder_loader
         self._sparse_loader = sparse_loader
         self._token_loader = token_loader
         self._collections: dict[str, Collection] = {}
         self._lock = threading.Lock()
         known = {c.name for c in self.store.list_collections()}
+        self._write_catalog()
         indexes = self.data_dir / "indexes"
         if indexes.is_dir():  # index files of collections dropped before a crash
             for stale in indexes.iterdir():
@@ -775,7 +789,12 @@ class Database:
                 self.store.drop_collection(name)  # e.g. an encoder that does not load: leave nothing behind
                 raise
             self._collections[name] = coll
+            self._write_catalog()
             return coll
+
+    def _write_catalog(self) -> None:
+        self.store.sync()  # durable first: the catalog never claims more than the WAL holds
+        Catalog(self.store.last_seq, [c.name for c in self.store.list_collections()]).write(self.data_dir)
 
     def _open(self, config: CollectionConfig) -> Collection:
         return Collection(self.store, config, self._index_dir(config.name), self._encoder_loader,
@@ -803,13 +822,36 @@ class Database:
             self.store.drop_collection(name)
             self._collections.pop(name, None)
             shutil.rmtree(self._index_dir(name), ignore_errors=True)
+            self._write_catalog()
+
+    def backup(self, dest: str | Path) -> dict[str, Any]:
+        """A consistent copy of this data directory in `dest`, taken without stopping writes
+        (`lamina.retrieval.backup`); returns the backup's manifest ({"seq", "collections", ...})."""
+        from lamina.retrieval.backup import backup_database
+
+        return backup_database(self, dest)
 
     def close(self) -> None:
         with self._lock:
             for coll in self._collections.values():
                 coll.close()
             self._collections.clear()
+            self._write_catalog()
             self.store.close()
+
+
+def _open_checked_store(data_dir: Path) -> Store:
+    """The store of `data_dir`, checked against what the directory acknowledged outside it
+    (`lamina.index.catalog`): a store behind it is refused, never served as an older database."""
+    seen = witnesses(data_dir)  # before the store tracks its high-water mark: that overwrites it
+    store = Store(data_dir / "store")
+    try:
+        check_store(data_dir, store.last_seq, [c.name for c in store.list_collections()], seen)
+    except Exception:
+        store.close()
+        raise
+    store.track(HighWater(data_dir))
+    return store
 
 
 def _sparse_config(value: SparseConfig | Mapping[str, Any] | str | bool | None,

@@ -382,6 +382,7 @@ ACCESS_RULES: dict[str, Rule] = {
     "/lamina.v1.Collections/Get": read("name"),
     "/lamina.v1.Collections/List": AUTHENTICATED,  # the servicer lists what principal.can("read", ...)
     "/lamina.v1.Collections/Drop": ADMIN,
+    "/lamina.v1.Collections/Snapshot": ADMIN,  # a copy of every tenant's data
     "/lamina.v1.Points/Upsert": write(),
     "/lamina.v1.Points/Delete": write(),
     "/lamina.v1.Points/Get": read(),

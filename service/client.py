@@ -224,6 +224,13 @@ class Client:
     def drop_collection(self, name: str) -> None:
         self._call(self._collections.Drop, collections_pb2.DropCollectionRequest(name=name))
 
+    def snapshot(self, name: str | None = None) -> tuple[str, int]:
+        """Ask the server for a backup of its data directory (under <data_dir>/backups/<name> on the
+        server); returns (its path there, the sequence number it holds)."""
+        request = collections_pb2.SnapshotRequest(name=name) if name else collections_pb2.SnapshotRequest()
+        response = self._call(self._collections.Snapshot, request)
+        return response.path, response.seq
+
     def collection(self, name: str) -> RemoteCollection:
         """A handle with the in-process Collection's methods (NotFound if it does not exist)."""
         return RemoteCollection(self, self.get_collection(name).config)

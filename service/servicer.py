@@ -23,8 +23,8 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import grpc
-from lamina.index.errors import InvalidArgument, ResourceExhausted
-from lamina.index.types import Document, RowResult
+from lamina.index.errors import AlreadyExists, InvalidArgument, ResourceExhausted
+from lamina.index.types import Document, RowResult, check_name
 from lamina.retrieval.collection import MAX_BATCH, Database
 from lamina.service import convert
 from lamina.service.auth import KeyStore, Principal, current_principal
@@ -44,6 +44,7 @@ from lamina.service.v1 import (
 )
 
 DEFAULT_K = 10
+BACKUPS_DIR = "backups"  # Collections/Snapshot writes under <data_dir>/backups/<name>
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 
@@ -89,6 +90,22 @@ class CollectionsServicer(_Handler, collections_pb2_grpc.CollectionsServicer):
     async def Drop(self, request: collections_pb2.DropCollectionRequest,
                    context: grpc.aio.ServicerContext) -> collections_pb2.DropCollectionResponse:
         return await self._run(context, self._drop, request)
+
+    async def Snapshot(self, request: collections_pb2.SnapshotRequest,
+                       context: grpc.aio.ServicerContext) -> collections_pb2.SnapshotResponse:
+        return await self._run(context, self._snapshot, request)
+
+    def _snapshot(self, request: collections_pb2.SnapshotRequest,
+                  principal: Principal) -> collections_pb2.SnapshotResponse:
+        name = request.name if request.HasField("name") else time.strftime("backup-%Y%m%dT%H%M%SZ", time.gmtime())
+        check_name(name)  # one path component under the server's backups directory, nothing else
+        dest = self.database.data_dir / BACKUPS_DIR / name
+        if dest.exists():
+            raise AlreadyExists(f"backup {name!r} already exists on the server")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        manifest = self.database.backup(dest)
+        return collections_pb2.SnapshotResponse(path=str(dest), seq=manifest["seq"],
+                                                collections=manifest["collections"])
 
     def _create(self, request: collections_pb2.CreateCollectionRequest,
                 principal: Principal) -> collections_pb2.CreateCollectionResponse:

@@ -83,6 +83,19 @@ def case_collections_drop(clients, corpus):
     assert clients["admin"].get_collection(COLLECTION).count == len(corpus)
 
 
+def case_collections_snapshot(clients, corpus):
+    from lamina.retrieval.collection import Database
+
+    with pytest.raises(PermissionDenied):  # a backup holds every tenant's data: admin only
+        clients["acme"].snapshot("mine")
+    with pytest.raises(InvalidArgument):  # a name, never a path the client picks
+        clients["admin"].snapshot("../../etc")
+    path, seq = clients["admin"].snapshot("nightly")
+    assert path.endswith("/backups/nightly") and seq > 0
+    with Database(path) as copy:  # the backup opens as a data directory holding the whole collection
+        assert copy.store.last_seq == seq and copy.store.count(COLLECTION) == len(corpus)
+
+
 def case_points_upsert(clients, corpus):
     theirs = ids_of(corpus, "globex")[0]
     results = clients["acme"].upsert(COLLECTION, [
@@ -212,6 +225,7 @@ MATRIX = {
     "/lamina.v1.Collections/Get": case_collections_get,
     "/lamina.v1.Collections/List": case_collections_list,
     "/lamina.v1.Collections/Drop": case_collections_drop,
+    "/lamina.v1.Collections/Snapshot": case_collections_snapshot,
     "/lamina.v1.Points/Upsert": case_points_upsert,
     "/lamina.v1.Points/Delete": case_points_delete,
     "/lamina.v1.Points/Get": case_points_get,
