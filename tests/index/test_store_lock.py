@@ -1,4 +1,4 @@
-"""A store another process (or this one) holds is FailedPrecondition naming the holder, not a bare RuntimeError."""
+"""A store another process (or this one) holds is StoreLocked naming the process that holds it."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import os
 
 import pytest
 
-from lamina.index.errors import FailedPrecondition
+from lamina.index.errors import StoreLocked
 from lamina.index.store import Store
 
 
 def test_a_held_store_names_who_holds_it(tmp_path):
     first = Store(tmp_path / "store")
     try:
-        with pytest.raises(FailedPrecondition, match="in use by") as caught:
+        with pytest.raises(StoreLocked, match="is held by") as caught:
             Store(tmp_path / "store")
         message = str(caught.value)
         if os.path.isdir("/proc"):
