@@ -49,6 +49,7 @@ def run_ann(
     cold: bool = True,
     lamina_dense: bool = True,
     spann_config: SpannConfig | None = None,
+    spann_unchecked: bool = False,
 ) -> dict[str, Any]:
     """Benchmark `indexes` (a subset of flat, ivf, hnsw, spann, diskann) on `dataset_spec`; returns the report.
 
@@ -61,6 +62,7 @@ def run_ann(
     cold: also sweep the disk systems with their files evicted from the page cache before each
     query (`<name>-cold`). lamina_dense: run lamina-<kind> beside faiss-<kind> (False: faiss
     only, to save build time at scale). spann_config: SPANN build and default search settings.
+    spann_unchecked: also run lamina-spann-unchecked (the same files, CRC32C checks off).
     `minilm:N` and `beir:` datasets are embedded with the default dense encoder unless
     `encoder` is given; index files of disk systems go under `cache_dir`/indexes.
     """
@@ -82,7 +84,8 @@ def run_ann(
     skipped: list[dict[str, str]] = []
     workdir = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "indexes"
     systems = make_systems(indexes, dataset.metric, peers=peers, config=config, lamina_dense=lamina_dense,
-                           spann_config=spann_config, workdir=workdir, skipped=skipped)
+                           spann_config=spann_config, workdir=workdir, skipped=skipped,
+                           spann_unchecked=spann_unchecked)
     for skip in skipped:
         _stderr(f"skipping {skip['system']}: {skip['reason']}")  # shown even without progress
     start = time.perf_counter()

@@ -121,10 +121,17 @@ class SpannSystem:
     kind = "spann"
 
     def __init__(self, metric: str = "l2", config: SpannConfig | None = None, *,
-                 workdir: Path | None = None, name: str = "lamina-spann") -> None:
+                 workdir: Path | None = None, name: str = "lamina-spann", source: SpannSystem | None = None) -> None:
+        """`source`: instead of building, open that system's files with their CRC32C checks off
+        (`lamina-spann-unchecked`: what the checks cost, measured on the very same files)."""
         self.metric = metric
         self.name = name
+        self.source = source
         self.config = config or SpannConfig()
+        self._users = 0  # systems reading this one's files: it stays open until they are done
+        self._deferred = False
+        if source is not None:
+            source._users += 1
         self.workdir = Path(workdir) if workdir is not None else default_workdir()
         self.build_params: dict[str, Any] = {}
         self._index: SpannIndex | None = None
@@ -133,6 +140,10 @@ class SpannSystem:
         self._pool: ThreadPoolExecutor | None = None
 
     def fit(self, X: np.ndarray) -> None:
+        if self.source is not None:
+            self._index = SpannIndex.load(self.source._require().path, overrides={"verify_reads": False})
+            self.build_params = {**self.source.build_params, "verify_reads": False}
+            return
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix="spann-", dir=self.workdir))
         X = np.ascontiguousarray(X, dtype=np.float32)
@@ -179,6 +190,9 @@ class SpannSystem:
         return evict_from_page_cache(self.cache_files())
 
     def done(self) -> None:
+        if self._users:  # a system reading the same files is not done yet: this one goes with it
+            self._deferred = True
+            return
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
@@ -188,6 +202,11 @@ class SpannSystem:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+        if self.source is not None:
+            self.source._users -= 1
+            if self.source._deferred and not self.source._users:
+                self.source.done()
+            self.source = None
 
     def _require(self) -> SpannIndex:
         if self._index is None:
@@ -310,13 +329,18 @@ class DiskannSystem:
 
 
 def disk_systems(kinds: Sequence[str], metric: str, *, spann_config: SpannConfig | None = None,
-                 workdir: Path | None = None, skipped: list[dict[str, str]] | None = None) -> list[Any]:
+                 workdir: Path | None = None, skipped: list[dict[str, str]] | None = None,
+                 spann_unchecked: bool = False) -> list[Any]:
     """The disk systems named in `kinds` ("spann", "diskann"); an unavailable one is appended
-    to `skipped` as {"system", "reason"} instead."""
+    to `skipped` as {"system", "reason"} instead. `spann_unchecked` adds lamina-spann-unchecked,
+    the same files read without their CRC32C checks."""
     systems: list[Any] = []
     for kind in kinds:
         if kind == "spann":
             systems.append(SpannSystem(metric, spann_config, workdir=workdir))
+            if spann_unchecked:
+                systems.append(SpannSystem(metric, spann_config, workdir=workdir, name="lamina-spann-unchecked",
+                                           source=systems[-1]))
         elif kind == "diskann":
             reason = diskann_available()
             if reason is None:

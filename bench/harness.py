@@ -208,7 +208,7 @@ class FaissPeer:
 def make_systems(indexes: Sequence[str], metric: str, *, peers: bool = True,
                  config: IndexConfig | None = None, lamina_dense: bool = True,
                  spann_config: Any = None, workdir: Any = None,
-                 skipped: list[dict[str, str]] | None = None) -> list[Algorithm]:
+                 skipped: list[dict[str, str]] | None = None, spann_unchecked: bool = False) -> list[Algorithm]:
     """For each kind in `indexes`, in that order: lamina-<kind> (unless not `lamina_dense`) and
     faiss-<kind> (when `peers`) for the dense kinds; lamina-spann (built with `spann_config`)
     and diskannpy for "spann" and "diskann", their files in a temporary directory under
@@ -221,7 +221,8 @@ def make_systems(indexes: Sequence[str], metric: str, *, peers: bool = True,
     systems: list[Algorithm] = []
     for kind in dict.fromkeys(indexes):  # de-duplicated, order kept
         if kind in DISK_KINDS:
-            systems.extend(disk_systems([kind], metric, spann_config=spann_config, workdir=workdir, skipped=skipped))
+            systems.extend(disk_systems([kind], metric, spann_config=spann_config, workdir=workdir, skipped=skipped,
+                                        spann_unchecked=spann_unchecked))
             continue
         if lamina_dense or not peers:
             systems.append(LaminaDense(kind, metric, config))
@@ -294,6 +295,8 @@ def run_sweep(
         ground_truth = exact_knn(base, queries, k, dataset.metric)
     measure = _Measure(dataset, ground_truth, k, batch_threads, say)
     rows_of: dict[int, list[dict[str, Any]]] = {}
+    built_of: dict[Any, _Built] = {}
+    number_of: dict[Any, int] = {}
     cold_runs: list[_ColdRun] = []
     threads = faiss.omp_get_max_threads()
     try:
@@ -310,12 +313,18 @@ def run_sweep(
                            int(system.disk_bytes()) if hasattr(system, "disk_bytes") else None)
             points = _applicable(grids.get(system.kind, [{}]), system)
             rows_of[number] = []
-            for args in points:
+            partner = getattr(system, "source", None)
+            if partner is not None and partner in built_of:  # the same files, measured query by query beside it
+                _sweep_pair((number_of[partner], number), (built_of[partner], built), points, queries, k, measure,
+                            rows_of)
+            for args in points if partner is None else ():
                 system.set_query_arguments(**args)
                 faiss.omp_set_num_threads(1)
                 ids, latencies = _time_single(system, queries, k)
                 batch_s = measure.batch(system, None)
                 rows_of[number].append(measure.row(built, system.name, args, ids, latencies, batch_s))
+            built_of[system] = built
+            number_of[system] = number
             if cold and files:
                 evict = getattr(system, "evict", None) or (lambda files=files: evict_from_page_cache(files))
                 cold_runs.append(_ColdRun(number, built, evict, points, len(queries), k))
@@ -328,6 +337,37 @@ def run_sweep(
         for run in cold_runs:
             run.built.system.done()
     return [row for number in sorted(rows_of) for row in rows_of[number]]
+
+
+def _sweep_pair(pair: tuple[int, int], built: tuple[_Built, _Built], points: list[dict[str, Any]],
+                queries: np.ndarray, k: int, measure: _Measure, rows_of: dict[int, list[dict[str, Any]]]) -> None:
+    """Warm rows of two systems over the same files (lamina-spann and lamina-spann-unchecked),
+    measured query by query side by side (which goes first alternates), so that the drift of a
+    shared machine lands on both; the first system's rows, measured alone before, are replaced.
+    `pair` holds the two systems' numbers in `rows_of`."""
+    systems = tuple(b.system for b in built)
+    clock = time.perf_counter
+    for point, args in enumerate(points):
+        for system in systems:
+            system.set_query_arguments(**args)
+        faiss.omp_set_num_threads(1)
+        for system in systems:
+            for q in queries[:WARMUP_QUERIES]:
+                system.query(q, k)
+        ids = [np.full((len(queries), k), -1, dtype=np.int64) for _ in systems]
+        latencies = [np.empty(len(queries), dtype=np.float64) for _ in systems]
+        for i, q in enumerate(queries):
+            for j in ((0, 1) if i % 2 == 0 else (1, 0)):
+                start = clock()
+                found = systems[j].query(q, k)
+                latencies[j][i] = clock() - start
+                ids[j][i, :len(found)] = found[:k]
+        batch = [np.inf, np.inf]
+        for j in (0, 1, 1, 0):  # each batch twice, in turn: the faster of the two
+            batch[j] = min(batch[j], measure.batch(systems[j], None))
+        rows = [measure.row(b, b.system.name, args, ids[j], latencies[j], batch[j]) for j, b in enumerate(built)]
+        rows_of[pair[0]][point] = rows[0]
+        rows_of[pair[1]].append(rows[1])
 
 
 #: Queries a cold chunk holds: small enough that every system's points see the same stretch of

@@ -148,13 +148,18 @@ class DenseIndex:
     def __len__(self) -> int:
         return int(self._index.ntotal) - len(self._tombstones)
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def add(self, ids: np.ndarray, vectors: np.ndarray, *, skip_held: bool = False) -> None:
+        """Add vectors (n, d) under ids (n,). With `skip_held` (a replay of the store's log), an id
+        the index holds with the same vector is skipped, and one held with another vector is an
+        InvalidArgument; without it the caller guarantees new ids (the write path)."""
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise InvalidArgument(f"vectors have shape {vectors.shape}, the index expects (n, {self.dim})")
         if len(ids) != len(vectors):
             raise InvalidArgument(f"{len(ids)} ids for {len(vectors)} vectors")
+        if skip_held and len(ids):
+            ids, vectors = self._without_held(ids, vectors)
         if not len(ids):
             return
         if self._ivf:
@@ -176,6 +181,19 @@ class DenseIndex:
                 self.codes.add(all_ids, all_vectors)
             if train_ivf:
                 self._train_ivf(all_ids, all_vectors)
+
+    def _without_held(self, ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        held = np.isin(ids, self._ivf_ids() if self._ivf else self._ids())
+        if len(self._tombstones):
+            held &= ~np.isin(ids, self._tombstones)
+        if not held.any():
+            return ids, vectors
+        stored = self.vectors_of(ids[held])
+        same = np.zeros(int(held.sum()), dtype=bool) if stored is None else (stored == vectors[held]).all(axis=1)
+        if not same.all():
+            raise InvalidArgument(f"id {int(ids[held][~same][0])} is already in the index with another vector; "
+                                  "ids are never reused")
+        return ids[~held], vectors[~held]
 
     def delete(self, ids: np.ndarray) -> None:
         ids = np.unique(np.asarray(ids, dtype=np.int64))
@@ -294,6 +312,13 @@ class DenseIndex:
     # ------------------------------------------------------------------ contents
     def _ids(self) -> np.ndarray:
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+
+    def _ivf_ids(self) -> np.ndarray:
+        """Every id of a trained IVF, list by list (a replay check, not a query path)."""
+        lists = faiss.extract_index_ivf(self._index).invlists
+        parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+                 for i in range(lists.nlist) if lists.list_size(i)]
+        return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
 
     @staticmethod
     def _flat_contents(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:

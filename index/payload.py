@@ -423,6 +423,10 @@ class PayloadIndex:
         iids = np.asarray(iids, dtype=np.int64)
         if len(iids) != len(metadatas):
             raise InvalidArgument(f"{len(iids)} ids for {len(metadatas)} metadata objects")
+        held = self._holds(iids)
+        if held.any():  # a replay of versions indexed already: an iid names one version, skip it
+            keep = np.flatnonzero(~held)
+            iids, metadatas = iids[keep], [metadatas[i] for i in keep.tolist()]
         self._all.add_array(np.unique(iids))
         self._epoch += 1
         for key, fld in self._fields.items():
@@ -452,6 +456,13 @@ class PayloadIndex:
                 posting.add_array(_as_id_array(ids))
             fld.numbers.extend(*numbers)  # merged once, on the next read
             fld.stamps.extend(*stamps)
+
+    def _holds(self, iids: np.ndarray) -> np.ndarray:
+        """(n,) bool: which iids the index has seen (live or tombstoned)."""
+        seen = self._all.array()
+        if not len(seen) or not len(iids) or iids.min() > seen[-1]:  # the write path: newer iids
+            return np.zeros(len(iids), dtype=bool)
+        return seen[np.minimum(np.searchsorted(seen, iids), len(seen) - 1)] == iids
 
     def remove(self, iid: int, metadata: Mapping[str, Any] | None = None) -> None:
         """Forget one document version.

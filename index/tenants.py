@@ -1097,8 +1097,10 @@ class TenantIndex:
             if len(np.unique(ids)) != len(ids):
                 raise InvalidArgument("ids must be distinct")
             used = self._lookup(ids, live=False) >= 0
-            if used.any():
-                raise InvalidArgument(f"id {int(ids[used][0])} is already used: the store never reuses an iid")
+            if used.any():  # a replay of what the index holds already: skipped if the same
+                ids, vectors, names = self._without_held(ids, vectors, names, used)
+                if not len(ids):
+                    return
         numbers = np.array([-1 if name is None else self._tenant_number(name, create=True) for name in names],
                            dtype=np.int32)
         self._reserve(len(ids))
@@ -1123,6 +1125,20 @@ class TenantIndex:
         cfg = self.config
         if self._live >= cfg.train_size and self._live >= cfg.retrain_growth * self._trained_on:
             self.train()
+
+    def _without_held(self, ids: np.ndarray, vectors: np.ndarray, names: list[str | None],
+                      used: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+        """The batch less the ids held live with the same vector and owner; InvalidArgument for
+        an id used before with anything else (the store never reuses an iid)."""
+        slots = self._lookup(ids[used])
+        owners = np.array([-1 if names[i] is None else self._tenant_number(names[i], create=False)
+                           for i in np.flatnonzero(used).tolist()], dtype=np.int64)
+        safe = np.maximum(slots, 0)
+        same = (slots >= 0) & (self._vectors[safe] == vectors[used]).all(axis=1) & (self._primary[safe] == owners)
+        if not same.all():
+            raise InvalidArgument(f"id {int(ids[used][~same][0])} is already used: the store never reuses an iid")
+        keep = np.flatnonzero(~used)
+        return ids[keep], vectors[keep], [names[i] for i in keep.tolist()]
 
     def insert(self, iid: int, vector: np.ndarray, tenant: str | None) -> None:
         """Add one vector (d,) under a new iid, owned by `tenant`."""

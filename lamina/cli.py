@@ -176,11 +176,14 @@ def _parse_payload(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--generator", "generator", type=click.Choice(["local", "openai", "none"]), default="local",
               show_default=True, help="The Rag service's default generator (each loads on first use).")
 @click.option("--preload-generator", is_flag=True, help="Load the default generator before serving.")
+@click.option("--kv-cache-mib", type=int, default=0, show_default=True,
+              help="Reuse the KV caches of retrieved chunks in the local generator, in up to this many MiB "
+                   "of memory (0: off).")
 @click.option("--http", "http_port", type=int, default=None, metavar="PORT",
               help="Also serve the HTTP/JSON API, /metrics and the web console on this port (off by default).")
 @data_dir_option
 def serve(host: str, port: int, demo: bool, api_keys_file: Path | None, auth: str, generator: str,
-          preload_generator: bool, http_port: int | None, data_dir: Path | None) -> None:
+          preload_generator: bool, kv_cache_mib: int, http_port: int | None, data_dir: Path | None) -> None:
     """Run the gRPC server until SIGINT or SIGTERM."""
     from lamina.service.rag import GeneratorPool
     from lamina.service.server import run
@@ -196,7 +199,12 @@ def serve(host: str, port: int, demo: bool, api_keys_file: Path | None, auth: st
             click.echo(f'try: {prog} search --target {host}:{bound} --collection demo "how do I sort a list"',
                        err=True)
 
-    generators = GeneratorPool(default=generator)
+    prefiller = None
+    if kv_cache_mib > 0:
+        from lamina.rag.kvcache import ChunkKVCache
+
+        prefiller = ChunkKVCache(memory_bytes=kv_cache_mib << 20)
+    generators = GeneratorPool(default=generator, prefiller=prefiller)
     if preload_generator:
         click.echo(f"loading the {generator!r} generator ...", err=True)
         generators.preload()
@@ -440,7 +448,9 @@ def index_group() -> None:
 @index_group.command("verify")
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def index_verify(path: Path) -> None:
-    """Check the manifest, every file's size and checksum, and each posting list's crc32.
+    """Check the manifest, every file's size and checksum, and each posting list's CRC32C; for a
+    collection's directory (DATA_DIR/indexes/NAME/spann, no server running) also the generation's
+    sequence number against the store's log.
 
     Prints one summary line (problems follow on stderr); exits 1 when anything is wrong."""
     from lamina.index.spann.admin import verify_index
@@ -558,8 +568,10 @@ class _Reranking:
 @click.option("--faiss-only", is_flag=True, help="For flat/ivf/hnsw run only the raw faiss index, not Lamina's wrapper.")
 @click.option("--spann-param", "spann_params", multiple=True, metavar="NAME=VALUE",
               help="SPANN build setting, e.g. head_ratio=0.08 (see SpannConfig).")
+@click.option("--spann-unchecked", is_flag=True,
+              help="Also run lamina-spann-unchecked: the same SPANN files read without their CRC32C checks.")
 def bench_ann(dataset: str, indexes: str, k: int, max_queries: int, as_json: bool, out: Path, cold: bool,
-              faiss_only: bool, spann_params: tuple[str, ...]) -> None:
+              faiss_only: bool, spann_params: tuple[str, ...], spann_unchecked: bool) -> None:
     """Recall@10 against QPS, latency, build time, memory and disk: ours beside faiss and diskannpy."""
     from lamina.bench.ann import run_ann
     from lamina.bench.harness import BENCH_KINDS
@@ -572,7 +584,7 @@ def bench_ann(dataset: str, indexes: str, k: int, max_queries: int, as_json: boo
         raise click.BadParameter(f"unknown index kind(s) {', '.join(sorted(unknown))}", param_hint="--index")
     spann_config = SpannConfig.from_dict(_parse_typed_params(spann_params, "--spann-param")) if spann_params else None
     report = run_ann(dataset, kinds, k=k, out_dir=out, max_queries=max_queries, progress=not as_json, cold=cold,
-                     lamina_dense=not faiss_only, spann_config=spann_config)
+                     lamina_dense=not faiss_only, spann_config=spann_config, spann_unchecked=spann_unchecked)
     out.mkdir(parents=True, exist_ok=True)
     plot_recall_qps(report, out / "ann-recall-qps.png")
     _emit(report, as_json, out)
@@ -700,12 +712,13 @@ def _register_commands() -> None:
     from lamina.cli_bench_transport import bench_transport
     from lamina.cli_facet import bench_facet, facet
     from lamina.cli_generate import bench_generate
+    from lamina.cli_kvcache import bench_kvcache, kvcache
     from lamina.cli_remote import call
     from lamina.cli_store import BENCH_COMMANDS, COMMANDS  # store check/repair, backup, restore, snapshot
 
-    for command in (ask, facet, call, *COMMANDS):
+    for command in (ask, facet, kvcache, call, *COMMANDS):
         main.add_command(command)
-    for command in (bench_rag, bench_generate, bench_facet, bench_transport, *BENCH_COMMANDS):
+    for command in (bench_rag, bench_generate, bench_facet, bench_kvcache, bench_transport, *BENCH_COMMANDS):
         bench.add_command(command)
 
 

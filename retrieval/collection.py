@@ -153,7 +153,7 @@ class Collection:
             return self._rebuild_indexes()
         self._restore_sparse_encoder(indexes.bm25)
         changes = self.store.changes_since(cfg.name, seq)
-        indexes.replay(self.store, changes.removed, changes.added, self._count_bm25)
+        indexes.replay(self.store, changes.removed, changes.added, self._count_bm25, changes.last_seq)
         self._snapshot_seq = seq
         self._writes_since_snapshot = len(changes.added) + len(changes.removed)
         return indexes
@@ -300,13 +300,13 @@ class Collection:
             stored = self._encode(docs)
             with self._lock.write():
                 written = self.store.write(self.name, stored, sync=wait)
-                self.indexes.remove(written.removed)
+                self.indexes.remove(written.removed, written.seq)
                 # a repeated id within the batch keeps only its last version (written.added)
                 last_of = {d.id: j for j, d in enumerate(stored)}
                 kept = [stored[j] for j in sorted(last_of.values())]
                 for doc, iid in zip(kept, written.added):
                     doc.iid = int(iid)
-                self.indexes.add(kept)
+                self.indexes.add(kept, written.seq)
                 self._after_write(len(docs))
             for doc, i in zip(docs, positions):
                 results[i] = RowResult(i, doc.id)
@@ -366,7 +366,7 @@ class Collection:
             return []
         with self._lock.write():
             written = self.store.write(self.name, deletes=ids, sync=wait)
-            self.indexes.remove(written.removed)
+            self.indexes.remove(written.removed, written.seq)
             self._after_write(len(written.removed))
         return list(written.deleted_ids)
 

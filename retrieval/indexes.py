@@ -106,17 +106,20 @@ class CollectionIndexes:
               on_documents: Callable[[list[StoredDoc]], None] | None = None) -> CollectionIndexes:
         """Every part from a full scan of the store; `on_documents` also sees the scanned documents
         (without vectors), e.g. to recount corpus statistics."""
+        seq = store.last_seq  # read before the scan: what it finds covers at least this
         if config.index.kind == "spann":
             shutil.rmtree(spann_dir, ignore_errors=True)  # a fresh build; an open index keeps its files
         self = cls.empty(config, sparse_vocab, token_dim, spann_dir)
         name = config.name
+        self.attach_store(store)
         batches = [(iids, _dense_rows(raw, config.dim)) for iids, raw in store.iter_vectors(name, DENSE_VECTOR)]
         if isinstance(self.dense, SpannIndex) and batches:  # SPANN clusters everything at once
             ids = np.concatenate([b[0] for b in batches])
             if len(ids) >= self.dense.config.build_size:
                 self.dense = SpannIndex.build(ids, np.concatenate([b[1] for b in batches]), metric=config.metric,
-                                              config=self.dense.config, path=spann_dir)
+                                              config=self.dense.config, path=spann_dir, seq=seq)
                 batches = []
+        self.attach_store(store)  # SPANN's again: it may be a new index now
         for iids, vectors in batches:
             self.dense.add(iids, vectors)
         if self.sparse is not None:
@@ -148,10 +151,15 @@ class CollectionIndexes:
             self.owners.add_many(iids[owned], [{OWNER_FIELD: docs[i].tenant} for i in owned])
 
     # ------------------------------------------------------------------ deltas
-    def remove(self, iids: np.ndarray) -> None:
+    def remove(self, iids: np.ndarray, seq: int | None = None) -> None:
+        """Forget versions (ids the parts do not hold are ignored). `seq`: the store sequence
+        number of the write, which SPANN stamps into any generation of files it publishes."""
+        if isinstance(self.dense, SpannIndex):
+            self.dense.delete(iids, seq=seq)
         if not len(iids):
             return
-        self.dense.delete(iids)
+        if not isinstance(self.dense, SpannIndex):
+            self.dense.delete(iids)
         if self.sparse is not None:
             self.sparse.delete(iids)
         if self.tokens is not None:
@@ -161,11 +169,15 @@ class CollectionIndexes:
         if self.tenants is not None:
             self.tenants.delete(iids)
 
-    def add(self, docs: list[StoredDoc]) -> None:
-        """Index new versions whose vectors the caller holds (`StoredDoc.vectors`, store bytes)."""
+    def add(self, docs: list[StoredDoc], seq: int | None = None, *, replayed: bool = False) -> None:
+        """Index new versions whose vectors the caller holds (`StoredDoc.vectors`, store bytes).
+
+        A version a part holds already with the same content is skipped by that part (replay
+        after a crash may offer writes that files published since the snapshot hold). `seq` as
+        for `remove`."""
         if not docs:
             return
-        self._add_vectors([d.iid for d in docs], [d.vectors for d in docs])
+        self._add_vectors([d.iid for d in docs], [d.vectors for d in docs], seq, replayed)
         self._index_documents(docs)
         if self.tenants is not None:
             has = [d for d in docs if DENSE_VECTOR in d.vectors]
@@ -174,11 +186,16 @@ class CollectionIndexes:
                                  _dense_rows([d.vectors[DENSE_VECTOR] for d in has], self.config.dim),
                                  [d.tenant for d in has])
 
-    def _add_vectors(self, iids: list[int], vectors: list[dict[str, bytes]]) -> None:
+    def _add_vectors(self, iids: list[int], vectors: list[dict[str, bytes]], seq: int | None = None,
+                     replayed: bool = False) -> None:
         ids = np.asarray(iids, dtype=np.int64)
         has = [i for i, v in enumerate(vectors) if DENSE_VECTOR in v]
         if has:
-            self.dense.add(ids[has], _dense_rows([vectors[i][DENSE_VECTOR] for i in has], self.config.dim))
+            rows = _dense_rows([vectors[i][DENSE_VECTOR] for i in has], self.config.dim)
+            if isinstance(self.dense, SpannIndex):
+                self.dense.add(ids[has], rows, seq=seq)
+            else:  # the write path's ids are new; a replay's may be held already
+                self.dense.add(ids[has], rows, skip_held=replayed)
         if self.sparse is not None:
             has = [i for i, v in enumerate(vectors) if SPARSE_VECTOR in v]
             if has:
@@ -189,9 +206,11 @@ class CollectionIndexes:
                 self.tokens.add(ids[has], [unpack_tokens(vectors[i][TOKENS_VECTOR]) for i in has])
 
     def replay(self, store: Store, removed: np.ndarray, added: np.ndarray,
-               on_documents: Callable[[list[StoredDoc]], None] | None = None) -> None:
-        """Apply a window of the store's log, reading the added versions back from the store."""
-        self.remove(removed)
+               on_documents: Callable[[list[StoredDoc]], None] | None = None, seq: int | None = None) -> None:
+        """Apply a window of the store's log (up to sequence number `seq`), reading the added
+        versions back from the store. Idempotent: a part that holds a version already skips it."""
+        self.attach_store(store)
+        self.remove(removed, seq)
         if not len(added):
             return
         name = self.config.name
@@ -202,9 +221,21 @@ class CollectionIndexes:
         docs = [d for d in store.get_documents(name, live, vectors=names) if d is not None]
         wanted = set(added.tolist())
         docs = [d for d in docs if d.iid in wanted]
-        self.add(docs)
+        self.add(docs, seq, replayed=True)
         if on_documents is not None:
             on_documents(docs)
+
+    def attach_store(self, store: Store) -> None:
+        """Let SPANN rebuild a posting list that fails its CRC32C from the store's vectors."""
+        if isinstance(self.dense, SpannIndex):
+            name, dim = self.config.name, self.config.dim
+
+            def vectors_of(iids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                raw = store.get_vectors(name, DENSE_VECTOR, iids)
+                have = [i for i, r in enumerate(raw) if r is not None]
+                return np.asarray(iids, dtype=np.int64)[have], _dense_rows([raw[i] for i in have], dim)
+
+            self.dense.vector_source = vectors_of
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> None:
@@ -297,9 +328,11 @@ def _load_spann(directory: Path, config: CollectionConfig, spann_dir: Path | Non
     if spann_dir is None or not spann_dir.is_dir():
         raise CorruptIndex(f"SPANN directory {spann_dir} is missing")
     index = SpannIndex.load(spann_dir, dim=config.dim, metric=config.metric)
-    if index.seq != wanted:  # a crash between the posting file and the snapshot: rebuild
+    if index.seq < wanted:  # files older than the snapshot that names them: rebuild
         index.close()
         raise CorruptIndex(f"SPANN files in {spann_dir} cover sequence {index.seq}, the snapshot {wanted}")
+    # files newer than the snapshot (built in place by `add`, or compacted just before a crash
+    # that lost the snapshot) hold part of the log after it: its replay skips what they hold
     return index
 
 

@@ -43,13 +43,16 @@ class GeneratorPool:
 
     def __init__(self, generators: Mapping[str, Any] | None = None, *, default: str = "local",
                  workers: int = DEFAULT_GENERATION_WORKERS,
-                 loader: Callable[[Any], Generator] | None = None) -> None:
+                 loader: Callable[[Any], Generator] | None = None, prefiller: Any = None) -> None:
+        """`prefiller` (a `lamina.rag.kvcache.ChunkKVCache`) goes to every local generator: answers then
+        reuse the KV caches of chunks that earlier answers computed."""
         self.specs = dict(DEFAULT_GENERATORS if generators is None else generators)
         if default not in self.specs:
             raise InvalidArgument(f"default generator {default!r} is not one of {', '.join(self.specs)}")
         self.default = default
         self.executor: Executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lamina-generate")
         self._loader = loader
+        self.prefiller = prefiller
         self._loaded: dict[str, Generator | None] = {}
         self._lock = threading.Lock()
 
@@ -64,8 +67,7 @@ class GeneratorPool:
                 if spec is None or spec == "none":
                     self._loaded[name] = None
                 else:
-                    loader = self._loader or _load_generator
-                    generator = loader(spec)
+                    generator = self._loader(spec) if self._loader else _load_generator(spec, self.prefiller)
                     load = getattr(generator, "load", None)
                     if callable(load):
                         load()
@@ -80,10 +82,10 @@ class GeneratorPool:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _load_generator(spec: Any) -> Generator:
+def _load_generator(spec: Any, prefiller: Any = None) -> Generator:
     from lamina.rag.generators import load_generator
 
-    return load_generator(spec)
+    return load_generator(spec, prefiller=prefiller)
 
 
 def citation_to_proto(citation: Citation) -> rag_pb2.Citation:

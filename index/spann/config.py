@@ -22,7 +22,7 @@ IO_MODES: tuple[str, ...] = ("mmap", "pread")
 SEARCH_PARAMS: tuple[str, ...] = ("max_postings", "max_dist_ratio", "min_postings", "ef_search")
 # what may differ from the build config when an index is loaded (see SpannConfig.with_runtime)
 RUNTIME_PARAMS: tuple[str, ...] = (*SEARCH_PARAMS, "io", "io_threads", "coalesce_bytes", "reassign_neighbors",
-                                   "build_size", "use_gpu")
+                                   "build_size", "use_gpu", "verify_reads")
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,9 @@ class SpannConfig:
       coalesce_bytes: neighbouring lists closer than this in the file are read (or announced)
         as one range (heads are numbered in clustering order, so nearby heads tend to sit
         nearby in the file).
+      verify_reads: check every posting list a read hands out against its CRC32C (default). A
+        list that fails is never scored: the index rebuilds it from its vector source (a
+        collection's store) or the query fails with DataLoss. Off only to measure its cost.
     """
 
     head_ratio: float = 0.12
@@ -102,6 +105,7 @@ class SpannConfig:
     coalesce_bytes: int = 16384
     use_gpu: bool = True
     seed: int = 1234
+    verify_reads: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.head_ratio <= 1.0:
@@ -121,6 +125,8 @@ class SpannConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidArgument(f"SPANN parameter {name} must be a non-negative integer, got {value!r}")
+        if not isinstance(self.verify_reads, bool):
+            raise InvalidArgument(f"SPANN parameter verify_reads must be true or false, got {self.verify_reads!r}")
         if self.branching < 2:
             raise InvalidArgument(f"branching must be at least 2, got {self.branching}")
         for name in ("rng_factor", "max_dist_ratio"):

@@ -3,8 +3,8 @@
     spann.json                 manifest (JSON): format, version, generation, the store sequence
                                number it covers, dim, metric, config, counts, and for each file
                                its name, size and (all but the posting file) crc32
-    postings-<gen>.bin         the posting file (postings.py; its lists carry their own crc32)
-    lists-<gen>.npy            list directory (H, 4) int64: offset, length, count, crc32
+    postings-<gen>.bin         the posting file (postings.py; its lists carry their own CRC32C)
+    lists-<gen>.npy            list directory (H, 4) int64: offset, length, count, CRC32C
     heads-<gen>.npy            head vectors (H, d) float32
     head_ids-<gen>.npy         vector id of each head (H,) int64, -1 once that vector is deleted
     head_index-<gen>.faiss     faiss IndexIDMap (Flat or HNSW) over the heads
@@ -36,7 +36,7 @@ from lamina.index.snapshot import fsync_path, write_atomic
 
 MANIFEST = "spann.json"
 FORMAT = "lamina-spann"
-VERSION = 1
+VERSION = 2  # 2: each posting list's checksum is a CRC32C (1: zlib crc32), checked on every read
 _OWNED = re.compile(r"^(postings|lists|heads|head_ids|head_index|ids|scale|pending_ids|pending_vectors)"
                     r"-\d{6}\.(bin|npy|faiss)(\.tmp)?$")
 
@@ -103,6 +103,10 @@ def read_manifest(directory: Path) -> dict[str, Any]:
             manifest[key]  # noqa: B018 - required keys
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptIndex(f"SPANN manifest {path} is unreadable: {exc!r}") from None
+    if manifest.get("format") == FORMAT and manifest.get("version") == 1:
+        raise CorruptIndex(f"{path} is a {FORMAT} v1 index (a zlib crc32 per posting list; v{VERSION} checks a "
+                           "CRC32C on every read): rebuild it (a collection rebuilds it from its store at open; "
+                           "an index of `lamina build` is rebuilt by running it again)")
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise CorruptIndex(f"{path} is not a {FORMAT} v{VERSION} manifest "
                            f"(format {manifest.get('format')!r}, version {manifest.get('version')!r})")

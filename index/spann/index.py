@@ -25,6 +25,7 @@ file. Searches run concurrently; add, delete and compact take the index exclusiv
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import tempfile
@@ -38,7 +39,7 @@ import numpy as np
 
 from lamina.index.base import CheckedParams
 from lamina.index.dense import gpu_count
-from lamina.index.errors import CorruptIndex, FailedPrecondition, InvalidArgument
+from lamina.index.errors import CorruptIndex, DataLoss, FailedPrecondition, InvalidArgument
 from lamina.index.locks import RWLock
 from lamina.index.spann import files, kernels
 from lamina.index.spann.assign import cap_postings, ip_gap, posting_bounds, prune_postings, rng_select, \
@@ -46,8 +47,8 @@ from lamina.index.spann.assign import cap_postings, ip_gap, posting_bounds, prun
 from lamina.index.spann.clustering import balanced_kmeans, select_heads, snap_to_members
 from lamina.index.spann.config import SearchParams, SpannConfig
 from lamina.index.spann.heads import HeadIndex
-from lamina.index.spann.postings import COUNT, Codec, IOStats, PostingReader, PostingWriter, RawLists, \
-    check_directory, verify_postings
+from lamina.index.spann.postings import COUNT, Codec, DamagedLists, IOStats, PostingReader, PostingWriter, \
+    RawLists, check_directory, verify_postings
 
 _ASSIGN_BATCH = 16384  # vectors placed per head search during build and reassignment
 _WRITE_CHUNK = 256  # heads whose lists are gathered at once while writing a posting file
@@ -55,6 +56,9 @@ Posting = tuple[np.ndarray, np.ndarray]  # ids (n,) int64, vectors (n, d) float3
 _NO_IDS = np.empty(0, dtype=np.int64)
 _NO_SCALE = np.ones(1, dtype=np.float32)
 _NO_LISTS = RawLists(np.empty(0, dtype=np.uint8), _NO_IDS, _NO_IDS)
+_REPAIR_TRIES = 3  # a read that meets damaged lists repairs them and reads again, this many times
+log = logging.getLogger(__name__)
+VectorSource = Callable[[np.ndarray], Posting]  # ids (n,) -> the (ids, vectors) of those it holds
 
 
 @dataclass
@@ -111,6 +115,10 @@ class SpannIndex:
         self._removed: dict[int, np.ndarray] = {}  # ids moved out of head h's on-disk list, sorted
         self._unsplittable: set[int] = set()
         self._search_params = CheckedParams(lambda params: SearchParams.resolve(self.config, params))
+        # where a posting list that fails its CRC32C is rebuilt from (a collection's store); None:
+        # such a read fails with DataLoss. `repairs` records every list rebuilt (also logged).
+        self.vector_source: VectorSource | None = None
+        self.repairs: list[dict[str, Any]] = []
 
     # ================================================================== construction
     @classmethod
@@ -250,13 +258,24 @@ class SpannIndex:
     def io_stats(self) -> IOStats:
         return self._reader.stats if self._reader is not None else IOStats()
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add vectors (n, d) float32 under new ids (n,) int64 (never live or deleted before)."""
+    def add(self, ids: np.ndarray, vectors: np.ndarray, *, seq: int | None = None) -> None:
+        """Add vectors (n, d) float32 under new ids (n,) int64 (never live or deleted before).
+
+        An id the index holds with the same vector (as stored: the codec's form) is skipped, so
+        that a replay of writes the index already holds is a no-op; with another vector it is an
+        error. `seq` is the store sequence number the index covers after this write: a generation
+        published by the build this add may trigger is stamped with it (never with an older one).
+        """
         ids, vectors = self._check_batch(ids, vectors)
         if not len(ids):
             return
         with self._lock.write():
             self._check_open()
+            if seq is not None:
+                self.seq = max(self.seq, int(seq))
+            ids, vectors = self._without_held(ids, vectors)
+            if not len(ids):
+                return
             self._check_new_ids(ids)
             self._ids = _merge_sorted(self._ids, ids)
             if not self._built:
@@ -267,13 +286,21 @@ class SpannIndex:
                     self._pending = (self._pending[0][:0], self._pending[1][:0])
                 return
             chosen, _ = self._assign(vectors)
-            self._rebalance(self._append(ids, vectors, chosen))
+            touched = self._append(ids, vectors, chosen)
+            for _ in range(_REPAIR_TRIES):  # a split reads lists: one that fails is rebuilt first
+                try:
+                    self._rebalance(touched)
+                    break
+                except DamagedLists as exc:
+                    self._repair_locked(exc.heads)
 
-    def delete(self, ids: np.ndarray) -> None:
-        """Tombstone ids; ids the index does not hold are ignored."""
+    def delete(self, ids: np.ndarray, *, seq: int | None = None) -> None:
+        """Tombstone ids; ids the index does not hold are ignored. `seq` as for `add`."""
         ids = np.unique(np.asarray(ids, dtype=np.int64).ravel())
         with self._lock.write():
             self._check_open()
+            if seq is not None:
+                self.seq = max(self.seq, int(seq))
             present = ids[_contains(self._ids, ids)]
             if not len(present):
                 return
@@ -304,6 +331,10 @@ class SpannIndex:
         k = int(k)
         search_params = self._search_params(params)
         allowed = _sorted_ids(allowed)
+        return self._repairing(lambda: self._search_locked(queries, k, search_params, allowed))
+
+    def _search_locked(self, queries: np.ndarray, k: int, search_params: SearchParams,
+                       allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         found = np.full((len(queries), k), -1, dtype=np.int64)
         with self._lock.read():
@@ -317,19 +348,32 @@ class SpannIndex:
                 self._scan(query, head_ids, head_scores, read, k, allowed, scores[row], found[row])
         return scores, found
 
+    def _repairing(self, read: Callable[[], Any]) -> Any:
+        """Run a read (under the read lock); when it meets lists that fail their CRC32C, rebuild
+        them (under the write lock) and run it again: no damaged byte is ever scored."""
+        for _ in range(_REPAIR_TRIES):
+            try:
+                return read()
+            except DamagedLists as exc:
+                self.repair(exc.heads)
+        return read()
+
     def candidates(self, query: np.ndarray, *, allowed: np.ndarray | None = None,
                    params: Mapping[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Everything one query scores: ids (m,) int64 and scores (m,) float32 of the distinct live
         candidates, and the heads (p,) int64 whose postings were read. For tuning and tests."""
         query = self._check_queries(query)[0]
         search_params = self._search_params(params)
-        with self._lock.read():
-            self._check_open()
-            if not self._built:
-                raise FailedPrecondition("the index is not built yet: it searches its vectors exactly")
-            head_dists, heads = self._heads.search(query[None], search_params.max_postings,
-                                                    ef_search=search_params.ef_search)
-            return self._query(query, head_dists[0], heads[0], search_params, _sorted_ids(allowed))
+        def read() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            with self._lock.read():
+                self._check_open()
+                if not self._built:
+                    raise FailedPrecondition("the index is not built yet: it searches its vectors exactly")
+                head_dists, heads = self._heads.search(query[None], search_params.max_postings,
+                                                        ef_search=search_params.ef_search)
+                return self._query(query, head_dists[0], heads[0], search_params, _sorted_ids(allowed))
+
+        return self._repairing(read)
 
     def _route(self, query: np.ndarray, head_dists: np.ndarray, heads: np.ndarray,
                params: SearchParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -734,7 +778,7 @@ class SpannIndex:
             lists = files.load_npy(self.path, manifest["files"]["lists"])
         reader = PostingReader(self.path / manifest["files"]["postings"]["name"], lists, self._codec,
                                io=self.config.io, io_threads=self.config.io_threads,
-                               coalesce_bytes=self.config.coalesce_bytes)
+                               coalesce_bytes=self.config.coalesce_bytes, verify=self.config.verify_reads)
         old, self._reader = self._reader, reader
         if old is not None:
             old.close()
@@ -771,12 +815,68 @@ class SpannIndex:
             if not self._built:
                 self._publish_pending()
                 return
+            self._compact_locked()
+
+    def _compact_locked(self) -> None:
+        for attempt in range(_REPAIR_TRIES + 1):
             heads, renumber = self._heads.compacted()
             old_numbers = np.flatnonzero(renumber >= 0)
             generation = max(files.read_generation(self.path), self._generation) + 1
-            manifest = self._write_generation(self.path, generation, heads, self._live_lists(old_numbers), self._ids)
-            files.publish(self.path, manifest)
-            self._open_generation(manifest, heads)
+            try:
+                manifest = self._write_generation(self.path, generation, heads, self._live_lists(old_numbers),
+                                                  self._ids)
+                break
+            except DamagedLists as exc:  # a list that fails its CRC32C is rebuilt, then written
+                if attempt == _REPAIR_TRIES:
+                    raise
+                self._repair_locked(exc.heads)
+        files.publish(self.path, manifest)
+        self._open_generation(manifest, heads)
+
+    # ================================================================== repair of damaged lists
+    def repair(self, heads: np.ndarray) -> None:
+        """Rebuild the posting lists of `heads` that failed their CRC32C from `vector_source`, then
+        rewrite the posting file (a new generation: the damaged bytes are gone and it verifies).
+        DataLoss when there is no vector source."""
+        with self._lock.write():
+            self._check_open()
+            if self._repair_locked(heads):
+                self._compact_locked()
+
+    def _repair_locked(self, heads: np.ndarray) -> bool:
+        """Replace the on-disk lists of `heads` by in-memory postings rebuilt from the vector source:
+        every live vector whose placement (`_assign`, as at build time) picks one of them. Returns
+        whether anything was rebuilt (another reader may have repaired them first)."""
+        heads = np.unique(np.asarray(heads, dtype=np.int64))
+        heads = heads[self._on_disk_mask(heads)]
+        if not len(heads):
+            return False
+        log.warning("SPANN index %s: posting list(s) of head(s) %s fail their CRC32C; rebuilding them from %s",
+                    self.path, heads[:10].tolist(), "the store" if self.vector_source else "nothing")
+        if self.vector_source is None:
+            raise DataLoss(f"{len(heads)} posting list(s) of the SPANN index in {self.path} fail their CRC32C "
+                           f"(heads {heads[:10].tolist()}) and the index has no vector source to rebuild them "
+                           "from: rebuild the index from its vectors")
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        for start in range(0, len(self._ids), _ASSIGN_BATCH):
+            ids, vectors = self.vector_source(self._ids[start: start + _ASSIGN_BATCH])
+            chosen, dists = self._assign(np.ascontiguousarray(vectors, dtype=np.float32))
+            rows, slots = np.nonzero(np.isin(chosen, heads))
+            parts.append((chosen[rows, slots], ids[rows], vectors[rows], dists[rows, slots]))
+        owner, ids, vectors, dists = (np.concatenate(column) for column in zip(*parts))
+        alive_heads = np.sort(self._heads.ids[self._heads.alive])
+        keep = ~_contains(alive_heads, ids)  # heads are found through the head index
+        owner, ids, vectors, dists = owner[keep], ids[keep], vectors[keep].astype(np.float32), dists[keep]
+        order = np.lexsort((dists, owner))
+        owner, ids, vectors = owner[order], ids[order], vectors[order]
+        bounds = np.searchsorted(owner, np.append(heads, heads[-1] + 1)) if len(owner) else np.zeros(len(heads) + 1, int)
+        for i, h in enumerate(heads.tolist()):  # the damaged heads: a handful
+            self._set_posting(h, ids[bounds[i]: bounds[i + 1]], vectors[bounds[i]: bounds[i + 1]])
+        record = {"heads": heads.tolist(), "entries": int(len(ids)), "generation": self._generation}
+        self.repairs.append(record)
+        log.warning("SPANN index %s: rebuilt posting list(s) of head(s) %s from the store (%d entries)",
+                    self.path, heads[:10].tolist(), len(ids))
+        return True
 
     def save(self, directory: Path | str, *, seq: int | None = None) -> None:
         """Write the index, deltas merged, into `directory` as a loadable generation.
@@ -860,7 +960,7 @@ class SpannIndex:
     @staticmethod
     def verify(directory: Path | str) -> list[str]:
         """Every problem of the index files in `directory` (empty when sound): manifest, each
-        file's size and checksum, the list directory against the posting file, each list's crc32."""
+        file's size and checksum, the list directory against the posting file, each list's CRC32C."""
         directory = Path(directory)
         try:
             manifest = files.read_manifest(directory)
@@ -924,6 +1024,58 @@ class SpannIndex:
             clash = unique[_contains(existing, unique)]
             if len(clash):
                 raise InvalidArgument(f"id {int(clash[0])} {what}; ids are never reused")
+
+    def _without_held(self, ids: np.ndarray, vectors: np.ndarray) -> Posting:
+        """The batch less the ids the index holds already with the same stored vector; InvalidArgument
+        for a held id with another vector (ids are never reused)."""
+        held = _contains(self._ids, ids)
+        if not held.any():
+            return ids, vectors
+        stored, found = self.stored_vectors(ids[held])
+        new = vectors[held]
+        same = (stored == new).all(axis=1)  # heads and in-memory entries hold the exact vector
+        if self._codec.dtype != "float32":  # posting entries hold the codec's form
+            same |= (stored == self._codec.decode(self._codec.encode(new))).all(axis=1)
+        same &= found
+        if not same.all():
+            clash = int(ids[held][~same][0])
+            raise InvalidArgument(f"id {clash} is already in the index with another vector; ids are never reused")
+        return ids[~held], vectors[~held]
+
+    def stored_vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors (n, d) float32 the index holds for `ids` (n,) and a mask (n,) of those found:
+        from the exact buffer, the heads, the deltas, else one pass over the posting file (a replay
+        check after a crash, not a query path)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        found = np.zeros(len(ids), dtype=bool)
+        sources: list[Callable[[], Iterator[Posting]]] = [lambda: iter([self._pending])]
+        if self._built:
+            sources.append(lambda: iter([(self._heads.ids, self._heads.vectors)]))
+            sources.append(lambda: iter(self._delta.values()))
+            sources.append(self._all_on_disk)
+        for source in sources:
+            for held_ids, held_vectors in source():
+                want = ~found
+                if not want.any():
+                    return out, found
+                if not len(held_ids):
+                    continue
+                order = np.argsort(held_ids, kind="stable")
+                sorted_ids = held_ids[order]
+                hit = want & _contains(sorted_ids, ids)
+                if hit.any():
+                    out[hit] = held_vectors[order[np.searchsorted(sorted_ids, ids[hit])]]
+                    found |= hit
+        return out, found
+
+    def _all_on_disk(self) -> Iterator[Posting]:
+        if self._reader is None:
+            return
+        on_disk = np.flatnonzero(self._on_disk)
+        for start in range(0, len(on_disk), _WRITE_CHUNK):
+            ids, vectors, _ = self._reader.read_concat(on_disk[start: start + _WRITE_CHUNK])
+            yield ids, vectors
 
     def _check_queries(self, queries: Any) -> np.ndarray:
         queries = np.ascontiguousarray(queries, dtype=np.float32)

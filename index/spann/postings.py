@@ -3,12 +3,15 @@
     list h, at byte directory[h, OFFSET] (a multiple of 4096), directory[h, LENGTH] bytes:
         ids       COUNT x int64, little-endian
         vectors   COUNT x dim x {float32 | float16 | int8}, little-endian, row-major
-    directory[h] = (offset, length, count, crc32 of the list's `length` bytes), int64 (H, 4)
+    directory[h] = (offset, length, count, CRC32C of the list's `length` bytes), int64 (H, 4)
 
 Ids and vectors are stored apart inside a list (struct of arrays), each one contiguous run.
 Page alignment means a list of up to 4 KiB costs one page read, as on the SSDs SPANN was
-designed for. The directory lives in memory (and in a .npy beside the file); checksums are
-verified by `verify_postings`, not on every read.
+designed for. The directory lives in memory (and in a .npy beside the file, checked at open).
+Every list a reader hands out is checked against its CRC32C first (`checksum.crc32c_ranges`,
+all of a query's lists in one call, over the bytes in place): a list that fails raises
+`DamagedLists`, a DataLoss naming its heads, and is never scored. `verify_postings` checks
+the whole file.
 
 The writer goes through a temporary name, fsyncs and renames, so the final name only ever
 holds a complete file. The reader merges lists that sit close in the file into one read, puts
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,8 @@ from types import TracebackType
 
 import numpy as np
 
-from lamina.index.errors import CorruptIndex, InvalidArgument
+from lamina.index.errors import CorruptIndex, DataLoss, InvalidArgument
+from lamina.index.spann.checksum import crc32c, mismatched_lists
 from lamina.index.spann.config import IO_MODES
 from lamina.index.snapshot import fsync_path
 
@@ -120,7 +123,7 @@ class PostingWriter:
         self._fh.write(data)
         if padding:
             self._fh.write(bytes(padding))
-        self._rows.append((self._offset, len(data), len(ids), zlib.crc32(data)))
+        self._rows.append((self._offset, len(data), len(ids), crc32c(data)))
         self._offset += len(data) + padding
 
     def finish(self) -> np.ndarray:
@@ -145,13 +148,26 @@ class PostingWriter:
             self.abort()
 
 
+class DamagedLists(DataLoss):
+    """Posting lists whose bytes fail their CRC32C: `heads` (k,) int64 names them."""
+
+    def __init__(self, path: Path, heads: np.ndarray) -> None:
+        self.heads = np.asarray(heads, dtype=np.int64)
+        shown = self.heads[:10].tolist()
+        super().__init__(f"{len(self.heads)} posting list(s) of {path} fail their CRC32C: heads {shown}"
+                         + (" ..." if len(self.heads) > 10 else ""))
+
+
 @dataclass
 class IOStats:
-    """Reads issued by searches: lists read, bytes read, pread calls (approximate under concurrency)."""
+    """Reads issued by searches: lists read, bytes read, pread calls (approximate under concurrency),
+    lists checked against their CRC32C (empty ones included), lists that failed."""
 
     lists: int = 0
     bytes: int = 0
     reads: int = 0
+    checked: int = 0
+    damaged: int = 0
 
 
 @dataclass
@@ -170,7 +186,7 @@ class PostingReader:
     or with several preads in flight into a buffer (io="pread")."""
 
     def __init__(self, path: Path, directory: np.ndarray, codec: Codec, *, io: str = "mmap",
-                 io_threads: int = 1, coalesce_bytes: int = 16384) -> None:
+                 io_threads: int = 1, coalesce_bytes: int = 16384, verify: bool = True) -> None:
         if io not in IO_MODES:
             raise InvalidArgument(f"unknown posting I/O mode {io!r}; expected one of {', '.join(IO_MODES)}")
         self.path = Path(path)
@@ -178,6 +194,7 @@ class PostingReader:
         self.codec = codec
         self.io = io
         self.coalesce_bytes = coalesce_bytes
+        self.verify = verify  # check each list's CRC32C before handing it out (off: benchmarks only)
         self.stats = IOStats()
         self._io_threads = io_threads
         self._pool: ThreadPoolExecutor | None = None
@@ -228,7 +245,17 @@ class PostingReader:
         self.stats.lists += lists
         self.stats.reads += lists
         self.stats.bytes += total
+        if self.verify:
+            self._check(heads, rows, self._mapped, rows[:, OFFSET])
         return RawLists(self._mapped, rows[:, OFFSET], rows[:, COUNT])
+
+    def _check(self, heads: np.ndarray, rows: np.ndarray, buffer: np.ndarray, bases: np.ndarray) -> None:
+        """Raise DamagedLists for the lists of `heads` whose bytes at `bases` of `buffer` fail their CRC32C."""
+        bad = mismatched_lists(buffer, rows, bases)
+        self.stats.checked += len(heads)
+        if len(bad):
+            self.stats.damaged += len(bad)
+            raise DamagedLists(self.path, np.asarray(heads)[bad])
 
     def release_pages(self) -> None:
         """Unmap the file's pages from this process (MADV_DONTNEED; the page cache keeps them), so
@@ -273,6 +300,8 @@ class PostingReader:
         self.stats.lists += len(todo)
         self.stats.reads += len(first)
         self.stats.bytes += int(read_lengths.sum())
+        if self.verify:
+            self._check(heads, rows, buffer, bases)
         return RawLists(buffer, bases, counts)
 
     def read_concat(self, heads: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -355,7 +384,7 @@ def check_directory(directory: np.ndarray, file_size: int, codec: Codec) -> list
 
 
 def verify_postings(path: Path, directory: np.ndarray, codec: Codec) -> list[str]:
-    """Every problem of a posting file: structure first, then each list's crc32."""
+    """Every problem of a posting file: structure first, then each list's CRC32C."""
     path = Path(path)
     if not path.exists():
         return [f"posting file {path} is missing"]
@@ -368,7 +397,7 @@ def verify_postings(path: Path, directory: np.ndarray, codec: Codec) -> list[str
         for head in np.flatnonzero(directory[:, COUNT] > 0):
             offset, length, _, crc = (int(v) for v in directory[head])
             fh.seek(offset)
-            if zlib.crc32(fh.read(length)) != crc:
+            if crc32c(fh.read(length)) != crc:
                 bad.append(int(head))
     if bad:
         problems.append(f"{len(bad)} posting list(s) fail their checksum: heads {bad[:10]}"

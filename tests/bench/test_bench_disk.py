@@ -97,6 +97,27 @@ def test_spann_system_searches_like_brute_force_and_cleans_up(tmp_path, small):
     assert not directory.exists()
 
 
+def test_unchecked_spann_reads_the_same_files_without_checks(tmp_path, small):
+    """--spann-unchecked: the same posting file, CRC32C checks off, the same answers; the files go
+    with the last of the two systems, whichever order they are done in."""
+    X, Q, _ = small
+    checked, unchecked = disk_systems.disk_systems(["spann"], "l2", spann_config=SpannConfig(head_ratio=0.1), workdir=tmp_path,
+                                      spann_unchecked=True)
+    assert unchecked.name == "lamina-spann-unchecked"
+    checked.fit(X)
+    unchecked.fit(X)
+    directory = checked._require().path
+    assert unchecked._require().path == directory and unchecked.cache_files() == checked.cache_files()
+    for system in (checked, unchecked):
+        system.set_query_arguments(max_postings=16)
+    np.testing.assert_array_equal(unchecked.batch_query(Q, 10), checked.batch_query(Q, 10))
+    assert checked._require().io_stats.checked > 0 and unchecked._require().io_stats.checked == 0
+    checked.done()
+    assert directory.exists()
+    unchecked.done()
+    assert not directory.exists()
+
+
 def test_cold_sweep_reports_separate_rows_with_the_same_answers(tmp_path, small, monkeypatch):
     X, Q, _ = small
     dataset = VectorDataset("tiny", X, Q, "l2")

@@ -107,8 +107,10 @@ def test_unknown_and_deleted_ids():
 def test_add_rejects_bad_input():
     store = TokenStore(8)
     store.add(np.array([1]), [np.ones((2, 8), np.float32)])
+    store.add(np.array([1]), [np.ones((2, 8), np.float32)])  # the same tokens again: a no-op (replay)
+    assert len(store) == 1 and store.num_tokens == 2
     with pytest.raises(InvalidArgument, match="already holds"):
-        store.add(np.array([1]), [np.ones((2, 8), np.float32)])
+        store.add(np.array([1]), [np.zeros((2, 8), np.float32)])
     store.delete(np.array([1]))
     with pytest.raises(InvalidArgument, match="never reused"):  # tombstoned ids stay taken
         store.add(np.array([1]), [np.ones((2, 8), np.float32)])

@@ -131,7 +131,7 @@ def test_bad_arguments_are_rejected(built):
     with pytest.raises(InvalidArgument, match="max_dist_ratio"):
         index.search(queries[:1], 5, params={"max_dist_ratio": -1})
     with pytest.raises(InvalidArgument, match="already in the index"):
-        index.add(ids[:1], base[:1])
+        index.add(ids[:1], base[1:2])  # a held id with another vector (the same one is a no-op)
     with pytest.raises(InvalidArgument, match="head_ratio"):
         SpannConfig(head_ratio=0)
     with pytest.raises(InvalidArgument, match="dtype"):

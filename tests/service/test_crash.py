@@ -20,10 +20,7 @@ def test_random_sigkills_lose_nothing_on_every_index_kind(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("threshold", [
-    pytest.param("spann", marks=pytest.mark.xfail(strict=False, reason="#20 part 1, fixed on branch safety-spann")),
-    "ivf",
-])
+@pytest.mark.parametrize("threshold", ["spann", "ivf"])
 def test_crossing_the_build_threshold_between_snapshots(tmp_path, threshold):
     """Under the threshold and stopped gracefully (the snapshot holds the exact buffer), then over
     it with wait=True and killed before the next snapshot (issue #20, case 1)."""

@@ -94,3 +94,19 @@ def test_generation_never_blocks_searches(rag_server):
     assert client.search("docs", "wing", k=2)  # a search still runs on the RPC threads
     blocking.release.set()
     assert [e.text for e in stream if isinstance(e, TokenEvent)] == [" released"]
+
+
+def test_answers_reuse_chunk_kv_caches_and_report_them(start_server, database, tiny_llama):
+    from lamina.rag.kvcache import ChunkKVCache, Recompute
+
+    collection = database.create_collection("kv", encoder="hashing")
+    collection.upsert([{"id": key, "text": text} for key, text in PASSAGES.items()], wait=True)
+    cache = ChunkKVCache(memory_bytes=64 << 20, recompute=Recompute(policy="full"))
+    pool = GeneratorPool({"local": f"local:{tiny_llama}"}, default="local", prefiller=cache)
+    server = start_server(generators=pool)
+    with Client(server.target, timeout=60) as client:
+        first = client.answer("kv", "wing lift", k=2, mode="dense", max_new_tokens=4)
+        again = client.answer("kv", "wing lift", k=2, mode="dense", max_new_tokens=4)
+    assert first.error is None and first.stats["misses"] == 2 and first.stats["hits"] == 0
+    assert again.stats["hits"] == 2 and again.stats["misses"] == 0
+    assert again.answer == first.answer  # full recompute over the reused caches: the same greedy answer
