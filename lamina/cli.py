@@ -7,6 +7,7 @@ while a server runs, talk to it with `--target HOST:PORT`).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from itertools import islice
@@ -47,8 +48,16 @@ class _LaminaGroup(click.Group):
 data_dir_option = click.option(
     "--data-dir", type=click.Path(path_type=Path), default=None,
     help="Data directory [default: $LAMINA_DATA_DIR or ./lamina-data].")
-target_option = click.option(
-    "--target", default=None, metavar="HOST:PORT", help="Query a running server instead of the data directory.")
+_target = click.option(
+    "--target", default=None, metavar="HOST:PORT", help="Query a running server instead of the data directory "
+    "(http://HOST:PORT: over its HTTP/JSON API).")
+
+
+def target_option(command: Any) -> Any:
+    """--target, and --api-key beside it (`lamina.cli_remote`)."""
+    from lamina.cli_remote import api_key_option
+
+    return _target(api_key_option(command))
 
 
 @click.group(cls=_LaminaGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -173,9 +182,11 @@ def _parse_payload(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--kv-cache-mib", type=int, default=0, show_default=True,
               help="Reuse the KV caches of retrieved chunks in the local generator, in up to this many MiB "
                    "of memory (0: off).")
+@click.option("--http", "http_port", type=int, default=None, metavar="PORT",
+              help="Also serve the HTTP/JSON API, /metrics and the web console on this port (off by default).")
 @data_dir_option
 def serve(host: str, port: int, demo: bool, api_keys_file: Path | None, auth: str, generator: str,
-          preload_generator: bool, kv_cache_mib: int, data_dir: Path | None) -> None:
+          preload_generator: bool, kv_cache_mib: int, http_port: int | None, data_dir: Path | None) -> None:
     """Run the gRPC server until SIGINT or SIGTERM."""
     from lamina.service.rag import GeneratorPool
     from lamina.service.server import run
@@ -187,7 +198,8 @@ def serve(host: str, port: int, demo: bool, api_keys_file: Path | None, auth: st
     def ready(bound: int) -> None:
         click.echo(f"lamina serving {directory} on {host}:{bound}", err=True)
         if demo:
-            click.echo(f'try: lamina search --target {host}:{bound} --collection demo "how do I sort a list"',
+            prog = os.path.relpath(sys.argv[0]) if os.sep in sys.argv[0] else "lamina"  # .venv/bin/lamina under make run
+            click.echo(f'try: {prog} search --target {host}:{bound} --collection demo "how do I sort a list"',
                        err=True)
 
     prefiller = None
@@ -199,19 +211,22 @@ def serve(host: str, port: int, demo: bool, api_keys_file: Path | None, auth: st
     if preload_generator:
         click.echo(f"loading the {generator!r} generator ...", err=True)
         generators.preload()
+    def http_ready(bound: int) -> None:
+        click.echo(f"HTTP/JSON API, /metrics and the console on http://{host}:{bound}/", err=True)
+
     run(directory, host=host, port=port, on_ready=ready, auth=auth, api_keys_file=api_keys_file,
-        generators=generators)
+        generators=generators, http_port=http_port, http_ready=http_ready)
 
 
 def _ensure_demo(directory: Path) -> None:
-    from lamina.demo import DEMO_COLLECTION, demo_documents
+    from lamina.demo import DEMO_COLLECTION, DEMO_OPTIONS, demo_documents
 
     with _open_database(directory) as db:
         if db.list_collections():
             return
         click.echo(f"no collection in {directory}: building '{DEMO_COLLECTION}' from Python's docstrings ...",
                    err=True)
-        coll = db.create_collection(DEMO_COLLECTION)
+        coll = db.create_collection(DEMO_COLLECTION, **DEMO_OPTIONS)
         results = coll.upsert(list(demo_documents()), wait=True)
         click.echo(f"{DEMO_COLLECTION}: {sum(r.ok for r in results)} documents", err=True)
 
@@ -354,9 +369,10 @@ def _key_line(record: Any, source: str = "store") -> str:
 @click.option("--file", "keys_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Append the key to this keys file instead of the data directory's store.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"id", "key"} as JSON.')
+@target_option
 @data_dir_option
 def keys_create(tenant: str | None, read_: str | None, write: str | None, admin: bool, keys_file: Path | None,
-                as_json: bool, data_dir: Path | None) -> None:
+                as_json: bool, target: str | None, data_dir: Path | None) -> None:
     """Create an API key and print it: it is shown this once, only its hash is kept."""
     from lamina.service.auth import append_to_keys_file, new_key
 
@@ -364,7 +380,14 @@ def keys_create(tenant: str | None, read_: str | None, write: str | None, admin:
     for right, names in (("read", read_), ("write", write)):
         for name in _collections(names):
             rights.setdefault(name, set()).add(right)
-    if keys_file is not None:
+    if target and keys_file is not None:
+        raise click.UsageError("--file writes a keys file here; --target creates the key on the server: pick one")
+    if target:
+        from lamina.service.client import Client
+
+        with Client(target) as client:  # the Keys admin RPC: needs an admin key once auth is on
+            record, secret = client.create_key(tenant=tenant, admin=admin, rights=rights)
+    elif keys_file is not None:
         record, secret = new_key(tenant=tenant, admin=admin, rights=rights)
         append_to_keys_file(keys_file, record)
     else:
@@ -375,31 +398,46 @@ def keys_create(tenant: str | None, read_: str | None, write: str | None, admin:
     if as_json:
         click.echo(json.dumps({"id": record.id, "key": secret}))
     else:
-        click.echo(_key_line(record, str(keys_file) if keys_file else "store"))
+        click.echo(_key_line(record, str(keys_file) if keys_file else target or "store"))
         click.echo(secret)
         click.echo("store this key now: it cannot be shown again", err=True)
 
 
 @keys.command("revoke")
 @click.argument("key_id")
+@target_option
 @data_dir_option
-def keys_revoke(key_id: str, data_dir: Path | None) -> None:
-    """Revoke a key of the data directory (a running server must be restarted to see it)."""
+def keys_revoke(key_id: str, target: str | None, data_dir: Path | None) -> None:
+    """Revoke a key (with --target: on the running server, refused from its next call)."""
     from lamina.service.auth import KeyStore
 
-    with _open_database(config.data_dir(data_dir)) as db:
-        KeyStore(db.store).revoke(key_id)
+    if target:
+        from lamina.service.client import Client
+
+        with Client(target) as client:
+            client.revoke_key(key_id)
+    else:
+        with _open_database(config.data_dir(data_dir)) as db:
+            KeyStore(db.store).revoke(key_id)
     click.echo(f"revoked {key_id}")
 
 
 @keys.command("list")
 @click.option("--file", "keys_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="List this keys file's keys instead of the data directory's.")
+@target_option
 @data_dir_option
-def keys_list(keys_file: Path | None, data_dir: Path | None) -> None:
+def keys_list(keys_file: Path | None, target: str | None, data_dir: Path | None) -> None:
     """List keys (ids, tenants, rights; never the keys themselves)."""
     from lamina.service.auth import KeyStore, load_keys_file
 
+    if target:
+        from lamina.service.client import Client
+
+        with Client(target) as client:
+            for key in client.list_keys():
+                click.echo(_key_line(key, key.source))
+        return
     if keys_file is not None:
         records, source = KeyStore(file_records=load_keys_file(keys_file)).list(), str(keys_file)
     else:
@@ -679,15 +717,18 @@ def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, ou
 def _register_commands() -> None:
     from lamina.cli_ask import ask
     from lamina.cli_bench_rag import bench_rag
+    from lamina.cli_bench_transport import bench_transport
     from lamina.cli_facet import bench_facet, facet
     from lamina.cli_generate import bench_generate
     from lamina.cli_graph import bench_graph
     from lamina.cli_kvcache import bench_kvcache, kvcache
+    from lamina.cli_remote import call
     from lamina.cli_store import BENCH_COMMANDS, COMMANDS  # store check/repair, backup, restore, snapshot
 
-    for command in (ask, facet, kvcache, *COMMANDS):
+    for command in (ask, facet, kvcache, call, *COMMANDS):
         main.add_command(command)
-    for command in (bench_rag, bench_generate, bench_facet, bench_kvcache, bench_graph, *BENCH_COMMANDS):
+    for command in (bench_rag, bench_generate, bench_facet, bench_kvcache, bench_graph, bench_transport,
+                    *BENCH_COMMANDS):
         bench.add_command(command)
 
 

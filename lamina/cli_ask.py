@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from lamina import config
+from lamina.cli_remote import api_key_option
 
 
 @click.command()
@@ -29,6 +30,7 @@ from lamina import config
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as one JSON object.")
 @click.option("--timeout", default=600.0, show_default=True, type=float, help="Seconds for a remote answer.")
 @click.option("--target", default=None, metavar="HOST:PORT", help="Ask a running server.")
+@api_key_option
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Data directory [default: $LAMINA_DATA_DIR or ./lamina-data].")
 def ask(question: str, name: str, generator: str | None, mode: str, k: int, context_tokens: int,

@@ -14,6 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 
 DEMO_COLLECTION = "demo"
+# all-MiniLM-L6-v2 + BM25 (the defaults), its token vectors for `--rerank`, and the two metadata fields
+# indexed for `--filter`: module ("builtins", "os.path", ...) and kind ("function" or "class").
+DEMO_OPTIONS: dict[str, Any] = {"multivector": True, "payload": {"module": "keyword", "kind": "keyword"}}
 _MODULES = (
     "bisect", "collections", "csv", "datetime", "difflib", "functools", "glob", "hashlib", "heapq",
     "itertools", "json", "math", "os.path", "pathlib", "random", "re", "shutil", "statistics",

@@ -392,6 +392,9 @@ ACCESS_RULES: dict[str, Rule] = {
     "/lamina.v1.Tenants/Delete": write(),  # a tenant key may delete its own tenant only (servicer)
     "/lamina.v1.Search/Search": read(),
     "/lamina.v1.Rag/Answer": read("search.collection"),
+    "/lamina.v1.Keys/Create": ADMIN,  # lamina.service.keys: the server's own key store, audited
+    "/lamina.v1.Keys/List": ADMIN,
+    "/lamina.v1.Keys/Revoke": ADMIN,
     "/grpc.health.v1.Health/Check": PUBLIC,
     "/grpc.health.v1.Health/Watch": PUBLIC,
     "/grpc.health.v1.Health/List": PUBLIC,  # service names and statuses: what reflection shows anyway
@@ -474,18 +477,20 @@ def _guarded(handler: grpc.RpcMethodHandler, rule: Rule, principal: Principal) -
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Enforces `rules` with the keys of `keys`; `keys=None` turns auth off (every call UNRESTRICTED)."""
+    """Enforces `rules` with the keys of `keys`; `keys=None` turns auth off (every call UNRESTRICTED).
+    `auto=True`: off until `keys` holds a key (one created over the Keys service turns it on at once)."""
 
-    def __init__(self, keys: KeyStore | None, rules: Mapping[str, Rule] = ACCESS_RULES) -> None:
+    def __init__(self, keys: KeyStore | None, rules: Mapping[str, Rule] = ACCESS_RULES, *, auto: bool = False) -> None:
         self.keys = keys
         self.rules = dict(rules)
+        self.auto = auto
 
     @property
     def enabled(self) -> bool:
-        return self.keys is not None
+        return self.keys is not None and (not self.auto or self.keys.configured)
 
     def _authenticate(self, metadata: Any) -> Principal | tuple[grpc.StatusCode, str]:
-        if self.keys is None:
+        if self.keys is None or not self.enabled:
             return UNRESTRICTED
         secret = bearer_key(metadata)
         if not secret:
@@ -543,7 +548,7 @@ def make_interceptor(store: Store | None, *, auth: str = "auto", api_keys_file: 
         keys = KeyStore(store, file_records=file_records)
     if auth == "auto" and not keys.configured:
         log.warning("API-key auth is off: no key configured (create one with `lamina keys create`)")
-        return AuthInterceptor(None)
+        return AuthInterceptor(keys, auto=True)
     log.info("API-key auth is on: %d keys", len(keys.list()))
     return AuthInterceptor(keys)
 

@@ -46,11 +46,14 @@ from lamina.rag.pipeline import CitationsEvent, DoneEvent, Pipeline, RagEvent, R
 from lamina.retrieval.query import Rerank, SearchRequest, SearchResult
 from lamina.service import convert
 from lamina.service.auth import with_api_key
+from lamina.service.keys import ApiKey
 from lamina.service.rag import answer_request_to_proto
 from lamina.service.status import ServiceError, from_rpc_error
 from lamina.service.v1 import (
     collections_pb2,
     collections_pb2_grpc,
+    keys_pb2,
+    keys_pb2_grpc,
     points_pb2,
     points_pb2_grpc,
     rag_pb2_grpc,
@@ -108,13 +111,19 @@ class Client:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         api_key: str | None = None,
     ) -> None:
-        """`api_key` (default: $LAMINA_API_KEY) is sent as `authorization: Bearer <key>` on every call."""
+        """`api_key` (default: $LAMINA_API_KEY) is sent as `authorization: Bearer <key>` on every call.
+        A target `http://host:port` speaks the HTTP/JSON API (`lamina serve --http PORT`) instead of gRPC."""
         self.target = target
         self.timeout = timeout
-        self._raw_channel = grpc.insecure_channel(target, options=[
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.max_receive_message_length", max_message_bytes),
-        ])
+        if target.startswith(("http://", "https://")):
+            from lamina.service.http_channel import HttpChannel
+
+            self._raw_channel: Any = HttpChannel(target)
+        else:
+            self._raw_channel = grpc.insecure_channel(target, options=[
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.max_receive_message_length", max_message_bytes),
+            ])
         self._channel = with_api_key(self._raw_channel, api_key or os.environ.get("LAMINA_API_KEY"))
         self._collections = collections_pb2_grpc.CollectionsStub(self._channel)
         self._points = points_pb2_grpc.PointsStub(self._channel)
@@ -122,6 +131,7 @@ class Client:
         self._search = search_pb2_grpc.SearchStub(self._channel)
         self._rag = rag_pb2_grpc.RagStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._keys = keys_pb2_grpc.KeysStub(self._channel)
 
     def __repr__(self) -> str:
         return f"Client({self.target!r})"
@@ -326,6 +336,22 @@ class Client:
         explain = convert.metadata_from_proto(response.explain) if response.HasField("explain") else None
         return SearchResult([convert.hit_from_proto(h) for h in response.hits], explain)
 
+
+    # ------------------------------------------------------------------ keys (admin)
+    def create_key(self, *, tenant: str | None = None, admin: bool = False,
+                   rights: Mapping[str, Iterable[str]] | None = None) -> tuple[ApiKey, str]:
+        """Create an API key on the server: its record and the key itself (shown this once)."""
+        request = keys_pb2.CreateKeyRequest(admin=admin, tenant=tenant)
+        for collection, granted in (rights or {}).items():
+            request.rights[collection].rights.extend([granted] if isinstance(granted, str) else sorted(granted))
+        response = self._call(self._keys.Create, request)
+        return ApiKey.from_proto(response.key), response.secret
+
+    def list_keys(self) -> list[ApiKey]:
+        return [ApiKey.from_proto(k) for k in self._call(self._keys.List, keys_pb2.ListKeysRequest()).keys]
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        return ApiKey.from_proto(self._call(self._keys.Revoke, keys_pb2.RevokeKeyRequest(id=key_id)).key)
 
     # ------------------------------------------------------------------ rag
     def answer_events(self, collection: str, question: str, *, k: int | None = None, mode: str = "hybrid",

@@ -34,6 +34,7 @@ from grpc_reflection.v1alpha import reflection
 
 from lamina.retrieval.collection import Database
 from lamina.service.auth import KeyStore, make_interceptor
+from lamina.service.metrics import Metrics
 from lamina.service.rag import GeneratorPool
 from lamina.service.servicer import add_servicers
 
@@ -70,6 +71,7 @@ async def build_server(
     api_keys_file: str | Path | None = None,
     keys: KeyStore | None = None,
     generators: GeneratorPool | None = None,
+    metrics: Metrics | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """A bound, not yet started server over `database`, and the port it bound (port 0: a free one).
 
@@ -78,6 +80,7 @@ async def build_server(
     API keys (`lamina.service.auth`) come from the store and `api_keys_file`, or are `keys`; `auth`
     is "auto" (enforced once any key exists), "on" or "off". `generators` are the generators the Rag
     service offers (default: local, openai and none, each loaded on first use, on a pool of its own).
+    `metrics` (`lamina.service.metrics`) counts every call and search stage.
     A coroutine because the health servicer is an asyncio one: call it in the loop that serves.
     """
     if executor is None:
@@ -86,7 +89,7 @@ async def build_server(
         health_servicer = HealthServicer()
     interceptor = make_interceptor(database.store, auth=auth, api_keys_file=api_keys_file, keys=keys)
     server = grpc.aio.server(
-        interceptors=[interceptor],
+        interceptors=[interceptor] if metrics is None else [metrics.interceptor(), interceptor],
         options=[
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -95,7 +98,9 @@ async def build_server(
         ],
         maximum_concurrent_rpcs=max_concurrent_rpcs,
     )
-    services = add_servicers(server, database, executor, generators or GeneratorPool())
+    services = add_servicers(server, database, executor, generators or GeneratorPool(),
+                             search_observer=None if metrics is None else metrics.observe_search,
+                             keys=interceptor.keys)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     for name in ("", *services):
@@ -126,12 +131,16 @@ async def serve_database(
     ready: Callable[[int], Any] | None = None,
     stop: asyncio.Event | None = None,
     grace: float = DEFAULT_GRACE_S,
+    http_port: int | None = None,
+    http_ready: Callable[[int], Any] | None = None,
     **options: Any,
 ) -> None:
     """Serve an open `database` until `stop` is set, then stop gracefully; the caller closes the database.
 
     `ready(port)` is called once the server accepts calls. Without `stop`, SIGTERM and SIGINT stop
-    the server (that needs the main thread). `options` go to `build_server`.
+    the server (that needs the main thread). `http_port` (0: a free one) also serves the HTTP/JSON
+    API, /metrics and the console on `host` (`lamina.service.http`), then `http_ready(port)` is
+    called. `options` go to `build_server`.
     """
     loop = asyncio.get_running_loop()
     signals: list[signal.Signals] = []
@@ -145,23 +154,42 @@ async def serve_database(
     executor = ThreadPoolExecutor(max_workers=options.pop("workers", None) or os.cpu_count() or 4,
                                   thread_name_prefix="lamina-rpc")
     health_servicer = HealthServicer()
+    if http_port is not None and options.get("metrics") is None:
+        options["metrics"] = Metrics(database)
+    http_server = None
     try:
         server, bound = await build_server(database, host, port, executor=executor,
                                            health_servicer=health_servicer, **options)
         await server.start()
         try:
+            if http_port is not None:
+                http_server = await start_http(host, http_port, bound, options["metrics"])
+                if http_ready is not None:
+                    http_ready(http_server.port)
             log.info("lamina serving on %s", address(host, bound))
             if ready is not None:
                 ready(bound)
             await stop.wait()
             log.info("lamina stopping: draining calls for up to %.1f s", grace)
         finally:
+            if http_server is not None:  # first: its calls go through the gRPC server
+                await http_server.stop()
             await graceful_stop(server, health_servicer, grace)
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
         # handlers cut off by the grace period may still run: let them finish before the database closes
         await asyncio.to_thread(executor.shutdown, wait=True)
+
+
+async def start_http(host: str, port: int, grpc_port: int, metrics: Metrics | None) -> Any:
+    """The HTTP/JSON gateway (`lamina.service.http`) to the gRPC server on `grpc_port`, serving on `host:port`."""
+    from lamina.service.http import HttpServer, local_target, make_gateway
+
+    http_server = HttpServer(make_gateway(local_target(host, grpc_port), metrics=metrics).app(), host, port)
+    await http_server.start()
+    log.info("lamina HTTP/JSON API on %s", address(host, http_server.port))
+    return http_server
 
 
 async def serve(

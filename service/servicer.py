@@ -16,6 +16,7 @@ tenant's ids look exactly like ids that do not exist).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -26,12 +27,14 @@ from lamina.index.errors import AlreadyExists, InvalidArgument, ResourceExhauste
 from lamina.index.types import Document, RowResult, check_name
 from lamina.retrieval.collection import MAX_BATCH, Database
 from lamina.service import convert
-from lamina.service.auth import Principal, current_principal
+from lamina.service.auth import KeyStore, Principal, current_principal
+from lamina.service.keys import add_keys_servicer
 from lamina.service.rag import GeneratorPool, RagServicer
 from lamina.service.status import to_status
 from lamina.service.v1 import (
     collections_pb2,
     collections_pb2_grpc,
+    keys_pb2,
     points_pb2,
     points_pb2_grpc,
     rag_pb2,
@@ -246,6 +249,11 @@ class TenantsServicer(_Handler, points_pb2_grpc.TenantsServicer):
 
 # -------------------------------------------------------------------------------- Search
 class SearchServicer(_Handler, search_pb2_grpc.SearchServicer):
+    def __init__(self, database: Database, executor: Executor,
+                 observer: Callable[[str, dict[str, Any] | None], None] | None = None) -> None:
+        super().__init__(database, executor)
+        self.observer = observer  # e.g. metrics: gets each query's stage timings (its explain dict)
+
     async def Search(self, request: search_pb2.SearchRequest,
                      context: grpc.aio.ServicerContext) -> search_pb2.SearchResponse:
         return await self._run(context, self._search, request)
@@ -253,9 +261,14 @@ class SearchServicer(_Handler, search_pb2_grpc.SearchServicer):
     def _search(self, request: search_pb2.SearchRequest, principal: Principal) -> search_pb2.SearchResponse:
         collection = self.database.collection(request.collection)
         tenant = principal.scope_tenant(request.tenant if request.HasField("tenant") else None)
-        result = collection.query(convert.search_request_from_proto(request, tenant=tenant))
+        query = convert.search_request_from_proto(request, tenant=tenant)
+        if self.observer is not None and not query.explain:  # the timings are measured anyway: keep them
+            query = dataclasses.replace(query, explain=True)
+        result = collection.query(query)
+        if self.observer is not None:
+            self.observer(request.collection, result.explain)
         response = search_pb2.SearchResponse(hits=[convert.hit_to_proto(h) for h in result.hits])
-        if result.explain is not None:
+        if result.explain is not None and request.explain:
             response.explain.update(result.explain)
         return response
 
@@ -267,16 +280,22 @@ SERVICE_NAMES: list[str] = [
     points_pb2.DESCRIPTOR.services_by_name["Tenants"].full_name,
     search_pb2.DESCRIPTOR.services_by_name["Search"].full_name,
     rag_pb2.DESCRIPTOR.services_by_name["Rag"].full_name,
+    keys_pb2.DESCRIPTOR.services_by_name["Keys"].full_name,
 ]
 
 
 def add_servicers(server: grpc.aio.Server, database: Database, executor: Executor,
-                  generators: GeneratorPool | None = None) -> list[str]:
-    """Register every Lamina servicer on `server`; returns their full service names."""
+                  generators: GeneratorPool | None = None,
+                  search_observer: Callable[[str, dict[str, Any] | None], None] | None = None,
+                  keys: KeyStore | None = None) -> list[str]:
+    """Register every Lamina servicer on `server`; returns their full service names. `search_observer`
+    gets each Search's collection and stage timings (`lamina.service.metrics`); `keys` is the key store
+    the Keys service manages (the auth interceptor's; default: the database's)."""
     collections_pb2_grpc.add_CollectionsServicer_to_server(CollectionsServicer(database, executor), server)
     points_pb2_grpc.add_PointsServicer_to_server(PointsServicer(database, executor), server)
     points_pb2_grpc.add_TenantsServicer_to_server(TenantsServicer(database, executor), server)
-    search_pb2_grpc.add_SearchServicer_to_server(SearchServicer(database, executor), server)
+    search_pb2_grpc.add_SearchServicer_to_server(SearchServicer(database, executor, search_observer), server)
     rag_pb2_grpc.add_RagServicer_to_server(RagServicer(database, executor, generators or GeneratorPool()), server)
+    add_keys_servicer(server, keys if keys is not None else KeyStore(database.store), executor)
     return list(SERVICE_NAMES)
 

@@ -24,6 +24,7 @@ class ServerThread:
         self.database = database
         self.options = {"grace": 2.0, "workers": 4, **options}
         self.port = 0
+        self.http_port = 0  # with the option http_port (0: a free one): the HTTP/JSON API's port
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -33,6 +34,10 @@ class ServerThread:
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
 
     def start(self) -> ServerThread:
         self._thread.start()
@@ -64,7 +69,11 @@ class ServerThread:
             self.port = port
             self._ready.set()
 
-        await serve_database(self.database, "127.0.0.1", 0, ready=ready, stop=self._stop, **self.options)
+        def http_ready(port: int) -> None:
+            self.http_port = port
+
+        await serve_database(self.database, "127.0.0.1", 0, ready=ready, stop=self._stop, http_ready=http_ready,
+                             **self.options)
 
 
 @pytest.fixture

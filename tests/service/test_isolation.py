@@ -1,5 +1,8 @@
 """Tenant isolation through the whole gRPC surface, and the query pipeline over the wire.
 
+The matrix runs over both transports (the `transport` parameter): gRPC, and the HTTP/JSON API
+(`lamina serve --http`), through the same `Client` on an HTTP channel (`lamina.service.http_channel`).
+
 The isolation matrix: two tenant keys (acme, globex) with read and write rights on one
 collection, and an admin key. Every RPC of every Lamina service has a case here (a test fails
 when an RPC is added without one), and each case checks that acme sees, counts, fetches,
@@ -13,6 +16,7 @@ import pytest
 
 from lamina.index.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from lamina.retrieval.query import Fusion, GraphExpansion, Rerank, SearchRequest, Stage
+from lamina.service import gateway
 from lamina.service.auth import KeyStore
 from lamina.service.client import Client
 from lamina.service.rag import GeneratorPool
@@ -29,8 +33,13 @@ GRAPH_DOCS = [  # one entity name in both tenants: each tenant's graph has its o
 ]
 
 
+@pytest.fixture(params=["grpc", pytest.param("http", marks=pytest.mark.slow)])  # http doubles the matrix's time
+def transport(request):
+    return request.param
+
+
 @pytest.fixture
-def served(start_server, database):
+def served(start_server, database, transport):
     database._token_loader = lambda name: HashingTokenEncoder()
     coll = database.create_collection(COLLECTION, encoder="hashing", multivector=True,
                                       payload={"year": "numeric", "topic": "keyword"}, graph={"extractor": "regex"})
@@ -41,9 +50,10 @@ def served(start_server, database):
     rights = {COLLECTION: {"read", "write"}}
     _, acme = keys.create(tenant="acme", rights=rights)
     _, globex = keys.create(tenant="globex", rights=rights)
-    server = start_server(auth="on", generators=GeneratorPool({"echo": "echo", "none": None}, default="none",
+    server = start_server(auth="on", http_port=0 if transport == "http" else None, generators=GeneratorPool({"echo": "echo", "none": None}, default="none",
                                                               loader=lambda spec: EchoGenerator()))
-    clients = {name: Client(server.target, api_key=key) for name, key in
+    target = server.url if transport == "http" else server.target
+    clients = {name: Client(target, api_key=key) for name, key in
                (("admin", admin), ("acme", acme), ("globex", globex))}
     yield clients, corpus
     for client in clients.values():
@@ -193,6 +203,37 @@ def case_rag_answer(clients, corpus):
     assert {tenant_of[c.chunk_id] for c in everyone.citations} == {"acme", "globex"}
 
 
+def case_keys_create(clients, corpus):
+    with pytest.raises(PermissionDenied):
+        clients["acme"].create_key(tenant="acme", rights={COLLECTION: {"read"}})
+    record, secret = clients["admin"].create_key(tenant="initech", rights={COLLECTION: {"read"}})
+    assert record.tenant == "initech" and record.rights == {COLLECTION: frozenset({"read"})}
+    with Client(clients["admin"].target, api_key=secret) as initech:  # accepted at once, confined to its tenant
+        assert initech.count(COLLECTION) == 0
+        with pytest.raises(PermissionDenied):
+            initech.upsert(COLLECTION, [{"id": "x", "text": "wing"}])
+
+
+def case_keys_list(clients, corpus):
+    with pytest.raises(PermissionDenied):
+        clients["acme"].list_keys()
+    listed = clients["admin"].list_keys()
+    assert sorted(k.tenant or "" for k in listed) == ["", "acme", "globex"]
+    assert all(k.source == "store" and k.revoked is None for k in listed)
+
+
+def case_keys_revoke(clients, corpus):
+    globex_id = next(k.id for k in clients["admin"].list_keys() if k.tenant == "globex")
+    with pytest.raises(PermissionDenied):
+        clients["acme"].revoke_key(globex_id)
+    assert clients["globex"].count(COLLECTION) == len(ids_of(corpus, "globex"))
+    assert clients["admin"].revoke_key(globex_id).revoked is not None
+    with pytest.raises(Unauthenticated):  # refused at once, no restart
+        clients["globex"].count(COLLECTION)
+    with pytest.raises(NotFound):
+        clients["admin"].revoke_key("nosuchkey")
+
+
 MATRIX = {
     "/lamina.v1.Collections/Create": case_collections_create,
     "/lamina.v1.Collections/Get": case_collections_get,
@@ -208,6 +249,9 @@ MATRIX = {
     "/lamina.v1.Tenants/Delete": case_tenants_delete,
     "/lamina.v1.Search/Search": case_search_search,
     "/lamina.v1.Rag/Answer": case_rag_answer,
+    "/lamina.v1.Keys/Create": case_keys_create,
+    "/lamina.v1.Keys/List": case_keys_list,
+    "/lamina.v1.Keys/Revoke": case_keys_revoke,
 }
 
 
@@ -216,7 +260,8 @@ def test_every_lamina_rpc_has_an_isolation_case():
                for module in (collections_pb2, points_pb2, search_pb2, rag_pb2)
                for service in module.DESCRIPTOR.services_by_name.values()
                for method in service.methods}
-    assert methods == set(MATRIX)
+    assert methods <= {m.grpc_path for m in gateway.METHODS.values()}  # every stub module is on HTTP too
+    assert {m.grpc_path for m in gateway.METHODS.values()} == set(MATRIX)
 
 
 @pytest.mark.parametrize("method", sorted(MATRIX))
