@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from lamina.service.v1 import common_pb2 as lamina_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16lamina/v1/points.proto\x12\tlamina.v1\x1a\x16lamina/v1/common.proto\"Y\n\x13UpsertPointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12 \n\x06points\x18\x02 \x03(\x0b\x32\x10.lamina.v1.Point\x12\x0c\n\x04wait\x18\x03 \x01(\x08\"K\n\x14UpsertPointsResponse\x12%\n\x07results\x18\x01 \x03(\x0b\x32\x14.lamina.v1.RowResult\x12\x0c\n\x04time\x18\x02 \x01(\x01\"D\n\x13\x44\x65letePointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\x0c\n\x04wait\x18\x03 \x01(\x08\"9\n\x14\x44\x65letePointsResponse\x12\x13\n\x0b\x64\x65leted_ids\x18\x01 \x03(\t\x12\x0c\n\x04time\x18\x02 \x01(\x01\"I\n\x10GetPointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\x14\n\x0cwith_vectors\x18\x03 \x01(\x08\"C\n\x11GetPointsResponse\x12 \n\x06points\x18\x01 \x03(\x0b\x32\x10.lamina.v1.Point\x12\x0c\n\x04time\x18\x02 \x01(\x01\"k\n\x12\x43ountPointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12!\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x11.lamina.v1.Filter\x12\x13\n\x06tenant\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\t\n\x07_tenant\"2\n\x13\x43ountPointsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x12\x0c\n\x04time\x18\x02 \x01(\x01\"(\n\x12ListTenantsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\",\n\x0bTenantCount\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"L\n\x13ListTenantsResponse\x12\'\n\x07tenants\x18\x01 \x03(\x0b\x32\x16.lamina.v1.TenantCount\x12\x0c\n\x04time\x18\x02 \x01(\x01\"G\n\x13\x44\x65leteTenantRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0c\n\x04wait\x18\x03 \x01(\x08\"5\n\x14\x44\x65leteTenantResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x04\x12\x0c\n\x04time\x18\x02 \x01(\x01\x32\xa8\x02\n\x06Points\x12I\n\x06Upsert\x12\x1e.lamina.v1.UpsertPointsRequest\x1a\x1f.lamina.v1.UpsertPointsResponse\x12I\n\x06\x44\x65lete\x12\x1e.lamina.v1.DeletePointsRequest\x1a\x1f.lamina.v1.DeletePointsResponse\x12@\n\x03Get\x12\x1b.lamina.v1.GetPointsRequest\x1a\x1c.lamina.v1.GetPointsResponse\x12\x46\n\x05\x43ount\x12\x1d.lamina.v1.CountPointsRequest\x1a\x1e.lamina.v1.CountPointsResponse2\x9b\x01\n\x07Tenants\x12\x45\n\x04List\x12\x1d.lamina.v1.ListTenantsRequest\x1a\x1e.lamina.v1.ListTenantsResponse\x12I\n\x06\x44\x65lete\x12\x1e.lamina.v1.DeleteTenantRequest\x1a\x1f.lamina.v1.DeleteTenantResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16lamina/v1/points.proto\x12\tlamina.v1\x1a\x16lamina/v1/common.proto\"m\n\x13UpsertPointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12 \n\x06points\x18\x02 \x03(\x0b\x32\x10.lamina.v1.Point\x12\x0c\n\x04wait\x18\x03 \x01(\x08\x12\x12\n\ndelete_ids\x18\x04 \x03(\t\"K\n\x14UpsertPointsResponse\x12%\n\x07results\x18\x01 \x03(\x0b\x32\x14.lamina.v1.RowResult\x12\x0c\n\x04time\x18\x02 \x01(\x01\"D\n\x13\x44\x65letePointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\x0c\n\x04wait\x18\x03 \x01(\x08\"9\n\x14\x44\x65letePointsResponse\x12\x13\n\x0b\x64\x65leted_ids\x18\x01 \x03(\t\x12\x0c\n\x04time\x18\x02 \x01(\x01\"I\n\x10GetPointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\x14\n\x0cwith_vectors\x18\x03 \x01(\x08\"C\n\x11GetPointsResponse\x12 \n\x06points\x18\x01 \x03(\x0b\x32\x10.lamina.v1.Point\x12\x0c\n\x04time\x18\x02 \x01(\x01\"k\n\x12\x43ountPointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12!\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x11.lamina.v1.Filter\x12\x13\n\x06tenant\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\t\n\x07_tenant\"2\n\x13\x43ountPointsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\x12\x0c\n\x04time\x18\x02 \x01(\x01\"(\n\x12ListTenantsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\",\n\x0bTenantCount\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"L\n\x13ListTenantsResponse\x12\'\n\x07tenants\x18\x01 \x03(\x0b\x32\x16.lamina.v1.TenantCount\x12\x0c\n\x04time\x18\x02 \x01(\x01\"G\n\x13\x44\x65leteTenantRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0c\n\x04wait\x18\x03 \x01(\x08\"5\n\x14\x44\x65leteTenantResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x04\x12\x0c\n\x04time\x18\x02 \x01(\x01\x32\xa8\x02\n\x06Points\x12I\n\x06Upsert\x12\x1e.lamina.v1.UpsertPointsRequest\x1a\x1f.lamina.v1.UpsertPointsResponse\x12I\n\x06\x44\x65lete\x12\x1e.lamina.v1.DeletePointsRequest\x1a\x1f.lamina.v1.DeletePointsResponse\x12@\n\x03Get\x12\x1b.lamina.v1.GetPointsRequest\x1a\x1c.lamina.v1.GetPointsResponse\x12\x46\n\x05\x43ount\x12\x1d.lamina.v1.CountPointsRequest\x1a\x1e.lamina.v1.CountPointsResponse2\x9b\x01\n\x07Tenants\x12\x45\n\x04List\x12\x1d.lamina.v1.ListTenantsRequest\x1a\x1e.lamina.v1.ListTenantsResponse\x12I\n\x06\x44\x65lete\x12\x1e.lamina.v1.DeleteTenantRequest\x1a\x1f.lamina.v1.DeleteTenantResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,33 +33,33 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lamina.v1.points_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_UPSERTPOINTSREQUEST']._serialized_start=61
-  _globals['_UPSERTPOINTSREQUEST']._serialized_end=150
-  _globals['_UPSERTPOINTSRESPONSE']._serialized_start=152
-  _globals['_UPSERTPOINTSRESPONSE']._serialized_end=227
-  _globals['_DELETEPOINTSREQUEST']._serialized_start=229
-  _globals['_DELETEPOINTSREQUEST']._serialized_end=297
-  _globals['_DELETEPOINTSRESPONSE']._serialized_start=299
-  _globals['_DELETEPOINTSRESPONSE']._serialized_end=356
-  _globals['_GETPOINTSREQUEST']._serialized_start=358
-  _globals['_GETPOINTSREQUEST']._serialized_end=431
-  _globals['_GETPOINTSRESPONSE']._serialized_start=433
-  _globals['_GETPOINTSRESPONSE']._serialized_end=500
-  _globals['_COUNTPOINTSREQUEST']._serialized_start=502
-  _globals['_COUNTPOINTSREQUEST']._serialized_end=609
-  _globals['_COUNTPOINTSRESPONSE']._serialized_start=611
-  _globals['_COUNTPOINTSRESPONSE']._serialized_end=661
-  _globals['_LISTTENANTSREQUEST']._serialized_start=663
-  _globals['_LISTTENANTSREQUEST']._serialized_end=703
-  _globals['_TENANTCOUNT']._serialized_start=705
-  _globals['_TENANTCOUNT']._serialized_end=749
-  _globals['_LISTTENANTSRESPONSE']._serialized_start=751
-  _globals['_LISTTENANTSRESPONSE']._serialized_end=827
-  _globals['_DELETETENANTREQUEST']._serialized_start=829
-  _globals['_DELETETENANTREQUEST']._serialized_end=900
-  _globals['_DELETETENANTRESPONSE']._serialized_start=902
-  _globals['_DELETETENANTRESPONSE']._serialized_end=955
-  _globals['_POINTS']._serialized_start=958
-  _globals['_POINTS']._serialized_end=1254
-  _globals['_TENANTS']._serialized_start=1257
-  _globals['_TENANTS']._serialized_end=1412
+  _globals['_UPSERTPOINTSREQUEST']._serialized_end=170
+  _globals['_UPSERTPOINTSRESPONSE']._serialized_start=172
+  _globals['_UPSERTPOINTSRESPONSE']._serialized_end=247
+  _globals['_DELETEPOINTSREQUEST']._serialized_start=249
+  _globals['_DELETEPOINTSREQUEST']._serialized_end=317
+  _globals['_DELETEPOINTSRESPONSE']._serialized_start=319
+  _globals['_DELETEPOINTSRESPONSE']._serialized_end=376
+  _globals['_GETPOINTSREQUEST']._serialized_start=378
+  _globals['_GETPOINTSREQUEST']._serialized_end=451
+  _globals['_GETPOINTSRESPONSE']._serialized_start=453
+  _globals['_GETPOINTSRESPONSE']._serialized_end=520
+  _globals['_COUNTPOINTSREQUEST']._serialized_start=522
+  _globals['_COUNTPOINTSREQUEST']._serialized_end=629
+  _globals['_COUNTPOINTSRESPONSE']._serialized_start=631
+  _globals['_COUNTPOINTSRESPONSE']._serialized_end=681
+  _globals['_LISTTENANTSREQUEST']._serialized_start=683
+  _globals['_LISTTENANTSREQUEST']._serialized_end=723
+  _globals['_TENANTCOUNT']._serialized_start=725
+  _globals['_TENANTCOUNT']._serialized_end=769
+  _globals['_LISTTENANTSRESPONSE']._serialized_start=771
+  _globals['_LISTTENANTSRESPONSE']._serialized_end=847
+  _globals['_DELETETENANTREQUEST']._serialized_start=849
+  _globals['_DELETETENANTREQUEST']._serialized_end=920
+  _globals['_DELETETENANTRESPONSE']._serialized_start=922
+  _globals['_DELETETENANTRESPONSE']._serialized_end=975
+  _globals['_POINTS']._serialized_start=978
+  _globals['_POINTS']._serialized_end=1274
+  _globals['_TENANTS']._serialized_start=1277
+  _globals['_TENANTS']._serialized_end=1432
 # @@protoc_insertion_point(module_scope)

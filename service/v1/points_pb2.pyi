@@ -8,14 +8,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class UpsertPointsRequest(_message.Message):
-    __slots__ = ("collection", "points", "wait")
+    __slots__ = ("collection", "points", "wait", "delete_ids")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
+    DELETE_IDS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     points: _containers.RepeatedCompositeFieldContainer[_common_pb2.Point]
     wait: bool
-    def __init__(self, collection: _Optional[str] = ..., points: _Optional[_Iterable[_Union[_common_pb2.Point, _Mapping]]] = ..., wait: _Optional[bool] = ...) -> None: ...
+    delete_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection: _Optional[str] = ..., points: _Optional[_Iterable[_Union[_common_pb2.Point, _Mapping]]] = ..., wait: _Optional[bool] = ..., delete_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UpsertPointsResponse(_message.Message):
     __slots__ = ("results", "time")
