@@ -154,7 +154,7 @@ def html_to_document(html: str, doc_id: str, source: str | None = None) -> Sourc
             if block:
                 newline()
             if child.name in _HEADINGS:
-                heading = child.get_text(" ", strip=True)
+                heading = " ".join(child.get_text(" ").split())
                 if heading:
                     marks.append(Mark(size, section=heading))
             walk(child)
@@ -181,7 +181,7 @@ class PdfLoader:
 
     def load(self, path: Path, doc_id: str) -> SourceDocument:
         from pypdf import PdfReader
-        from pypdf.errors import PyPdfError
+        from pypdf.errors import DependencyError, PyPdfError
 
         try:
             if path.stat().st_size == 0:
@@ -192,6 +192,8 @@ class PdfLoader:
             texts = [page.extract_text() or "" for page in reader.pages]
         except LoadError:
             raise
+        except DependencyError as exc:  # AES needs the optional `cryptography` package
+            raise EncryptedDocument(path, f"is an encrypted PDF that cannot be decrypted here ({exc})") from None
         except OSError as exc:
             raise UnreadableDocument(path, f"cannot be read ({exc.strerror or exc})") from None
         except (PyPdfError, ValueError, KeyError, TypeError) as exc:  # pypdf's damaged-file errors
