@@ -652,5 +652,10 @@ def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, ou
     _emit(report, as_json, None)
 
 
+from lamina import cli_rag  # noqa: E402  (it imports this module's options, so it comes last)
+
+main.add_command(cli_rag.ingest_command)
+bench.add_command(cli_rag.bench_ingest_command)
+
 if __name__ == "__main__":
     main()
