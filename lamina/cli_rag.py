@@ -36,14 +36,6 @@ def _open_or_create(handle: Any, name: str, encoder: str) -> Any:
         return handle.collection(name)
 
 
-def _tokenizer_of(coll: Any) -> Any:
-    """The collection encoder's tokenizer when it is a local model directory; the default's otherwise."""
-    name = getattr(getattr(coll, "config", None), "encoder", None)
-    if name and name != DEFAULT_ENCODER and Path(name).expanduser().is_dir():
-        return Path(name).expanduser()
-    return None
-
-
 @click.command("ingest")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--collection", "name", required=True, help="Collection to write (created if missing).")
@@ -54,7 +46,8 @@ def _tokenizer_of(coll: Any) -> Any:
 @click.option("--overlap", default=32, show_default=True, type=int, help="Tokens shared by consecutive windows.")
 @click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
               help="Dense encoder of a collection created here: all-MiniLM-L6-v2 or a local model directory.")
-@click.option("--tenant", default=None, help="Write the chunks as this tenant's (in-process).")
+@click.option("--tenant", default=None, help="Write the chunks as this tenant's (in-process; remotely the "
+              "API key's tenant).")
 @click.option("--json", "as_json", is_flag=True, help="Print the ingest report as JSON.")
 @target_option
 @data_dir_option
@@ -69,6 +62,9 @@ def ingest_command(paths: tuple[Path, ...], name: str, kind: str, chunk_tokens: 
     if target:
         from lamina.service.client import Client
 
+        if tenant is not None:
+            raise click.BadParameter("with --target the tenant is the API key's ($LAMINA_API_KEY)",
+                                     param_hint="--tenant")
         with Client(target) as client:
             report = _run(_open_or_create(client, name, encoder), paths, kind, chunk_tokens, overlap, None, name)
     else:
@@ -92,11 +88,9 @@ def _run(coll: Any, paths: tuple[Path, ...], kind: str, chunk_tokens: int, overl
          name: str) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from lamina.rag.chunking import make_chunker
-    from lamina.rag.ingest import ingest
+    from lamina.rag.ingest import default_chunker, ingest
 
-    chunker = make_chunker(kind, chunk_tokens=chunk_tokens, overlap=overlap if kind == "token" else 0,
-                           tokenizer=_tokenizer_of(coll))
+    chunker = default_chunker(coll, kind, chunk_tokens=chunk_tokens, overlap=overlap)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=not sys.stderr.isatty(), console=None) as bar:
         task = bar.add_task(f"ingesting into {name}", total=None)

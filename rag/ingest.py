@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from lamina.index.errors import InvalidArgument, LaminaError
-from lamina.index.types import check_doc_id
-from lamina.rag.chunking import Chunker, TokenChunker
+from lamina.index.types import DEFAULT_ENCODER, check_doc_id
+from lamina.rag.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, Chunker, make_chunker
 from lamina.rag.loaders import SUFFIXES, EmptyDocument, LoadError, load
 from lamina.rag.types import HASH_FIELD, Chunk, SourceDocument
 from lamina.retrieval.collection import MAX_BATCH
@@ -84,6 +84,19 @@ class IngestReport:
         out = asdict(self)
         out["errors"] = [asdict(e) for e in self.errors]
         return out
+
+
+def default_chunker(collection: Any, kind: str = "token", *, chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+                    overlap: int = DEFAULT_OVERLAP) -> Chunker:
+    """A chunker counting in the collection's dense encoder's tokenizer: the encoder's own when it
+    is a local model directory, all-MiniLM-L6-v2's otherwise (the default encoder, or a remote
+    collection whose model directory is not on this machine)."""
+    name = getattr(getattr(collection, "config", None), "encoder", None)
+    tokenizer = None
+    if name and name != DEFAULT_ENCODER and Path(name).expanduser().is_dir():
+        tokenizer = Path(name).expanduser()
+    return make_chunker(kind, chunk_tokens=chunk_tokens, overlap=overlap if kind == "token" else 0,
+                        tokenizer=tokenizer)
 
 
 def content_hash(doc: SourceDocument, chunker_name: str) -> str:
@@ -152,10 +165,10 @@ def ingest(collection: Any, sources: Iterable[Source] | Source, *, chunker: Chun
            batch_chunks: int = BATCH_CHUNKS) -> IngestReport:
     """Load, chunk and write `sources` (paths of files or directories, or SourceDocuments) into
     `collection`; see the module docstring. `chunker` defaults to 256-token windows with a
-    32-token overlap in the dense encoder's tokenizer. `wait`: each write synced before the next.
+    32-token overlap in the dense encoder's tokenizer (`default_chunker`). `wait`: each write synced before the next.
     `progress(done, total, doc_id)` is called after each document."""
     began = time.perf_counter()
-    chunker = chunker if chunker is not None else TokenChunker()
+    chunker = chunker if chunker is not None else default_chunker(collection)
     target = _Target(collection, tenant, wait)
     items, skipped = expand_sources(sources)
     report = IngestReport(skipped_files=skipped)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lamina.rag.chunking import SentenceChunker, TokenChunker, load_default_tokenizer
-from lamina.rag.ingest import CHUNK_COUNT_FIELD, IngestReport, expand_sources, ingest
+from lamina.rag.ingest import CHUNK_COUNT_FIELD, IngestReport, default_chunker, expand_sources, ingest
 from lamina.rag.loaders import load
 from lamina.rag.types import HASH_FIELD, Chunk, SourceDocument
 from lamina.retrieval.collection import Database
@@ -183,3 +183,12 @@ def test_expand_sources_walks_directories_in_order(corpus):
     names = [p.relative_to(corpus).as_posix() for p in items]
     assert names == ["empty.txt", "guide.md", "notes.txt", "sub/page.html", "sub/report.pdf", "sub/secret.pdf"]
     assert skipped == 1
+
+
+def test_the_default_chunker_counts_in_the_collection_encoders_tokenizer(coll, tiny_model_dir):
+    from types import SimpleNamespace
+
+    assert default_chunker(coll).name == "token:256:32:Tokenizer:30522"  # all-MiniLM-L6-v2's WordPiece
+    local = SimpleNamespace(config=SimpleNamespace(encoder=str(tiny_model_dir)))
+    chunker = default_chunker(local, "sentence", chunk_tokens=64)
+    assert chunker.name.startswith("sentence:64:") and chunker.tokenizer.get_vocab_size() < 100
