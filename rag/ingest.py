@@ -165,8 +165,8 @@ def ingest(collection: Any, sources: Iterable[Source] | Source, *, chunker: Chun
            batch_chunks: int = BATCH_CHUNKS) -> IngestReport:
     """Load, chunk and write `sources` (paths of files or directories, or SourceDocuments) into
     `collection`; see the module docstring. `chunker` defaults to 256-token windows with a
-    32-token overlap in the dense encoder's tokenizer (`default_chunker`). `wait`: each write synced before the next.
-    `progress(done, total, doc_id)` is called after each document."""
+    32-token overlap in the dense encoder's tokenizer (`default_chunker`). `wait`: each write is
+    synced before the next. `progress(done, total, doc_id)` is called after each document."""
     began = time.perf_counter()
     chunker = chunker if chunker is not None else default_chunker(collection)
     target = _Target(collection, tenant, wait)

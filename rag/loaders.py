@@ -173,7 +173,11 @@ class HtmlLoader:
         raw = _read_text(path)
         if not raw.strip():
             raise EmptyDocument(path, "is empty")
-        return _non_empty(html_to_document(raw, doc_id, str(path)), path, "has no visible text")
+        try:
+            doc = html_to_document(raw, doc_id, str(path))
+        except RecursionError:
+            raise UnreadableDocument(path, "is HTML nested too deeply to read") from None
+        return _non_empty(doc, path, "has no visible text")
 
 
 class PdfLoader:
@@ -196,7 +200,7 @@ class PdfLoader:
             raise EncryptedDocument(path, f"is an encrypted PDF that cannot be decrypted here ({exc})") from None
         except OSError as exc:
             raise UnreadableDocument(path, f"cannot be read ({exc.strerror or exc})") from None
-        except (PyPdfError, ValueError, KeyError, TypeError) as exc:  # pypdf's damaged-file errors
+        except (PyPdfError, Exception) as exc:  # a damaged file raises almost anything from pypdf's parser
             raise UnreadableDocument(path, f"is not a readable PDF ({type(exc).__name__}: {exc})") from None
         marks, parts, size = [], [], 0
         for number, page_text in enumerate(texts, start=1):

@@ -16,7 +16,8 @@ def run(args):
 def test_ingest_then_search_then_ingest_again(tmp_path, tiny_model_dir):
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "wing.md").write_text("# Wing\n\n" + "the wing lift and drag. " * 20 + "\n# Heat\n\n" + "heat transfer flow. " * 10)
+    (docs / "wing.md").write_text("# Wing\n\n" + "the wing lift and drag. " * 20
+                                  + "\n# Heat\n\n" + "heat transfer flow. " * 10)
     (docs / "flow.txt").write_text("shock pressure in the flow. " * 10)
     (docs / "empty.txt").write_text("")
     common = ["--collection", "c", "--data-dir", tmp_path / "data", "--encoder", tiny_model_dir]

@@ -131,3 +131,10 @@ def test_missing_paths_and_suffix_choice(tmp_path):
     with pytest.raises(UnreadableDocument, match="not a file"):
         load(tmp_path / "dir.md")
     assert loader_for("A.HTM").suffixes == loader_for("b.html").suffixes
+
+
+def test_html_nested_past_the_recursion_limit_is_unreadable(tmp_path):
+    path = tmp_path / "deep.html"
+    path.write_text("<div>" * 5000 + "x" + "</div>" * 5000)
+    with pytest.raises(UnreadableDocument, match="nested too deeply"):
+        load(path)
