@@ -105,12 +105,16 @@ def _run(coll: Any, paths: tuple[Path, ...], kind: str, chunk_tokens: int, overl
 @click.option("--chunks", "n_chunks", default=10_000, show_default=True, type=int, help="Chunks to ingest.")
 @click.option("--chunk-tokens", default=256, show_default=True, type=int)
 @click.option("--overlap", default=32, show_default=True, type=int)
+@click.option("--with-training", is_flag=True,
+              help="Add a row into a default flat index, which trains its PQ scan codes at 10,000 vectors.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for the JSON report.")
-def bench_ingest_command(n_chunks: int, chunk_tokens: int, overlap: int, as_json: bool, out: Path | None) -> None:
+def bench_ingest_command(n_chunks: int, chunk_tokens: int, overlap: int, with_training: bool, as_json: bool,
+                         out: Path | None) -> None:
     """Ingestion throughput without encoding: chunking alone, store write, and end to end
     (a synthetic text corpus; the dense encoder is a cheap deterministic stub)."""
     from lamina.bench.ingest import run_ingest
     from lamina.cli import _emit
 
-    _emit(run_ingest(n_chunks, chunk_tokens=chunk_tokens, overlap=overlap), as_json, out)
+    _emit(run_ingest(n_chunks, chunk_tokens=chunk_tokens, overlap=overlap, with_training=with_training),
+          as_json, out)
