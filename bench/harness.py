@@ -85,7 +85,7 @@ class Algorithm(Protocol):
         """Release the index."""
 
 
-System = Algorithm  # the name DESIGN.md uses for "anything we benchmark"
+System = Algorithm  # the name ARCHITECTURE.md uses for "anything we benchmark"
 
 
 class LaminaDense:

@@ -60,3 +60,13 @@ class Unavailable(LaminaError):
 
 class DeadlineExceeded(LaminaError):
     """The request's deadline passed, or its caller cancelled it, before the work finished."""
+
+
+class StoreCorrupted(DataLoss):
+    """The store (RocksDB) is damaged, or holds less than it acknowledged: it refuses to open rather
+    than serve an older database. The message names the damage and the way out (`lamina store repair`
+    or `lamina restore` of a backup)."""
+
+
+class StoreLocked(FailedPrecondition):
+    """Another process (a running `lamina serve`?) holds the data directory's store."""

@@ -31,7 +31,7 @@ rewrite into one segment (compaction) happens when dead rows pass a quarter of t
 the codec is trained, or when saving into another directory. Token arrays load with
 `np.load(mmap_mode="r")`: only the rows of the candidates being scored are paged in.
 
-The store is the source of truth (DESIGN.md): a document's token matrix is kept in RocksDB under
+The store is the source of truth (ARCHITECTURE.md): a document's token matrix is kept in RocksDB under
 the vector name `TOKENS_VECTOR` as `pack_tokens` bytes, so this store can always be rebuilt from
 it (`TokenStore.from_packed` over `Store.iter_vectors`).
 """

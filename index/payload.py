@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numba
 import numpy as np
 from lamina.index.errors import CorruptIndex, InvalidArgument
+from lamina.index.facets import FieldPairs
 from lamina.index.filters import (
     Condition,
     Exists,
@@ -375,6 +376,8 @@ class PayloadIndex:
             self._fields[key] = _Field(kind)
         self._all = IdSet()
         self._tombstones = IdSet()
+        self._epoch = 0  # bumped by every change to a posting: the facet pairs' cache key
+        self._pairs: dict[str, tuple[int, FieldPairs]] = {}
 
     @property
     def fields(self) -> dict[str, str]:
@@ -394,6 +397,7 @@ class PayloadIndex:
         """Index one document version. Its iid must be new (the store never reuses one)."""
         iid = int(iid)
         self._all.add(iid)
+        self._epoch += 1
         if not metadata:
             return
         for key, fld in self._fields.items():
@@ -420,6 +424,7 @@ class PayloadIndex:
         if len(iids) != len(metadatas):
             raise InvalidArgument(f"{len(iids)} ids for {len(metadatas)} metadata objects")
         self._all.add_array(np.unique(iids))
+        self._epoch += 1
         for key, fld in self._fields.items():
             present: list[int] = []
             groups: dict[tuple[int, Scalar], list[int]] = {}
@@ -459,6 +464,7 @@ class PayloadIndex:
             self._tombstones.add(iid)
             return
         self._all.discard(iid)
+        self._epoch += 1
         for key, fld in self._fields.items():
             values = field_values(metadata, key)
             if not values:
@@ -481,6 +487,7 @@ class PayloadIndex:
         """Purge tombstoned iids from every posting and drop postings left empty (by either kind of removal)."""
         dead = self._tombstones.array()
         self._all.discard_array(dead)
+        self._epoch += 1
         for fld in self._fields.values():
             fld.present.discard_array(dead)
             for vkey in list(fld.keywords):  # a maintenance pass: a loop over the postings is fine
@@ -568,6 +575,32 @@ class PayloadIndex:
                 counts[value] = n
         return counts
 
+    def tombstones(self) -> np.ndarray:
+        """The tombstoned iids, sorted int64; do not modify."""
+        return self._tombstones.array()
+
+    def facet_pairs(self, key: str) -> FieldPairs:
+        """The (iid, value) pairs of indexed field `key` for facets (`lamina.index.facets`),
+        tombstoned iids included; built from the postings once per change to them. A keyword
+        field's values are in facet tie order: bools, numbers, strings, each ascending (a sort
+        over the distinct values, once per change). A numeric field's pairs are its numbers and
+        timestamps (epoch seconds) together."""
+        cached = self._pairs.get(key)
+        if cached is not None and cached[0] == self._epoch:
+            return cached[1]
+        fld = self._fields.get(key)
+        if fld is None:
+            indexed = ", ".join(sorted(self._fields)) or "none"
+            raise InvalidArgument(f"field {key!r} is not indexed (indexed fields: {indexed})")
+        if fld.kind == "keyword":
+            items = sorted(fld.keywords.items(), key=lambda item: item[0])
+            pairs = FieldPairs.keyword([value for (_, value), _ in items], [p.array() for _, p in items])
+        else:
+            (numbers, ids), (stamps, stamp_ids) = fld.numbers.arrays(), fld.stamps.arrays()
+            pairs = FieldPairs.numeric(np.concatenate([numbers, stamps]), np.concatenate([ids, stamp_ids]))
+        self._pairs[key] = (self._epoch, pairs)
+        return pairs
+
     def count(self, flt: Filter | None, universe: np.ndarray | Sequence[int] | None = None,
               *, fallback: MetadataLookup | None = None) -> int:
         """Exact number of matching iids."""
@@ -648,6 +681,7 @@ class PayloadIndex:
             for column in (fld.numbers, fld.stamps):
                 values, ids = column.arrays()
                 total += values.nbytes + ids.nbytes
+        total += sum(pairs.nbytes() for _, pairs in self._pairs.values())  # the facet pairs' cache
         return int(total)
 
     # ------------------------------------------------------------------ persistence

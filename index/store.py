@@ -1,4 +1,4 @@
-"""The RocksDB store: the source of truth for every collection (DESIGN.md, "Durability model").
+"""The RocksDB store: the source of truth for every collection (ARCHITECTURE.md, "Durability model").
 
 Layout (one RocksDB, rocksdict binding, raw bytes keys and values):
 
@@ -22,10 +22,11 @@ replay `changes_since(seq)` on open; `trim_log` drops entries every snapshot cov
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,47 @@ from typing import Any
 import numpy as np
 import rocksdict
 
-from lamina.index.errors import AlreadyExists, InvalidArgument, NotFound
+from lamina.index.catalog import HighWater
+from lamina.index.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    LaminaError,
+    NotFound,
+    StoreCorrupted,
+    StoreLocked,
+)
 from lamina.index.types import CollectionConfig, check_name
 
 _CFS = ("docs", "vectors", "iids", "log")
+CF_NAMES = ("default", *_CFS)
 _U64 = struct.Struct(">Q")
+
+
+def read_error(exc: Exception) -> Exception:
+    """RocksDB's bare Exception for a failed read as a named error: a checksum failure is data loss,
+    never an absent record."""
+    if isinstance(exc, LaminaError):
+        return exc
+    text = str(exc)
+    if "corrupt" in text.lower() or "checksum" in text.lower():
+        return StoreCorrupted(f"the store failed a checksum while reading ({text}); the request is refused "
+                              "rather than answered from damaged data. Run `lamina store check`, then "
+                              "`lamina store repair` or restore a backup")
+    return exc
+
+
+def _checked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn RocksDB's bare read errors into `read_error`s."""
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except LaminaError:
+            raise
+        except Exception as exc:
+            raise read_error(exc) from None
+    return wrapper
 
 
 def _u64(value: int) -> bytes:
@@ -91,19 +128,40 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        opts = rocksdict.Options(raw_mode=True)
-        opts.create_if_missing(True)
-        opts.create_missing_column_families(True)
-        cf_opts = {name: rocksdict.Options(raw_mode=True) for name in _CFS}
+        cf_opts = {name: store_options() for name in _CFS}
+        opts = store_options()
         try:
+            if (self.path / "CURRENT").exists():  # an existing store has every column family
+                self._check_column_families()
+                opts.create_missing_column_families(False)
+            elif any(self.path.iterdir()):  # never create a database over another's files
+                raise StoreCorrupted(f"the store at {self.path} has files but no CURRENT (which names its "
+                                     f"MANIFEST). {_remedy(self.path.parent)}")
             self._db = rocksdict.Rdict(str(self.path), opts, column_families=cf_opts)
         except Exception as exc:  # rocksdict raises bare Exception
-            raise RuntimeError(f"cannot open the store at {self.path}: {exc}") from exc
+            raise open_error(self.path, exc) from None
         self._cf = {name: self._db.get_column_family(name) for name in _CFS}
         self._handle = {name: self._db.get_column_family_handle(name) for name in _CFS}
         self._write_lock = threading.Lock()
         raw = self._db.get(b"seq")
         self._seq = _U64.unpack(raw)[0] if raw else 0
+        self._highwater: HighWater | None = None
+
+    def track(self, highwater: HighWater) -> None:
+        """Record every synced write's sequence number in `highwater` from now on (`lamina.index.catalog`):
+        attach it only once the store has been checked against the old mark, which this overwrites."""
+        highwater.open(self._seq)
+        self._highwater = highwater
+
+    def _check_column_families(self) -> None:
+        """A MANIFEST that lost the column families' records would have them recreated empty (and the
+        WAL's records for them skipped) while the counters in "default" survive: refuse it instead."""
+        present = set(rocksdict.Rdict.list_cf(str(self.path), store_options()))
+        missing = [cf for cf in _CFS if cf not in present]
+        if missing:
+            raise StoreCorrupted(
+                f"the store at {self.path} is damaged: its MANIFEST lacks the column famil"
+                f"{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}. {_remedy(self.path.parent)}")
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -111,8 +169,29 @@ class Store:
             return
         self._cf.clear()
         self._handle.clear()
+        self._db.flush_wal(True)
         self._db.close()
         self._db = None
+        if self._highwater is not None:
+            self._highwater.close()
+
+    def sync(self) -> None:
+        """Make every write so far durable (the WAL fsynced) and record it as acknowledged: called
+        before an index snapshot is published, so that no snapshot ever covers more than the store."""
+        with self._write_lock:
+            self._db.flush_wal(True)
+            if self._highwater is not None:
+                self._highwater.note(self._seq)
+                self._highwater.sync()
+
+    def checkpoint(self, dest: str | Path) -> int:
+        """A consistent copy of the store in `dest` (which must not exist), online: RocksDB's
+        checkpoint, hard links to the immutable table files where the file system allows, a copy
+        of the live WAL. Returns the sequence number the copy holds."""
+        with self._write_lock:  # the copy then holds exactly the writes up to this seq
+            seq = self._seq
+            rocksdict.Checkpoint(self._db).create_checkpoint(str(dest))
+        return seq
 
     @property
     def last_seq(self) -> int:
@@ -130,6 +209,7 @@ class Store:
             batch.put(b"count\x00" + config.name.encode(), _u64(0))
             self._db.write(batch, self._write_options(sync=True))
 
+    @_checked
     def get_collection(self, name: str) -> CollectionConfig:
         check_name(name)
         raw = self._db.get(b"collection\x00" + name.encode())
@@ -154,6 +234,7 @@ class Store:
                 batch.delete(key + name.encode())
             self._db.write(batch, self._write_options(sync=True))
 
+    @_checked
     def count(self, name: str) -> int:
         raw = self._db.get(b"count\x00" + name.encode())
         if raw is None:
@@ -174,6 +255,7 @@ class Store:
         with self._write_lock:
             self._db.put(self._system_key(namespace, key), value, self._write_options(sync=True))
 
+    @_checked
     def get_system(self, namespace: str, key: str) -> bytes | None:
         return self._db.get(self._system_key(namespace, key))
 
@@ -188,6 +270,7 @@ class Store:
             yield raw_key[len(prefix):].decode(), value
 
     # ------------------------------------------------------------------ writes
+    @_checked
     def write(
         self,
         collection: str,
@@ -266,9 +349,12 @@ class Store:
             batch.put(b"seq", _u64(seq))
             self._db.write(batch, self._write_options(sync))
             self._seq = seq
+            if sync and self._highwater is not None:
+                self._highwater.note(seq)
         return WriteResult(seq, added_arr, removed_arr, tuple(deleted_ids))
 
     # ------------------------------------------------------------------ reads
+    @_checked
     def get_documents(
         self, collection: str, ids: Sequence[str], *, vectors: Sequence[str] = ()
     ) -> list[StoredDoc | None]:
@@ -288,6 +374,7 @@ class Store:
             out.append(doc)
         return out
 
+    @_checked
     def doc_ids(self, collection: str, iids: np.ndarray) -> list[str | None]:
         """Map internal ids to document ids (None for an iid that is no longer live)."""
         prefix = collection.encode() + b"\x00"
@@ -318,6 +405,7 @@ class Store:
         if values:
             yield np.frombuffer(b"".join(iids), dtype=">i8").astype(np.int64), values
 
+    @_checked
     def get_vectors(self, collection: str, vector_name: str, iids: np.ndarray) -> list[bytes | None]:
         prefix = collection.encode() + b"\x00" + vector_name.encode() + b"\x00"
         return self._cf["vectors"].get([prefix + _u64(int(i)) for i in iids]) if len(iids) else []
@@ -347,6 +435,10 @@ class Store:
         self._db.write(batch, self._write_options(sync=False))
 
     # ------------------------------------------------------------------ helpers
+    def raw_db(self) -> Any:
+        """The rocksdict handle (for `lamina.index.store_check`)."""
+        return self._db
+
     @staticmethod
     def _write_options(sync: bool) -> rocksdict.WriteOptions:
         opts = rocksdict.WriteOptions()
@@ -360,6 +452,42 @@ class Store:
         while it.valid():
             key = it.key()
             if not key.startswith(prefix):
-                break
+                return
             yield key, it.value()
             it.next()
+        try:  # an iterator stops at a damaged block without a word: its status says why
+            it.status()
+        except Exception as exc:
+            raise read_error(exc) from None
+
+
+def store_options() -> rocksdict.Options:
+    """How the store is opened: a torn WAL tail (a write no reply acknowledged) is dropped, a damaged
+    record anywhere else refuses the open (kTolerateCorruptedTailRecords; RocksDB's default,
+    point-in-time recovery, silently drops everything after the first bad record), and paranoid
+    checks verify the files as they are opened. Measured in tests/index/test_store_damage.py:
+    kAbsoluteConsistency refuses a torn tail too, which a machine crash can leave behind."""
+    opts = rocksdict.Options(raw_mode=True)
+    opts.create_if_missing(True)
+    opts.create_missing_column_families(True)
+    opts.set_paranoid_checks(True)
+    opts.set_wal_recovery_mode(rocksdict.DBRecoveryMode.tolerate_corrupted_tail_records())
+    return opts
+
+
+def open_error(path: Path, exc: Exception) -> Exception:
+    """A named error for RocksDB's refusal to open `path` (it raises a bare Exception)."""
+    text = str(exc)
+    if "Corruption" not in text and ("/LOCK" in text or "lock hold" in text):  # not "block checksum"
+        return StoreLocked(f"the store at {path} is held by another process (a running `lamina serve`?): stop "
+                           f"it, or talk to it with --target HOST:PORT ({text})")
+    if isinstance(exc, StoreCorrupted):
+        return exc
+    if "corrupt" in text.lower() or "No such file" in text:  # damaged, or a file the MANIFEST names is gone
+        return StoreCorrupted(f"the store at {path} is damaged and refuses to open ({text}). {_remedy(path.parent)}")
+    return FailedPrecondition(f"cannot open the store at {path}: {text}")
+
+
+def _remedy(data_dir: Path) -> str:
+    return (f"Run `lamina store repair --data-dir {data_dir}` to keep what survives (it reports what was lost "
+            f"against the catalog), or `lamina restore BACKUP {data_dir}` from a backup")

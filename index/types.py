@@ -6,6 +6,7 @@ in the store and through protobuf in the service without special cases.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -24,6 +25,25 @@ DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_ID_BYTES = 512
+MAX_TEXT_BYTES = 1 << 20        # a document's text, UTF-8 (chunk longer documents: `lamina ingest`)
+MAX_METADATA_BYTES = 64 << 10   # a document's metadata, as compact JSON
+MAX_METADATA_DEPTH = 32         # nesting of objects and lists in metadata
+# a vector's squared norm at most this: inner products and squared L2 distances of two vectors stay finite
+MAX_VECTOR_NORM2 = float(np.finfo(np.float32).max) / 4
+
+
+def shorten(value: Any, limit: int = 60) -> str:
+    """repr(value) cut to `limit` characters, for error messages that must not echo huge inputs."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def utf8_size(text: str, what: str) -> int:
+    """The UTF-8 size of `text`; InvalidArgument naming `what` if it is not valid Unicode (a lone surrogate)."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument(f"{what} is not valid Unicode: {exc.reason} at position {exc.start}") from None
 
 
 def check_name(name: str, what: str = "collection name") -> str:
@@ -37,17 +57,33 @@ def check_name(name: str, what: str = "collection name") -> str:
 
 def check_doc_id(doc_id: Any) -> str:
     if not isinstance(doc_id, str) or not doc_id:
-        raise InvalidArgument(f"document id must be a non-empty string, got {doc_id!r}")
-    if "\x00" in doc_id or len(doc_id.encode()) > MAX_ID_BYTES:
-        raise InvalidArgument(f"document id {doc_id[:40]!r} has a NUL byte or exceeds {MAX_ID_BYTES} bytes")
+        raise InvalidArgument(f"document id must be a non-empty string, got {shorten(doc_id)}")
+    size = utf8_size(doc_id, f"document id {shorten(doc_id, 40)}")
+    if "\x00" in doc_id or size > MAX_ID_BYTES:
+        raise InvalidArgument(f"document id {shorten(doc_id, 40)} has a NUL byte or exceeds {MAX_ID_BYTES} bytes "
+                              f"({size:,} bytes)")
     return doc_id
 
 
-def check_k(k: Any, limit: int) -> int:
+def check_text(text: Any, what: str = "text") -> str | None:
+    """A document's text: a string of at most MAX_TEXT_BYTES of valid UTF-8 (None: no text)."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise InvalidArgument(f"{what} must be a string, got {type(text).__name__}")
+    # a UTF-8 encoding is never shorter than the string: a long one is refused without encoding it
+    size = len(text) if len(text) > MAX_TEXT_BYTES else utf8_size(text, what)
+    if size > MAX_TEXT_BYTES:
+        raise InvalidArgument(f"{what} has at least {size:,} bytes; the limit is {MAX_TEXT_BYTES:,} "
+                              "(split long documents into chunks: `lamina ingest`)")
+    return text
+
+
+def check_k(k: Any, limit: int, what: str = "k") -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-        raise InvalidArgument(f"k must be a positive integer, got {k!r}")
+        raise InvalidArgument(f"{what} must be a positive integer, got {shorten(k)}")
     if k > limit:
-        raise InvalidArgument(f"k={k} exceeds the limit of {limit}")
+        raise InvalidArgument(f"{what}={k} exceeds the limit of {limit}")
     return int(k)
 
 
@@ -63,6 +99,10 @@ def as_vector(values: Any, dim: int, what: str = "vector") -> np.ndarray:
         raise InvalidArgument(f"{what} has dimension {vec.shape[0]}, the collection expects {dim}")
     if not np.isfinite(vec).all():
         raise InvalidArgument(f"{what} contains NaN or infinite values")
+    norm2 = float(np.dot(vec.astype(np.float64), vec.astype(np.float64)))
+    if norm2 > MAX_VECTOR_NORM2:
+        raise InvalidArgument(f"{what} has norm {math.sqrt(norm2):.3g}: scores with it would overflow float32 "
+                              f"(the limit is {math.sqrt(MAX_VECTOR_NORM2):.3g})")
     return vec
 
 
@@ -73,8 +113,14 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
     if not isinstance(metadata, dict):
         raise InvalidArgument(f"metadata must be a JSON object, got {type(metadata).__name__}")
 
-    def check(value: Any, path: str) -> None:
-        if value is None or isinstance(value, (str, bool, int)):
+    def check(value: Any, path: str, depth: int = 1) -> None:
+        if depth > MAX_METADATA_DEPTH:
+            raise InvalidArgument(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels "
+                                  f"(at {path[:80]!r})")
+        if isinstance(value, str):
+            utf8_size(value, f"metadata field {path[:80]!r}")
+            return
+        if value is None or isinstance(value, (bool, int)):
             return
         if isinstance(value, float):
             if not math.isfinite(value):
@@ -82,20 +128,24 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
             return
         if isinstance(value, (list, tuple)):
             for i, item in enumerate(value):
-                check(item, f"{path}[{i}]")
+                check(item, f"{path}[{i}]", depth + 1)
             return
         if isinstance(value, dict):
             for key, item in value.items():
                 if not isinstance(key, str):
-                    raise InvalidArgument(f"metadata key {key!r} under {path!r} is not a string")
-                check(item, f"{path}.{key}")
+                    raise InvalidArgument(f"metadata key {shorten(key)} under {path[:80]!r} is not a string")
+                check(item, f"{path}.{key}", depth + 1)
             return
         raise InvalidArgument(f"metadata field {path!r} has unsupported type {type(value).__name__}")
 
     for key, value in metadata.items():
         if not isinstance(key, str) or not key:
-            raise InvalidArgument(f"metadata key {key!r} is not a non-empty string")
+            raise InvalidArgument(f"metadata key {shorten(key)} is not a non-empty string")
+        utf8_size(key, f"metadata key {shorten(key)}")
         check(value, key)
+    size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    if size > MAX_METADATA_BYTES:
+        raise InvalidArgument(f"metadata has {size:,} bytes as JSON; the limit is {MAX_METADATA_BYTES:,}")
     return dict(metadata)
 
 

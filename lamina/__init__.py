@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lamina.index import errors
+from lamina.index.facets import FacetCount, FacetResult, NumericStats
 from lamina.index.filters import Exists, Filter, Match, MatchAny, Range
 from lamina.index.types import (
     CollectionConfig,
@@ -26,6 +27,7 @@ from lamina.index.types import (
     RowResult,
     SparseConfig,
 )
+from lamina.rag import Pipeline, PromptBuilder, RagResult  # also offers Collection.as_pipeline
 from lamina.retrieval.collection import Collection, Database
 from lamina.retrieval.query import Fusion, Rerank, SearchRequest, SearchResult, Stage
 
@@ -36,6 +38,8 @@ __all__ = [
     "Database",
     "Document",
     "Exists",
+    "FacetCount",
+    "FacetResult",
     "Filter",
     "Fusion",
     "Hit",
@@ -43,6 +47,10 @@ __all__ = [
     "Match",
     "MatchAny",
     "MultivectorConfig",
+    "NumericStats",
+    "Pipeline",
+    "PromptBuilder",
+    "RagResult",
     "Range",
     "Rerank",
     "RowResult",

@@ -25,14 +25,7 @@ BUILD_BATCH = 256
 def _open_database(data_dir: Path):
     from lamina.retrieval.collection import Database
 
-    try:
-        return Database(data_dir)
-    except RuntimeError as exc:
-        if "lock" in str(exc).lower():
-            raise click.ClickException(
-                f"{data_dir} is in use by another process (a running `lamina serve`?): "
-                "pass --target HOST:PORT to talk to it") from None
-        raise click.ClickException(str(exc)) from None
+    return Database(data_dir)  # StoreLocked names the directory and says to pass --target HOST:PORT
 
 
 def _batches(iterable, size: int) -> Iterator[list]:
@@ -171,9 +164,14 @@ def _parse_payload(items: tuple[str, ...]) -> dict[str, str]:
               help="Also accept the API keys of this JSON/YAML file (format: lamina.service.auth).")
 @click.option("--auth", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Require API keys: auto = once any key exists (see `lamina keys`).")
+@click.option("--generator", "generator", type=click.Choice(["local", "openai", "none"]), default="local",
+              show_default=True, help="The Rag service's default generator (each loads on first use).")
+@click.option("--preload-generator", is_flag=True, help="Load the default generator before serving.")
 @data_dir_option
-def serve(host: str, port: int, demo: bool, api_keys_file: Path | None, auth: str, data_dir: Path | None) -> None:
+def serve(host: str, port: int, demo: bool, api_keys_file: Path | None, auth: str, generator: str,
+          preload_generator: bool, data_dir: Path | None) -> None:
     """Run the gRPC server until SIGINT or SIGTERM."""
+    from lamina.service.rag import GeneratorPool
     from lamina.service.server import run
 
     directory = config.data_dir(data_dir)
@@ -186,7 +184,12 @@ def serve(host: str, port: int, demo: bool, api_keys_file: Path | None, auth: st
             click.echo(f'try: lamina search --target {host}:{bound} --collection demo "how do I sort a list"',
                        err=True)
 
-    run(directory, host=host, port=port, on_ready=ready, auth=auth, api_keys_file=api_keys_file)
+    generators = GeneratorPool(default=generator)
+    if preload_generator:
+        click.echo(f"loading the {generator!r} generator ...", err=True)
+        generators.preload()
+    run(directory, host=host, port=port, on_ready=ready, auth=auth, api_keys_file=api_keys_file,
+        generators=generators)
 
 
 def _ensure_demo(directory: Path) -> None:
@@ -652,10 +655,22 @@ def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, ou
     _emit(report, as_json, None)
 
 
-from lamina import cli_rag  # noqa: E402  (it imports this module's options, so it comes last)
+# ---------------------------------------------------------------------- commands in modules of their own
+def _register_commands() -> None:
+    from lamina.cli_ask import ask
+    from lamina.cli_bench_rag import bench_rag
+    from lamina.cli_facet import bench_facet, facet
+    from lamina.cli_generate import bench_generate
+    from lamina.cli_rag import bench_ingest_command, ingest_command
+    from lamina.cli_store import BENCH_COMMANDS, COMMANDS  # store check/repair, backup, restore, snapshot
 
-main.add_command(cli_rag.ingest_command)
-bench.add_command(cli_rag.bench_ingest_command)
+    for command in (ask, facet, ingest_command, *COMMANDS):
+        main.add_command(command)
+    for command in (bench_rag, bench_generate, bench_facet, bench_ingest_command, *BENCH_COMMANDS):
+        bench.add_command(command)
+
+
+_register_commands()
 
 if __name__ == "__main__":
     main()

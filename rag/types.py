@@ -186,7 +186,8 @@ class Generator(Protocol):
     `generate` never raises for a failed backend (down, timed out, out of memory): it returns a
     `Generation` whose `error` says what went wrong, so that the caller still has its context.
     `stream` yields text pieces as they are produced; a backend failure ends the stream with a
-    `GenerationError` naming it."""
+    `GenerationError` naming it. A stream may return its `Generation` (timings, a KV cache's counters)
+    as the value it stops with; the pipeline reads it and otherwise times the stream itself."""
 
     name: str
 

@@ -4,6 +4,9 @@ A `Database` owns one data directory:
 
     <data_dir>/store/                  RocksDB: the source of truth (`lamina.index.store`)
     <data_dir>/indexes/<collection>/   index snapshots (`lamina.index.snapshot`)
+    <data_dir>/catalog.json, .seq      what the directory acknowledged, checked against the store
+                                       at open (`lamina.index.catalog`)
+    <data_dir>/backups/<name>/         backups the server took (`Collections/Snapshot`)
 
 A `Collection` writes each batch to the store first (one WriteBatch, synced when `wait`),
 then applies it to its in-memory index as a delta. On open it loads the last snapshot and
@@ -19,18 +22,22 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lamina.index.catalog import Catalog, HighWater, check_store, witnesses
 from lamina.index.dense import DenseIndex
 from lamina.index.errors import (
     CorruptIndex,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     ResourceExhausted,
 )
+from lamina.index.facets import FacetResult, check_bins, check_facet, check_limit, facet
 from lamina.index.filters import Filter, Match, as_filter
 from lamina.index.locks import RWLock
 from lamina.index.multivector import TOKENS_VECTOR, pack_tokens
@@ -54,6 +61,7 @@ from lamina.index.types import (
     check_doc_id,
     check_metadata,
     check_name,
+    check_text,
 )
 from lamina.retrieval.encoders.base import DenseEncoder
 from lamina.retrieval.encoders.dense import load_dense_encoder
@@ -81,6 +89,15 @@ MAX_BATCH = 10_000
 SNAPSHOT_EVERY = 50_000  # writes applied since the last snapshot before taking a new one
 FLOAT_PARAMS = frozenset({"heap_factor", "max_dist_ratio"})
 
+# `lamina.rag` builds on this layer and registers its pipeline here when imported (as `lamina` does),
+# so that `Collection.as_pipeline` offers it without an import running upwards.
+_pipeline_factory: Callable[..., Any] | None = None
+
+
+def register_pipeline_factory(factory: Callable[..., Any]) -> None:
+    global _pipeline_factory
+    _pipeline_factory = factory
+
 
 class Collection:
     """One collection: its config, the indexes derived from the store, and the query pipeline."""
@@ -101,6 +118,7 @@ class Collection:
         self._lock = RWLock()
         self._writes_since_snapshot = 0
         self._snapshot_seq = 0
+        self._snapshots_paused = False  # while a backup copies the index files (`lamina.retrieval.backup`)
         self.indexes = self._open_indexes()
         self.indexes.refresh_clustered(self._vectors_of)
 
@@ -159,13 +177,21 @@ class Collection:
         with self._lock.write():
             self._snapshot_locked()
 
+    def pause_snapshots(self, paused: bool) -> None:
+        """Take no index snapshot (which trims the log) while `paused`; writes go on."""
+        with self._lock.write():  # waits for a snapshot in progress
+            self._snapshots_paused = paused
+
     def _snapshot_locked(self) -> None:
+        if self._snapshots_paused:
+            return
         seq = self.store.last_seq
         if self._is_bm25:
             self.indexes.bm25 = self.sparse_encoder.to_dict()
         self.indexes.seq = seq
         self.indexes.payload.compact()  # drops the tombstones, so that the clustered codes can follow the key
         self.indexes.refresh_clustered(self._vectors_of)  # before the write: the snapshot then holds them
+        self.store.sync()  # the WAL durable up to `seq` first: a snapshot never covers more than the store
         write_snapshot(self.index_dir, seq, self.indexes.save, {"collection": self.config.name})
         self.store.trim_log(self.config.name, seq)
         self._snapshot_seq = seq
@@ -313,8 +339,7 @@ class Collection:
         doc.metadata = check_metadata(doc.metadata)
         if doc.tenant is not None and (not isinstance(doc.tenant, str) or not doc.tenant):
             raise InvalidArgument(f"tenant must be a non-empty string, got {doc.tenant!r}")
-        if doc.text is not None and not isinstance(doc.text, str):
-            raise InvalidArgument(f"text must be a string, got {type(doc.text).__name__}")
+        doc.text = check_text(doc.text, f"text of point {doc.id!r}")
         if doc.vector is not None:
             doc.vector = as_vector(doc.vector, self.config.dim, f"vector of point {doc.id!r}")
         elif doc.text is None:  # an empty text is a document too: it is embedded as ""
@@ -411,6 +436,24 @@ class Collection:
         with self._lock.read():
             allowed = self._allowed(flt, tenant)
         return len(allowed) if allowed is not None else self.store.count(self.name)
+
+    def facet(self, field: str, *, kind: str | None = None, limit: int = 10,
+              bins: int | Sequence[float] | None = None, filter: Filter | Mapping[str, Any] | None = None,
+              tenant: str | None = None) -> FacetResult:
+        """Exact aggregates of a declared payload field over the documents (of `tenant`, matching
+        `filter`), from the payload postings (`lamina.index.facets`): a keyword field's top `limit`
+        values by document count; a numeric field's min, max and, with `bins` (a count or explicit
+        edges), a histogram. `kind` defaults to the field's declared kind."""
+        started = time.perf_counter()
+        check_facet(field, kind, self.config.payload, bins)
+        limit, edges, flt = check_limit(limit), check_bins(bins), as_filter(filter)
+        with self._lock.read():
+            allowed = self._allowed(flt, tenant)
+            payload = self.indexes.payload
+            documents = len(allowed) if allowed is not None else self.store.count(self.name)
+            result = facet(payload.facet_pairs(field), field, allowed, payload.tombstones(), documents,
+                           limit=limit, bins=edges)
+        return replace(result, time_ms=round(1e3 * (time.perf_counter() - started), 3))
 
     def embed_query(self, query: str | np.ndarray | Sequence[float]) -> np.ndarray:
         """The dense query vector for a text (encoded) or a vector (validated)."""
@@ -627,6 +670,13 @@ class Collection:
         return [Hit(doc.id, float(scores[i]), doc.text, doc.metadata, doc.tenant)
                 for i, doc in zip(keep, docs) if doc is not None]
 
+    def as_pipeline(self, **options: Any) -> Any:
+        """A RAG pipeline over this collection: `lamina.rag.Pipeline(self, **options)`, e.g.
+        `collection.as_pipeline(generator="local").run("question")`."""
+        if _pipeline_factory is None:
+            raise FailedPrecondition("the RAG layer is not loaded: import lamina.rag (importing lamina does)")
+        return _pipeline_factory(self, **options)
+
     def stats(self) -> dict[str, Any]:
         """Counts and resident bytes of each index."""
         with self._lock.read():
@@ -685,13 +735,14 @@ class Database:
                  sparse_loader: Callable[[str], SparseEncoder] | None = None,
                  token_loader: Callable[[str], TokenEncoder] | None = None) -> None:
         self.data_dir = Path(data_dir)
-        self.store = Store(self.data_dir / "store")
+        self.store = _open_checked_store(self.data_dir)
         self._encoder_loader = encoder_loader
         self._sparse_loader = sparse_loader
         self._token_loader = token_loader
         self._collections: dict[str, Collection] = {}
         self._lock = threading.Lock()
         known = {c.name for c in self.store.list_collections()}
+        self._write_catalog()
         indexes = self.data_dir / "indexes"
         if indexes.is_dir():  # index files of collections dropped before a crash
             for stale in indexes.iterdir():
@@ -738,10 +789,13 @@ class Database:
         elif isinstance(index, Mapping):
             index = IndexConfig.from_dict(dict(index))
         index = index or IndexConfig()
-        if dim is None:
-            if encoder is None:
-                raise InvalidArgument("a collection without an encoder needs an explicit dimension")
-            dim = self._encoder_loader(encoder).dim
+        if encoder is None and dim is None:
+            raise InvalidArgument("a collection without an encoder needs an explicit dimension")
+        if encoder is not None:  # loaded now, so that a bad encoder fails the create, not the first write
+            encoder_dim = self._encoder_loader(encoder).dim
+            if dim is not None and dim != encoder_dim:
+                raise InvalidArgument(f"encoder {encoder!r} gives dimension {encoder_dim}, the request asks for {dim}")
+            dim = encoder_dim
         config = CollectionConfig(name=name, dim=dim, metric=metric, index=index, encoder=encoder,
                                   sparse=_sparse_config(sparse, encoder),
                                   multivector=_multivector_config(multivector, encoder),
@@ -756,7 +810,12 @@ class Database:
                 self.store.drop_collection(name)  # e.g. an encoder that does not load: leave nothing behind
                 raise
             self._collections[name] = coll
+            self._write_catalog()
             return coll
+
+    def _write_catalog(self) -> None:
+        self.store.sync()  # durable first: the catalog never claims more than the WAL holds
+        Catalog(self.store.last_seq, [c.name for c in self.store.list_collections()]).write(self.data_dir)
 
     def _open(self, config: CollectionConfig) -> Collection:
         return Collection(self.store, config, self._index_dir(config.name), self._encoder_loader,
@@ -784,13 +843,36 @@ class Database:
             self.store.drop_collection(name)
             self._collections.pop(name, None)
             shutil.rmtree(self._index_dir(name), ignore_errors=True)
+            self._write_catalog()
+
+    def backup(self, dest: str | Path) -> dict[str, Any]:
+        """A consistent copy of this data directory in `dest`, taken without stopping writes
+        (`lamina.retrieval.backup`); returns the backup's manifest ({"seq", "collections", ...})."""
+        from lamina.retrieval.backup import backup_database
+
+        return backup_database(self, dest)
 
     def close(self) -> None:
         with self._lock:
             for coll in self._collections.values():
                 coll.close()
             self._collections.clear()
+            self._write_catalog()
             self.store.close()
+
+
+def _open_checked_store(data_dir: Path) -> Store:
+    """The store of `data_dir`, checked against what the directory acknowledged outside it
+    (`lamina.index.catalog`): a store behind it is refused, never served as an older database."""
+    seen = witnesses(data_dir)  # before the store tracks its high-water mark: that overwrites it
+    store = Store(data_dir / "store")
+    try:
+        check_store(data_dir, store.last_seq, [c.name for c in store.list_collections()], seen)
+    except Exception:
+        store.close()
+        raise
+    store.track(HighWater(data_dir))
+    return store
 
 
 def _sparse_config(value: SparseConfig | Mapping[str, Any] | str | bool | None,

@@ -24,7 +24,7 @@ import numpy as np
 from lamina.index.errors import InvalidArgument
 from lamina.index.filters import Filter, as_filter
 from lamina.index.sparse import SparseBatch
-from lamina.index.types import Hit, check_k
+from lamina.index.types import Hit, check_k, check_text
 from lamina.retrieval.rerank import check_rerank_params
 
 STAGE_KINDS = ("dense", "sparse")
@@ -51,7 +51,7 @@ class Stage:
         if self.kind not in STAGE_KINDS:
             raise InvalidArgument(f"unknown stage kind {self.kind!r}; expected one of {', '.join(STAGE_KINDS)}")
         if self.limit is not None:
-            check_k(self.limit, 10_000)
+            check_k(self.limit, 10_000, f"{self.kind} stage limit")
         if not isinstance(self.params, Mapping):
             raise InvalidArgument(f"stage params must be a mapping, got {type(self.params).__name__}")
         for key, value in self.params.items():
@@ -106,6 +106,8 @@ class SearchRequest:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "k", check_k(self.k, 10_000))
+        if isinstance(self.query, str):
+            check_text(self.query, "query text")
         stages = (self.stages,) if isinstance(self.stages, Stage) else tuple(self.stages)
         if not stages:
             raise InvalidArgument("a search needs at least one first stage")

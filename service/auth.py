@@ -45,7 +45,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +55,7 @@ import grpc
 from lamina.index.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from lamina.index.store import Store
 from lamina.index.types import check_name
+from lamina.service.decoding import guard_decoding
 
 log = logging.getLogger(__name__)
 
@@ -381,13 +382,16 @@ ACCESS_RULES: dict[str, Rule] = {
     "/lamina.v1.Collections/Get": read("name"),
     "/lamina.v1.Collections/List": AUTHENTICATED,  # the servicer lists what principal.can("read", ...)
     "/lamina.v1.Collections/Drop": ADMIN,
+    "/lamina.v1.Collections/Snapshot": ADMIN,  # a copy of every tenant's data
     "/lamina.v1.Points/Upsert": write(),
     "/lamina.v1.Points/Delete": write(),
     "/lamina.v1.Points/Get": read(),
     "/lamina.v1.Points/Count": read(),
+    "/lamina.v1.Points/Facet": read(),  # tenant-scoped in the servicer, as Count
     "/lamina.v1.Tenants/List": read(),  # a tenant key sees its own tenant only (servicer)
     "/lamina.v1.Tenants/Delete": write(),  # a tenant key may delete its own tenant only (servicer)
     "/lamina.v1.Search/Search": read(),
+    "/lamina.v1.Rag/Answer": read("search.collection"),
     "/grpc.health.v1.Health/Check": PUBLIC,
     "/grpc.health.v1.Health/Watch": PUBLIC,
     "/grpc.health.v1.Health/List": PUBLIC,  # service names and statuses: what reflection shows anyway
@@ -422,17 +426,44 @@ def _denying(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, details: str
     return handler._replace(**{**behaviors, kind: deny})
 
 
-def _guarded(handler: grpc.RpcMethodHandler, rule: Rule, principal: Principal) -> grpc.RpcMethodHandler:
-    """`handler` that checks the request's collection right, then serves with `principal` set."""
-    behavior: Behavior = handler.unary_unary
+def _collection_of(request: Any, field: str) -> str:
+    """The collection a request names: `field` is a field of the request or a dotted path into it."""
+    value = request
+    for name in field.split("."):
+        value = getattr(value, name)
+    return value
 
-    async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+
+def _guarded(handler: grpc.RpcMethodHandler, rule: Rule, principal: Principal) -> grpc.RpcMethodHandler:
+    """`handler` that checks the request's collection right, then serves with `principal` set. Unary
+    and server-streaming methods (one request, the right checked before the first response)."""
+
+    async def check(request: Any, context: grpc.aio.ServicerContext) -> None:
         if rule.field is not None:
-            collection = getattr(request, rule.field)
+            collection = _collection_of(request, rule.field)
             if not principal.can(rule.kind, collection):
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED,
                                     f"API key {principal.key_id!r} has no {rule.kind} right on "
                                     f"collection {collection!r}")
+
+    if handler.response_streaming:
+        stream: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]] = handler.unary_stream
+
+        async def guarded_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            await check(request, context)
+            token = _PRINCIPAL.set(principal)
+            try:
+                async for response in stream(request, context):
+                    yield response
+            finally:
+                _PRINCIPAL.reset(token)
+
+        return handler._replace(unary_stream=guarded_stream)
+
+    behavior: Behavior = handler.unary_unary
+
+    async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await check(request, context)
         token = _PRINCIPAL.set(principal)
         try:
             return await behavior(request, context)
@@ -472,6 +503,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:  # no such method: gRPC answers UNIMPLEMENTED
             return None
+        checked = self._checked(handler, details)
+        # outermost: a request that does not decode is answered before any check reads it
+        return guard_decoding(checked, details.method) if details.method.startswith("/lamina.") else checked
+
+    def _checked(self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         rule = self.rules.get(details.method)
         if rule is None:  # fail closed; tests/service/test_auth.py catches this before it ships
             return _denying(handler, grpc.StatusCode.PERMISSION_DENIED, f"{details.method} has no access rule")
@@ -483,10 +519,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         if rule.kind == "admin" and not verdict.admin:
             return _denying(handler, grpc.StatusCode.PERMISSION_DENIED,
                             f"{details.method} needs an admin key; API key {verdict.key_id!r} is not one")
-        if handler.request_streaming or handler.response_streaming:
-            # no Lamina method streams yet; wrapping streams is left for when one does
+        if handler.request_streaming:
+            # no Lamina method streams its requests; checking each request is left for when one does
             return _denying(handler, grpc.StatusCode.UNIMPLEMENTED,
-                            f"{details.method}: access checks on streaming methods are not implemented")
+                            f"{details.method}: access checks on client-streaming methods are not implemented")
         return _guarded(handler, rule, verdict)
 
 

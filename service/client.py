@@ -4,8 +4,8 @@
 (`CollectionConfig`, `Document`, `Hit`, `RowResult`) that the in-process API returns. A failed
 call raises the `lamina.index.errors` class of its status code (`lamina.service.status`), so
 code written against the in-process `Collection` handles errors the same way.
-`Client.collection(name)` returns a `RemoteCollection` whose `upsert`, `delete`, `get`, `search`
-and `count` have the signatures of `lamina.retrieval.collection.Collection`'s: the benchmark
+`Client.collection(name)` returns a `RemoteCollection` whose `upsert`, `delete`, `get`, `search`,
+`count` and `facet` have the signatures of `lamina.retrieval.collection.Collection`'s: the benchmark
 harness takes either.
 
 Differences from the in-process API, each forced by the wire:
@@ -21,7 +21,7 @@ The client is thread-safe: gRPC channels multiplex concurrent calls.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,6 +29,7 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lamina.index.errors import InvalidArgument, NotFound
+from lamina.index.facets import FacetResult
 from lamina.index.filters import Filter
 from lamina.index.types import (
     DEFAULT_ENCODER,
@@ -40,15 +41,19 @@ from lamina.index.types import (
     RowResult,
     SparseConfig,
 )
+from lamina.rag.assemble import Citation
+from lamina.rag.pipeline import CitationsEvent, DoneEvent, Pipeline, RagEvent, RagResult, TokenEvent
 from lamina.retrieval.query import Rerank, SearchRequest, SearchResult
 from lamina.service import convert
 from lamina.service.auth import with_api_key
-from lamina.service.status import from_rpc_error
+from lamina.service.rag import answer_request_to_proto
+from lamina.service.status import ServiceError, from_rpc_error
 from lamina.service.v1 import (
     collections_pb2,
     collections_pb2_grpc,
     points_pb2,
     points_pb2_grpc,
+    rag_pb2_grpc,
     search_pb2,
     search_pb2_grpc,
 )
@@ -115,6 +120,7 @@ class Client:
         self._points = points_pb2_grpc.PointsStub(self._channel)
         self._tenants = points_pb2_grpc.TenantsStub(self._channel)
         self._search = search_pb2_grpc.SearchStub(self._channel)
+        self._rag = rag_pb2_grpc.RagStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     def __repr__(self) -> str:
@@ -208,6 +214,13 @@ class Client:
     def drop_collection(self, name: str) -> None:
         self._call(self._collections.Drop, collections_pb2.DropCollectionRequest(name=name))
 
+    def snapshot(self, name: str | None = None) -> tuple[str, int]:
+        """Ask the server for a backup of its data directory (under <data_dir>/backups/<name> on the
+        server); returns (its path there, the sequence number it holds)."""
+        request = collections_pb2.SnapshotRequest(name=name) if name else collections_pb2.SnapshotRequest()
+        response = self._call(self._collections.Snapshot, request)
+        return response.path, response.seq
+
     def collection(self, name: str) -> RemoteCollection:
         """A handle with the in-process Collection's methods (NotFound if it does not exist)."""
         return RemoteCollection(self, self.get_collection(name).config)
@@ -260,6 +273,15 @@ class Client:
             request.tenant = tenant
         return int(self._call(self._points.Count, request).count)
 
+    def facet(self, collection: str, field: str, *, kind: str | None = None, limit: int = 10,
+              bins: int | Sequence[float] | None = None, filter: Filter | Mapping[str, Any] | None = None,
+              tenant: str | None = None) -> FacetResult:
+        """Exact aggregates of a payload field (of `tenant`, matching `filter`): `Collection.facet`.
+        `time_ms` is the server's time."""
+        request = convert.facet_request_to_proto(collection, field, kind=kind, limit=limit, bins=bins,
+                                                 filter=filter, tenant=tenant)
+        return convert.facet_result_from_proto(self._call(self._points.Facet, request))
+
     def tenants(self, collection: str) -> dict[str, int]:
         """Every tenant of `collection` with its number of points (a tenant key sees itself only)."""
         response = self._call(self._tenants.List, points_pb2.ListTenantsRequest(collection=collection))
@@ -307,6 +329,56 @@ class Client:
         return SearchResult([convert.hit_from_proto(h) for h in response.hits], explain)
 
 
+    # ------------------------------------------------------------------ rag
+    def answer_events(self, collection: str, question: str, *, k: int | None = None, mode: str = "hybrid",
+                      filter: Filter | Mapping[str, Any] | None = None, tenant: str | None = None,
+                      generator: str = "", context_tokens: int | None = None, max_new_tokens: int | None = None,
+                      rerank: Rerank | int | None = None, explain: bool = False,
+                      timeout: float | None = None) -> Iterator[RagEvent]:
+        """The server's answer as it streams (`lamina.rag.pipeline` events): the citations, each piece of
+        the answer, then the whole result. `generator` names one the server offers ("" = its default);
+        `timeout` (default: the client's) bounds the whole stream."""
+        message = answer_request_to_proto(collection, question, k=k, mode=mode, filter=filter, tenant=tenant,
+                                          generator=generator, context_tokens=context_tokens,
+                                          max_new_tokens=max_new_tokens, rerank=rerank, explain=explain)
+        citations: list[Citation] = []
+        context = ""
+        pieces: list[str] = []
+        try:
+            for response in self._rag.Answer(message, timeout=self.timeout if timeout is None else timeout):
+                kind = response.WhichOneof("event")
+                if kind == "citations":
+                    citations = [citation_from_proto(c) for c in response.citations.citations]
+                    context = response.citations.context
+                    yield CitationsEvent(citations, context)
+                elif kind == "token":
+                    pieces.append(response.token)
+                    yield TokenEvent(response.token)
+                elif kind == "done":
+                    done = response.done
+                    yield DoneEvent(RagResult(
+                        question, done.answer, citations, context, [], dict(done.timings),
+                        done.error if done.HasField("error") else None,
+                        stats=convert.metadata_from_proto(done.stats),
+                        explain=convert.metadata_from_proto(done.explain) if done.HasField("explain") else None))
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+
+    def answer(self, collection: str, question: str, **options: Any) -> RagResult:
+        """The server's whole answer (options as `answer_events`)."""
+        for event in self.answer_events(collection, question, **options):
+            if isinstance(event, DoneEvent):
+                return event.result
+        raise ServiceError(grpc.StatusCode.INTERNAL, "the answer stream ended without its final message")
+
+
+def citation_from_proto(message: Any) -> Citation:
+    return Citation(message.number, message.chunk_id, message.parent, message.start, message.end, message.score,
+                    message.source if message.HasField("source") else None,
+                    message.page if message.HasField("page") else None,
+                    message.section if message.HasField("section") else None)
+
+
 class RemoteCollection:
     """One collection of a server, with the methods of the in-process `Collection`."""
 
@@ -340,8 +412,21 @@ class RemoteCollection:
     def count(self, *, tenant: str | None = None, filter: Filter | Mapping[str, Any] | None = None) -> int:
         return self.client.count(self.name, tenant=tenant, filter=filter)
 
+    def facet(self, field: str, *, kind: str | None = None, limit: int = 10,
+              bins: int | Sequence[float] | None = None, filter: Filter | Mapping[str, Any] | None = None,
+              tenant: str | None = None) -> FacetResult:
+        return self.client.facet(self.name, field, kind=kind, limit=limit, bins=bins, filter=filter, tenant=tenant)
+
     def tenants(self) -> dict[str, int]:
         return self.client.tenants(self.name)
 
     def delete_tenant(self, tenant: str, *, wait: bool = False) -> int:
         return self.client.delete_tenant(self.name, tenant, wait=wait)
+
+    def answer(self, question: str, **options: Any) -> RagResult:
+        """The server's RAG answer (generated on the server; options as `Client.answer_events`)."""
+        return self.client.answer(self.name, question, **options)
+
+    def as_pipeline(self, **options: Any) -> Pipeline:
+        """A RAG pipeline in this process over the server's retrieval (generation runs here)."""
+        return Pipeline(self, **options)

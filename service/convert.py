@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from google.protobuf import struct_pb2
 from lamina.index.errors import InvalidArgument
+from lamina.index.facets import FacetCount, FacetResult, NumericStats
 from lamina.index.filters import Filter, Match, MatchAny, Range, as_filter
 from lamina.index.sparse import SparseBatch
 from lamina.index.types import (
@@ -36,7 +37,7 @@ from lamina.index.types import (
 )
 from lamina.retrieval.query import Fusion, Rerank, SearchRequest, Stage
 from lamina.service.v1 import common_pb2 as pb
-from lamina.service.v1 import search_pb2
+from lamina.service.v1 import points_pb2, search_pb2
 
 MAX_EXACT_INT = 2**53  # the largest magnitude a double holds exactly, with every integer below it
 
@@ -444,6 +445,92 @@ def row_result_from_proto(message: pb.RowResult) -> RowResult:
         id=message.id if message.HasField("id") else None,
         error=message.error if message.HasField("error") else None,
     )
+
+
+# ---------------------------------------------------------------------------- facets
+FACET_KIND_TO_PROTO: dict[str, int] = {"keyword": points_pb2.FACET_KIND_KEYWORD, "numeric": points_pb2.FACET_KIND_NUMERIC}
+FACET_KIND_FROM_PROTO: dict[int, str] = {v: k for k, v in FACET_KIND_TO_PROTO.items()}
+_UINT32_MAX = 2**32 - 1
+
+
+def facet_request_to_proto(collection: str, key: str, *, kind: str | None = None, limit: int = 10,
+                           bins: int | Sequence[float] | None = None, filter: Filter | Mapping[str, Any] | None = None,
+                           tenant: str | None = None) -> points_pb2.FacetRequest:
+    """The arguments of `Collection.facet` as a FacetRequest; the server judges the values."""
+    if not isinstance(key, str):
+        raise InvalidArgument(f"field must be a string, got {key!r}")
+    message = points_pb2.FacetRequest(collection=collection, field=key)
+    if kind is not None:
+        if kind not in FACET_KIND_TO_PROTO:
+            raise InvalidArgument(f"facet kind {kind!r} is not one of {', '.join(FACET_KIND_TO_PROTO)}")
+        message.kind = FACET_KIND_TO_PROTO[kind]
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or not 0 <= limit <= _UINT32_MAX:
+        raise InvalidArgument(f"limit must be an integer in [1, {_UINT32_MAX}], got {limit!r}")
+    message.limit = int(limit)
+    if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
+        if not 0 <= bins <= _UINT32_MAX:
+            raise InvalidArgument(f"bins={bins} must be a positive count")
+        message.bins = int(bins)
+    elif bins is not None:
+        try:
+            message.edges.extend(float(e) for e in bins)
+        except (TypeError, ValueError):
+            raise InvalidArgument(f"bins must be a count or a list of numbers, got {bins!r}") from None
+    filter_to_proto(filter, message.filter)
+    if tenant is not None:
+        message.tenant = tenant
+    return message
+
+
+def facet_request_from_proto(message: points_pb2.FacetRequest) -> dict[str, Any]:
+    """The keyword arguments of `Collection.facet` (`field` included, `tenant` as the message asks)."""
+    if message.HasField("bins") and message.edges:
+        raise InvalidArgument("a facet request sets both bins and edges: give one")
+    bins: int | list[float] | None = None
+    if message.HasField("bins"):
+        bins = message.bins
+    elif message.edges:
+        bins = list(message.edges)
+    return {"field": message.field,
+            "kind": None if message.kind == points_pb2.FACET_KIND_UNSPECIFIED
+            else _enum(FACET_KIND_FROM_PROTO, message.kind, "facet kind"),
+            "limit": message.limit if message.HasField("limit") else 10, "bins": bins,
+            "filter": filter_from_proto(message.filter),
+            "tenant": message.tenant if message.HasField("tenant") else None}
+
+
+def _facet_value_to_proto(value: Any, out: pb.Scalar) -> None:
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        out.number = float(value)  # beyond int64: the nearest double, as a Range compares it
+    else:
+        _scalar_to_proto(value, out)
+
+
+def facet_result_to_proto(result: FacetResult) -> points_pb2.FacetResponse:
+    message = points_pb2.FacetResponse(field=result.field, kind=FACET_KIND_TO_PROTO[result.kind],
+                                       documents=result.documents, distinct=result.distinct)
+    for c in result.counts:
+        _facet_value_to_proto(c.value, message.hits.add(count=c.count).value)
+    if result.stats is not None:
+        s = result.stats
+        message.stats.count = s.count
+        if s.min is not None:
+            message.stats.min, message.stats.max = s.min, s.max
+        message.stats.edges.extend(s.edges)
+        message.stats.counts.extend(s.counts)
+    return message
+
+
+def facet_result_from_proto(message: points_pb2.FacetResponse) -> FacetResult:
+    kind = _enum(FACET_KIND_FROM_PROTO, message.kind, "facet kind")
+    stats = None
+    if kind == "numeric":
+        s = message.stats
+        stats = NumericStats(s.count, s.min if s.HasField("min") else None, s.max if s.HasField("max") else None,
+                             tuple(s.edges), tuple(int(c) for c in s.counts))
+    counts = tuple(FacetCount(_scalar_from_proto(h.value, "facet value"), int(h.count)) for h in message.hits)
+    return FacetResult(message.field, kind, int(message.documents), counts, int(message.distinct), stats,
+                       round(1e3 * message.time, 3))
 
 
 # ---------------------------------------------------------------------------- search requests

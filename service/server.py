@@ -34,6 +34,7 @@ from grpc_reflection.v1alpha import reflection
 
 from lamina.retrieval.collection import Database
 from lamina.service.auth import KeyStore, make_interceptor
+from lamina.service.rag import GeneratorPool
 from lamina.service.servicer import add_servicers
 
 log = logging.getLogger(__name__)
@@ -68,13 +69,15 @@ async def build_server(
     auth: str = "auto",
     api_keys_file: str | Path | None = None,
     keys: KeyStore | None = None,
+    generators: GeneratorPool | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """A bound, not yet started server over `database`, and the port it bound (port 0: a free one).
 
     Handlers run on `executor`, or on a new pool of `workers` threads (default: one per core).
     Pass `health_servicer` to be able to mark the services NOT_SERVING later (`graceful_stop`).
     API keys (`lamina.service.auth`) come from the store and `api_keys_file`, or are `keys`; `auth`
-    is "auto" (enforced once any key exists), "on" or "off".
+    is "auto" (enforced once any key exists), "on" or "off". `generators` are the generators the Rag
+    service offers (default: local, openai and none, each loaded on first use, on a pool of its own).
     A coroutine because the health servicer is an asyncio one: call it in the loop that serves.
     """
     if executor is None:
@@ -92,7 +95,7 @@ async def build_server(
         ],
         maximum_concurrent_rpcs=max_concurrent_rpcs,
     )
-    services = add_servicers(server, database, executor)
+    services = add_servicers(server, database, executor, generators or GeneratorPool())
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     for name in ("", *services):

@@ -1,4 +1,5 @@
-"""The gRPC servicers of `lamina.v1`: Collections, Points, Tenants and Search over one `Database`.
+"""The gRPC servicers of `lamina.v1`: Collections, Points, Tenants and Search over one `Database`
+(and Rag, from `lamina.service.rag`).
 
 Thin by design (Feast's registry server is the model): each RPC converts the request with
 `lamina.service.convert`, calls `Database`/`Collection`, and converts the answer back. The
@@ -21,22 +22,26 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import grpc
-from lamina.index.errors import InvalidArgument, ResourceExhausted
-from lamina.index.types import Document, RowResult
+from lamina.index.errors import AlreadyExists, InvalidArgument, ResourceExhausted
+from lamina.index.types import Document, RowResult, check_name
 from lamina.retrieval.collection import MAX_BATCH, Database
 from lamina.service import convert
 from lamina.service.auth import Principal, current_principal
+from lamina.service.rag import GeneratorPool, RagServicer
 from lamina.service.status import to_status
 from lamina.service.v1 import (
     collections_pb2,
     collections_pb2_grpc,
     points_pb2,
     points_pb2_grpc,
+    rag_pb2,
+    rag_pb2_grpc,
     search_pb2,
     search_pb2_grpc,
 )
 
 DEFAULT_K = 10
+BACKUPS_DIR = "backups"  # Collections/Snapshot writes under <data_dir>/backups/<name>
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 
@@ -82,6 +87,22 @@ class CollectionsServicer(_Handler, collections_pb2_grpc.CollectionsServicer):
     async def Drop(self, request: collections_pb2.DropCollectionRequest,
                    context: grpc.aio.ServicerContext) -> collections_pb2.DropCollectionResponse:
         return await self._run(context, self._drop, request)
+
+    async def Snapshot(self, request: collections_pb2.SnapshotRequest,
+                       context: grpc.aio.ServicerContext) -> collections_pb2.SnapshotResponse:
+        return await self._run(context, self._snapshot, request)
+
+    def _snapshot(self, request: collections_pb2.SnapshotRequest,
+                  principal: Principal) -> collections_pb2.SnapshotResponse:
+        name = request.name if request.HasField("name") else time.strftime("backup-%Y%m%dT%H%M%SZ", time.gmtime())
+        check_name(name)  # one path component under the server's backups directory, nothing else
+        dest = self.database.data_dir / BACKUPS_DIR / name
+        if dest.exists():
+            raise AlreadyExists(f"backup {name!r} already exists on the server")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        manifest = self.database.backup(dest)
+        return collections_pb2.SnapshotResponse(path=str(dest), seq=manifest["seq"],
+                                                collections=manifest["collections"])
 
     def _create(self, request: collections_pb2.CreateCollectionRequest,
                 principal: Principal) -> collections_pb2.CreateCollectionResponse:
@@ -148,6 +169,10 @@ class PointsServicer(_Handler, points_pb2_grpc.PointsServicer):
                     context: grpc.aio.ServicerContext) -> points_pb2.CountPointsResponse:
         return await self._run(context, self._count, request)
 
+    async def Facet(self, request: points_pb2.FacetRequest,
+                    context: grpc.aio.ServicerContext) -> points_pb2.FacetResponse:
+        return await self._run(context, self._facet, request)
+
     def _upsert(self, request: points_pb2.UpsertPointsRequest, principal: Principal) -> points_pb2.UpsertPointsResponse:
         collection = self.database.collection(request.collection)
         if len(request.points) + len(request.delete_ids) > MAX_BATCH:  # before converting: it bounds this work
@@ -187,6 +212,12 @@ class PointsServicer(_Handler, points_pb2_grpc.PointsServicer):
         count = self.database.collection(request.collection).count(
             tenant=tenant, filter=convert.filter_from_proto(request.filter))
         return points_pb2.CountPointsResponse(count=count)
+
+    def _facet(self, request: points_pb2.FacetRequest, principal: Principal) -> points_pb2.FacetResponse:
+        options = convert.facet_request_from_proto(request)
+        options["tenant"] = principal.scope_tenant(options["tenant"])  # as Count: a tenant key sees its own
+        result = self.database.collection(request.collection).facet(options.pop("field"), **options)
+        return convert.facet_result_to_proto(result)
 
 
 class TenantsServicer(_Handler, points_pb2_grpc.TenantsServicer):
@@ -236,14 +267,17 @@ SERVICE_NAMES: list[str] = [
     points_pb2.DESCRIPTOR.services_by_name["Points"].full_name,
     points_pb2.DESCRIPTOR.services_by_name["Tenants"].full_name,
     search_pb2.DESCRIPTOR.services_by_name["Search"].full_name,
+    rag_pb2.DESCRIPTOR.services_by_name["Rag"].full_name,
 ]
 
 
-def add_servicers(server: grpc.aio.Server, database: Database, executor: Executor) -> list[str]:
+def add_servicers(server: grpc.aio.Server, database: Database, executor: Executor,
+                  generators: GeneratorPool | None = None) -> list[str]:
     """Register every Lamina servicer on `server`; returns their full service names."""
     collections_pb2_grpc.add_CollectionsServicer_to_server(CollectionsServicer(database, executor), server)
     points_pb2_grpc.add_PointsServicer_to_server(PointsServicer(database, executor), server)
     points_pb2_grpc.add_TenantsServicer_to_server(TenantsServicer(database, executor), server)
     search_pb2_grpc.add_SearchServicer_to_server(SearchServicer(database, executor), server)
+    rag_pb2_grpc.add_RagServicer_to_server(RagServicer(database, executor, generators or GeneratorPool()), server)
     return list(SERVICE_NAMES)
 

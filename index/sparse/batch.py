@@ -41,7 +41,11 @@ class SparseBatch:
 
     def __post_init__(self) -> None:
         indptr = np.ascontiguousarray(self.indptr, dtype=np.int64)
-        indices = np.ascontiguousarray(self.indices, dtype=np.int32)
+        raw = np.asarray(self.indices)
+        if raw.dtype != np.int32 and raw.size and (raw.min() < 0 or raw.max() > np.iinfo(np.int32).max):
+            bad = raw.max() if raw.max() > np.iinfo(np.int32).max else raw.min()
+            raise InvalidArgument(f"sparse term id {int(bad)} is outside [0, {np.iinfo(np.int32).max}]")
+        indices = np.ascontiguousarray(raw, dtype=np.int32)
         values = np.ascontiguousarray(self.values, dtype=np.float32)
         if indptr.ndim != 1 or len(indptr) < 1 or indices.ndim != 1 or values.ndim != 1:
             raise InvalidArgument("a sparse batch needs 1-d indptr (n + 1,), indices (nnz,) and values (nnz,)")
@@ -80,7 +84,8 @@ class SparseBatch:
             if len(t) != len(w):
                 raise InvalidArgument(f"sparse vector has {len(t)} terms but {len(w)} weights")
             if len(t) and (t.min() < np.iinfo(np.int32).min or t.max() > np.iinfo(np.int32).max):
-                raise InvalidArgument(f"term id {int(t.max())} does not fit a 32-bit term id")
+                bad = t.max() if t.max() > np.iinfo(np.int32).max else t.min()
+                raise InvalidArgument(f"term id {int(bad)} does not fit a 32-bit term id")
             lengths.append(len(t))
             all_indices.append(t.astype(np.int32))
             all_values.append(w.astype(np.float32))

@@ -32,7 +32,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 from lamina.index.types import DEFAULT_ENCODER
-from lamina.retrieval.encoders.dense import resolve_model_path
+from lamina.retrieval.encoders.dense import CHARS_PER_TOKEN_BOUND, resolve_model_path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -123,8 +123,9 @@ class SentenceTransformerTokenEncoder:
         if not len(texts):
             return []
         encode = self.model.encode_query if task == "query" else self.model.encode_document
+        limit = int(self.model.max_seq_length or 512) * CHARS_PER_TOKEN_BOUND  # see dense.py
         with self._lock:
-            out = encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False,
+            out = encode([t[:limit] for t in texts], batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False,
                          normalize_embeddings=True)
         return [np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1, self.dim) for matrix in out]
 

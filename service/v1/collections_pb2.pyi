@@ -87,3 +87,21 @@ class DropCollectionResponse(_message.Message):
     TIME_FIELD_NUMBER: _ClassVar[int]
     time: float
     def __init__(self, time: _Optional[float] = ...) -> None: ...
+
+class SnapshotRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class SnapshotResponse(_message.Message):
+    __slots__ = ("path", "seq", "collections", "time")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    seq: int
+    collections: _containers.RepeatedScalarFieldContainer[str]
+    time: float
+    def __init__(self, path: _Optional[str] = ..., seq: _Optional[int] = ..., collections: _Optional[_Iterable[str]] = ..., time: _Optional[float] = ...) -> None: ...

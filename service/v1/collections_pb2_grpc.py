@@ -55,6 +55,11 @@ class CollectionsStub:
                 request_serializer=lamina_dot_v1_dot_collections__pb2.DropCollectionRequest.SerializeToString,
                 response_deserializer=lamina_dot_v1_dot_collections__pb2.DropCollectionResponse.FromString,
                 _registered_method=True)
+        self.Snapshot = channel.unary_unary(
+                '/lamina.v1.Collections/Snapshot',
+                request_serializer=lamina_dot_v1_dot_collections__pb2.SnapshotRequest.SerializeToString,
+                response_deserializer=lamina_dot_v1_dot_collections__pb2.SnapshotResponse.FromString,
+                _registered_method=True)
 
 
 class CollectionsServicer:
@@ -88,6 +93,16 @@ class CollectionsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Snapshot(self, request, context):
+        """A consistent backup of the whole data directory (every collection's store records and index
+        snapshots), taken without stopping writes, written on the server into
+        <data_dir>/backups/<name>: never a path the client names. Admin only. ALREADY_EXISTS when
+        the name is taken, INVALID_ARGUMENT for a bad name. `lamina restore` restores it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectionsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +125,11 @@ def add_CollectionsServicer_to_server(servicer, server):
                     servicer.Drop,
                     request_deserializer=lamina_dot_v1_dot_collections__pb2.DropCollectionRequest.FromString,
                     response_serializer=lamina_dot_v1_dot_collections__pb2.DropCollectionResponse.SerializeToString,
+            ),
+            'Snapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.Snapshot,
+                    request_deserializer=lamina_dot_v1_dot_collections__pb2.SnapshotRequest.FromString,
+                    response_serializer=lamina_dot_v1_dot_collections__pb2.SnapshotResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +241,33 @@ class Collections:
             '/lamina.v1.Collections/Drop',
             lamina_dot_v1_dot_collections__pb2.DropCollectionRequest.SerializeToString,
             lamina_dot_v1_dot_collections__pb2.DropCollectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Snapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lamina.v1.Collections/Snapshot',
+            lamina_dot_v1_dot_collections__pb2.SnapshotRequest.SerializeToString,
+            lamina_dot_v1_dot_collections__pb2.SnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,

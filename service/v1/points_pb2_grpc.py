@@ -55,6 +55,11 @@ class PointsStub:
                 request_serializer=lamina_dot_v1_dot_points__pb2.CountPointsRequest.SerializeToString,
                 response_deserializer=lamina_dot_v1_dot_points__pb2.CountPointsResponse.FromString,
                 _registered_method=True)
+        self.Facet = channel.unary_unary(
+                '/lamina.v1.Points/Facet',
+                request_serializer=lamina_dot_v1_dot_points__pb2.FacetRequest.SerializeToString,
+                response_deserializer=lamina_dot_v1_dot_points__pb2.FacetResponse.FromString,
+                _registered_method=True)
 
 
 class PointsServicer:
@@ -91,6 +96,15 @@ class PointsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Facet(self, request, context):
+        """Exact aggregates of one declared payload field (Qdrant's Facet), optionally of one tenant and
+        matching a filter: a keyword field's top values by count, a numeric field's min, max and
+        histogram. INVALID_ARGUMENT for an undeclared field or a facet of the wrong kind.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PointsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +127,11 @@ def add_PointsServicer_to_server(servicer, server):
                     servicer.Count,
                     request_deserializer=lamina_dot_v1_dot_points__pb2.CountPointsRequest.FromString,
                     response_serializer=lamina_dot_v1_dot_points__pb2.CountPointsResponse.SerializeToString,
+            ),
+            'Facet': grpc.unary_unary_rpc_method_handler(
+                    servicer.Facet,
+                    request_deserializer=lamina_dot_v1_dot_points__pb2.FacetRequest.FromString,
+                    response_serializer=lamina_dot_v1_dot_points__pb2.FacetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +243,33 @@ class Points:
             '/lamina.v1.Points/Count',
             lamina_dot_v1_dot_points__pb2.CountPointsRequest.SerializeToString,
             lamina_dot_v1_dot_points__pb2.CountPointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Facet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lamina.v1.Points/Facet',
+            lamina_dot_v1_dot_points__pb2.FacetRequest.SerializeToString,
+            lamina_dot_v1_dot_points__pb2.FacetResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -110,3 +110,17 @@ def test_metadata_is_stored_as_json(store):
     store.write("docs", [StoredDoc("m", None, {"a": [1, 2.5, "z"], "b": {"c": True}})])
     doc = store.get_documents("docs", ["m"])[0]
     assert json.dumps(doc.metadata, sort_keys=True) == '{"a": [1, 2.5, "z"], "b": {"c": true}}'
+
+
+def test_open_errors_are_named():
+    from pathlib import Path
+
+    from lamina.index.errors import FailedPrecondition, StoreCorrupted, StoreLocked
+    from lamina.index.store import open_error
+
+    path = Path("/data/store")
+    locked = "IO error: While lock file: /data/store/LOCK: Resource temporarily unavailable"
+    assert isinstance(open_error(path, Exception(locked)), StoreLocked)
+    block = "Corruption: block checksum mismatch: stored = 1, computed = 2 in /data/store/000009.sst"
+    assert isinstance(open_error(path, Exception(block)), StoreCorrupted)  # "block" is no lock
+    assert type(open_error(path, Exception("IO error: Permission denied"))) is FailedPrecondition

@@ -1,4 +1,4 @@
-"""Acknowledged writes survive SIGKILL of the server (DESIGN.md, durability model)."""
+"""Acknowledged writes survive SIGKILL of the server (ARCHITECTURE.md, durability model)."""
 
 from __future__ import annotations
 

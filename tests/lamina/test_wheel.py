@@ -1,4 +1,4 @@
-"""The wheel carries every subpackage under its import name (DESIGN.md, repository layout)."""
+"""The wheel carries every subpackage under its import name (ARCHITECTURE.md, repository layout)."""
 
 import subprocess
 import sys
@@ -10,6 +10,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 SUBPACKAGES = ["lamina", "lamina.index", "lamina.index.sparse", "lamina.index.spann", "lamina.retrieval", "lamina.retrieval.encoders", "lamina.rag",
+               "lamina.rag.generators",
                "lamina.service", "lamina.service.v1", "lamina.bench"]
 
 

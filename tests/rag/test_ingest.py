@@ -192,3 +192,11 @@ def test_the_default_chunker_counts_in_the_collection_encoders_tokenizer(coll, t
     local = SimpleNamespace(config=SimpleNamespace(encoder=str(tiny_model_dir)))
     chunker = default_chunker(local, "sentence", chunk_tokens=64)
     assert chunker.name.startswith("sentence:64:") and chunker.tokenizer.get_vocab_size() < 100
+
+
+def test_a_pipeline_indexes_through_ingest(coll, corpus):
+    import lamina.rag  # noqa: F401  (loads the pipeline factory behind Collection.as_pipeline)
+
+    report = coll.as_pipeline().index([corpus], chunker=CHUNKER)
+    assert isinstance(report, IngestReport) and report.added == 4
+    assert coll.as_pipeline().index([corpus], chunker=CHUNKER).unchanged == 4

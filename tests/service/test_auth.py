@@ -280,8 +280,11 @@ def test_collection_rules_name_a_string_field_of_the_request():
     for method, rule in ACCESS_RULES.items():
         if rule.kind in ("read", "write"):
             service, name = method.strip("/").rsplit("/", 1)
-            request = pool.FindServiceByName(service).methods_by_name[name].input_type
-            field = request.fields_by_name.get(rule.field)
+            message = pool.FindServiceByName(service).methods_by_name[name].input_type
+            *path, last = rule.field.split(".")  # a dotted path names a field of a nested message
+            for part in path:
+                message = message.fields_by_name[part].message_type
+            field = message.fields_by_name.get(last)
             assert field is not None and field.type == field.TYPE_STRING, (method, rule.field)
 
 
@@ -392,7 +395,7 @@ class EchoServer:
     """A grpc.aio server with `/test.Echo/*` methods behind an AuthInterceptor, in a thread."""
 
     RULES = {"/test.Echo/Whoami": Rule("read", "collection"), "/test.Echo/Admin": auth.ADMIN,
-             "/test.Echo/Open": auth.PUBLIC, "/test.Echo/Stream": auth.AUTHENTICATED,
+             "/test.Echo/Open": auth.PUBLIC, "/test.Echo/Stream": Rule("read", "collection"),
              "/test.Echo/Worker": Rule("write", "collection")}
 
     def __init__(self, keys: KeyStore | None) -> None:
@@ -425,7 +428,9 @@ class EchoServer:
             return f"{copied}|{uncopied}"
 
         async def stream(request, context):
-            yield "x"
+            principal = current_principal()  # set for the whole stream, after the right was checked
+            yield f"{principal.key_id}|"
+            yield f"{principal.tenant}"
 
         decode = lambda raw: SimpleNamespace(collection=raw.decode())  # noqa: E731
         handlers = {name: grpc.unary_unary_rpc_method_handler(whoami, decode)  # str answers: encoded by grpc
@@ -483,7 +488,10 @@ def test_interceptor_hands_the_principal_to_the_handler(store):
         assert echo.call("Open") == ("OK", "no principal")  # public: no key needed, none is set
         assert echo.call("Open", key=admin) == ("OK", "no principal")
         assert echo.call("NoRule", key=admin)[0] == "PERMISSION_DENIED"  # fail closed
-        assert echo.call("Stream", key=admin)[0] == "UNIMPLEMENTED"  # streams need wrapping first
+        assert echo.call("Stream", key=admin) == ("OK", f"{admin_record.id}|None")
+        assert echo.call("Stream", key=reader) == ("OK", f"{reader_record.id}|acme")
+        code, details = echo.call("Stream", "faq", key=reader)
+        assert code == "PERMISSION_DENIED" and "no read right on collection 'faq'" in details
         assert echo.call("Stream", key=None)[0] == "UNAUTHENTICATED"
         assert echo.call("Nope", key=admin)[0] == "UNIMPLEMENTED"
         # in a worker thread the principal is there only if the context was copied; else it refuses

@@ -30,7 +30,8 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 def test_health_is_serving_for_the_server_and_each_service(client):
-    assert SERVICE_NAMES == ["lamina.v1.Collections", "lamina.v1.Points", "lamina.v1.Tenants", "lamina.v1.Search"]
+    assert SERVICE_NAMES == ["lamina.v1.Collections", "lamina.v1.Points", "lamina.v1.Tenants", "lamina.v1.Search",
+                             "lamina.v1.Rag"]
     for service in ("", *SERVICE_NAMES):
         assert client.health(service) == "SERVING"
     with pytest.raises(NotFound, match=r"lamina\.v1\.Nope"):

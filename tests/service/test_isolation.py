@@ -15,8 +15,10 @@ from lamina.index.errors import InvalidArgument, NotFound, PermissionDenied, Una
 from lamina.retrieval.query import Fusion, Rerank, SearchRequest, Stage
 from lamina.service.auth import KeyStore
 from lamina.service.client import Client
-from lamina.service.v1 import collections_pb2, points_pb2, search_pb2
+from lamina.service.rag import GeneratorPool
+from lamina.service.v1 import collections_pb2, points_pb2, rag_pb2, search_pb2
 
+from tests.rag.conftest import EchoGenerator
 from tests.retrieval.test_search_pipeline import HashingTokenEncoder, make_corpus
 
 COLLECTION = "docs"
@@ -34,7 +36,8 @@ def served(start_server, database):
     rights = {COLLECTION: {"read", "write"}}
     _, acme = keys.create(tenant="acme", rights=rights)
     _, globex = keys.create(tenant="globex", rights=rights)
-    server = start_server(auth="on")
+    server = start_server(auth="on", generators=GeneratorPool({"echo": "echo", "none": None}, default="none",
+                                                              loader=lambda spec: EchoGenerator()))
     clients = {name: Client(server.target, api_key=key) for name, key in
                (("admin", admin), ("acme", acme), ("globex", globex))}
     yield clients, corpus
@@ -68,6 +71,19 @@ def case_collections_drop(clients, corpus):
     with pytest.raises(PermissionDenied):
         clients["acme"].drop_collection(COLLECTION)
     assert clients["admin"].get_collection(COLLECTION).count == len(corpus)
+
+
+def case_collections_snapshot(clients, corpus):
+    from lamina.retrieval.collection import Database
+
+    with pytest.raises(PermissionDenied):  # a backup holds every tenant's data: admin only
+        clients["acme"].snapshot("mine")
+    with pytest.raises(InvalidArgument):  # a name, never a path the client picks
+        clients["admin"].snapshot("../../etc")
+    path, seq = clients["admin"].snapshot("nightly")
+    assert path.endswith("/backups/nightly") and seq > 0
+    with Database(path) as copy:  # the backup opens as a data directory holding the whole collection
+        assert copy.store.last_seq == seq and copy.store.count(COLLECTION) == len(corpus)
 
 
 def case_points_upsert(clients, corpus):
@@ -109,6 +125,28 @@ def case_points_count(clients, corpus):
     assert clients["admin"].count(COLLECTION, tenant="globex") == len(ids_of(corpus, "globex"))
 
 
+def case_points_facet(clients, corpus):
+    def topics(docs):
+        found = {}
+        for d in docs:
+            found[d["metadata"]["topic"]] = found.get(d["metadata"]["topic"], 0) + 1
+        return found
+
+    mine = [d for d in corpus if d["tenant"] == "acme"]
+    facet = clients["acme"].facet(COLLECTION, "topic")
+    assert {c.value: c.count for c in facet.counts} == topics(mine) and facet.documents == len(mine)
+    assert clients["acme"].facet(COLLECTION, "topic", tenant="acme") == facet
+    years = clients["acme"].facet(COLLECTION, "year", bins=2).stats
+    assert (years.count, years.min, years.max) == (len(mine), min(d["metadata"]["year"] for d in mine),
+                                                   max(d["metadata"]["year"] for d in mine))
+    assert sum(years.counts) == len(mine)
+    with pytest.raises(PermissionDenied):
+        clients["acme"].facet(COLLECTION, "topic", tenant="globex")
+    everyone = clients["admin"].facet(COLLECTION, "topic")
+    assert {c.value: c.count for c in everyone.counts} == topics(corpus)
+    assert clients["admin"].facet(COLLECTION, "topic", tenant="globex").documents == len(ids_of(corpus, "globex"))
+
+
 def case_tenants_list(clients, corpus):
     assert clients["acme"].tenants(COLLECTION) == {"acme": len(ids_of(corpus, "acme"))}
     assert set(clients["admin"].tenants(COLLECTION)) == {"acme", "globex"}
@@ -133,24 +171,40 @@ def case_search_search(clients, corpus):
     assert {h.tenant for h in clients["admin"].search(COLLECTION, "wing", k=100)} == {"acme", "globex"}
 
 
+def case_rag_answer(clients, corpus):
+    tenant_of = {d["id"]: d["tenant"] for d in corpus}
+    text_of = {d["id"]: d["text"] for d in corpus}
+    for mode in ("dense", "hybrid"):
+        result = clients["acme"].answer(COLLECTION, "wing flow drag", k=50, mode=mode, generator="echo")
+        assert result.citations and {tenant_of[c.chunk_id] for c in result.citations} == {"acme"}
+        assert result.answer == " ".join(text_of[result.citations[0].chunk_id].split())
+    with pytest.raises(PermissionDenied):
+        clients["acme"].answer(COLLECTION, "wing", tenant="globex")
+    everyone = clients["admin"].answer(COLLECTION, "wing flow drag", k=50, context_tokens=100_000)
+    assert {tenant_of[c.chunk_id] for c in everyone.citations} == {"acme", "globex"}
+
+
 MATRIX = {
     "/lamina.v1.Collections/Create": case_collections_create,
     "/lamina.v1.Collections/Get": case_collections_get,
     "/lamina.v1.Collections/List": case_collections_list,
     "/lamina.v1.Collections/Drop": case_collections_drop,
+    "/lamina.v1.Collections/Snapshot": case_collections_snapshot,
     "/lamina.v1.Points/Upsert": case_points_upsert,
     "/lamina.v1.Points/Delete": case_points_delete,
     "/lamina.v1.Points/Get": case_points_get,
     "/lamina.v1.Points/Count": case_points_count,
+    "/lamina.v1.Points/Facet": case_points_facet,
     "/lamina.v1.Tenants/List": case_tenants_list,
     "/lamina.v1.Tenants/Delete": case_tenants_delete,
     "/lamina.v1.Search/Search": case_search_search,
+    "/lamina.v1.Rag/Answer": case_rag_answer,
 }
 
 
 def test_every_lamina_rpc_has_an_isolation_case():
     methods = {f"/{service.full_name}/{method.name}"
-               for module in (collections_pb2, points_pb2, search_pb2)
+               for module in (collections_pb2, points_pb2, search_pb2, rag_pb2)
                for service in module.DESCRIPTOR.services_by_name.values()
                for method in service.methods}
     assert methods == set(MATRIX)
