@@ -261,19 +261,24 @@ class Collection:
 
     # ------------------------------------------------------------------ writes
     def upsert(self, points: Iterable[Document | Mapping[str, Any]], *, wait: bool = False,
-               tenant: str | None = None) -> list[RowResult]:
+               tenant: str | None = None, delete: Sequence[str] = ()) -> list[RowResult]:
         """Insert or replace points; returns one RowResult per point, in order.
 
         A point needs an id and a vector or a text to embed. Invalid points are reported in
         their RowResult and not written; the valid ones are written in one atomic batch with
         every vector the collection keeps (dense; sparse and token vectors of the text).
-        `wait=True` returns only after the write is synced to disk. With `tenant` (a caller
-        bound to a tenant), points belong to that tenant: a point naming another tenant, or
-        whose id another tenant's point holds, fails its row.
+        `delete` names ids removed in that same batch (ids not stored are ignored; an id may
+        not be both written and deleted); when points are given and every one fails, nothing
+        is written, deletes included. `wait=True` returns only after the write is synced to
+        disk. With `tenant` (a caller bound to a tenant), points belong to that tenant: a point
+        naming another tenant, or whose id another tenant's point holds, fails its row, and
+        only that tenant's ids are deleted.
         """
         rows = list(points)
-        if len(rows) > MAX_BATCH:
-            raise ResourceExhausted(f"batch of {len(rows)} points exceeds the limit of {MAX_BATCH}")
+        deletes = self._check_deletes(rows, delete)
+        if len(rows) + len(deletes) > MAX_BATCH:
+            raise ResourceExhausted(f"batch of {len(rows)} points and {len(deletes)} deletes exceeds the "
+                                    f"limit of {MAX_BATCH}")
         results: list[RowResult | None] = [None] * len(rows)
         docs: list[Document] = []
         positions: list[int] = []
@@ -298,23 +303,39 @@ class Collection:
             keep = [j for j, d in enumerate(docs) if d.id not in taken]
             docs, positions = [docs[j] for j in keep], [positions[j] for j in keep]
 
-        if docs:
-            stored = self._encode(docs)
+        if rows and not docs:
+            deletes = []  # every point failed: the request writes nothing
+        if deletes and tenant is not None:
+            deletes = [d.id for d in self.store.get_documents(self.name, deletes)
+                       if d is not None and d.tenant == tenant]
+        if docs or deletes:
+            stored = self._encode(docs) if docs else []
             # a repeated id within the batch keeps only its last version (written.added)
             last_of = {d.id: j for j, d in enumerate(stored)}
             kept = [stored[j] for j in sorted(last_of.values())]
             extra, pending = self._graph_write(kept)
             with self._lock.write():
-                written = self.store.write(self.name, stored, sync=wait, extra=extra)
+                written = self.store.write(self.name, stored, deletes, sync=wait, extra=extra)
                 self._graph_commit(pending)
                 self.indexes.remove(written.removed, written.seq)
                 for doc, iid in zip(kept, written.added):
                     doc.iid = int(iid)
                 self.indexes.add(kept, written.seq)
-                self._after_write(len(docs))
+                self._after_write(len(docs) + len(written.deleted_ids))
             for doc, i in zip(docs, positions):
                 results[i] = RowResult(i, doc.id)
         return [r for r in results if r is not None]
+
+    @staticmethod
+    def _check_deletes(rows: list[Any], delete: Sequence[str]) -> list[str]:
+        if isinstance(delete, str):  # a lone id would otherwise be split into characters
+            raise InvalidArgument(f"delete must be a sequence of ids, got the string {delete!r}")
+        deletes = [check_doc_id(doc_id) for doc_id in delete]
+        if deletes:
+            both = set(deletes).intersection(_row_id(row) for row in rows)
+            if both:
+                raise InvalidArgument(f"id {min(both)!r} is both written and deleted in one upsert")
+        return deletes
 
     def _check_point(self, row: Document | Mapping[str, Any]) -> Document:
         doc = as_document(row)

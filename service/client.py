@@ -237,15 +237,17 @@ class Client:
 
     # ------------------------------------------------------------------ points
     def upsert(self, collection: str, points: Iterable[Document | Mapping[str, Any]], *,
-               wait: bool = False) -> list[RowResult]:
-        """Insert or replace points; one RowResult per point, in order (see the module docstring)."""
+               wait: bool = False, delete: Sequence[str] = ()) -> list[RowResult]:
+        """Insert or replace points; one RowResult per point, in order (see the module docstring).
+        `delete`: ids removed in the same atomic write (see `Collection.upsert`)."""
         messages = []
         for i, row in enumerate(points):
             try:
                 messages.append(convert.document_to_proto(row))
             except InvalidArgument as exc:
                 raise InvalidArgument(f"point {i}: {exc}") from None
-        request = points_pb2.UpsertPointsRequest(collection=collection, points=messages, wait=wait)
+        request = points_pb2.UpsertPointsRequest(collection=collection, points=messages, wait=wait,
+                                                 delete_ids=self._ids(delete))
         response = self._call(self._points.Upsert, request)
         return [convert.row_result_from_proto(r) for r in response.results]
 
@@ -417,8 +419,9 @@ class RemoteCollection:
     def __repr__(self) -> str:
         return f"RemoteCollection({self.name!r} at {self.client.target!r})"
 
-    def upsert(self, points: Iterable[Document | Mapping[str, Any]], *, wait: bool = False) -> list[RowResult]:
-        return self.client.upsert(self.name, points, wait=wait)
+    def upsert(self, points: Iterable[Document | Mapping[str, Any]], *, wait: bool = False,
+               delete: Sequence[str] = ()) -> list[RowResult]:
+        return self.client.upsert(self.name, points, wait=wait, delete=delete)
 
     def delete(self, ids: Sequence[str], *, wait: bool = False) -> list[str]:
         return self.client.delete(self.name, ids, wait=wait)

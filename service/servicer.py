@@ -178,8 +178,9 @@ class PointsServicer(_Handler, points_pb2_grpc.PointsServicer):
 
     def _upsert(self, request: points_pb2.UpsertPointsRequest, principal: Principal) -> points_pb2.UpsertPointsResponse:
         collection = self.database.collection(request.collection)
-        if len(request.points) > MAX_BATCH:  # before converting: the limit exists to bound this work
-            raise ResourceExhausted(f"batch of {len(request.points)} points exceeds the limit of {MAX_BATCH}")
+        if len(request.points) + len(request.delete_ids) > MAX_BATCH:  # before converting: it bounds this work
+            raise ResourceExhausted(f"batch of {len(request.points)} points and {len(request.delete_ids)} deletes "
+                                    f"exceeds the limit of {MAX_BATCH}")
         # A point the domain cannot even be handed (a vector of an unknown kind) fails its own
         # row only, like every other invalid point; `positions` maps the rest back to their rows.
         results: list[RowResult] = []
@@ -191,7 +192,7 @@ class PointsServicer(_Handler, points_pb2_grpc.PointsServicer):
                 positions.append(i)
             except InvalidArgument as exc:
                 results.append(RowResult(i, point.id, str(exc)))
-        written = collection.upsert(docs, wait=request.wait, tenant=principal.tenant)
+        written = collection.upsert(docs, wait=request.wait, tenant=principal.tenant, delete=list(request.delete_ids))
         results.extend(RowResult(positions[r.index], r.id, r.error) for r in written)
         results.sort(key=lambda r: r.index)
         if results and not any(r.ok for r in results):

@@ -18,14 +18,16 @@ FACET_KIND_KEYWORD: FacetKind
 FACET_KIND_NUMERIC: FacetKind
 
 class UpsertPointsRequest(_message.Message):
-    __slots__ = ("collection", "points", "wait")
+    __slots__ = ("collection", "points", "wait", "delete_ids")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
+    DELETE_IDS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     points: _containers.RepeatedCompositeFieldContainer[_common_pb2.Point]
     wait: bool
-    def __init__(self, collection: _Optional[str] = ..., points: _Optional[_Iterable[_Union[_common_pb2.Point, _Mapping]]] = ..., wait: _Optional[bool] = ...) -> None: ...
+    delete_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection: _Optional[str] = ..., points: _Optional[_Iterable[_Union[_common_pb2.Point, _Mapping]]] = ..., wait: _Optional[bool] = ..., delete_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UpsertPointsResponse(_message.Message):
     __slots__ = ("results", "time")

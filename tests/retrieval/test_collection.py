@@ -264,3 +264,40 @@ def test_a_range_over_the_clustering_key_scans_its_run_of_codes(tmp_path, monkey
     monkeypatch.setattr(ClusteredCodes, "build", no_build)
     with Database(tmp_path) as db:
         assert plans_and_hits(db.collection("c")) == ({"clustered-scan"}, expected)
+
+
+def test_upsert_with_delete_is_one_atomic_write(tmp_path, vectors):
+    with Database(tmp_path) as db:
+        coll = db.create_collection("c", 16, metric="l2", encoder=None, payload={"parent": "keyword"})
+        coll.upsert([{"id": f"d#{i}", "vector": vectors[i], "metadata": {"parent": "d"}} for i in range(5)])
+        seq = db.store.last_seq
+        results = coll.upsert([{"id": f"d#{i}", "vector": vectors[10 + i], "metadata": {"parent": "d"}}
+                               for i in range(2)], delete=["d#2", "d#3", "d#4", "never-stored"])
+        assert [r.ok for r in results] == [True, True]
+        assert db.store.last_seq == seq + 1  # replacement and deletes under one sequence number
+        assert coll.count() == 2 == coll.count(filter={"must": [{"key": "parent", "match": {"value": "d"}}]})
+        assert [d is not None for d in coll.get([f"d#{i}" for i in range(5)])] == [True, True, False, False, False]
+        assert {h.id for h in coll.search(vectors[3], 5)} == {"d#0", "d#1"}
+        # deletes alone are a write too; an id both written and deleted, or a string, is refused
+        assert coll.upsert([], delete=["d#1"]) == [] and coll.count() == 1
+        with pytest.raises(InvalidArgument, match="both written and deleted"):
+            coll.upsert([{"id": "d#0", "vector": vectors[0]}], delete=["d#0"])
+        with pytest.raises(InvalidArgument, match="sequence of ids"):
+            coll.upsert([], delete="d#0")
+        with pytest.raises(ResourceExhausted):
+            coll.upsert([{"id": "x", "vector": vectors[0]}], delete=[str(i) for i in range(collection_module.MAX_BATCH)])
+        # when every point fails, nothing is written: the deletes neither
+        failed = coll.upsert([{"id": "bad", "vector": [1.0]}], delete=["d#0"])
+        assert not failed[0].ok and coll.get(["d#0"])[0] is not None
+    with Database(tmp_path) as db:  # and the write replays as it was
+        assert sorted(d.id for d in db.collection("c").get(["d#0", "d#1", "d#2"]) if d) == ["d#0"]
+
+
+def test_upsert_delete_keeps_tenant_rules(tmp_path, vectors):
+    with Database(tmp_path) as db:
+        coll = db.create_collection("c", 16, encoder=None)
+        coll.upsert([{"id": "a1", "vector": vectors[0], "tenant": "acme"},
+                     {"id": "g1", "vector": vectors[1], "tenant": "globex"}])
+        coll.upsert([{"id": "a2", "vector": vectors[2]}], tenant="acme", delete=["a1", "g1"])
+        assert [d and d.id for d in coll.get(["a1", "g1", "a2"])] == [None, "g1", "a2"]
+        assert coll.get(["a2"])[0].tenant == "acme"

@@ -132,6 +132,20 @@ def test_delete_returns_the_ids_that_existed(client, filled):
     assert "1" not in [h.id for h in client.search("c", filled[1], 5)]
 
 
+def test_upsert_with_delete_replaces_and_deletes_in_one_write(client, database, filled):
+    seq = database.store.last_seq
+    results = client.upsert("c", [{"id": "0", "vector": filled[5], "metadata": {"n": -1}}],
+                            delete=["1", "2", "nope"], wait=True)
+    assert [r.ok for r in results] == [True]
+    assert database.store.last_seq == seq + 1
+    assert client.get("c", ["0", "1", "2"])[1:] == [None, None]
+    assert client.get("c", ["0"])[0].metadata == {"n": -1} and client.get_collection("c").count == 198
+    remote = client.collection("c")
+    assert remote.upsert([], delete=["3"]) == [] and client.get("c", ["3"]) == [None]
+    with pytest.raises(InvalidArgument, match="both written and deleted"):
+        remote.upsert([{"id": "4", "vector": filled[4]}], delete=["4"])
+
+
 def test_upsert_reports_each_row_and_writes_only_the_valid_ones(client):
     client.create_collection("m", 4, encoder=None)
     rows = [

@@ -112,6 +112,11 @@ def case_points_upsert(clients, corpus):
     assert clients["admin"].get(COLLECTION, ["acme-new"])[0].tenant == "acme"
     assert clients["admin"].get(COLLECTION, [theirs])[0].text != "overwrite attempt"
     assert clients["admin"].get(COLLECTION, ["sneaky"]) == [None]
+    # deletes riding on an upsert delete only the caller's own ids
+    others, mine = ids_of(corpus, "globex")[1:3], ids_of(corpus, "acme")[:1]
+    assert clients["acme"].upsert(COLLECTION, [{"id": "acme-2", "text": "drag"}], delete=others + mine)[0].ok
+    assert all(d is not None for d in clients["admin"].get(COLLECTION, others))
+    assert clients["admin"].get(COLLECTION, mine) == [None]
 
 
 def case_points_delete(clients, corpus):
