@@ -157,14 +157,26 @@ def repair_store(path: Path) -> list[str]:
     for wal in path.glob("*.log"):
         shutil.copy2(wal, saved / wal.name)
     rocksdict.Rdict.repair(str(path), store_options())
-    if set(CF_NAMES) - set(rocksdict.Rdict.list_cf(str(path), store_options())):
+    # a family RocksDB's repair drops because no table held it: the graph's, when a collection has none
+    # (the others always hold the counters and documents), is recreated empty rather than salvaged
+    if set(CF_NAMES) - set(rocksdict.Rdict.list_cf(str(path), store_options())) - {"graph"}:
         _salvage_logs(path, saved)
     shutil.rmtree(saved, ignore_errors=True)
+    _create_missing_families(path)  # a family that held no table (e.g. an empty graph) is recreated empty
     store = Store(path)
     try:
         return _mend(store)
     finally:
         store.close()
+
+
+def _create_missing_families(path: Path) -> None:
+    present = set(rocksdict.Rdict.list_cf(str(path), store_options()))
+    missing = [name for name in CF_NAMES if name not in present]
+    if missing:
+        db = rocksdict.Rdict(str(path), store_options(),
+                             column_families={name: store_options() for name in CF_NAMES if name != "default"})
+        db.close()
 
 
 def _salvage_logs(path: Path, saved: Path) -> None:
