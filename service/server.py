@@ -154,6 +154,8 @@ async def serve_database(
     executor = ThreadPoolExecutor(max_workers=options.pop("workers", None) or os.cpu_count() or 4,
                                   thread_name_prefix="lamina-rpc")
     health_servicer = HealthServicer()
+    if options.get("generators") is None:  # made here, so that its generation threads are stopped here
+        options["generators"] = GeneratorPool()
     if http_port is not None and options.get("metrics") is None:
         options["metrics"] = Metrics(database)
     http_server = None
@@ -180,6 +182,7 @@ async def serve_database(
             loop.remove_signal_handler(sig)
         # handlers cut off by the grace period may still run: let them finish before the database closes
         await asyncio.to_thread(executor.shutdown, wait=True)
+        options["generators"].shutdown()  # answers still generating were cut off with their calls
 
 
 async def start_http(host: str, port: int, grpc_port: int, metrics: Metrics | None) -> Any:
