@@ -304,6 +304,19 @@ class GraphConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> GraphConfig:
         return _strict_from_dict(cls, data, "graph")
 
+    @classmethod
+    def coerce(cls, value: GraphConfig | Mapping[str, Any] | bool | None) -> GraphConfig | None:
+        """The `graph=` argument of create_collection: True (defaults), options, a GraphConfig, or None/False."""
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls()
+        if isinstance(value, Mapping):
+            return cls.from_dict(value)
+        if not isinstance(value, cls):
+            raise InvalidArgument(f"graph must be True, a GraphConfig or its options, got {type(value).__name__}")
+        return value
+
 
 PAYLOAD_KINDS: tuple[str, ...] = ("keyword", "numeric")
 

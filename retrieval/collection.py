@@ -955,12 +955,4 @@ def _multivector_config(value: MultivectorConfig | Mapping[str, Any] | str | boo
 
 
 def _graph_config(value: GraphConfig | Mapping[str, Any] | bool | None, encoder: str | None) -> GraphConfig | None:
-    if value is None or value is False:
-        return None
-    if value is True:
-        return GraphConfig()
-    if isinstance(value, Mapping):
-        return GraphConfig.from_dict(value)
-    if not isinstance(value, GraphConfig):
-        raise InvalidArgument(f"graph must be True, a GraphConfig or its options, got {type(value).__name__}")
-    return value
+    return GraphConfig.coerce(value)

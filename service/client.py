@@ -35,6 +35,7 @@ from lamina.index.types import (
     DEFAULT_ENCODER,
     CollectionConfig,
     Document,
+    GraphConfig,
     Hit,
     IndexConfig,
     MultivectorConfig,
@@ -181,10 +182,11 @@ class Client:
         payload: Mapping[str, str] | None = None,
         tenant_tree: bool = False,
         clustering_key: str | None = None,
+        graph: GraphConfig | Mapping[str, Any] | bool | None = None,
     ) -> CollectionConfig:
         """Create a collection; `dim` defaults to the encoder's. Returns the config the server stored.
 
-        sparse, multivector, payload and clustering_key as `Database.create_collection`.
+        sparse, multivector, payload, clustering_key and graph as `Database.create_collection`.
         """
         request = collections_pb2.CreateCollectionRequest(
             name=name, metric=convert.metric_to_proto(metric),
@@ -210,6 +212,9 @@ class Client:
             request.encoder = encoder
         if clustering_key is not None:
             request.clustering_key = clustering_key
+        graph_config = GraphConfig.coerce(graph)
+        if graph_config is not None:
+            request.graph.CopyFrom(convert.graph_config_to_proto(graph_config))
         response = self._call(self._collections.Create, request)
         return convert.collection_config_from_proto(response.config)
 

@@ -30,6 +30,7 @@ from lamina.index.types import (
     Document,
     Hit,
     IndexConfig,
+    GraphConfig,
     MultivectorConfig,
     RowResult,
     SparseConfig,
@@ -108,6 +109,20 @@ def multivector_config_from_proto(message: pb.MultivectorConfig) -> MultivectorC
     return MultivectorConfig(encoder=message.encoder or defaults.encoder, codec=message.codec or defaults.codec)
 
 
+def graph_config_to_proto(config: GraphConfig) -> pb.GraphConfig:
+    return pb.GraphConfig(extractor=config.extractor, synonym_threshold=config.synonym_threshold,
+                          max_cooc=config.max_cooc, cooc_weight=config.cooc_weight)
+
+
+def graph_config_from_proto(message: pb.GraphConfig) -> GraphConfig:
+    """Absent fields take `GraphConfig`'s defaults; the dataclass names a bad value."""
+    options: dict[str, Any] = {name: getattr(message, name)
+                               for name in ("synonym_threshold", "max_cooc", "cooc_weight") if message.HasField(name)}
+    if message.extractor:
+        options["extractor"] = message.extractor
+    return GraphConfig(**options)
+
+
 def payload_to_proto(payload: Mapping[str, str]) -> dict[str, int]:
     return {key: PAYLOAD_KIND_TO_PROTO[kind] for key, kind in payload.items()}
 
@@ -135,6 +150,8 @@ def collection_config_to_proto(config: CollectionConfig) -> pb.CollectionConfig:
         message.multivector.CopyFrom(multivector_config_to_proto(config.multivector))
     if config.clustering_key is not None:
         message.clustering_key = config.clustering_key
+    if config.graph is not None:
+        message.graph.CopyFrom(graph_config_to_proto(config.graph))
     return message
 
 
@@ -150,6 +167,7 @@ def collection_config_from_proto(message: pb.CollectionConfig) -> CollectionConf
         payload=payload_from_proto(message.payload),
         tenant_tree=message.tenant_tree,
         clustering_key=message.clustering_key if message.HasField("clustering_key") else None,
+        graph=graph_config_from_proto(message.graph) if message.HasField("graph") else None,
     )
 
 

@@ -126,6 +126,7 @@ class CollectionsServicer(_Handler, collections_pb2_grpc.CollectionsServicer):
             payload=convert.payload_from_proto(request.payload),
             tenant_tree=request.tenant_tree,
             clustering_key=request.clustering_key if request.HasField("clustering_key") else None,
+            graph=convert.graph_config_from_proto(request.graph) if request.HasField("graph") else None,
         )
         return collections_pb2.CreateCollectionResponse(config=convert.collection_config_to_proto(collection.config))
 

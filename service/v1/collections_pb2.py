@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from lamina.service.v1 import common_pb2 as lamina_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blamina/v1/collections.proto\x12\tlamina.v1\x1a\x16lamina/v1/common.proto\"\x90\x04\n\x17\x43reateCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x03\x64im\x18\x02 \x01(\rH\x00\x88\x01\x01\x12!\n\x06metric\x18\x03 \x01(\x0e\x32\x11.lamina.v1.Metric\x12%\n\x05index\x18\x04 \x01(\x0b\x32\x16.lamina.v1.IndexConfig\x12\x14\n\x07\x65ncoder\x18\x05 \x01(\tH\x01\x88\x01\x01\x12,\n\x06sparse\x18\x06 \x01(\x0b\x32\x17.lamina.v1.SparseConfigH\x02\x88\x01\x01\x12\x11\n\tno_sparse\x18\x07 \x01(\x08\x12\x36\n\x0bmultivector\x18\x08 \x01(\x0b\x32\x1c.lamina.v1.MultivectorConfigH\x03\x88\x01\x01\x12@\n\x07payload\x18\t \x03(\x0b\x32/.lamina.v1.CreateCollectionRequest.PayloadEntry\x12\x13\n\x0btenant_tree\x18\n \x01(\x08\x12\x1b\n\x0e\x63lustering_key\x18\x0b \x01(\tH\x04\x88\x01\x01\x1a\x46\n\x0cPayloadEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0e\x32\x16.lamina.v1.PayloadKind:\x02\x38\x01\x42\x06\n\x04_dimB\n\n\x08_encoderB\t\n\x07_sparseB\x0e\n\x0c_multivectorB\x11\n\x0f_clustering_key\"U\n\x18\x43reateCollectionResponse\x12+\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.lamina.v1.CollectionConfig\x12\x0c\n\x04time\x18\x02 \x01(\x01\"$\n\x14GetCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"a\n\x15GetCollectionResponse\x12+\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.lamina.v1.CollectionConfig\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x12\x0c\n\x04time\x18\x03 \x01(\x01\"\x18\n\x16ListCollectionsRequest\"Y\n\x17ListCollectionsResponse\x12\x30\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x1b.lamina.v1.CollectionConfig\x12\x0c\n\x04time\x18\x02 \x01(\x01\"%\n\x15\x44ropCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"&\n\x16\x44ropCollectionResponse\x12\x0c\n\x04time\x18\x01 \x01(\x01\"-\n\x0fSnapshotRequest\x12\x11\n\x04name\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_name\"P\n\x10SnapshotResponse\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x13\n\x0b\x63ollections\x18\x03 \x03(\t\x12\x0c\n\x04time\x18\x04 \x01(\x01\x32\x8b\x03\n\x0b\x43ollections\x12Q\n\x06\x43reate\x12\".lamina.v1.CreateCollectionRequest\x1a#.lamina.v1.CreateCollectionResponse\x12H\n\x03Get\x12\x1f.lamina.v1.GetCollectionRequest\x1a .lamina.v1.GetCollectionResponse\x12M\n\x04List\x12!.lamina.v1.ListCollectionsRequest\x1a\".lamina.v1.ListCollectionsResponse\x12K\n\x04\x44rop\x12 .lamina.v1.DropCollectionRequest\x1a!.lamina.v1.DropCollectionResponse\x12\x43\n\x08Snapshot\x12\x1a.lamina.v1.SnapshotRequest\x1a\x1b.lamina.v1.SnapshotResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blamina/v1/collections.proto\x12\tlamina.v1\x1a\x16lamina/v1/common.proto\"\xc6\x04\n\x17\x43reateCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x03\x64im\x18\x02 \x01(\rH\x00\x88\x01\x01\x12!\n\x06metric\x18\x03 \x01(\x0e\x32\x11.lamina.v1.Metric\x12%\n\x05index\x18\x04 \x01(\x0b\x32\x16.lamina.v1.IndexConfig\x12\x14\n\x07\x65ncoder\x18\x05 \x01(\tH\x01\x88\x01\x01\x12,\n\x06sparse\x18\x06 \x01(\x0b\x32\x17.lamina.v1.SparseConfigH\x02\x88\x01\x01\x12\x11\n\tno_sparse\x18\x07 \x01(\x08\x12\x36\n\x0bmultivector\x18\x08 \x01(\x0b\x32\x1c.lamina.v1.MultivectorConfigH\x03\x88\x01\x01\x12@\n\x07payload\x18\t \x03(\x0b\x32/.lamina.v1.CreateCollectionRequest.PayloadEntry\x12\x13\n\x0btenant_tree\x18\n \x01(\x08\x12\x1b\n\x0e\x63lustering_key\x18\x0b \x01(\tH\x04\x88\x01\x01\x12*\n\x05graph\x18\x0c \x01(\x0b\x32\x16.lamina.v1.GraphConfigH\x05\x88\x01\x01\x1a\x46\n\x0cPayloadEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0e\x32\x16.lamina.v1.PayloadKind:\x02\x38\x01\x42\x06\n\x04_dimB\n\n\x08_encoderB\t\n\x07_sparseB\x0e\n\x0c_multivectorB\x11\n\x0f_clustering_keyB\x08\n\x06_graph\"U\n\x18\x43reateCollectionResponse\x12+\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.lamina.v1.CollectionConfig\x12\x0c\n\x04time\x18\x02 \x01(\x01\"$\n\x14GetCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"a\n\x15GetCollectionResponse\x12+\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.lamina.v1.CollectionConfig\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x12\x0c\n\x04time\x18\x03 \x01(\x01\"\x18\n\x16ListCollectionsRequest\"Y\n\x17ListCollectionsResponse\x12\x30\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x1b.lamina.v1.CollectionConfig\x12\x0c\n\x04time\x18\x02 \x01(\x01\"%\n\x15\x44ropCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"&\n\x16\x44ropCollectionResponse\x12\x0c\n\x04time\x18\x01 \x01(\x01\"-\n\x0fSnapshotRequest\x12\x11\n\x04name\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_name\"P\n\x10SnapshotResponse\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x13\n\x0b\x63ollections\x18\x03 \x03(\t\x12\x0c\n\x04time\x18\x04 \x01(\x01\x32\x8b\x03\n\x0b\x43ollections\x12Q\n\x06\x43reate\x12\".lamina.v1.CreateCollectionRequest\x1a#.lamina.v1.CreateCollectionResponse\x12H\n\x03Get\x12\x1f.lamina.v1.GetCollectionRequest\x1a .lamina.v1.GetCollectionResponse\x12M\n\x04List\x12!.lamina.v1.ListCollectionsRequest\x1a\".lamina.v1.ListCollectionsResponse\x12K\n\x04\x44rop\x12 .lamina.v1.DropCollectionRequest\x1a!.lamina.v1.DropCollectionResponse\x12\x43\n\x08Snapshot\x12\x1a.lamina.v1.SnapshotRequest\x1a\x1b.lamina.v1.SnapshotResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,27 +35,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATECOLLECTIONREQUEST_PAYLOADENTRY']._loaded_options = None
   _globals['_CREATECOLLECTIONREQUEST_PAYLOADENTRY']._serialized_options = b'8\001'
   _globals['_CREATECOLLECTIONREQUEST']._serialized_start=67
-  _globals['_CREATECOLLECTIONREQUEST']._serialized_end=595
-  _globals['_CREATECOLLECTIONREQUEST_PAYLOADENTRY']._serialized_start=459
-  _globals['_CREATECOLLECTIONREQUEST_PAYLOADENTRY']._serialized_end=529
-  _globals['_CREATECOLLECTIONRESPONSE']._serialized_start=597
-  _globals['_CREATECOLLECTIONRESPONSE']._serialized_end=682
-  _globals['_GETCOLLECTIONREQUEST']._serialized_start=684
-  _globals['_GETCOLLECTIONREQUEST']._serialized_end=720
-  _globals['_GETCOLLECTIONRESPONSE']._serialized_start=722
-  _globals['_GETCOLLECTIONRESPONSE']._serialized_end=819
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=821
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=845
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=847
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=936
-  _globals['_DROPCOLLECTIONREQUEST']._serialized_start=938
-  _globals['_DROPCOLLECTIONREQUEST']._serialized_end=975
-  _globals['_DROPCOLLECTIONRESPONSE']._serialized_start=977
-  _globals['_DROPCOLLECTIONRESPONSE']._serialized_end=1015
-  _globals['_SNAPSHOTREQUEST']._serialized_start=1017
-  _globals['_SNAPSHOTREQUEST']._serialized_end=1062
-  _globals['_SNAPSHOTRESPONSE']._serialized_start=1064
-  _globals['_SNAPSHOTRESPONSE']._serialized_end=1144
-  _globals['_COLLECTIONS']._serialized_start=1147
-  _globals['_COLLECTIONS']._serialized_end=1542
+  _globals['_CREATECOLLECTIONREQUEST']._serialized_end=649
+  _globals['_CREATECOLLECTIONREQUEST_PAYLOADENTRY']._serialized_start=503
+  _globals['_CREATECOLLECTIONREQUEST_PAYLOADENTRY']._serialized_end=573
+  _globals['_CREATECOLLECTIONRESPONSE']._serialized_start=651
+  _globals['_CREATECOLLECTIONRESPONSE']._serialized_end=736
+  _globals['_GETCOLLECTIONREQUEST']._serialized_start=738
+  _globals['_GETCOLLECTIONREQUEST']._serialized_end=774
+  _globals['_GETCOLLECTIONRESPONSE']._serialized_start=776
+  _globals['_GETCOLLECTIONRESPONSE']._serialized_end=873
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=875
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=899
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=901
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=990
+  _globals['_DROPCOLLECTIONREQUEST']._serialized_start=992
+  _globals['_DROPCOLLECTIONREQUEST']._serialized_end=1029
+  _globals['_DROPCOLLECTIONRESPONSE']._serialized_start=1031
+  _globals['_DROPCOLLECTIONRESPONSE']._serialized_end=1069
+  _globals['_SNAPSHOTREQUEST']._serialized_start=1071
+  _globals['_SNAPSHOTREQUEST']._serialized_end=1116
+  _globals['_SNAPSHOTRESPONSE']._serialized_start=1118
+  _globals['_SNAPSHOTRESPONSE']._serialized_end=1198
+  _globals['_COLLECTIONS']._serialized_start=1201
+  _globals['_COLLECTIONS']._serialized_end=1596
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index", "encoder", "sparse", "no_sparse", "multivector", "payload", "tenant_tree", "clustering_key")
+    __slots__ = ("name", "dim", "metric", "index", "encoder", "sparse", "no_sparse", "multivector", "payload", "tenant_tree", "clustering_key", "graph")
     class PayloadEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class CreateCollectionRequest(_message.Message):
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     TENANT_TREE_FIELD_NUMBER: _ClassVar[int]
     CLUSTERING_KEY_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: _common_pb2.Metric
@@ -38,7 +39,8 @@ class CreateCollectionRequest(_message.Message):
     payload: _containers.ScalarMap[str, _common_pb2.PayloadKind]
     tenant_tree: bool
     clustering_key: str
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[_common_pb2.Metric, str]] = ..., index: _Optional[_Union[_common_pb2.IndexConfig, _Mapping]] = ..., encoder: _Optional[str] = ..., sparse: _Optional[_Union[_common_pb2.SparseConfig, _Mapping]] = ..., no_sparse: _Optional[bool] = ..., multivector: _Optional[_Union[_common_pb2.MultivectorConfig, _Mapping]] = ..., payload: _Optional[_Mapping[str, _common_pb2.PayloadKind]] = ..., tenant_tree: _Optional[bool] = ..., clustering_key: _Optional[str] = ...) -> None: ...
+    graph: _common_pb2.GraphConfig
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[_common_pb2.Metric, str]] = ..., index: _Optional[_Union[_common_pb2.IndexConfig, _Mapping]] = ..., encoder: _Optional[str] = ..., sparse: _Optional[_Union[_common_pb2.SparseConfig, _Mapping]] = ..., no_sparse: _Optional[bool] = ..., multivector: _Optional[_Union[_common_pb2.MultivectorConfig, _Mapping]] = ..., payload: _Optional[_Mapping[str, _common_pb2.PayloadKind]] = ..., tenant_tree: _Optional[bool] = ..., clustering_key: _Optional[str] = ..., graph: _Optional[_Union[_common_pb2.GraphConfig, _Mapping]] = ...) -> None: ...
 
 class CreateCollectionResponse(_message.Message):
     __slots__ = ("config", "time")

@@ -77,8 +77,20 @@ class MultivectorConfig(_message.Message):
     codec: str
     def __init__(self, encoder: _Optional[str] = ..., codec: _Optional[str] = ...) -> None: ...
 
+class GraphConfig(_message.Message):
+    __slots__ = ("extractor", "synonym_threshold", "max_cooc", "cooc_weight")
+    EXTRACTOR_FIELD_NUMBER: _ClassVar[int]
+    SYNONYM_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_COOC_FIELD_NUMBER: _ClassVar[int]
+    COOC_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    extractor: str
+    synonym_threshold: float
+    max_cooc: int
+    cooc_weight: float
+    def __init__(self, extractor: _Optional[str] = ..., synonym_threshold: _Optional[float] = ..., max_cooc: _Optional[int] = ..., cooc_weight: _Optional[float] = ...) -> None: ...
+
 class CollectionConfig(_message.Message):
-    __slots__ = ("name", "dim", "metric", "index", "encoder", "sparse", "multivector", "payload", "tenant_tree", "clustering_key")
+    __slots__ = ("name", "dim", "metric", "index", "encoder", "sparse", "multivector", "payload", "tenant_tree", "clustering_key", "graph")
     class PayloadEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +108,7 @@ class CollectionConfig(_message.Message):
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     TENANT_TREE_FIELD_NUMBER: _ClassVar[int]
     CLUSTERING_KEY_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: Metric
@@ -106,7 +119,8 @@ class CollectionConfig(_message.Message):
     payload: _containers.ScalarMap[str, PayloadKind]
     tenant_tree: bool
     clustering_key: str
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index: _Optional[_Union[IndexConfig, _Mapping]] = ..., encoder: _Optional[str] = ..., sparse: _Optional[_Union[SparseConfig, _Mapping]] = ..., multivector: _Optional[_Union[MultivectorConfig, _Mapping]] = ..., payload: _Optional[_Mapping[str, PayloadKind]] = ..., tenant_tree: _Optional[bool] = ..., clustering_key: _Optional[str] = ...) -> None: ...
+    graph: GraphConfig
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., index: _Optional[_Union[IndexConfig, _Mapping]] = ..., encoder: _Optional[str] = ..., sparse: _Optional[_Union[SparseConfig, _Mapping]] = ..., multivector: _Optional[_Union[MultivectorConfig, _Mapping]] = ..., payload: _Optional[_Mapping[str, PayloadKind]] = ..., tenant_tree: _Optional[bool] = ..., clustering_key: _Optional[str] = ..., graph: _Optional[_Union[GraphConfig, _Mapping]] = ...) -> None: ...
 
 class DenseVector(_message.Message):
     __slots__ = ("values",)

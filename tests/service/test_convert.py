@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lamina.index.errors import InvalidArgument
-from lamina.index.types import CollectionConfig, Document, Hit, IndexConfig, RowResult
+from lamina.index.types import CollectionConfig, Document, GraphConfig, Hit, IndexConfig, RowResult
 from lamina.service import convert
 from lamina.service.v1 import common_pb2 as pb
 
@@ -19,10 +19,22 @@ from lamina.service.v1 import common_pb2 as pb
     CollectionConfig("hnsw", 384, index=IndexConfig(kind="hnsw", hnsw_m=16, ef_search=128, gpu=False)),
     CollectionConfig("ivf", 16, index=IndexConfig(kind="ivf", nlist=0, nprobe=4)),
     CollectionConfig("clustered", 8, payload={"day": "numeric", "kind": "keyword"}, clustering_key="day"),
+    CollectionConfig("graph", 8, graph=GraphConfig()),
+    CollectionConfig("graph-tuned", 8, graph=GraphConfig(extractor="regex", synonym_threshold=0.65, max_cooc=0,
+                                                         cooc_weight=1.0)),
 ])
 def test_collection_config_round_trip(config):
     message = convert.collection_config_to_proto(config)
     assert convert.collection_config_from_proto(pb.CollectionConfig.FromString(message.SerializeToString())) == config
+
+
+def test_unset_graph_fields_take_the_domain_defaults_and_bad_ones_are_named():
+    assert convert.graph_config_from_proto(pb.GraphConfig()) == GraphConfig()
+    assert convert.graph_config_from_proto(pb.GraphConfig(max_cooc=3)) == GraphConfig(max_cooc=3)
+    with pytest.raises(InvalidArgument, match="graph extractor must be spacy or regex, got 'llm'"):
+        convert.graph_config_from_proto(pb.GraphConfig(extractor="llm"))
+    with pytest.raises(InvalidArgument, match="graph max_cooc must be an integer in \\[0, 64\\], got 65"):
+        convert.graph_config_from_proto(pb.GraphConfig(max_cooc=65))
 
 
 def test_unset_index_fields_take_the_domain_defaults():

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from lamina.index.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
-from lamina.index.types import CollectionConfig, Document, IndexConfig
+from lamina.index.types import CollectionConfig, Document, GraphConfig, IndexConfig
 from lamina.retrieval.collection import MAX_BATCH
+from lamina.retrieval.query import SearchRequest
 from lamina.service.client import Client, CollectionInfo, RemoteCollection
 from lamina.service.status import ServiceError
 from lamina.service.v1 import (
@@ -84,10 +85,27 @@ def test_collections_round_trip(client):
     ({"name": "x", "dim": 4, "metric": "cosine"}, "unknown metric"),
     ({"name": "x", "dim": 4, "index": {"kind": "ivf", "nprobe": 0}}, "nprobe"),
     ({"name": "x", "dim": 4, "encoder": None, "clustering_key": "day"}, "clustering key 'day' must be a numeric"),
+    ({"name": "x", "graph": {"extractor": "regex", "synonym_threshold": 2.0}}, "synonym_threshold must be a number"),
 ])
 def test_create_rejects_bad_configs(client, kwargs, message):
     with pytest.raises(InvalidArgument, match=message):
         client.create_collection(**kwargs)
+
+
+def test_a_graph_collection_is_created_and_searched_over_grpc(client, database):
+    created = client.create_collection("kg", graph={"extractor": "regex", "max_cooc": 4})
+    assert created.graph == GraphConfig(extractor="regex", max_cooc=4)
+    assert client.get_collection("kg").config.graph == created.graph
+    client.upsert("kg", [Document(id="a", text="Ada Lovelace worked with Charles Babbage."),
+                         Document(id="b", text="Charles Babbage designed the Analytical Engine."),
+                         Document(id="c", text="Bread is made of flour.")], wait=True)
+    remote = client.query("kg", SearchRequest.simple("Ada Lovelace", 3, mode="graph", explain=True))
+    local = database.collection("kg").query(SearchRequest.simple("Ada Lovelace", 3, mode="graph", explain=True))
+    assert [h.id for h in remote.hits] == [h.id for h in local.hits]
+    assert [h.id for h in remote.hits][:2] == ["a", "b"]  # b is reached only through Charles Babbage
+    assert remote.explain["graph"]["hits"][1]["path"] == ["chunk:a", "entity:Charles Babbage", "chunk:b"]
+    plain = client.create_collection("flat-texts")
+    assert plain.graph is None
 
 
 # ---------------------------------------------------------------------------- points and search
