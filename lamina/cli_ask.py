@@ -19,7 +19,8 @@ from lamina.cli_remote import api_key_option
               help="In-process: local (SmolLM2-135M-Instruct), local:DIR, openai ($LAMINA_OPENAI_BASE_URL) or "
                    "none (context and citations only) [default: local]. With --target: a name the server "
                    "offers [default: the server's].")
-@click.option("--mode", type=click.Choice(["dense", "sparse", "hybrid"]), default="hybrid", show_default=True)
+@click.option("--mode", type=click.Choice(["dense", "sparse", "hybrid", "hybrid+graph", "graph"]), default="hybrid",
+              show_default=True, help="The retrieval; the +graph modes need a collection built with --graph.")
 @click.option("-k", "k", default=20, show_default=True, type=int, help="Chunks retrieved before the budget.")
 @click.option("--context-tokens", default=1024, show_default=True, type=int,
               help="Context budget in the generator's tokens.")

@@ -40,7 +40,7 @@ from lamina.retrieval.query import SearchRequest, SearchResult
 
 MAX_QUESTION_CHARS = 8_192
 DEFAULT_SEARCH: dict[str, Any] = {"mode": "hybrid", "k": 20}
-SEARCH_OPTIONS = ("mode", "k", "fusion", "rerank", "params", "filter", "tenant")
+SEARCH_OPTIONS = ("mode", "k", "fusion", "rerank", "params", "filter", "tenant", "graph")
 
 
 @runtime_checkable
@@ -111,7 +111,11 @@ class Prepared:
 
 class Pipeline:
     """A RAG pipeline over one retriever. `search` holds the SearchRequest options every run starts
-    from (mode, k, fusion, rerank, params, filter, tenant); a run may override filter, tenant and k."""
+    from (mode, k, fusion, rerank, params, filter, tenant, graph); a run may override filter, tenant and k.
+
+    The graph stage: mode "hybrid+graph" (or "graph") expands the first stages' hits over the
+    collection's entity graph by personalised PageRank before postprocessing; `graph` tunes it with a
+    `GraphExpansion` or its options ({"limit": 50, "damping": 0.6, ...})."""
 
     def __init__(self, retriever: Retriever, *, generator: Generator | str | Mapping[str, Any] | None = None,
                  postprocessors: Sequence[Postprocessor] | None = None, builder: PromptBuilder | None = None,
@@ -293,8 +297,9 @@ class Pipeline:
     def to_dict(self) -> dict[str, Any]:
         """The wiring as plain data (the retriever is not serialised: `from_dict` is given one)."""
         search = dict(self.search)
-        if search.get("filter") is not None and hasattr(search["filter"], "to_dict"):
-            search["filter"] = search["filter"].to_dict()
+        for name in ("filter", "graph"):
+            if search.get(name) is not None and hasattr(search[name], "to_dict"):
+                search[name] = search[name].to_dict()
         return {"search": search, "postprocessors": [p.to_dict() for p in self.postprocessors],
                 "builder": self.builder.to_dict(),
                 "generator": "none" if self.generator is None else _generator_dict(self.generator),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -135,6 +135,23 @@ class GraphExpansion:
         if self.method not in GRAPH_METHODS:
             raise InvalidArgument(f"unknown graph method {self.method!r}; expected one of {', '.join(GRAPH_METHODS)}")
 
+    @classmethod
+    def coerce(cls, value: GraphExpansion | Mapping[str, Any] | None) -> GraphExpansion | None:
+        """A GraphExpansion from itself or its options (a pipeline's or a config file's plain data)."""
+        if value is None or isinstance(value, cls):
+            return value
+        if not isinstance(value, Mapping):
+            raise InvalidArgument(f"graph must be a GraphExpansion or its options, got {type(value).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise InvalidArgument(f"unknown graph option(s) {', '.join(map(str, unknown))}; "
+                                  f"expected {', '.join(sorted(known))}")
+        return cls(**value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 @dataclass(frozen=True)
 class SearchRequest:
@@ -174,7 +191,7 @@ class SearchRequest:
                fusion: str | Fusion = "rrf", rerank: Rerank | int | None = None,
                filter: Filter | Mapping[str, Any] | None = None, tenant: str | None = None,
                with_payload: bool = True, explain: bool = False,
-               graph: GraphExpansion | None = None) -> SearchRequest:
+               graph: GraphExpansion | Mapping[str, Any] | None = None) -> SearchRequest:
         """The usual request: `mode` dense, sparse or hybrid (dense + sparse fused).
 
         `params` go to every stage, except a name prefixed with a stage kind ("dense.nprobe",
@@ -182,6 +199,7 @@ class SearchRequest:
         only one of its indexes knows."""
         if mode not in MODES:
             raise InvalidArgument(f"unknown search mode {mode!r}; expected one of {', '.join(MODES)}")
+        graph = GraphExpansion.coerce(graph)
         if mode.endswith("graph") and graph is None:
             graph = GraphExpansion(passage_weight=0.0, fusion="ppr") if mode == "graph" else GraphExpansion()
         base = mode.removesuffix("+graph")

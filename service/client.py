@@ -44,7 +44,7 @@ from lamina.index.types import (
 )
 from lamina.rag.assemble import Citation
 from lamina.rag.pipeline import CitationsEvent, DoneEvent, Pipeline, RagEvent, RagResult, TokenEvent
-from lamina.retrieval.query import Rerank, SearchRequest, SearchResult
+from lamina.retrieval.query import GraphExpansion, Rerank, SearchRequest, SearchResult
 from lamina.service import convert
 from lamina.service.auth import with_api_key
 from lamina.service.keys import ApiKey
@@ -365,13 +365,15 @@ class Client:
                       filter: Filter | Mapping[str, Any] | None = None, tenant: str | None = None,
                       generator: str = "", context_tokens: int | None = None, max_new_tokens: int | None = None,
                       rerank: Rerank | int | None = None, explain: bool = False,
+                      graph: GraphExpansion | Mapping[str, Any] | None = None,
                       timeout: float | None = None) -> Iterator[RagEvent]:
         """The server's answer as it streams (`lamina.rag.pipeline` events): the citations, each piece of
         the answer, then the whole result. `generator` names one the server offers ("" = its default);
         `timeout` (default: the client's) bounds the whole stream."""
         message = answer_request_to_proto(collection, question, k=k, mode=mode, filter=filter, tenant=tenant,
                                           generator=generator, context_tokens=context_tokens,
-                                          max_new_tokens=max_new_tokens, rerank=rerank, explain=explain)
+                                          max_new_tokens=max_new_tokens, rerank=rerank, explain=explain,
+                                          graph=graph)
         citations: list[Citation] = []
         context = ""
         pieces: list[str] = []

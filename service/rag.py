@@ -173,12 +173,13 @@ class RagServicer(rag_pb2_grpc.RagServicer):
 def answer_request_to_proto(collection: str, question: str, *, k: int | None = None, mode: str = "hybrid",
                             filter: Any = None, tenant: str | None = None, generator: str = "",
                             context_tokens: int | None = None, max_new_tokens: int | None = None,
-                            rerank: Any = None, explain: bool = False) -> rag_pb2.AnswerRequest:
-    """The AnswerRequest for a question (the Client's and the CLI's shape)."""
+                            rerank: Any = None, explain: bool = False, graph: Any = None) -> rag_pb2.AnswerRequest:
+    """The AnswerRequest for a question (the Client's and the CLI's shape); `graph` tunes the graph stage
+    of a "+graph" mode (a GraphExpansion or its options)."""
     from lamina.retrieval.query import SearchRequest
 
     request = SearchRequest.simple(question, DEFAULT_K if k is None else k, mode=mode, filter=filter,
-                                   tenant=tenant, rerank=rerank, explain=explain)
+                                   tenant=tenant, rerank=rerank, explain=explain, graph=graph)
     message = rag_pb2.AnswerRequest(search=convert.search_request_to_proto(collection, request),
                                     generator=generator)
     if context_tokens is not None:

@@ -110,3 +110,12 @@ def test_answers_reuse_chunk_kv_caches_and_report_them(start_server, database, t
     assert first.error is None and first.stats["misses"] == 2 and first.stats["hits"] == 0
     assert again.stats["hits"] == 2 and again.stats["misses"] == 0
     assert again.answer == first.answer  # full recompute over the reused caches: the same greedy answer
+
+
+def test_an_answer_request_carries_the_graph_stage_options():
+    from lamina.service.rag import answer_request_to_proto
+
+    message = answer_request_to_proto("kg", "Zeta Run director", mode="hybrid+graph", graph={"limit": 7, "damping": 0.6})
+    assert message.search.HasField("graph") and message.search.graph.limit == 7
+    assert message.search.graph.damping == pytest.approx(0.6)
+    assert not answer_request_to_proto("kg", "Zeta Run director", mode="hybrid").search.HasField("graph")
