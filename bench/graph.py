@@ -162,8 +162,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                  f"{build['synonym_edges']} synonym edges")
     if "scale" in report["meta"]:
         s = report["meta"]["scale"]
-        lines.append(f"scale {s['nodes']} nodes: PPR p50 exact {s['ppr_exact_p50_ms']:.1f} ms, push "
-                     f"{s['ppr_push_p50_ms']:.1f} ms (top-10 overlap {s['push_top10_overlap']:.3f}); insert p50 "
+        lines.append(f"scale {s['nodes']} nodes: PPR p50 exact {s['ppr_exact_p50_ms']:.1f} ms wall "
+                     f"({s['ppr_exact_cpu_p50_ms']:.1f} ms CPU), push {s['ppr_push_p50_ms']:.1f} ms wall "
+                     f"({s['ppr_push_cpu_p50_ms']:.1f} ms CPU) (top-10 overlap {s['push_top10_overlap']:.3f}); insert p50 "
                      f"{s['insert_p50_ms']:.1f} ms, delete p50 {s['delete_p50_ms']:.1f} ms, equal to rebuild: "
                      f"{s['equal_to_rebuild']}")
     return lines
