@@ -469,13 +469,16 @@ class SpannIndex:
                 self._reader.release_pages()
 
     def memory_bytes(self) -> int:
-        """Resident bytes: head index, list directory, deltas, tombstones, live ids; not the posting file."""
+        """Resident bytes: head index, list directory, deltas, tombstones, live ids, the verified
+        cache's copies of lists; not the posting file."""
         total = self._heads.memory_bytes() + self._on_disk.nbytes + self._ids.nbytes + self._tombstones.nbytes
         total += sum(a.nbytes + b.nbytes for a, b in self._delta.values())
         total += sum(a.nbytes for a in self._removed.values())
         total += self._pending[0].nbytes + self._pending[1].nbytes
         if self._reader is not None:
             total += self._reader.directory.nbytes
+            if self._reader.cache is not None:  # the verified copies of lists searches read
+                total += self._reader.cache.resident_bytes
         return int(total)
 
     # ================================================================== postings in memory and on disk
@@ -778,7 +781,8 @@ class SpannIndex:
             lists = files.load_npy(self.path, manifest["files"]["lists"])
         reader = PostingReader(self.path / manifest["files"]["postings"]["name"], lists, self._codec,
                                io=self.config.io, io_threads=self.config.io_threads,
-                               coalesce_bytes=self.config.coalesce_bytes, verify=self.config.verify_reads)
+                               coalesce_bytes=self.config.coalesce_bytes, verify=self.config.verify_reads,
+                               cache_bytes=self.config.verified_cache_mb << 20)
         old, self._reader = self._reader, reader
         if old is not None:
             old.close()

@@ -1,0 +1,111 @@
+"""A cache of posting lists already checked against their CRC32C, in this process's own memory.
+
+Why it is safe to skip the check on a hit. A list enters the cache by being *copied* out of the
+posting file (the memory map, or a pread buffer) into an anonymous mapping of this process, at
+the list's own offset in the file; the CRC32C is then computed over that copy, and only when it
+matches is the list marked verified. From then on the search kernel scores the copy, never the
+file: the bytes a hit hands out are the very bytes that were checked, in memory no file, disk,
+page-cache eviction or re-read can change (a later bad sector, or another process writing the
+file, changes the page cache, not this copy). A verified range is never written again (a miss
+only writes the ranges of lists not yet verified, and lists never share bytes: each starts on
+its own page), so a reader holding the arena sees checked bytes for every list it was handed.
+This is what RocksDB's block cache does: a block's checksum is verified when it is read from
+the file, and hits are served from the cached, already-verified copy. What it does not cover,
+RAM that flips bits after the check, is the job of ECC memory, as it is for every database.
+
+The check of the file itself is unchanged on a miss (copy, then check the copy, so that no byte
+can change between check and use), and `lamina index verify` still reads the whole file.
+
+Memory: the arena is as large as the posting file but lazily backed (an anonymous mapping costs
+only the pages written), and the lists admitted are bounded by `budget` bytes. When a miss would
+go over the budget, the cache starts a fresh arena: searches in flight keep the old one (they
+hold a reference to it) and it is freed when the last of them finishes, so nothing is ever
+unmapped or rewritten under a reader. All-or-nothing eviction is crude, but it is sound, and with a
+budget above the working set of the lists queried, as in the benchmarks, it never happens.
+A budget of 0 turns the cache off: every read is checked in place, as before.
+"""
+
+from __future__ import annotations
+
+import mmap
+import threading
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+#: directory columns (postings.OFFSET, LENGTH, COUNT, CRC), repeated here to avoid a cycle
+_OFFSET, _LENGTH, _COUNT = 0, 1, 2
+
+
+@numba.njit(nogil=True)
+def _copy_ranges(src: np.ndarray, src_starts: np.ndarray, dst: np.ndarray, dst_starts: np.ndarray,
+                 lengths: np.ndarray) -> None:
+    for i in range(lengths.shape[0]):
+        dst[dst_starts[i]: dst_starts[i] + lengths[i]] = src[src_starts[i]: src_starts[i] + lengths[i]]
+
+
+@dataclass
+class _Arena:
+    """One lazily backed copy of the posting file's layout and which of its lists are verified."""
+
+    buffer: np.ndarray  # (file size rounded to 8,) uint8 over an anonymous mapping
+    verified: np.ndarray  # (H,) bool
+    resident: int = 0  # bytes of the lists admitted
+
+    @classmethod
+    def empty(cls, size: int, n_lists: int) -> _Arena:
+        size = max(8, (size + 7) // 8 * 8)
+        return cls(np.frombuffer(mmap.mmap(-1, size), dtype=np.uint8), np.zeros(n_lists, dtype=bool))
+
+
+class VerifiedCache:
+    """Verified copies of the lists of one posting file (directory (H, 4) int64, file of `size`
+    bytes), at most `budget` bytes of lists; see the module docstring for why hits skip the check."""
+
+    def __init__(self, directory: np.ndarray, size: int, budget: int) -> None:
+        self.directory = directory
+        self.size = size
+        self.budget = int(budget)
+        self._arena = _Arena.empty(size, len(directory))
+        self._lock = threading.Lock()  # admissions only: a hit takes no lock
+        self.hits = 0  # non-empty lists handed out without a read or a check
+        self.resets = 0
+
+    @property
+    def resident_bytes(self) -> int:
+        return self._arena.resident
+
+    def lists(self, heads: np.ndarray, fetch, check) -> np.ndarray:
+        """The arena (a uint8 buffer in the posting file's layout) in which every non-empty list of
+        `heads` (k,) int64 is a verified copy. `fetch(heads)` returns (buffer, bases): the lists of
+        those heads as stored, unchecked; `check(heads, rows, buffer, bases)` raises DamagedLists
+        for the ones that fail their CRC32C (then none of this call's lists is marked verified)."""
+        arena = self._arena
+        counts = self.directory[heads, _COUNT]
+        if not (~arena.verified[heads] & (counts > 0)).any():  # the warm path: no lock, no check
+            self.hits += int(np.count_nonzero(counts))
+            return arena.buffer
+        with self._lock:
+            arena = self._arena  # another admission may have replaced or filled it meanwhile
+            miss = np.flatnonzero(~arena.verified[heads] & (counts > 0))
+            need = int(self.directory[heads[miss], _LENGTH].sum())
+            if arena.resident + need > self.budget and arena.resident:
+                arena = self._arena = _Arena.empty(self.size, len(self.directory))
+                self.resets += 1
+                miss = np.flatnonzero(counts > 0)
+            missed = np.unique(heads[miss])
+            rows = self.directory[missed]
+            src, bases = fetch(missed)
+            _copy_ranges(src, np.ascontiguousarray(bases, dtype=np.int64), arena.buffer,
+                         np.ascontiguousarray(rows[:, _OFFSET]), np.ascontiguousarray(rows[:, _LENGTH]))
+            check(missed, rows, arena.buffer, rows[:, _OFFSET])  # the copy is what gets checked
+            arena.verified[missed] = True
+            arena.resident += int(rows[:, _LENGTH].sum())
+            self.hits += int(np.count_nonzero(counts)) - len(missed)
+            return arena.buffer
+
+    def clear(self) -> None:
+        """Forget every verified copy (readers in flight keep theirs): cold-cache measurements."""
+        with self._lock:
+            self._arena = _Arena.empty(self.size, len(self.directory))
