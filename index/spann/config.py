@@ -80,9 +80,9 @@ class SpannConfig:
         collection's store) or the query fails with DataLoss. Off only to measure its cost.
       verified_cache_mb: lists a search reads are copied into process memory and checked there
         once; later searches score the checked copy without checking it again (verified.py says
-        why that is sound). At most this many MiB of lists (256); past it the cache starts over.
-        0 checks every list in place on every read (a third more time per warm query at 8-12
-        postings of 200k x 128 float32).
+        why that is sound). At most this many MiB of lists (256), resident memory on top of the
+        figures above; once full, searches that miss it check their lists in place. Size it to
+        the lists queries keep reading. 0 checks every list in place on every read.
     """
 
     head_ratio: float = 0.12

@@ -244,8 +244,9 @@ class PostingReader:
             buffer = self.cache.lists(heads, self._fetch_unchecked, self._check)
             self.stats.cache_hits += self.cache.hits - before
             self.stats.lists += self.cache.hits - before  # lists counts what searches scanned
-            rows = self.directory[heads]
-            return RawLists(buffer, rows[:, OFFSET], rows[:, COUNT])
+            if buffer is not None:
+                rows = self.directory[heads]
+                return RawLists(buffer, rows[:, OFFSET], rows[:, COUNT])
         return self._lists(heads, self.verify)
 
     def _fetch_unchecked(self, heads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

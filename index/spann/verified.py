@@ -17,12 +17,13 @@ The check of the file itself is unchanged on a miss (copy, then check the copy, 
 can change between check and use), and `lamina index verify` still reads the whole file.
 
 Memory: the arena is as large as the posting file but lazily backed (an anonymous mapping costs
-only the pages written), and the lists admitted are bounded by `budget` bytes. When a miss would
-go over the budget, the cache starts a fresh arena: searches in flight keep the old one (they
-hold a reference to it) and it is freed when the last of them finishes, so nothing is ever
-unmapped or rewritten under a reader. All-or-nothing eviction is crude, but it is sound, and with a
-budget above the working set of the lists queried, as in the benchmarks, it never happens.
-A budget of 0 turns the cache off: every read is checked in place, as before.
+only the pages written), and the lists admitted are bounded by `budget` bytes. Once full, the
+cache admits nothing more: a search whose lists are all cached is a hit, any other is checked in
+place as without a cache (`lists` returns None), so a working set larger than the budget costs
+what the check always cost, never more (an earlier version started a fresh arena instead, and
+paid the page faults of refilling it again and again). `clear` starts over: searches in flight
+keep the old arena (they hold a reference to it), so nothing is ever unmapped or rewritten under
+a reader. A budget of 0 turns the cache off: every read is checked in place.
 """
 
 from __future__ import annotations
@@ -70,15 +71,16 @@ class VerifiedCache:
         self._arena = _Arena.empty(size, len(directory))
         self._lock = threading.Lock()  # admissions only: a hit takes no lock
         self.hits = 0  # non-empty lists handed out without a read or a check
-        self.resets = 0
+        self.full = 0  # searches that missed once the budget was spent (checked in place)
 
     @property
     def resident_bytes(self) -> int:
         return self._arena.resident
 
-    def lists(self, heads: np.ndarray, fetch, check) -> np.ndarray:
+    def lists(self, heads: np.ndarray, fetch, check) -> np.ndarray | None:
         """The arena (a uint8 buffer in the posting file's layout) in which every non-empty list of
-        `heads` (k,) int64 is a verified copy. `fetch(heads)` returns (buffer, bases): the lists of
+        `heads` (k,) int64 is a verified copy, or None when they do not fit in what is left of the
+        budget (the caller checks them in place). `fetch(heads)` returns (buffer, bases): the lists of
         those heads as stored, unchecked; `check(heads, rows, buffer, bases)` raises DamagedLists
         for the ones that fail their CRC32C (then none of this call's lists is marked verified)."""
         arena = self._arena
@@ -91,9 +93,8 @@ class VerifiedCache:
             miss = np.flatnonzero(~arena.verified[heads] & (counts > 0))
             need = int(self.directory[heads[miss], _LENGTH].sum())
             if arena.resident + need > self.budget and arena.resident:
-                arena = self._arena = _Arena.empty(self.size, len(self.directory))
-                self.resets += 1
-                miss = np.flatnonzero(counts > 0)
+                self.full += 1
+                return None
             missed = np.unique(heads[miss])
             rows = self.directory[missed]
             src, bases = fetch(missed)
