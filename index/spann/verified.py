@@ -16,6 +16,14 @@ RAM that flips bits after the check, is the job of ECC memory, as it is for ever
 The check of the file itself is unchanged on a miss (copy, then check the copy, so that no byte
 can change between check and use), and `lamina index verify` still reads the whole file.
 
+Admission on the second miss. Copying a list in costs more than checking it in place (the page
+faults of fresh anonymous memory, then the copy: measured cold, where every read is a first
+read, a copy-on-first-miss cache doubled p50). So a list's first miss only marks it seen, and
+the search checks its lists in place as without a cache; a list missed again is copied in. A
+one-off read (a cold query, a scan) costs what the check always cost; a list read repeatedly
+is checked twice, then never again while it stays cached (the "doorkeeper" of TinyLFU-style
+caches, keeping one-hit lists out).
+
 Memory: the arena is as large as the posting file but lazily backed (an anonymous mapping costs
 only the pages written), and the lists admitted are bounded by `budget` bytes. Once full, the
 cache admits nothing more: a search whose lists are all cached is a hit, any other is checked in
@@ -52,12 +60,14 @@ class _Arena:
 
     buffer: np.ndarray  # (file size rounded to 8,) uint8 over an anonymous mapping
     verified: np.ndarray  # (H,) bool
+    seen: np.ndarray  # (H,) bool: missed once already (admitted on the next miss)
     resident: int = 0  # bytes of the lists admitted
 
     @classmethod
     def empty(cls, size: int, n_lists: int) -> _Arena:
         size = max(8, (size + 7) // 8 * 8)
-        return cls(np.frombuffer(mmap.mmap(-1, size), dtype=np.uint8), np.zeros(n_lists, dtype=bool))
+        return cls(np.frombuffer(mmap.mmap(-1, size), dtype=np.uint8), np.zeros(n_lists, dtype=bool),
+                   np.zeros(n_lists, dtype=bool))
 
 
 class VerifiedCache:
@@ -71,6 +81,7 @@ class VerifiedCache:
         self._arena = _Arena.empty(size, len(directory))
         self._lock = threading.Lock()  # admissions only: a hit takes no lock
         self.hits = 0  # non-empty lists handed out without a read or a check
+        self.first = 0  # searches that missed a list for the first time (checked in place)
         self.full = 0  # searches that missed once the budget was spent (checked in place)
 
     @property
@@ -79,9 +90,9 @@ class VerifiedCache:
 
     def lists(self, heads: np.ndarray, fetch, check) -> np.ndarray | None:
         """The arena (a uint8 buffer in the posting file's layout) in which every non-empty list of
-        `heads` (k,) int64 is a verified copy, or None when they do not fit in what is left of the
-        budget (the caller checks them in place). `fetch(heads)` returns (buffer, bases): the lists of
-        those heads as stored, unchecked; `check(heads, rows, buffer, bases)` raises DamagedLists
+        `heads` (k,) int64 is a verified copy, or None when some are missed for the first time or
+        do not fit in what is left of the budget (the caller checks them in place).
+        `fetch(heads)` returns (buffer, bases): the lists of those heads as stored, unchecked; `check(heads, rows, buffer, bases)` raises DamagedLists
         for the ones that fail their CRC32C (then none of this call's lists is marked verified)."""
         arena = self._arena
         counts = self.directory[heads, _COUNT]
@@ -91,6 +102,13 @@ class VerifiedCache:
         with self._lock:
             arena = self._arena  # another admission may have replaced or filled it meanwhile
             miss = np.flatnonzero(~arena.verified[heads] & (counts > 0))
+            if not len(miss):
+                self.hits += int(np.count_nonzero(counts))
+                return arena.buffer
+            if not arena.seen[heads[miss]].all():  # a first miss: checked in place this time
+                arena.seen[heads[miss]] = True
+                self.first += 1
+                return None
             need = int(self.directory[heads[miss], _LENGTH].sum())
             if arena.resident + need > self.budget and arena.resident:
                 self.full += 1

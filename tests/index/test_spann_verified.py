@@ -59,7 +59,9 @@ def test_a_small_budget_fills_and_concurrent_readers_see_the_stored_lists(tmp_pa
     assert reader.cache.full > 0 and reader.stats.cache_hits > 0  # both paths ran
     assert reader.cache.resident_bytes <= budget
     reader.cache.clear()  # starts over while nothing is in flight; reads stay exact
-    run(queries[0])
+    run(queries[0])  # a first miss: checked in place, marked seen
+    assert reader.cache.resident_bytes == 0
+    run(queries[0])  # the second: copied in
     assert 0 < reader.cache.resident_bytes <= budget
     reader.close()
 
