@@ -66,7 +66,9 @@ class _Arena:
     @classmethod
     def empty(cls, size: int, n_lists: int) -> _Arena:
         size = max(8, (size + 7) // 8 * 8)
-        return cls(np.frombuffer(mmap.mmap(-1, size), dtype=np.uint8), np.zeros(n_lists, dtype=bool),
+        # private anonymous memory (Python's default for -1 is shared, i.e. shmem): lazily backed
+        arena = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | getattr(mmap, "MAP_ANONYMOUS", 0x20))
+        return cls(np.frombuffer(arena, dtype=np.uint8), np.zeros(n_lists, dtype=bool),
                    np.zeros(n_lists, dtype=bool))
 
 
