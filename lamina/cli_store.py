@@ -234,6 +234,26 @@ def bench_highwater(writes: int, work_dir: Path, as_json: bool, out: Path | None
         click.echo(json.dumps(report))
 
 
+@click.command("token-crc")
+@click.option("--docs", default=20_000, show_default=True, type=click.IntRange(min=100))
+@click.option("--candidates", default=30, show_default=True, type=click.IntRange(min=1))
+@click.option("--work-dir", type=click.Path(path_type=Path), default=Path("bench/out/token-crc"), show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for the JSON report.")
+def bench_token_crc(docs: int, candidates: int, work_dir: Path, as_json: bool, out: Path | None) -> None:
+    """Fetch-and-MaxSim latency of a token store checked on read beside the same store unchecked
+    (bench/token_crc.py)."""
+    from lamina.bench.token_crc import run
+
+    report = {"benchmark": "token-crc", **run(work_dir, docs=docs, candidates=candidates)}
+    for name in ("checked", "unchecked"):
+        click.echo(f"{name:<10} p50 {report[name]['p50_ms']:.4f} ms  p99 {report[name]['p99_ms']:.4f} ms", err=as_json)
+    click.echo(f"overhead: p50 {report['overhead_p50_pct']:+.2f} %", err=as_json)
+    _write(report, out, "token-crc.json")
+    if as_json:
+        click.echo(json.dumps(report))
+
+
 def _write(report: dict, out: Path | None, name: str) -> None:
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -241,4 +261,4 @@ def _write(report: dict, out: Path | None, name: str) -> None:
 
 
 COMMANDS = (store_group, backup, restore, snapshot)
-BENCH_COMMANDS = (bench_crash, bench_corrupt, bench_highwater)
+BENCH_COMMANDS = (bench_crash, bench_corrupt, bench_highwater, bench_token_crc)
