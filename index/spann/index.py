@@ -469,17 +469,22 @@ class SpannIndex:
                 self._reader.release_pages()
 
     def memory_bytes(self) -> int:
-        """Resident bytes: head index, list directory, deltas, tombstones, live ids, the verified
-        cache's copies of lists; not the posting file."""
+        """Resident bytes: head index, list directory, deltas, tombstones, live ids; not the posting
+        file, nor the verified copies of its lists (`cache_bytes`)."""
         total = self._heads.memory_bytes() + self._on_disk.nbytes + self._ids.nbytes + self._tombstones.nbytes
         total += sum(a.nbytes + b.nbytes for a, b in self._delta.values())
         total += sum(a.nbytes for a in self._removed.values())
         total += self._pending[0].nbytes + self._pending[1].nbytes
         if self._reader is not None:
             total += self._reader.directory.nbytes
-            if self._reader.cache is not None:  # the verified copies of lists searches read
-                total += self._reader.cache.resident_bytes
         return int(total)
+
+    def cache_bytes(self) -> int:
+        """Resident bytes of the verified copies of posting lists (`verified.VerifiedCache`), at
+        most `verified_cache_mb` MiB: a cache of the posting file, counted apart from
+        `memory_bytes` as the page cache is."""
+        reader = self._reader
+        return int(reader.cache.resident_bytes) if reader is not None and reader.cache is not None else 0
 
     # ================================================================== postings in memory and on disk
     def _on_disk_mask(self, heads: np.ndarray) -> np.ndarray:
