@@ -159,8 +159,10 @@ def repair_store(path: Path) -> list[str]:
         shutil.copy2(wal, saved / wal.name)
     rocksdict.Rdict.repair(str(path), store_options())
     # a family RocksDB's repair drops because no table held it (a MANIFEST lost before a flush)
-    # is salvaged from the logs, the graph's too: its records may live in the WAL only
-    if set(CF_NAMES) - set(rocksdict.Rdict.list_cf(str(path), store_options())):
+    # is salvaged from the logs; the graph's only when a collection has a graph (its records may
+    # live in the WAL only), else it is recreated empty
+    missing = set(CF_NAMES) - set(rocksdict.Rdict.list_cf(str(path), store_options()))
+    if missing - {"graph"} or (missing and _has_graph_collection(path)):
         _salvage_logs(path, saved)
     shutil.rmtree(saved, ignore_errors=True)
     _create_missing_families(path)  # a family that held no table (e.g. an empty graph) is recreated empty
@@ -169,6 +171,26 @@ def repair_store(path: Path) -> list[str]:
         return _mend(store)
     finally:
         store.close()
+
+
+def _has_graph_collection(path: Path) -> bool:
+    """Whether any collection of the (repaired) store at `path` is configured with an entity graph."""
+    present = rocksdict.Rdict.list_cf(str(path), store_options())
+    db = rocksdict.Rdict(str(path), store_options(),
+                         column_families={n: store_options() for n in present if n != "default"})
+    try:
+        it = db.iter()
+        it.seek(b"collection\x00")
+        while it.valid() and it.key().startswith(b"collection\x00"):
+            try:
+                if json.loads(it.value()).get("graph"):
+                    return True
+            except ValueError:
+                pass
+            it.next()
+        return False
+    finally:
+        db.close()
 
 
 def _create_missing_families(path: Path) -> None:
