@@ -55,6 +55,7 @@ import numpy as np
 
 from lamina.index.errors import CorruptIndex, InvalidArgument, NotFound
 from lamina.index.snapshot import MANIFEST, fsync_path, sha256_file, write_atomic
+from lamina.index.token_crc import CRC_FILE, check_gathered, document_crcs
 
 TOKENS_VECTOR = "tokens"
 FORMAT = "lamina-tokens/1"
@@ -483,6 +484,8 @@ class _Segment:
 
     `rows` is (T, dim) float16 when `encoded` is False, else (T, code_size) uint8 codes; a memory
     map for a segment read from disk. `name` is its directory under the root, None until saved.
+    `crcs` (n,) uint32, a segment read from disk only: each document's CRC32C, checked on every
+    read of its rows (`_take`, index/token_crc.py).
     """
 
     ids: np.ndarray
@@ -490,6 +493,7 @@ class _Segment:
     rows: np.ndarray
     encoded: bool
     name: str | None = None
+    crcs: np.ndarray | None = None
 
     @property
     def lengths(self) -> np.ndarray:
@@ -527,6 +531,16 @@ def _decode(codec: TokenCodec, segment: _Segment, rows: np.ndarray) -> np.ndarra
     return codec.decode(rows) if segment.encoded else codec.widen(rows)
 
 
+def _take(segment: _Segment, docs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The rows of documents `docs` (n,) (row numbers in `segment`, `lengths` (n,) rows each),
+    back to back: gathered with one np.take, then, for a segment read from disk, checked
+    against each document's CRC32C (the gathered copy is what is checked and served)."""
+    rows = np.take(segment.rows, ranges(segment.offsets[docs], lengths), axis=0)
+    if segment.crcs is None:
+        return rows
+    return check_gathered(rows, lengths, segment.crcs[docs], segment.ids[docs], f"segment {segment.name}")
+
+
 def _merged(view: _View) -> _Segment:
     """The live documents of `view` as one in-memory segment (codes stay codes, nothing decoded)."""
     encoded = view.codec.trained
@@ -535,7 +549,8 @@ def _merged(view: _View) -> _Segment:
         keep = ~np.isin(s.ids, view.tombstones) if len(view.tombstones) else np.ones(len(s.ids), bool)
         ids.append(s.ids[keep])
         lengths.append(s.lengths[keep])
-        rows.append(np.take(s.rows, ranges(s.offsets[:-1][keep], s.lengths[keep]), axis=0))
+        docs = np.flatnonzero(keep)
+        rows.append(_take(s, docs, s.lengths[docs]))
     width = view.codec.bytes_per_token if encoded else view.codec.dim
     return _Segment(
         np.concatenate(ids) if ids else np.empty(0, np.int64),
@@ -689,16 +704,14 @@ class TokenStore:
         used = np.unique(seg[live])
         if len(used) == 1:  # the usual case after a compaction: rows land in order, no scatter
             segment = view.segments[used[0]]
-            src = ranges(segment.offsets[row[live]], lengths[live])
             # np.take is several times faster than fancy indexing for row gathers
-            return _decode(view.codec, segment, np.take(segment.rows, src, axis=0)), offsets
+            return _decode(view.codec, segment, _take(segment, row[live], lengths[live])), offsets
         out = np.empty((int(offsets[-1]), self.dim), dtype=np.float32)
         for s in used:
             segment = view.segments[s]
             sel = np.flatnonzero(live & (seg == s))
-            src = ranges(segment.offsets[row[sel]], lengths[sel])
             dst = ranges(offsets[sel], lengths[sel])
-            out[dst] = _decode(view.codec, segment, np.take(segment.rows, src, axis=0))
+            out[dst] = _decode(view.codec, segment, _take(segment, row[sel], lengths[sel]))
         return out, offsets
 
     def get(self, ids: np.ndarray) -> list[np.ndarray]:
@@ -729,8 +742,7 @@ class TokenStore:
                 stop = start + max(1, int(np.searchsorted(ends, max_tokens, side="right")))
                 block = rows[start:stop]
                 offsets = lengths_to_offsets(lengths[block])
-                src = ranges(segment.offsets[block], lengths[block])
-                yield segment.ids[block], _decode(view.codec, segment, np.take(segment.rows, src, axis=0)), offsets
+                yield segment.ids[block], _decode(view.codec, segment, _take(segment, block, lengths[block])), offsets
                 start = stop
 
     # ------------------------------------------------------------------ writes
@@ -811,7 +823,8 @@ class TokenStore:
             codec = TokenCodec(view.codec.spec, self.dim)
             codec.train(_as_token_matrix(sample, self.dim, "training sample"))
             segments = tuple(
-                replace(s, rows=codec.encode(_decode(view.codec, s, np.asarray(s.rows))), encoded=True, name=None)
+                replace(s, rows=codec.encode(_decode(view.codec, s, _take(s, np.arange(len(s.ids)), s.lengths))),
+                        encoded=True, name=None, crcs=None)
                 for s in view.segments)
             self._publish(codec, segments, view.tombstones)
             self._rewrite = True
@@ -1018,7 +1031,12 @@ class TokenStore:
                 or (len(ids) and np.any(np.diff(offsets) < 0))):
             raise CorruptIndex(f"segment {directory} has inconsistent ids {ids.shape}, offsets {offsets.shape} "
                                f"and rows {rows.shape}")
-        return _Segment(ids, offsets, rows, encoded, name)
+        # a segment saved before rows carried CRCs gets them from its rows now, which the open
+        # has just checked against their SHA-256 (the collection's snapshot, or `verify`)
+        crcs = np.load(directory / CRC_FILE) if (directory / CRC_FILE).exists() else document_crcs(rows, offsets)
+        if crcs.shape != ids.shape:
+            raise CorruptIndex(f"segment {directory} has {crcs.shape} CRCs for {len(ids)} documents")
+        return _Segment(ids, offsets, rows, encoded, name, crcs.astype(np.uint32))
 
     def _reopen(self, root: Path, segment: _Segment) -> _Segment:
         """The saved segment memory-mapped from disk, so that RAM holds no copy of its rows."""
@@ -1032,7 +1050,8 @@ class TokenStore:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         arrays = {"ids.npy": segment.ids, "offsets.npy": segment.offsets,
-                  ("codes.npy" if segment.encoded else "tokens.npy"): segment.rows}
+                  ("codes.npy" if segment.encoded else "tokens.npy"): segment.rows,
+                  CRC_FILE: document_crcs(segment.rows, segment.offsets)}
         for fname, array in arrays.items():
             self._write_file(tmp / fname, lambda fh, a=array: np.save(fh, np.ascontiguousarray(a)), rename=False)
             files[f"{name}/{fname}"] = sha256_file(tmp / fname)

@@ -27,6 +27,7 @@ from typing import Any
 
 import rocksdict
 
+from lamina.index.graph.graph import PREFIX as GRAPH_PREFIX
 from lamina.index.store import CF_NAMES, Store, store_options
 
 _U64 = struct.Struct(">Q")
@@ -157,9 +158,11 @@ def repair_store(path: Path) -> list[str]:
     for wal in path.glob("*.log"):
         shutil.copy2(wal, saved / wal.name)
     rocksdict.Rdict.repair(str(path), store_options())
-    # a family RocksDB's repair drops because no table held it: the graph's, when a collection has none
-    # (the others always hold the counters and documents), is recreated empty rather than salvaged
-    if set(CF_NAMES) - set(rocksdict.Rdict.list_cf(str(path), store_options())) - {"graph"}:
+    # a family RocksDB's repair drops because no table held it (a MANIFEST lost before a flush)
+    # is salvaged from the logs; the graph's only when a collection has a graph (its records may
+    # live in the WAL only), else it is recreated empty
+    missing = set(CF_NAMES) - set(rocksdict.Rdict.list_cf(str(path), store_options()))
+    if missing - {"graph"} or (missing and _has_graph_collection(path)):
         _salvage_logs(path, saved)
     shutil.rmtree(saved, ignore_errors=True)
     _create_missing_families(path)  # a family that held no table (e.g. an empty graph) is recreated empty
@@ -168,6 +171,26 @@ def repair_store(path: Path) -> list[str]:
         return _mend(store)
     finally:
         store.close()
+
+
+def _has_graph_collection(path: Path) -> bool:
+    """Whether any collection of the (repaired) store at `path` is configured with an entity graph."""
+    present = rocksdict.Rdict.list_cf(str(path), store_options())
+    db = rocksdict.Rdict(str(path), store_options(),
+                         column_families={n: store_options() for n in present if n != "default"})
+    try:
+        it = db.iter()
+        it.seek(b"collection\x00")
+        while it.valid() and it.key().startswith(b"collection\x00"):
+            try:
+                if json.loads(it.value()).get("graph"):
+                    return True
+            except ValueError:
+                pass
+            it.next()
+        return False
+    finally:
+        db.close()
 
 
 def _create_missing_families(path: Path) -> None:
@@ -223,9 +246,16 @@ def _salvage_logs(path: Path, saved: Path) -> None:
 
 
 def _family_of(rows: list[tuple[bytes, bytes]]) -> str | None:
-    """Which of the store's column families replayed records belong to, told by their shape."""
+    """Which of the store's column families replayed records belong to, told by their shape.
+
+    The graph's records are told by their keys, `<collection>\0g\0...` (`index.graph.PREFIX`):
+    no other family's key has that shape (a document id holds no NUL, vector names are fixed
+    words, and an iid or seq whose first bytes read "g\0" would be above 7e18). Their values
+    look like any other (JSON entities, packed vectors), so they are told first."""
     if not rows:
         return None
+    if all(key.partition(b"\x00")[2].startswith(GRAPH_PREFIX) for key, _ in rows[:64]):
+        return "graph"
     sample = [v for _, v in rows[:64]]
 
     def every(test: Any) -> bool:

@@ -213,6 +213,47 @@ def bench_corrupt(work_dir: Path, all_files: bool, as_json: bool, out: Path | No
         click.echo(json.dumps(report))
 
 
+@click.command("highwater")
+@click.option("--writes", default=2000, show_default=True, type=click.IntRange(min=10))
+@click.option("--work-dir", type=click.Path(path_type=Path), default=Path("bench/out/highwater"), show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for the JSON report.")
+def bench_highwater(writes: int, work_dir: Path, as_json: bool, out: Path | None) -> None:
+    """Latency of wait=true writes with and without the high-water mark's pwrite, side by side
+    write by write (bench/highwater.py)."""
+    from lamina.bench.highwater import run
+
+    report = {"benchmark": "highwater", **run(work_dir, writes)}
+    for name in ("with_highwater", "without", "note_alone"):
+        row = report[name]
+        click.echo(f"{name:<15} p50 {row['p50_ms']:.4f} ms  p99 {row['p99_ms']:.4f} ms  mean {row['mean_ms']:.4f} ms",
+                   err=as_json)
+    click.echo(f"overhead: p50 {report['overhead_p50_pct']:+.2f} %, p99 {report['overhead_p99_pct']:+.2f} %", err=as_json)
+    _write(report, out, "highwater.json")
+    if as_json:
+        click.echo(json.dumps(report))
+
+
+@click.command("token-crc")
+@click.option("--docs", default=20_000, show_default=True, type=click.IntRange(min=100))
+@click.option("--candidates", default=30, show_default=True, type=click.IntRange(min=1))
+@click.option("--work-dir", type=click.Path(path_type=Path), default=Path("bench/out/token-crc"), show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for the JSON report.")
+def bench_token_crc(docs: int, candidates: int, work_dir: Path, as_json: bool, out: Path | None) -> None:
+    """Fetch-and-MaxSim latency of a token store checked on read beside the same store unchecked
+    (bench/token_crc.py)."""
+    from lamina.bench.token_crc import run
+
+    report = {"benchmark": "token-crc", **run(work_dir, docs=docs, candidates=candidates)}
+    for name in ("checked", "unchecked"):
+        click.echo(f"{name:<10} p50 {report[name]['p50_ms']:.4f} ms  p99 {report[name]['p99_ms']:.4f} ms", err=as_json)
+    click.echo(f"overhead: p50 {report['overhead_p50_pct']:+.2f} %", err=as_json)
+    _write(report, out, "token-crc.json")
+    if as_json:
+        click.echo(json.dumps(report))
+
+
 def _write(report: dict, out: Path | None, name: str) -> None:
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -220,4 +261,4 @@ def _write(report: dict, out: Path | None, name: str) -> None:
 
 
 COMMANDS = (store_group, backup, restore, snapshot)
-BENCH_COMMANDS = (bench_crash, bench_corrupt)
+BENCH_COMMANDS = (bench_crash, bench_corrupt, bench_highwater, bench_token_crc)

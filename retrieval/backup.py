@@ -11,9 +11,11 @@ A backup directory has the layout of a data directory plus `backup.json`:
 
 While the index files are copied and the checkpoint is taken, the database takes no new index
 snapshot (a snapshot trims the store's log, which a copied older snapshot still needs to replay):
-writes go on, snapshots wait until the backup ends. Each collection's files are copied under its
-read lock (a copy of its own files, short), the checkpoint under the store's write lock (RocksDB
-links its files: milliseconds). A restored directory opens like a crashed one: each collection
+writes go on, snapshots wait until the backup ends. The database's lock (create, drop, open) is
+held only to pin the set of collections and, after the copies, to settle what changed meanwhile
+and take the checkpoint (`_settle`); the copies run outside it, so collections are created and
+dropped during a backup. Each collection's files are copied under its read lock (a copy of its
+own files), the checkpoint under the store's write lock (RocksDB links its files: milliseconds). A restored directory opens like a crashed one: each collection
 loads its copied snapshot and replays the checkpoint's log after it, so it answers exactly as the
 original did at `seq`.
 """
@@ -43,18 +45,25 @@ def backup_database(db: Any, dest: str | Path) -> dict[str, Any]:
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "indexes").mkdir(parents=True)
-    with db._lock:  # no collection is opened, created or dropped meanwhile
+    with db._lock:  # short: pin the collections and pause their snapshots
         names = sorted(c.name for c in db.store.list_collections())
-        open_colls = list(db._collections.values())
-        for coll in open_colls:
+        pinned = {name: db._collections.get(name) for name in names}
+        paused = [coll for coll in pinned.values() if coll is not None]
+    try:
+        for coll in paused:
             coll.pause_snapshots(True)
-        try:
-            for name in names:
+        torn = set()
+        for name in names:  # the long part, outside the database's lock: create and drop go on
+            try:
                 _copy_index_files(db, name, tmp / "indexes" / name)
+            except OSError:  # dropped under the copy: settled below
+                torn.add(name)
+        with db._lock:  # short: settle what changed meanwhile, then the checkpoint
+            names = _settle(db, tmp / "indexes", pinned, paused, torn)
             seq = db.store.checkpoint(tmp / "store")
-        finally:
-            for coll in open_colls:
-                coll.pause_snapshots(False)
+    finally:
+        for coll in paused:
+            coll.pause_snapshots(False)
     Catalog(seq, names).write(tmp)
     manifest = {"format": FORMAT, "seq": seq, "collections": names,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -65,6 +74,30 @@ def backup_database(db: Any, dest: str | Path) -> dict[str, Any]:
     os.replace(tmp, dest)
     fsync_path(dest.parent)
     return manifest
+
+
+def _settle(db: Any, indexes: Path, pinned: dict[str, Any], paused: list[Any], torn: set[str]) -> list[str]:
+    """Under the database's lock, after the copies: the collections the checkpoint will hold.
+
+    A copy stays valid while its collection is the same object as at the pin (open and paused,
+    or not open: nothing but an open writes an unopened collection's files). A collection
+    dropped meanwhile loses its copy; one created, recreated or opened meanwhile (or whose copy
+    failed, `torn`, its files removed under it by a drop) is paused and
+    copied again now, under this lock, so that every copied snapshot covers at most the
+    checkpoint's seq. That is the rare case; the common one copies nothing here."""
+    names = sorted(c.name for c in db.store.list_collections())
+    for name in set(pinned) - set(names):
+        shutil.rmtree(indexes / name, ignore_errors=True)
+    for name in names:
+        coll = db._collections.get(name)
+        if name in pinned and coll is pinned[name] and name not in torn:
+            continue
+        if coll is not None:
+            coll.pause_snapshots(True)
+            paused.append(coll)
+        shutil.rmtree(indexes / name, ignore_errors=True)
+        _copy_index_files(db, name, indexes / name)
+    return names
 
 
 def _copy_index_files(db: Any, name: str, dest: Path) -> None:

@@ -22,7 +22,7 @@ IO_MODES: tuple[str, ...] = ("mmap", "pread")
 SEARCH_PARAMS: tuple[str, ...] = ("max_postings", "max_dist_ratio", "min_postings", "ef_search")
 # what may differ from the build config when an index is loaded (see SpannConfig.with_runtime)
 RUNTIME_PARAMS: tuple[str, ...] = (*SEARCH_PARAMS, "io", "io_threads", "coalesce_bytes", "reassign_neighbors",
-                                   "build_size", "use_gpu", "verify_reads")
+                                   "build_size", "use_gpu", "verify_reads", "verified_cache_mb")
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,11 @@ class SpannConfig:
       verify_reads: check every posting list a read hands out against its CRC32C (default). A
         list that fails is never scored: the index rebuilds it from its vector source (a
         collection's store) or the query fails with DataLoss. Off only to measure its cost.
+      verified_cache_mb: lists a search reads are copied into process memory and checked there
+        once; later searches score the checked copy without checking it again (verified.py says
+        why that is sound). At most this many MiB of lists (256), resident memory on top of the
+        figures above; once full, searches that miss it check their lists in place. Size it to
+        the lists queries keep reading. 0 checks every list in place on every read.
     """
 
     head_ratio: float = 0.12
@@ -106,6 +111,7 @@ class SpannConfig:
     use_gpu: bool = True
     seed: int = 1234
     verify_reads: bool = True
+    verified_cache_mb: int = 256
 
     def __post_init__(self) -> None:
         if not 0.0 < self.head_ratio <= 1.0:
@@ -121,7 +127,7 @@ class SpannConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise InvalidArgument(f"SPANN parameter {name} must be a positive integer, got {value!r}")
         for name in ("balance_iters", "posting_cap", "reassign_neighbors", "min_postings", "coalesce_bytes",
-                     "scan_heads_max"):
+                     "scan_heads_max", "verified_cache_mb"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidArgument(f"SPANN parameter {name} must be a non-negative integer, got {value!r}")

@@ -469,7 +469,8 @@ class SpannIndex:
                 self._reader.release_pages()
 
     def memory_bytes(self) -> int:
-        """Resident bytes: head index, list directory, deltas, tombstones, live ids; not the posting file."""
+        """Resident bytes: head index, list directory, deltas, tombstones, live ids; not the posting
+        file, nor the verified copies of its lists (`cache_bytes`)."""
         total = self._heads.memory_bytes() + self._on_disk.nbytes + self._ids.nbytes + self._tombstones.nbytes
         total += sum(a.nbytes + b.nbytes for a, b in self._delta.values())
         total += sum(a.nbytes for a in self._removed.values())
@@ -477,6 +478,13 @@ class SpannIndex:
         if self._reader is not None:
             total += self._reader.directory.nbytes
         return int(total)
+
+    def cache_bytes(self) -> int:
+        """Resident bytes of the verified copies of posting lists (`verified.VerifiedCache`), at
+        most `verified_cache_mb` MiB: a cache of the posting file, counted apart from
+        `memory_bytes` as the page cache is."""
+        reader = self._reader
+        return int(reader.cache.resident_bytes) if reader is not None and reader.cache is not None else 0
 
     # ================================================================== postings in memory and on disk
     def _on_disk_mask(self, heads: np.ndarray) -> np.ndarray:
@@ -778,7 +786,8 @@ class SpannIndex:
             lists = files.load_npy(self.path, manifest["files"]["lists"])
         reader = PostingReader(self.path / manifest["files"]["postings"]["name"], lists, self._codec,
                                io=self.config.io, io_threads=self.config.io_threads,
-                               coalesce_bytes=self.config.coalesce_bytes, verify=self.config.verify_reads)
+                               coalesce_bytes=self.config.coalesce_bytes, verify=self.config.verify_reads,
+                               cache_bytes=self.config.verified_cache_mb << 20)
         old, self._reader = self._reader, reader
         if old is not None:
             old.close()

@@ -8,10 +8,12 @@
 Ids and vectors are stored apart inside a list (struct of arrays), each one contiguous run.
 Page alignment means a list of up to 4 KiB costs one page read, as on the SSDs SPANN was
 designed for. The directory lives in memory (and in a .npy beside the file, checked at open).
-Every list a reader hands out is checked against its CRC32C first (`checksum.crc32c_ranges`,
-all of a query's lists in one call, over the bytes in place): a list that fails raises
-`DamagedLists`, a DataLoss naming its heads, and is never scored. `verify_postings` checks
-the whole file.
+Every list a reader hands out is checked against its CRC32C first (`checksum.mismatched_lists`,
+all of a query's lists in one call): a list that fails raises `DamagedLists`, a DataLoss naming
+its heads, and is never scored. Searches (`lists`) go through a `verified.VerifiedCache` when it
+has a budget: each list is copied into process memory and checked there once, and later
+searches score that checked copy (see verified.py for why that is sound); the update and
+compaction paths (`read_raw`) check the bytes in place. `verify_postings` checks the whole file.
 
 The writer goes through a temporary name, fsyncs and renames, so the final name only ever
 holds a complete file. The reader merges lists that sit close in the file into one read, puts
@@ -35,6 +37,7 @@ import numpy as np
 from lamina.index.errors import CorruptIndex, DataLoss, InvalidArgument
 from lamina.index.spann.checksum import crc32c, mismatched_lists
 from lamina.index.spann.config import IO_MODES
+from lamina.index.spann.verified import VerifiedCache
 from lamina.index.snapshot import fsync_path
 
 PAGE_SIZE = 4096
@@ -161,13 +164,15 @@ class DamagedLists(DataLoss):
 @dataclass
 class IOStats:
     """Reads issued by searches: lists read, bytes read, pread calls (approximate under concurrency),
-    lists checked against their CRC32C (empty ones included), lists that failed."""
+    lists checked against their CRC32C (empty ones included), lists that failed, lists served
+    from the verified cache without a second check."""
 
     lists: int = 0
     bytes: int = 0
     reads: int = 0
     checked: int = 0
     damaged: int = 0
+    cache_hits: int = 0
 
 
 @dataclass
@@ -186,7 +191,8 @@ class PostingReader:
     or with several preads in flight into a buffer (io="pread")."""
 
     def __init__(self, path: Path, directory: np.ndarray, codec: Codec, *, io: str = "mmap",
-                 io_threads: int = 1, coalesce_bytes: int = 16384, verify: bool = True) -> None:
+                 io_threads: int = 1, coalesce_bytes: int = 16384, verify: bool = True,
+                 cache_bytes: int = 0) -> None:
         if io not in IO_MODES:
             raise InvalidArgument(f"unknown posting I/O mode {io!r}; expected one of {', '.join(IO_MODES)}")
         self.path = Path(path)
@@ -211,6 +217,8 @@ class PostingReader:
             os.posix_fadvise(self._fd, 0, 0, _RANDOM_FILE)
         if io_threads > 1:
             self._pool = ThreadPoolExecutor(io_threads, thread_name_prefix="spann-io")
+        # searches score verified copies of their lists, checked once when copied in (verified.py)
+        self.cache = VerifiedCache(directory, self.size, cache_bytes) if verify and cache_bytes > 0 else None
 
     def close(self) -> None:
         if getattr(self, "_pool", None) is not None:
@@ -231,8 +239,24 @@ class PostingReader:
         """The lists of `heads` (k,) int64 for the search kernel: the mapped file itself, every
         list's range announced to the kernel first (madvise WILLNEED, so that pages not yet
         cached are read in parallel), or with io="pread" a buffer they were read into."""
+        if self.cache is not None:
+            before = self.cache.hits
+            buffer = self.cache.lists(heads, self._fetch_unchecked, self._check)
+            self.stats.cache_hits += self.cache.hits - before
+            self.stats.lists += self.cache.hits - before  # lists counts what searches scanned
+            if buffer is not None:
+                rows = self.directory[heads]
+                return RawLists(buffer, rows[:, OFFSET], rows[:, COUNT])
+        return self._lists(heads, self.verify)
+
+    def _fetch_unchecked(self, heads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The lists of `heads` as stored, not checked (the verified cache checks its copy)."""
+        raw = self._lists(heads, False)
+        return raw.buffer, raw.bases
+
+    def _lists(self, heads: np.ndarray, verify: bool) -> RawLists:
         if self._map is None or self._mapped is None:
-            return self.read_raw(heads)
+            return self.read_raw(heads, verify=verify)
         rows = self.directory[heads]
         lists = total = 0
         advise = self._map.madvise if _WILLNEED_MAP is not None else None
@@ -245,7 +269,7 @@ class PostingReader:
         self.stats.lists += lists
         self.stats.reads += lists
         self.stats.bytes += total
-        if self.verify:
+        if verify:
             self._check(heads, rows, self._mapped, rows[:, OFFSET])
         return RawLists(self._mapped, rows[:, OFFSET], rows[:, COUNT])
 
@@ -259,7 +283,10 @@ class PostingReader:
 
     def release_pages(self) -> None:
         """Unmap the file's pages from this process (MADV_DONTNEED; the page cache keeps them), so
-        that `posix_fadvise(DONTNEED)` can evict them: how a cold-cache benchmark starts cold."""
+        that `posix_fadvise(DONTNEED)` can evict them, and forget the verified copies: how a
+        cold-cache benchmark starts cold."""
+        if self.cache is not None:
+            self.cache.clear()
         if self._map is not None and hasattr(mmap, "MADV_DONTNEED"):
             self._map.madvise(mmap.MADV_DONTNEED)
 
@@ -272,7 +299,7 @@ class PostingReader:
         bounds = np.cumsum(counts)[:-1]
         return list(zip(np.split(ids, bounds), np.split(vectors, bounds)))
 
-    def read_raw(self, heads: np.ndarray) -> RawLists:
+    def read_raw(self, heads: np.ndarray, *, verify: bool | None = None) -> RawLists:
         """The lists of `heads` (k,) int64 as stored, in one buffer (see `RawLists`).
 
         Lists are read in file order, those within `coalesce_bytes` of each other in one pread.
@@ -300,7 +327,7 @@ class PostingReader:
         self.stats.lists += len(todo)
         self.stats.reads += len(first)
         self.stats.bytes += int(read_lengths.sum())
-        if self.verify:
+        if self.verify if verify is None else verify:
             self._check(heads, rows, buffer, bases)
         return RawLists(buffer, bases, counts)
 

@@ -52,6 +52,9 @@ def test_damaged_lists_are_rebuilt_from_the_source_and_the_file_verifies_again(t
     index.vector_source = lambda wanted: (wanted, np.stack([by_id[i] for i in wanted.tolist()]))
     damaged = flip_bits(tmp_path, 8)  # while the index is open: the map (or the next pread) sees it
     assert SpannIndex.verify(tmp_path)
+    # the first search put checked copies of every list in the verified cache: drop them, so
+    # that the next search reads the (now damaged) file again
+    index.release_pages()
     with caplog.at_level(logging.WARNING, logger="lamina.index.spann.index"):
         got = index.search(queries, 10)
     np.testing.assert_array_equal(got[1], want[1])
@@ -63,6 +66,29 @@ def test_damaged_lists_are_rebuilt_from_the_source_and_the_file_verifies_again(t
     assert index.io_stats.damaged == 0  # the new file's reader has met no damage
     np.testing.assert_array_equal(index.search(queries, 10)[1], want[1])
     index.close()
+
+
+@pytest.mark.parametrize("io", ["mmap", "pread"])
+def test_lists_damaged_after_they_were_checked_are_served_from_the_checked_copy(tmp_path, io):
+    """The verified cache: a list checked once is scored from the copy that was checked, in the
+    process's memory, so damage to the file after that cannot reach a query; a cache that starts
+    over reads the file again and catches it, as a cache that is off does on every read."""
+    ids, vectors, queries = corpus()
+    SpannIndex.build(ids, vectors, metric="l2", config=CONFIG, path=tmp_path).close()
+    index = SpannIndex.load(tmp_path, overrides={"io": io})
+    want = index.search(queries, 10)  # a list's first miss is checked in place, only marked seen
+    np.testing.assert_array_equal(index.search(queries, 10)[1], want[1])  # second: copied in, checked
+    hits = index.io_stats.cache_hits
+    flip_bits(tmp_path, 8)
+    got = index.search(queries, 10)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], want[0])
+    assert index.io_stats.cache_hits > hits and index.io_stats.damaged == 0 and not index.repairs
+    index.close()
+    tiny = SpannIndex.load(tmp_path, overrides={"io": io, "verified_cache_mb": 0})  # checked in place
+    with pytest.raises(DataLoss, match="CRC32C"):
+        tiny.search(queries, 10)
+    tiny.close()
 
 
 def test_without_a_source_a_damaged_list_fails_the_query_with_data_loss(tmp_path):

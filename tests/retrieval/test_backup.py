@@ -104,3 +104,58 @@ def test_backup_refuses_a_used_destination_and_restore_a_non_backup(tmp_path):
             db.backup(tmp_path / "dest")
     with pytest.raises(InvalidArgument, match="not a Lamina backup"):
         restore_backup(tmp_path / "dest", tmp_path / "new")
+
+
+def test_create_and_drop_proceed_while_a_backup_copies(tmp_path, monkeypatch):
+    """The database's lock is held only to pin the collections and take the checkpoint: with the
+    backup's copy of one collection held up, collections are created, dropped and opened; the
+    backup then holds exactly what the store held at its checkpoint."""
+    from lamina.retrieval import backup as backup_module
+
+    rng = np.random.default_rng(3)
+    db = Database(tmp_path / "src")
+    vectors = {}
+    for name in ("keep", "gone", "cold"):
+        coll = db.create_collection(name, DIM, metric="l2", index="flat", encoder=None, sparse=False)
+        vectors[name] = rng.standard_normal((5, DIM)).astype(np.float32)
+        coll.upsert([{"id": f"{name}{j}", "vector": v} for j, v in enumerate(vectors[name])], wait=True)
+    db.close()
+    db = Database(tmp_path / "src")  # "cold" stays unopened until the backup is under way
+    db.collection("keep"), db.collection("gone")
+    copying, release = threading.Event(), threading.Event()
+    real_copy = backup_module._copy_index_files
+
+    def held_copy(db_, name, dest):
+        if name == "keep" and not release.is_set():
+            copying.set()
+            assert release.wait(30), "the test never released the copy"
+        real_copy(db_, name, dest)
+
+    monkeypatch.setattr(backup_module, "_copy_index_files", held_copy)
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(db.backup(tmp_path / "backup")))
+    worker.start()
+    assert copying.wait(30)
+    done = threading.Event()
+
+    def ddl():  # before this change each call waited for the whole backup
+        new = db.create_collection("new", DIM, metric="l2", index="flat", encoder=None, sparse=False)
+        new.upsert([{"id": "n0", "vector": vectors["keep"][0]}], wait=True)
+        db.drop_collection("gone")
+        db.collection("cold").upsert([{"id": "cold9", "vector": vectors["cold"][1]}], wait=True)
+        done.set()
+
+    threading.Thread(target=ddl, daemon=True).start()
+    assert done.wait(30), "create/drop/open waited for the backup's copy"
+    assert worker.is_alive()  # the copy is still held
+    release.set()
+    worker.join(30)
+    assert result["collections"] == ["cold", "keep", "new"]
+    db.close()
+    restore_backup(tmp_path / "backup", tmp_path / "restored")
+    with Database(tmp_path / "restored") as restored:
+        assert sorted(c.name for c in restored.list_collections()) == ["cold", "keep", "new"]
+        assert restored.collection("new").count() == 1 and restored.collection("cold").count() == 6
+        hits = restored.collection("keep").search(vectors["keep"][2], k=1)
+        assert hits[0].id == "keep2"
+        assert restored.collection("cold").search(vectors["cold"][1], k=2)[0].id in {"cold1", "cold9"}
