@@ -36,7 +36,8 @@ from lamina.retrieval.collection import Database
 from lamina.service.auth import KeyStore, make_interceptor
 from lamina.service.metrics import Metrics
 from lamina.service.rag import GeneratorPool
-from lamina.service.servicer import add_servicers
+from lamina.service.servicer import SERVICE_NAMES, add_servicers
+from lamina.service.work import WorkCounters, WritePool
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,9 @@ async def build_server(
     keys: KeyStore | None = None,
     generators: GeneratorPool | None = None,
     metrics: Metrics | None = None,
+    counters: WorkCounters | None = None,
+    write_pool: WritePool | None = None,
+    serving: bool = True,
 ) -> tuple[grpc.aio.Server, int]:
     """A bound, not yet started server over `database`, and the port it bound (port 0: a free one).
 
@@ -80,7 +84,10 @@ async def build_server(
     API keys (`lamina.service.auth`) come from the store and `api_keys_file`, or are `keys`; `auth`
     is "auto" (enforced once any key exists), "on" or "off". `generators` are the generators the Rag
     service offers (default: local, openai and none, each loaded on first use, on a pool of its own).
-    `metrics` (`lamina.service.metrics`) counts every call and search stage.
+    `metrics` (`lamina.service.metrics`) counts every call and search stage; `counters` the calls' work
+    done and abandoned at their deadline; `write_pool` encodes upserts that carry text (default: they
+    run on `executor`; `lamina.service.work`). `serving=False` leaves health NOT_SERVING (for
+    `mark_serving` once the encoders are loaded).
     A coroutine because the health servicer is an asyncio one: call it in the loop that serves.
     """
     if executor is None:
@@ -100,11 +107,12 @@ async def build_server(
     )
     services = add_servicers(server, database, executor, generators or GeneratorPool(),
                              search_observer=None if metrics is None else metrics.observe_search,
-                             keys=interceptor.keys)
+                             keys=interceptor.keys, counters=counters, write_pool=write_pool)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in ("", *services):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(name, status)
 
     where = address(host, port)
     try:
