@@ -82,6 +82,7 @@ from lamina.retrieval.indexes import (
     CollectionIndexes,
 )
 from lamina.retrieval.planner import QueryPlanner, split_planner_params
+from lamina.retrieval.bounds import check_search_work
 from lamina.retrieval.query import Query, Rerank, SearchRequest, SearchResult, Stage
 from lamina.retrieval.rerank import rerank
 
@@ -524,6 +525,7 @@ class Collection:
     def _query(self, request: SearchRequest, deadline: Deadline) -> SearchResult:
         started = time.perf_counter()
         explain: dict[str, Any] = {"stages": []}
+        check_search_work(request, self.config.index)  # ResourceExhausted past lamina.index.limits
         deadline.check("encoding the query")
         inputs = [self._stage_input(stage, request.query) for stage in request.stages]
         if request.graph is not None:
