@@ -113,3 +113,37 @@ def test_searches_abandoned_at_their_deadline_stop_and_free_the_worker(db, gated
         assert work["done"] == 1 and work["stopped"] == 1, work
     finally:
         server.stop()
+
+
+def _upsert(collection: str, n: int, text: str = "wing lift") -> points_pb2.UpsertPointsRequest:
+    return points_pb2.UpsertPointsRequest(
+        collection=collection, points=[common_pb2.Point(id=f"{collection}-{i}", text=text) for i in range(n)])
+
+
+def test_a_search_is_admitted_while_the_write_encoding_pool_is_saturated(db, gated):
+    _fill(db, "texts", "gated")
+    db.create_collection("vecs", dim=DIM, encoder=None).upsert(
+        [{"id": "v", "vector": np.ones(DIM, dtype=np.float32)}], wait=True)
+    pool = WritePool(workers=1, queue=1)
+    server = ServerThread(db, workers=1, write_pool=pool).start()
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            points = points_pb2_grpc.PointsStub(channel)
+            gated.gate.clear()
+            running = points.Upsert.future(_upsert("texts", 3), timeout=30)
+            _wait_for(lambda: gated.entered == 1, "the first write to reach the encoder")
+            queued = points.Upsert.future(_upsert("texts", 2), timeout=30)
+            _wait_for(lambda: pool._slots._value == 0, "the second write to queue")
+            with pytest.raises(grpc.RpcError) as refused:
+                points.Upsert(_upsert("texts", 1), timeout=10)
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "write encoding pool is full" in refused.value.details()
+            # the only RPC thread is free: a search on another collection is served while writes wait
+            reply = search_pb2_grpc.SearchStub(channel).Search(_search("vecs", list(np.ones(DIM))), timeout=5)
+            assert [h.id for h in reply.hits] == ["v"]
+            gated.gate.set()
+            assert not any(r.HasField("error") for r in [*running.result().results, *queued.result().results])
+        assert db.collection("texts").count() == 64 + 3  # the queued write rewrote texts-0 and texts-1
+    finally:
+        server.stop()
+        pool.shutdown()
