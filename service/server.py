@@ -37,7 +37,7 @@ from lamina.service.auth import KeyStore, make_interceptor
 from lamina.service.metrics import Metrics
 from lamina.service.rag import GeneratorPool
 from lamina.service.servicer import SERVICE_NAMES, add_servicers
-from lamina.service.work import WorkCounters, WritePool
+from lamina.service.work import DEFAULT_DRAIN_S, DEFAULT_WRITE_QUEUE, DEFAULT_WRITE_WORKERS, WorkCounters, WritePool
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +125,45 @@ async def build_server(
 
 
 async def graceful_stop(server: grpc.aio.Server, health_servicer: HealthServicer,
-                        grace: float = DEFAULT_GRACE_S) -> None:
-    """Mark every service NOT_SERVING, then stop taking calls and give in-flight ones `grace` seconds."""
-    await health_servicer.enter_graceful_shutdown()  # first: health watchers see it before calls are refused
+                        grace: float = DEFAULT_GRACE_S, drain: float = 0.0) -> None:
+    """Mark every service NOT_SERVING, keep serving for `drain` seconds (new calls too), then stop
+    taking calls and give in-flight ones `grace` seconds."""
+    await drain_health(health_servicer, drain)
     await server.stop(grace)
+
+
+async def drain_health(health_servicer: HealthServicer, drain: float) -> None:
+    """Health NOT_SERVING for every service, then wait `drain` seconds while calls are still served."""
+    await health_servicer.enter_graceful_shutdown()  # first: health watchers see it before calls are refused
+    if drain > 0:
+        log.info("lamina draining: NOT_SERVING for %.1f s while still serving", drain)
+        await asyncio.sleep(drain)
+
+
+async def mark_serving(health_servicer: HealthServicer, services: list[str] | None = None) -> None:
+    """Health SERVING for "" and every Lamina service."""
+    for name in ("", *(SERVICE_NAMES if services is None else services)):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+
+def preload_encoders(database: Database) -> list[str]:
+    """Open every collection and load (and run once) its dense, sparse and token encoders, so that the
+    first search does not wait for a model; returns the failures (logged: such a collection fails its
+    calls with the same error later, the others are served)."""
+    failures = []
+    for config in database.list_collections():
+        try:
+            collection = database.collection(config.name)
+            if config.encoder is not None:
+                collection.encoder.encode_queries(["warm up"])
+            if config.sparse is not None:
+                collection.sparse_encoder  # noqa: B018 - loads it
+            if config.multivector is not None:
+                collection.token_encoder.encode_queries(["warm up"])
+        except Exception as exc:  # noqa: BLE001 - one collection's broken encoder must not stop the server
+            log.warning("collection %r: its encoders did not load: %s", config.name, exc)
+            failures.append(config.name)
+    return failures
 
 
 async def serve_database(
@@ -139,13 +174,21 @@ async def serve_database(
     ready: Callable[[int], Any] | None = None,
     stop: asyncio.Event | None = None,
     grace: float = DEFAULT_GRACE_S,
+    drain: float = DEFAULT_DRAIN_S,
+    preload: bool = True,
     http_port: int | None = None,
     http_ready: Callable[[int], Any] | None = None,
+    write_workers: int = DEFAULT_WRITE_WORKERS,
+    write_queue: int = DEFAULT_WRITE_QUEUE,
     **options: Any,
 ) -> None:
     """Serve an open `database` until `stop` is set, then stop gracefully; the caller closes the database.
 
-    `ready(port)` is called once the server accepts calls. Without `stop`, SIGTERM and SIGINT stop
+    With `preload`, every collection's encoders are loaded while health says NOT_SERVING; then
+    SERVING. At `stop`, health says NOT_SERVING for `drain` seconds while calls (new ones too) are
+    still served, then the port closes and in-flight calls get `grace` seconds. Upserts that encode
+    text run on a pool of `write_workers` threads with `write_queue` more waiting (`lamina.service.work`).
+    `ready(port)` is called once the server is SERVING. Without `stop`, SIGTERM and SIGINT stop
     the server (that needs the main thread). `http_port` (0: a free one) also serves the HTTP/JSON
     API, /metrics and the console on `host` (`lamina.service.http`), then `http_ready(port)` is
     called. `options` go to `build_server`.
@@ -166,12 +209,19 @@ async def serve_database(
         options["generators"] = GeneratorPool()
     if http_port is not None and options.get("metrics") is None:
         options["metrics"] = Metrics(database)
+    write_pool = options.get("write_pool")
+    if write_pool is None:  # made here, so that its threads are stopped here
+        write_pool = options["write_pool"] = WritePool(write_workers, write_queue)
     http_server = None
     try:
         server, bound = await build_server(database, host, port, executor=executor,
-                                           health_servicer=health_servicer, **options)
+                                           health_servicer=health_servicer, serving=not preload, **options)
         await server.start()
         try:
+            if preload:  # health answers NOT_SERVING meanwhile
+                log.info("lamina loading the collections' encoders before serving")
+                await asyncio.to_thread(preload_encoders, database)
+                await mark_serving(health_servicer)
             if http_port is not None:
                 http_server = await start_http(host, http_port, bound, options["metrics"])
                 if http_ready is not None:
@@ -180,17 +230,19 @@ async def serve_database(
             if ready is not None:
                 ready(bound)
             await stop.wait()
-            log.info("lamina stopping: draining calls for up to %.1f s", grace)
+            log.info("lamina stopping: draining for %.1f s, then calls get up to %.1f s", drain, grace)
         finally:
+            await drain_health(health_servicer, drain)
             if http_server is not None:  # first: its calls go through the gRPC server
                 await http_server.stop()
-            await graceful_stop(server, health_servicer, grace)
+            await server.stop(grace)
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
         # handlers cut off by the grace period may still run: let them finish before the database closes
         await asyncio.to_thread(executor.shutdown, wait=True)
         options["generators"].shutdown()  # answers still generating were cut off with their calls
+        await asyncio.to_thread(write_pool.shutdown)
 
 
 async def start_http(host: str, port: int, grpc_port: int, metrics: Metrics | None) -> Any:

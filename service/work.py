@@ -24,6 +24,7 @@ from lamina.index.errors import DeadlineExceeded, ResourceExhausted
 
 DEFAULT_WRITE_WORKERS = 2
 DEFAULT_WRITE_QUEUE = 16
+DEFAULT_DRAIN_S = 5.0  # at SIGTERM: NOT_SERVING this long, still serving, before the port closes
 
 
 @dataclass
