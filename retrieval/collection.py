@@ -66,6 +66,7 @@ from lamina.index.types import (
     check_name,
     check_text,
 )
+from lamina.retrieval.bounds import check_search_work
 from lamina.retrieval.encoders.base import DenseEncoder
 from lamina.retrieval.encoders.dense import load_dense_encoder
 from lamina.retrieval.encoders.multivector import TokenEncoder
@@ -82,7 +83,6 @@ from lamina.retrieval.indexes import (
     CollectionIndexes,
 )
 from lamina.retrieval.planner import QueryPlanner, split_planner_params
-from lamina.retrieval.bounds import check_search_work
 from lamina.retrieval.query import Query, Rerank, SearchRequest, SearchResult, Stage
 from lamina.retrieval.rerank import rerank
 
