@@ -41,7 +41,7 @@ def serve_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option("--drain-seconds", "drain", type=click.FloatRange(min=0), default=DEFAULT_DRAIN_S,
                            show_default=True,
                            help="At SIGTERM, health NOT_SERVING this long while calls are still served, "
-                                "then stop.")(command)
+                                "then stop (a second signal stops at once).")(command)
     return command
 
 

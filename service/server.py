@@ -132,12 +132,16 @@ async def graceful_stop(server: grpc.aio.Server, health_servicer: HealthServicer
     await server.stop(grace)
 
 
-async def drain_health(health_servicer: HealthServicer, drain: float) -> None:
-    """Health NOT_SERVING for every service, then wait `drain` seconds while calls are still served."""
+async def drain_health(health_servicer: HealthServicer, drain: float, hurry: asyncio.Event | None = None) -> None:
+    """Health NOT_SERVING for every service, then wait `drain` seconds (or until `hurry` is set) while
+    calls are still served."""
     await health_servicer.enter_graceful_shutdown()  # first: health watchers see it before calls are refused
     if drain > 0:
         log.info("lamina draining: NOT_SERVING for %.1f s while still serving", drain)
-        await asyncio.sleep(drain)
+        try:
+            await asyncio.wait_for((hurry or asyncio.Event()).wait(), drain)
+        except TimeoutError:
+            pass
 
 
 async def mark_serving(health_servicer: HealthServicer, services: list[str] | None = None) -> None:
@@ -195,12 +199,17 @@ async def serve_database(
     """
     loop = asyncio.get_running_loop()
     signals: list[signal.Signals] = []
+    hurry = asyncio.Event()
     if stop is None:
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("serving without a stop event handles signals, which needs the main thread")
         stop = asyncio.Event()
+
+        def on_signal() -> None:  # a second signal cuts the drain short
+            (hurry if stop.is_set() else stop).set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
             signals.append(sig)
     executor = ThreadPoolExecutor(max_workers=options.pop("workers", None) or os.cpu_count() or 4,
                                   thread_name_prefix="lamina-rpc")
@@ -232,7 +241,7 @@ async def serve_database(
             await stop.wait()
             log.info("lamina stopping: draining for %.1f s, then calls get up to %.1f s", drain, grace)
         finally:
-            await drain_health(health_servicer, drain)
+            await drain_health(health_servicer, drain, hurry)
             if http_server is not None:  # first: its calls go through the gRPC server
                 await http_server.stop()
             await server.stop(grace)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 
 import grpc
 import numpy as np
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from lamina.retrieval.collection import Database
@@ -113,3 +120,26 @@ def test_sigterm_drains_not_serving_while_still_serving_calls(tmp_path):
         assert not served.thread.is_alive()
     finally:
         db.close()
+
+
+@pytest.mark.slow
+def test_a_second_signal_cuts_the_drain_short(tmp_path):
+    script = textwrap.dedent(f"""
+        from lamina.service.server import run
+        run({str(tmp_path)!r}, "127.0.0.1", 0, lambda port: print(port, flush=True), grace=1.0, workers=2, drain=120)
+        print("stopped", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        int(proc.stdout.readline())
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # the first signal has started the 120 s drain
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert out.strip() == "stopped", err
