@@ -71,6 +71,7 @@ class _Handler:
         loop = asyncio.get_running_loop()
         principal = current_principal()
         deadline = call_deadline(context.time_remaining())
+        self.counters.add("received")
         try:
             if pool is None:
                 future = loop.run_in_executor(self.executor, run_checked, self.counters, deadline, handler,

@@ -29,9 +29,11 @@ DEFAULT_DRAIN_S = 5.0  # at SIGTERM: NOT_SERVING this long, still serving, befor
 
 @dataclass
 class WorkCounters:
-    """Calls whose work ran to the end, stopped at a deadline check, or never started (abandoned while
-    queued). Read by tests and the load benchmark; thread-safe."""
+    """Calls received, and of them those whose work ran to the end, stopped at a deadline check, or was
+    abandoned before a worker took it (`skipped`; a call whose task grpc cancelled while it queued is
+    dropped from the queue and counted in none of these). Thread-safe."""
 
+    received: int = 0
     done: int = 0
     stopped: int = 0  # stopped by a deadline check part-way
     skipped: int = 0  # abandoned before a worker picked them up
@@ -43,7 +45,7 @@ class WorkCounters:
 
     def to_dict(self) -> dict[str, int]:
         with self._lock:
-            return {"done": self.done, "stopped": self.stopped, "skipped": self.skipped}
+            return {"received": self.received, "done": self.done, "stopped": self.stopped, "skipped": self.skipped}
 
 
 def call_deadline(time_remaining: float | None) -> Deadline:

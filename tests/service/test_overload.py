@@ -103,6 +103,8 @@ def test_searches_abandoned_at_their_deadline_stop_and_free_the_worker(db, gated
             codes = [f.exception().code() if f.exception() else grpc.StatusCode.OK for f in futures]
             assert codes == [grpc.StatusCode.DEADLINE_EXCEEDED] * 6
             _wait_for(lambda: gated.entered >= before + 1, "the first search to reach the encoder")
+            _wait_for(lambda: counters.received == 6, "the server to receive every search")
+            time.sleep(0.1)  # a search that reached the server late has a 50 ms deadline from then: let it pass
             gated.gate.set()  # the search holding the only worker may go on: it must stop, not search
             vector = list(np.ones(DIM, dtype=np.float32))
             reply = stub.Search(_search("docs", vector), timeout=10)
@@ -111,7 +113,7 @@ def test_searches_abandoned_at_their_deadline_stop_and_free_the_worker(db, gated
         assert gated.entered == before + 1, "a search abandoned while queued still encoded its query"
         assert len(searches) == 1, "an abandoned search still searched the index"
         work = counters.to_dict()
-        assert work["done"] == 1 and work["stopped"] == 1, work
+        assert work["received"] == 7 and work["done"] == 1 and work["stopped"] == 1, work
     finally:
         server.stop()
 
