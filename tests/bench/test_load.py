@@ -33,11 +33,12 @@ def test_recovery_is_the_end_of_the_last_slow_window_after_the_burst():
 def test_targets_judge_each_figure():
     report = {"levels": [{"clients": 8, "p99_ms": 10.0, "errors": {}},
                          {"clients": 32, "p99_ms": 45.0, "errors": {"RESOURCE_EXHAUSTED": 2}}],
-              "abandoned": {"recovery_s": 0.5}, "rss": {"slope_mib_per_min": 1.0}}
+              "abandoned": [{"recovery_s": 0.5, "heavy_query": {"k": 1000, "ef_search": 10_000}}],
+              "rss": {"slope_mib_per_min": 1.0}}
     met = targets(report)
     assert met["errors_below_limit"] == {"value": 2, "met": False}
     assert met["p99_32_over_8"] == {"value": 4.5, "met": False}
-    assert met["recovery_s"]["met"] and met["rss_slope_mib_per_min"]["met"]
+    assert met["recovery_s_k1000_ef10000"]["met"] and met["rss_slope_mib_per_min"]["met"]
 
 
 def test_options_parse():
