@@ -218,9 +218,9 @@ async def serve_database(
         options["generators"] = GeneratorPool()
     if http_port is not None and options.get("metrics") is None:
         options["metrics"] = Metrics(database)
-    write_pool = options.get("write_pool")
-    if write_pool is None:  # made here, so that its threads are stopped here
-        write_pool = options["write_pool"] = WritePool(write_workers, write_queue)
+    made_pool = options.get("write_pool") is None
+    if made_pool:  # made here, so that its threads are stopped here
+        options["write_pool"] = WritePool(write_workers, write_queue)
     http_server = None
     try:
         server, bound = await build_server(database, host, port, executor=executor,
@@ -251,7 +251,8 @@ async def serve_database(
         # handlers cut off by the grace period may still run: let them finish before the database closes
         await asyncio.to_thread(executor.shutdown, wait=True)
         options["generators"].shutdown()  # answers still generating were cut off with their calls
-        await asyncio.to_thread(write_pool.shutdown)
+        if made_pool:  # writes still queued were cut off with their calls; running ones finish
+            await asyncio.to_thread(options["write_pool"].shutdown)
 
 
 async def start_http(host: str, port: int, grpc_port: int, metrics: Metrics | None) -> Any:
