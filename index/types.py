@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from lamina.index import limits
 from lamina.index.errors import InvalidArgument
 
 Metric = Literal["ip", "l2"]
@@ -24,10 +25,12 @@ INDEX_KINDS: tuple[str, ...] = ("flat", "ivf", "hnsw", "spann")
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-MAX_ID_BYTES = 512
-MAX_TEXT_BYTES = 1 << 20        # a document's text, UTF-8 (chunk longer documents: `lamina ingest`)
-MAX_METADATA_BYTES = 64 << 10   # a document's metadata, as compact JSON
-MAX_METADATA_DEPTH = 32         # nesting of objects and lists in metadata
+# The defaults of the input limits; checks read the ones in force, `lamina.index.limits.current()`
+# (adjustable per server: `lamina serve --max-text-bytes ...`).
+MAX_ID_BYTES = limits.DEFAULTS.max_id_bytes
+MAX_TEXT_BYTES = limits.DEFAULTS.max_text_bytes          # a document's text, UTF-8 (chunk longer ones: `lamina ingest`)
+MAX_METADATA_BYTES = limits.DEFAULTS.max_metadata_bytes  # a document's metadata, as compact JSON
+MAX_METADATA_DEPTH = limits.DEFAULTS.max_metadata_depth  # nesting of objects and lists in metadata
 # a vector's squared norm at most this: inner products and squared L2 distances of two vectors stay finite
 MAX_VECTOR_NORM2 = float(np.finfo(np.float32).max) / 4
 
@@ -59,22 +62,24 @@ def check_doc_id(doc_id: Any) -> str:
     if not isinstance(doc_id, str) or not doc_id:
         raise InvalidArgument(f"document id must be a non-empty string, got {shorten(doc_id)}")
     size = utf8_size(doc_id, f"document id {shorten(doc_id, 40)}")
-    if "\x00" in doc_id or size > MAX_ID_BYTES:
-        raise InvalidArgument(f"document id {shorten(doc_id, 40)} has a NUL byte or exceeds {MAX_ID_BYTES} bytes "
+    max_id_bytes = limits.current().max_id_bytes
+    if "\x00" in doc_id or size > max_id_bytes:
+        raise InvalidArgument(f"document id {shorten(doc_id, 40)} has a NUL byte or exceeds {max_id_bytes} bytes "
                               f"({size:,} bytes)")
     return doc_id
 
 
 def check_text(text: Any, what: str = "text") -> str | None:
-    """A document's text: a string of at most MAX_TEXT_BYTES of valid UTF-8 (None: no text)."""
+    """A document's text: a string of at most max_text_bytes of valid UTF-8 (None: no text)."""
     if text is None:
         return None
     if not isinstance(text, str):
         raise InvalidArgument(f"{what} must be a string, got {type(text).__name__}")
     # a UTF-8 encoding is never shorter than the string: a long one is refused without encoding it
-    size = len(text) if len(text) > MAX_TEXT_BYTES else utf8_size(text, what)
-    if size > MAX_TEXT_BYTES:
-        raise InvalidArgument(f"{what} has at least {size:,} bytes; the limit is {MAX_TEXT_BYTES:,} "
+    max_text_bytes = limits.current().max_text_bytes
+    size = len(text) if len(text) > max_text_bytes else utf8_size(text, what)
+    if size > max_text_bytes:
+        raise InvalidArgument(f"{what} has at least {size:,} bytes; the limit is {max_text_bytes:,} "
                               "(split long documents into chunks: `lamina ingest`)")
     return text
 
@@ -112,10 +117,11 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
         return {}
     if not isinstance(metadata, dict):
         raise InvalidArgument(f"metadata must be a JSON object, got {type(metadata).__name__}")
+    max_depth, max_bytes = limits.current().max_metadata_depth, limits.current().max_metadata_bytes
 
     def check(value: Any, path: str, depth: int = 1) -> None:
-        if depth > MAX_METADATA_DEPTH:
-            raise InvalidArgument(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels "
+        if depth > max_depth:
+            raise InvalidArgument(f"metadata is nested deeper than {max_depth} levels "
                                   f"(at {path[:80]!r})")
         if isinstance(value, str):
             utf8_size(value, f"metadata field {path[:80]!r}")
@@ -144,8 +150,8 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
         utf8_size(key, f"metadata key {shorten(key)}")
         check(value, key)
     size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-    if size > MAX_METADATA_BYTES:
-        raise InvalidArgument(f"metadata has {size:,} bytes as JSON; the limit is {MAX_METADATA_BYTES:,}")
+    if size > max_bytes:
+        raise InvalidArgument(f"metadata has {size:,} bytes as JSON; the limit is {max_bytes:,}")
     return dict(metadata)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from lamina import config
+from lamina.cli_serve_options import apply_serve_options, serve_options
 from lamina.index.errors import LaminaError
 from lamina.index.types import DEFAULT_ENCODER, INDEX_KINDS, METRICS
 
@@ -184,9 +185,11 @@ def _parse_payload(items: tuple[str, ...]) -> dict[str, str]:
                    "of memory (0: off).")
 @click.option("--http", "http_port", type=int, default=None, metavar="PORT",
               help="Also serve the HTTP/JSON API, /metrics and the web console on this port (off by default).")
+@serve_options
 @data_dir_option
 def serve(host: str, port: int, demo: bool, api_keys_file: Path | None, auth: str, generator: str,
-          preload_generator: bool, kv_cache_mib: int, http_port: int | None, data_dir: Path | None) -> None:
+          preload_generator: bool, kv_cache_mib: int, http_port: int | None, data_dir: Path | None,
+          **overload: Any) -> None:
     """Run the gRPC server until SIGINT or SIGTERM."""
     from lamina.service.rag import GeneratorPool
     from lamina.service.server import run
@@ -215,7 +218,7 @@ def serve(host: str, port: int, demo: bool, api_keys_file: Path | None, auth: st
         click.echo(f"HTTP/JSON API, /metrics and the console on http://{host}:{bound}/", err=True)
 
     run(directory, host=host, port=port, on_ready=ready, auth=auth, api_keys_file=api_keys_file,
-        generators=generators, http_port=http_port, http_ready=http_ready)
+        generators=generators, http_port=http_port, http_ready=http_ready, **apply_serve_options(overload))
 
 
 def _ensure_demo(directory: Path) -> None:
@@ -716,6 +719,7 @@ def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, ou
 # ---------------------------------------------------------------------- commands in modules of their own
 def _register_commands() -> None:
     from lamina.cli_ask import ask
+    from lamina.cli_bench_load import bench_load
     from lamina.cli_bench_rag import bench_rag
     from lamina.cli_bench_transport import bench_transport
     from lamina.cli_facet import bench_facet, facet
@@ -729,7 +733,7 @@ def _register_commands() -> None:
     for command in (ask, facet, ingest_command, kvcache, call, *COMMANDS):
         main.add_command(command)
     for command in (bench_rag, bench_generate, bench_facet, bench_ingest_command, bench_kvcache, bench_graph,
-                    bench_transport, *BENCH_COMMANDS):
+                    bench_transport, bench_load, *BENCH_COMMANDS):
         bench.add_command(command)
 
 

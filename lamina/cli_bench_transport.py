@@ -38,7 +38,7 @@ def _serve(database: Any) -> tuple[threading.Thread, Any, dict[str, int]]:
 
     async def main() -> None:
         holder["loop"], holder["stop"] = asyncio.get_running_loop(), asyncio.Event()
-        await serve_database(database, "127.0.0.1", 0, stop=holder["stop"], grace=1.0,
+        await serve_database(database, "127.0.0.1", 0, stop=holder["stop"], grace=1.0, drain=0.0,
                              ready=lambda p: (ports.__setitem__("grpc", p), ready.set()),
                              http_port=0, http_ready=lambda p: ports.__setitem__("http", p))
 

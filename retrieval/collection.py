@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lamina.index import deadline as request_deadline
 from lamina.index.catalog import Catalog, HighWater, check_store, witnesses
+from lamina.index.deadline import Deadline
 from lamina.index.dense import DenseIndex
 from lamina.index.errors import (
     CorruptIndex,
@@ -64,6 +66,7 @@ from lamina.index.types import (
     check_name,
     check_text,
 )
+from lamina.retrieval.bounds import check_search_work
 from lamina.retrieval.encoders.base import DenseEncoder
 from lamina.retrieval.encoders.dense import load_dense_encoder
 from lamina.retrieval.encoders.multivector import TokenEncoder
@@ -500,21 +503,30 @@ class Collection:
         filter: Filter | Mapping[str, Any] | None = None,
         tenant: str | None = None,
         with_payload: bool = True,
+        deadline: Deadline | None = None,
     ) -> list[Hit]:
         """The k best documents for a text or a vector, best first.
 
         mode: "dense", "sparse" or "hybrid" (both, fused by `fusion`: "rrf" or "weighted");
         rerank: a kappa or a `Rerank` for late-interaction reranking; filter and tenant
-        restrict every stage. For every option at once, build a `SearchRequest` and call `query`.
+        restrict every stage; `deadline` (`lamina.index.deadline`) stops the search with
+        DeadlineExceeded once it passes. For every option at once, build a `SearchRequest` and call `query`.
         """
         request = SearchRequest.simple(query, k, mode=mode, params=params, fusion=fusion, rerank=rerank,
                                        filter=filter, tenant=tenant, with_payload=with_payload)
-        return self.query(request).hits
+        return self.query(request, deadline=deadline).hits
 
-    def query(self, request: SearchRequest) -> SearchResult:
-        """Run a SearchRequest: first stages (concurrently), fusion, rerank, payload."""
+    def query(self, request: SearchRequest, *, deadline: Deadline | None = None) -> SearchResult:
+        """Run a SearchRequest: first stages (concurrently), fusion, rerank, payload. `deadline`
+        (default: the one bound to the request, else none) is checked between stages and in long loops."""
+        with request_deadline.bind(deadline):
+            return self._query(request, request_deadline.current())
+
+    def _query(self, request: SearchRequest, deadline: Deadline) -> SearchResult:
         started = time.perf_counter()
         explain: dict[str, Any] = {"stages": []}
+        check_search_work(request, self.config.index)  # ResourceExhausted past lamina.index.limits
+        deadline.check("encoding the query")
         inputs = [self._stage_input(stage, request.query) for stage in request.stages]
         if request.graph is not None:
             self.graph_side  # noqa: B018 - InvalidArgument when the collection has no graph
@@ -531,7 +543,9 @@ class Collection:
                 allowed = self._allowed(request.filter, request.tenant)
                 if allowed is not None:
                     explain["cardinality"] = len(allowed)
-            runs = [partial(self._run_stage, stage, q, request.stage_limit(stage), allowed, request, span)
+            deadline.check("the first stages")
+            runs = [partial(_checked, deadline, f"the {stage.kind} stage",
+                            partial(self._run_stage, stage, q, request.stage_limit(stage), allowed, request, span))
                     for stage, q in zip(request.stages, inputs)]
             if len(runs) > 1:
                 lists = list(_stage_pool().map(lambda run: run(), runs))
@@ -551,14 +565,17 @@ class Collection:
                 else:
                     ids, scores = weighted_score_fusion(ranked, request.fusion.weights, limit=limit)
                 explain["fusion"] = request.fusion.method
+            deadline.check("fusion")
             if request.graph is not None:
                 ids, scores, explain["graph"] = self._graph_expand(request, ids, scores, allowed)
             if request.rerank is not None:
+                deadline.check("rerank")
                 r = request.rerank  # SearchRequest checked k <= kappa
                 ids, scores, stats = rerank(query_tokens, ids, scores, self.indexes.tokens, k=request.k,
                                             kappa=r.kappa, alpha=r.alpha, beta=r.beta)
                 explain["rerank"] = stats.to_dict()
             ids, scores = ids[:request.k], scores[:request.k]
+        deadline.check("fetching the hits")
         hits = self.hits(np.asarray(scores), np.asarray(ids), with_payload=request.with_payload)
         if request.explain and "_paths" in explain.get("graph", {}):
             explain["graph"]["hits"] = self.graph_side.paths(explain["graph"], np.asarray(ids),
@@ -738,6 +755,13 @@ def _row_id(row: Any) -> str | None:
         value = row.get("id", row.get("_id"))
         return value if isinstance(value, str) else None
     return None
+
+
+def _checked(deadline: Deadline, where: str, run: Callable[[], Any]) -> Any:
+    """`run()` (a first stage, maybe on a pool thread) with `deadline` checked first and bound inside."""
+    deadline.check(where)
+    with request_deadline.bind(deadline):
+        return run()
 
 
 def _integral(key: str, value: Any) -> Any:

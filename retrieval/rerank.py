@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+from lamina.index import deadline as request_deadline
 from lamina.index.errors import InvalidArgument
 
 # Most candidates one query may rerank: MaxSim costs m x (tokens of kappa documents) dot products.
@@ -276,6 +277,7 @@ def rerank(
         tokens, offsets = token_source.get_packed(ids)
         parts = []
         for block in _blocks_by_tokens(np.diff(offsets), BLOCK_TOKENS):
+            request_deadline.check("a rerank block")  # an abandoned request stops between blocks
             lo, hi = offsets[block.start], offsets[block.stop]
             parts.append(maxsim(query, tokens[lo:hi], offsets[block.start:block.stop + 1] - lo))
         maxsims = np.concatenate(parts) if parts else np.empty(0, np.float32)
@@ -286,6 +288,7 @@ def rerank(
     else:
         position = 0
         while position < len(ids) and not topk.done:
+            request_deadline.check("a rerank block")
             size = topk.next_block(len(ids) - position)
             block = slice(position, position + size)
             tokens, offsets = token_source.get_packed(ids[block])

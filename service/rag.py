@@ -30,6 +30,7 @@ from lamina.service import convert
 from lamina.service.auth import current_principal
 from lamina.service.status import to_status
 from lamina.service.v1 import rag_pb2, rag_pb2_grpc
+from lamina.service.work import WorkCounters, call_deadline, run_checked
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +126,21 @@ class RagServicer(rag_pb2_grpc.RagServicer):
         self.database = database
         self.executor = executor
         self.generators = generators
+        self.counters = WorkCounters()
 
     async def Answer(self, request: rag_pb2.AnswerRequest,
                      context: grpc.aio.ServicerContext) -> AsyncIterator[rag_pb2.AnswerResponse]:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         principal = current_principal()
+        deadline = call_deadline(context.time_remaining())  # retrieval stops once it passes (lamina.service.work)
         try:
-            pipeline, prepared = await loop.run_in_executor(self.executor, self._prepare, request, principal)
+            try:
+                pipeline, prepared = await loop.run_in_executor(self.executor, run_checked, self.counters, deadline,
+                                                                self._prepare, request, principal)
+            except asyncio.CancelledError:
+                deadline.cancel()
+                raise
             events = pipeline.generation_events(prepared, started)
         except Exception as exc:  # LaminaError -> its code; anything else -> INTERNAL, logged
             await context.abort(*to_status(exc))

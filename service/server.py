@@ -36,7 +36,8 @@ from lamina.retrieval.collection import Database
 from lamina.service.auth import KeyStore, make_interceptor
 from lamina.service.metrics import Metrics
 from lamina.service.rag import GeneratorPool
-from lamina.service.servicer import add_servicers
+from lamina.service.servicer import SERVICE_NAMES, add_servicers
+from lamina.service.work import DEFAULT_DRAIN_S, DEFAULT_WRITE_QUEUE, DEFAULT_WRITE_WORKERS, WorkCounters, WritePool
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,9 @@ async def build_server(
     keys: KeyStore | None = None,
     generators: GeneratorPool | None = None,
     metrics: Metrics | None = None,
+    counters: WorkCounters | None = None,
+    write_pool: WritePool | None = None,
+    serving: bool = True,
 ) -> tuple[grpc.aio.Server, int]:
     """A bound, not yet started server over `database`, and the port it bound (port 0: a free one).
 
@@ -80,7 +84,10 @@ async def build_server(
     API keys (`lamina.service.auth`) come from the store and `api_keys_file`, or are `keys`; `auth`
     is "auto" (enforced once any key exists), "on" or "off". `generators` are the generators the Rag
     service offers (default: local, openai and none, each loaded on first use, on a pool of its own).
-    `metrics` (`lamina.service.metrics`) counts every call and search stage.
+    `metrics` (`lamina.service.metrics`) counts every call and search stage; `counters` the calls' work
+    done and abandoned at their deadline; `write_pool` encodes upserts that carry text (default: they
+    run on `executor`; `lamina.service.work`). `serving=False` leaves health NOT_SERVING (for
+    `mark_serving` once the encoders are loaded).
     A coroutine because the health servicer is an asyncio one: call it in the loop that serves.
     """
     if executor is None:
@@ -100,11 +107,12 @@ async def build_server(
     )
     services = add_servicers(server, database, executor, generators or GeneratorPool(),
                              search_observer=None if metrics is None else metrics.observe_search,
-                             keys=interceptor.keys)
+                             keys=interceptor.keys, counters=counters, write_pool=write_pool)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in ("", *services):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(name, status)
 
     where = address(host, port)
     try:
@@ -117,10 +125,49 @@ async def build_server(
 
 
 async def graceful_stop(server: grpc.aio.Server, health_servicer: HealthServicer,
-                        grace: float = DEFAULT_GRACE_S) -> None:
-    """Mark every service NOT_SERVING, then stop taking calls and give in-flight ones `grace` seconds."""
-    await health_servicer.enter_graceful_shutdown()  # first: health watchers see it before calls are refused
+                        grace: float = DEFAULT_GRACE_S, drain: float = 0.0) -> None:
+    """Mark every service NOT_SERVING, keep serving for `drain` seconds (new calls too), then stop
+    taking calls and give in-flight ones `grace` seconds."""
+    await drain_health(health_servicer, drain)
     await server.stop(grace)
+
+
+async def drain_health(health_servicer: HealthServicer, drain: float, hurry: asyncio.Event | None = None) -> None:
+    """Health NOT_SERVING for every service, then wait `drain` seconds (or until `hurry` is set) while
+    calls are still served."""
+    await health_servicer.enter_graceful_shutdown()  # first: health watchers see it before calls are refused
+    if drain > 0:
+        log.info("lamina draining: NOT_SERVING for %.1f s while still serving", drain)
+        try:
+            await asyncio.wait_for((hurry or asyncio.Event()).wait(), drain)
+        except TimeoutError:
+            pass
+
+
+async def mark_serving(health_servicer: HealthServicer, services: list[str] | None = None) -> None:
+    """Health SERVING for "" and every Lamina service."""
+    for name in ("", *(SERVICE_NAMES if services is None else services)):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+
+def preload_encoders(database: Database) -> list[str]:
+    """Open every collection and load (and run once) its dense, sparse and token encoders, so that the
+    first search does not wait for a model; returns the failures (logged: such a collection fails its
+    calls with the same error later, the others are served)."""
+    failures = []
+    for config in database.list_collections():
+        try:
+            collection = database.collection(config.name)
+            if config.encoder is not None:
+                collection.encoder.encode_queries(["warm up"])
+            if config.sparse is not None:
+                collection.sparse_encoder  # noqa: B018 - loads it
+            if config.multivector is not None:
+                collection.token_encoder.encode_queries(["warm up"])
+        except Exception as exc:  # noqa: BLE001 - one collection's broken encoder must not stop the server
+            log.warning("collection %r: its encoders did not load: %s", config.name, exc)
+            failures.append(config.name)
+    return failures
 
 
 async def serve_database(
@@ -131,25 +178,38 @@ async def serve_database(
     ready: Callable[[int], Any] | None = None,
     stop: asyncio.Event | None = None,
     grace: float = DEFAULT_GRACE_S,
+    drain: float = DEFAULT_DRAIN_S,
+    preload: bool = True,
     http_port: int | None = None,
     http_ready: Callable[[int], Any] | None = None,
+    write_workers: int = DEFAULT_WRITE_WORKERS,
+    write_queue: int = DEFAULT_WRITE_QUEUE,
     **options: Any,
 ) -> None:
     """Serve an open `database` until `stop` is set, then stop gracefully; the caller closes the database.
 
-    `ready(port)` is called once the server accepts calls. Without `stop`, SIGTERM and SIGINT stop
+    With `preload`, every collection's encoders are loaded while health says NOT_SERVING; then
+    SERVING. At `stop`, health says NOT_SERVING for `drain` seconds while calls (new ones too) are
+    still served, then the port closes and in-flight calls get `grace` seconds. Upserts that encode
+    text run on a pool of `write_workers` threads with `write_queue` more waiting (`lamina.service.work`).
+    `ready(port)` is called once the server is SERVING. Without `stop`, SIGTERM and SIGINT stop
     the server (that needs the main thread). `http_port` (0: a free one) also serves the HTTP/JSON
     API, /metrics and the console on `host` (`lamina.service.http`), then `http_ready(port)` is
     called. `options` go to `build_server`.
     """
     loop = asyncio.get_running_loop()
     signals: list[signal.Signals] = []
+    hurry = asyncio.Event()
     if stop is None:
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("serving without a stop event handles signals, which needs the main thread")
         stop = asyncio.Event()
+
+        def on_signal() -> None:  # a second signal cuts the drain short
+            (hurry if stop.is_set() else stop).set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
             signals.append(sig)
     executor = ThreadPoolExecutor(max_workers=options.pop("workers", None) or os.cpu_count() or 4,
                                   thread_name_prefix="lamina-rpc")
@@ -158,12 +218,19 @@ async def serve_database(
         options["generators"] = GeneratorPool()
     if http_port is not None and options.get("metrics") is None:
         options["metrics"] = Metrics(database)
+    made_pool = options.get("write_pool") is None
+    if made_pool:  # made here, so that its threads are stopped here
+        options["write_pool"] = WritePool(write_workers, write_queue)
     http_server = None
     try:
         server, bound = await build_server(database, host, port, executor=executor,
-                                           health_servicer=health_servicer, **options)
+                                           health_servicer=health_servicer, serving=not preload, **options)
         await server.start()
         try:
+            if preload:  # health answers NOT_SERVING meanwhile
+                log.info("lamina loading the collections' encoders before serving")
+                await asyncio.to_thread(preload_encoders, database)
+                await mark_serving(health_servicer)
             if http_port is not None:
                 http_server = await start_http(host, http_port, bound, options["metrics"])
                 if http_ready is not None:
@@ -172,17 +239,20 @@ async def serve_database(
             if ready is not None:
                 ready(bound)
             await stop.wait()
-            log.info("lamina stopping: draining calls for up to %.1f s", grace)
+            log.info("lamina stopping: draining for %.1f s, then calls get up to %.1f s", drain, grace)
         finally:
+            await drain_health(health_servicer, drain, hurry)
             if http_server is not None:  # first: its calls go through the gRPC server
                 await http_server.stop()
-            await graceful_stop(server, health_servicer, grace)
+            await server.stop(grace)
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
         # handlers cut off by the grace period may still run: let them finish before the database closes
         await asyncio.to_thread(executor.shutdown, wait=True)
         options["generators"].shutdown()  # answers still generating were cut off with their calls
+        if made_pool:  # writes still queued were cut off with their calls; running ones finish
+            await asyncio.to_thread(options["write_pool"].shutdown)
 
 
 async def start_http(host: str, port: int, grpc_port: int, metrics: Metrics | None) -> Any:

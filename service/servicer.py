@@ -23,6 +23,7 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import grpc
+from lamina.index import deadline as request_deadline
 from lamina.index.errors import AlreadyExists, InvalidArgument, ResourceExhausted
 from lamina.index.types import Document, RowResult, check_name
 from lamina.retrieval.collection import MAX_BATCH, Database
@@ -42,6 +43,7 @@ from lamina.service.v1 import (
     search_pb2,
     search_pb2_grpc,
 )
+from lamina.service.work import WorkCounters, WritePool, call_deadline, run_checked
 
 DEFAULT_K = 10
 BACKUPS_DIR = "backups"  # Collections/Snapshot writes under <data_dir>/backups/<name>
@@ -52,20 +54,36 @@ Response = TypeVar("Response")
 class _Handler:
     """What every servicer shares: the database, the executor, and how a call is run."""
 
-    def __init__(self, database: Database, executor: Executor) -> None:
+    def __init__(self, database: Database, executor: Executor, *, counters: WorkCounters | None = None,
+                 write_pool: WritePool | None = None) -> None:
         self.database = database
         self.executor = executor
+        self.counters = counters if counters is not None else WorkCounters()
+        self.write_pool = write_pool  # None: writes run on `executor` like everything else
 
     async def _run(self, context: grpc.aio.ServicerContext, handler: Callable[[Request, Principal], Response],
-                   request: Request) -> Response:
-        """Run `handler(request, principal)` on the executor, stamp the response's `time`, map errors
-        to a status. The principal (who calls, bound to which tenant) is read here, in the call's own
-        context, where the auth interceptor set it."""
+                   request: Request, *, pool: WritePool | None = None) -> Response:
+        """Run `handler(request, principal)` on the executor (or `pool`), stamp the response's `time`, map
+        errors to a status. The principal (who calls, bound to which tenant) is read here, in the call's own
+        context, where the auth interceptor set it. The call's deadline, cancelled when grpc cancels this
+        task (client gone, deadline passed), is bound for the handler (`lamina.service.work`)."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         principal = current_principal()
+        deadline = call_deadline(context.time_remaining())
+        self.counters.add("received")
         try:
-            response: Any = await loop.run_in_executor(self.executor, handler, request, principal)
+            if pool is None:
+                future = loop.run_in_executor(self.executor, run_checked, self.counters, deadline, handler,
+                                              request, principal)
+            else:
+                future = asyncio.wrap_future(pool.submit(run_checked, self.counters, deadline, handler,
+                                                         request, principal))
+            try:
+                response: Any = await future
+            except asyncio.CancelledError:  # the work still running stops at its next deadline check
+                deadline.cancel()
+                raise
         except Exception as exc:  # LaminaError -> its code; anything else -> INTERNAL, logged
             code, details = to_status(exc)
             await context.abort(code, details)
@@ -159,7 +177,8 @@ def _first_failure_message(results: list[RowResult]) -> str:
 class PointsServicer(_Handler, points_pb2_grpc.PointsServicer):
     async def Upsert(self, request: points_pb2.UpsertPointsRequest,
                      context: grpc.aio.ServicerContext) -> points_pb2.UpsertPointsResponse:
-        return await self._run(context, self._upsert, request)
+        encodes = self.write_pool is not None and any(p.HasField("text") for p in request.points)
+        return await self._run(context, self._upsert, request, pool=self.write_pool if encodes else None)
 
     async def Delete(self, request: points_pb2.DeletePointsRequest,
                      context: grpc.aio.ServicerContext) -> points_pb2.DeletePointsResponse:
@@ -252,8 +271,8 @@ class TenantsServicer(_Handler, points_pb2_grpc.TenantsServicer):
 # -------------------------------------------------------------------------------- Search
 class SearchServicer(_Handler, search_pb2_grpc.SearchServicer):
     def __init__(self, database: Database, executor: Executor,
-                 observer: Callable[[str, dict[str, Any] | None], None] | None = None) -> None:
-        super().__init__(database, executor)
+                 observer: Callable[[str, dict[str, Any] | None], None] | None = None, **options: Any) -> None:
+        super().__init__(database, executor, **options)
         self.observer = observer  # e.g. metrics: gets each query's stage timings (its explain dict)
 
     async def Search(self, request: search_pb2.SearchRequest,
@@ -266,7 +285,7 @@ class SearchServicer(_Handler, search_pb2_grpc.SearchServicer):
         query = convert.search_request_from_proto(request, tenant=tenant)
         if self.observer is not None and not query.explain:  # the timings are measured anyway: keep them
             query = dataclasses.replace(query, explain=True)
-        result = collection.query(query)
+        result = collection.query(query, deadline=request_deadline.current())
         if self.observer is not None:
             self.observer(request.collection, result.explain)
         response = search_pb2.SearchResponse(hits=[convert.hit_to_proto(h) for h in result.hits])
@@ -289,14 +308,19 @@ SERVICE_NAMES: list[str] = [
 def add_servicers(server: grpc.aio.Server, database: Database, executor: Executor,
                   generators: GeneratorPool | None = None,
                   search_observer: Callable[[str, dict[str, Any] | None], None] | None = None,
-                  keys: KeyStore | None = None) -> list[str]:
+                  keys: KeyStore | None = None, counters: WorkCounters | None = None,
+                  write_pool: WritePool | None = None) -> list[str]:
     """Register every Lamina servicer on `server`; returns their full service names. `search_observer`
     gets each Search's collection and stage timings (`lamina.service.metrics`); `keys` is the key store
-    the Keys service manages (the auth interceptor's; default: the database's)."""
-    collections_pb2_grpc.add_CollectionsServicer_to_server(CollectionsServicer(database, executor), server)
-    points_pb2_grpc.add_PointsServicer_to_server(PointsServicer(database, executor), server)
-    points_pb2_grpc.add_TenantsServicer_to_server(TenantsServicer(database, executor), server)
-    search_pb2_grpc.add_SearchServicer_to_server(SearchServicer(database, executor, search_observer), server)
+    the Keys service manages (the auth interceptor's; default: the database's). `counters` count the
+    calls' work done and abandoned; `write_pool` encodes the upserts that carry text (`lamina.service.work`)."""
+    shared = {"counters": counters if counters is not None else WorkCounters()}
+    collections_pb2_grpc.add_CollectionsServicer_to_server(CollectionsServicer(database, executor, **shared), server)
+    points_pb2_grpc.add_PointsServicer_to_server(PointsServicer(database, executor, write_pool=write_pool, **shared),
+                                                 server)
+    points_pb2_grpc.add_TenantsServicer_to_server(TenantsServicer(database, executor, **shared), server)
+    search_pb2_grpc.add_SearchServicer_to_server(SearchServicer(database, executor, search_observer, **shared),
+                                                 server)
     rag_pb2_grpc.add_RagServicer_to_server(RagServicer(database, executor, generators or GeneratorPool()), server)
     add_keys_servicer(server, keys if keys is not None else KeyStore(database.store), executor)
     return list(SERVICE_NAMES)

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from lamina.index import deadline as request_deadline
 from lamina.index.base import CheckedParams
 from lamina.index.dense import gpu_count
 from lamina.index.errors import CorruptIndex, DataLoss, FailedPrecondition, InvalidArgument
@@ -344,6 +345,7 @@ class SpannIndex:
             head_dists, heads = self._heads.search(queries, search_params.max_postings,
                                                     ef_search=search_params.ef_search)
             for row, query in enumerate(queries):  # batched queries loop; each reads its own lists
+                request_deadline.check("reading SPANN postings")  # an abandoned request stops here
                 head_ids, head_scores, read = self._route(query, head_dists[row], heads[row], search_params)
                 self._scan(query, head_ids, head_scores, read, k, allowed, scores[row], found[row])
         return scores, found

@@ -22,7 +22,7 @@ class ServerThread:
 
     def __init__(self, database: Database, **options: Any) -> None:
         self.database = database
-        self.options = {"grace": 2.0, "workers": 4, **options}
+        self.options = {"grace": 2.0, "drain": 0.0, "workers": 4, **options}
         self.port = 0
         self.http_port = 0  # with the option http_port (0: a free one): the HTTP/JSON API's port
         self._ready = threading.Event()
