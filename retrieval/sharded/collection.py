@@ -59,7 +59,12 @@ def _ray() -> Any:
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Start (or join, with `address`) a Ray cluster unless this process already has one."""
+    """Start (or join, with `address`) a Ray cluster unless this process already has one.
+
+    Lamina sets nothing about Ray's token authentication: Ray 2.60 turns it on for a new local
+    cluster (generating ~/.ray/auth_token on first use) and reads the token from RAY_AUTH_TOKEN,
+    RAY_AUTH_TOKEN_PATH or that file; joining a cluster needs that cluster's token. RAY_AUTH_MODE,
+    if set at all, must be set before `ray` is imported (Ray caches it at import)."""
     ray = _ray()
     if not ray.is_initialized():
         ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,

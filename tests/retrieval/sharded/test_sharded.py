@@ -57,7 +57,9 @@ def _points(seed: int = 0, n: int = N, start: int = 0) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from lamina.retrieval.sharded import ensure_ray
+
+    ensure_ray(num_cpus=2)  # a local cluster, token auth on (~/.ray/auth_token, generated if absent)
     yield
     ray.shutdown()
 
@@ -250,3 +252,41 @@ def test_distributed_build_matches_one_node_and_reruns(cluster, tmp_path, tiny_m
     finally:
         sharded.close()
         db.close()
+
+
+def test_served_over_grpc_with_tenant_keys(colls, tmp_path):
+    """`ShardedDatabase` behind the unchanged servicers: a tenant-bound key sees only its tenant."""
+    import asyncio
+    import threading
+
+    from lamina.retrieval.sharded.database import ShardedDatabase
+    from lamina.service.auth import KeyStore
+    from lamina.service.client import Client
+    from lamina.service.server import serve_database
+
+    database = ShardedDatabase(Database(tmp_path / "front", encoder_loader=_loader), {"c": colls["s4"]})
+    keys = KeyStore(database.store)
+    _, t1 = keys.create(tenant="t1", rights={"c": {"read", "write"}})
+    state: dict = {}
+    ready = threading.Event()
+
+    async def main() -> None:
+        state["loop"], state["stop"] = asyncio.get_running_loop(), asyncio.Event()
+        await serve_database(database, "127.0.0.1", 0, ready=lambda port: (state.update(port=port), ready.set()),
+                             stop=state["stop"], grace=1.0, auth="on")
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    assert ready.wait(20)
+    try:
+        vec = np.random.default_rng(1).standard_normal(DIM).astype(np.float32)
+        with Client(f"127.0.0.1:{state['port']}", api_key=t1, timeout=20) as client:
+            remote = client.search("c", vec, 10)
+            assert remote and all(h.tenant == "t1" for h in remote)
+            local = colls["s4"].search(vec, 10, tenant="t1")
+            assert [h.id for h in remote] == [h.id for h in local]
+            assert client.count("c") == colls["plain"].count(tenant="t1")
+    finally:
+        state["loop"].call_soon_threadsafe(state["stop"].set)
+        thread.join(15)
+        database._database.close()
