@@ -68,7 +68,8 @@ def run_shards(counts: Sequence[int], *, n: int = 20000, dim: int = 384, queries
         base = row["p50_ms"]
         ensure_ray(num_cpus=2)
         for count in counts:
-            coll = ShardedCollection.create(Path(tmp) / f"s{count}", "b", count, dim=dim, encoder=None, sparse=None)
+            coll = ShardedCollection.create(Path(tmp) / f"s{count}", "b", count, dim=dim, encoder=None, sparse=None,
+                                          timeout_s=600.0)  # a shared machine: a batch may queue long
             try:
                 row, answers = _measure(coll, points, qs)
             finally:
