@@ -726,14 +726,15 @@ def _register_commands() -> None:
     from lamina.cli_generate import bench_generate
     from lamina.cli_graph import bench_graph
     from lamina.cli_kvcache import bench_kvcache, kvcache
+    from lamina.cli_ray import RAY_BENCH_COMMANDS, RAY_COMMANDS
     from lamina.cli_rag import bench_ingest_command, ingest_command
     from lamina.cli_remote import call
     from lamina.cli_store import BENCH_COMMANDS, COMMANDS  # store check/repair, backup, restore, snapshot
 
-    for command in (ask, facet, ingest_command, kvcache, call, *COMMANDS):
+    for command in (ask, facet, ingest_command, kvcache, call, *COMMANDS, *RAY_COMMANDS):
         main.add_command(command)
     for command in (bench_rag, bench_generate, bench_facet, bench_ingest_command, bench_kvcache, bench_graph,
-                    bench_transport, bench_load, *BENCH_COMMANDS):
+                    bench_transport, bench_load, *BENCH_COMMANDS, *RAY_BENCH_COMMANDS):
         bench.add_command(command)
 
 
