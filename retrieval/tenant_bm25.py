@@ -31,8 +31,9 @@ SPARSE_VECTOR = "sparse"  # as lamina.retrieval.indexes.SPARSE_VECTOR
 
 def applies(encoder: object) -> bool:
     """Whether per-tenant statistics can score `encoder`'s vectors: BM25 with the idf on the query
-    side (document-side idf bakes the collection's idf into every stored weight)."""
-    return isinstance(encoder, BM25Encoder) and encoder.idf_side == "query"
+    side (document-side idf bakes the collection's idf into every stored weight), unless the encoder
+    says `per_tenant = False` (the benchmark's collection-wide baseline)."""
+    return isinstance(encoder, BM25Encoder) and encoder.idf_side == "query" and getattr(encoder, "per_tenant", True)
 
 
 def document_weights(encoder: BM25Encoder, stats: TenantCorpusStats, texts: Sequence[str],
