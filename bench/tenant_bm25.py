@@ -107,9 +107,10 @@ def _latencies(colls: dict[str, Collection], queries: list[tuple[str, str]], mod
 
 
 def _leak(colls: dict[str, Collection], texts: Sequence[str], owners: np.ndarray) -> dict[str, dict[str, Any]]:
-    """Top-5 scores of the second-largest tenant for a query of its own, before and after another
-    tenant writes 30 documents holding the query's words."""
-    victim = str(owners[np.flatnonzero(owners != owners[0])[0]])
+    """Top-5 scores of a small tenant (the smallest with at least 5 documents, as in the issue) for a
+    query of its own, before and after another tenant writes 30 documents holding the query's words."""
+    names, sizes = np.unique(owners.astype(str), return_counts=True)
+    victim = str(names[sizes >= 5][np.argmin(sizes[sizes >= 5])]) if (sizes >= 5).any() else str(names[0])
     doc = texts[int(np.flatnonzero(owners.astype(str) == victim)[0])]
     query = " ".join(doc.split()[:3])
     out = {}
@@ -120,7 +121,8 @@ def _leak(colls: dict[str, Collection], texts: Sequence[str], owners: np.ndarray
         after = [h.score for h in coll.search(query, 5, mode="sparse", tenant=victim)]
         coll.delete([f"leak{i}" for i in range(30)], tenant="intruder")
         change = max((abs(a - b) / b for a, b in zip(after, before) if b), default=0.0)
-        out[name] = {"query": query, "tenant": victim, "before": before, "after": after,
+        out[name] = {"query": query, "tenant": victim, "tenant_documents": int(sizes[names == victim][0]),
+                     "before": before, "after": after,
                      "max_relative_change": change}
     return out
 
@@ -129,10 +131,10 @@ def _pct(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 3)
 
 
-def run_tenant_bm25(n_docs: int, n_tenants: int, n_queries: int = 400, *,
+def run_tenant_bm25(n_docs: int, n_tenants: int, n_queries: int = 400, *, texts: Sequence[str] | None = None,
                     progress: bool = False) -> dict[str, Any]:
-    """The report's `bm25` section (see the module notes)."""
-    texts = gather_passages(n_docs)
+    """The report (see the module notes); `texts` replaces the gathered passages (tests)."""
+    texts = gather_passages(n_docs) if texts is None else list(texts)[:n_docs]
     sizes = tenant_sizes(len(texts), min(n_tenants, len(texts)))
     owners = np.repeat(np.array([f"t{i}" for i in range(len(sizes))], dtype=object), sizes)
     dense = ProjectionEncoder()
