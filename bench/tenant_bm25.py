@@ -178,7 +178,8 @@ def bm25_lines(section: dict[str, Any]) -> list[str]:
 
 
 def main_bm25(n_docs: int, n_tenants: int, out: Path | None, as_json: bool) -> None:
-    """The CLI's part: run, print the summary (to stderr with --json), write tenants-bm25.json under `out`."""
+    """The CLI's part: run, print the summary (to stderr with --json), write
+    tenants-bm25-<documents>-<tenants>.json under `out`."""
     import json
     import sys
 
@@ -187,6 +188,7 @@ def main_bm25(n_docs: int, n_tenants: int, out: Path | None, as_json: bool) -> N
         print(line, file=sys.stderr if as_json else sys.stdout)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "tenants-bm25.json").write_text(json.dumps(section, indent=2) + "\n")
+        (out / f"tenants-bm25-{section['documents']}-{section['tenants']}.json").write_text(
+            json.dumps(section, indent=2) + "\n")
     if as_json:
         print(json.dumps(section))
