@@ -416,10 +416,11 @@ class Collection:
         if plain:
             out.append((plain, self.sparse_encoder.encode_documents([docs[i].text for i in plain])))
         if owned:
-            with self._lock.read():  # the statistics change under the write lock only
-                batch, found = tenant_bm25.document_weights(self.sparse_encoder, self.indexes.bm25_tenants,
-                                                            [docs[i].text for i in owned],
-                                                            [docs[i].tenant for i in owned])
+            # no lock: average lengths may be read during a write (TenantCorpusStats), so that encoding
+            # never waits behind a snapshot
+            batch, found = tenant_bm25.document_weights(self.sparse_encoder, self.indexes.bm25_tenants,
+                                                        [docs[i].text for i in owned],
+                                                        [docs[i].tenant for i in owned])
             lengths[owned] = found
             out.append((owned, batch))
         return out

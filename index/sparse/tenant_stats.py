@@ -10,7 +10,9 @@ subtracts exactly what its addition added; the removed versions' terms come from
 sparse index's forward rows, which are the documents' distinct terms).
 
 Pure numpy, no I/O apart from `save` / `load`. Writes must be serialised by the caller (the
-collection's write lock); reads may run concurrently with each other.
+collection's write lock); `df` must not run during a write (the collection's read lock), while
+`corpus` and `average_lengths` may: the per-tenant arrays are replaced, never changed in place, and
+a write changes only its own tenants' entries.
 """
 
 from __future__ import annotations
@@ -158,11 +160,12 @@ class TenantCorpusStats:
         if not isinstance(tenant, str):
             raise InvalidArgument(f"tenant must be a string, got {tenant!r}")
         code = self._codes.get(tenant)
-        if code is None:
-            code = self._codes[tenant] = len(self._names)
-            self._names.append(tenant)
+        if code is None:  # the arrays first, the code last: a reader holding the code finds its entries
+            code = len(self._names)
             self.n_docs = np.concatenate([self.n_docs, [0]])
             self.total_length = np.concatenate([self.total_length, [0]])
+            self._names.append(tenant)
+            self._codes[tenant] = code
         return code
 
     def _grow(self, size: int) -> None:
