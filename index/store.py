@@ -41,6 +41,7 @@ from lamina.index.errors import (
     InvalidArgument,
     LaminaError,
     NotFound,
+    PermissionDenied,
     StoreCorrupted,
     StoreLocked,
 )
@@ -85,6 +86,15 @@ def _u64(value: int) -> bytes:
 def _prefix_end(prefix: bytes) -> bytes:
     """The smallest key greater than every key starting with `prefix` (prefixes end in NUL)."""
     return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+class IdsTaken(PermissionDenied):
+    """A write bound to an owner (a tenant) named ids another owner's documents hold: nothing was
+    written. `ids` lists them, so that the caller can fail those rows and write the rest."""
+
+    def __init__(self, message: str, ids: Sequence[str]) -> None:
+        super().__init__(message)
+        self.ids = tuple(ids)
 
 
 @dataclass
@@ -280,6 +290,7 @@ class Store:
         *,
         sync: bool = False,
         extra: ExtraOps | None = None,
+        owner: str | None = None,
     ) -> WriteResult:
         """Apply upserts then deletes as one atomic batch under a new sequence number.
 
@@ -287,6 +298,12 @@ class Store:
         write-ahead log before returning (the `wait=true` of the API). `extra(added, removed)`,
         given the iids this batch adds and removes, returns more records for the same batch:
         (key, value or None to delete) in the "graph" family, under the collection's prefix.
+
+        `owner` (a tenant) binds the write to that owner, checked on the read of the previous
+        versions inside the write lock, so that no other write can come between check and write:
+        an upsert of an id whose live version has another tenant (or none) raises `IdsTaken`
+        naming every such id, with nothing written; a delete of such an id is skipped, as an
+        unknown id is. A batch that then changes nothing writes nothing (`seq` stays the last).
         """
         name = collection.encode()
         prefix = name + b"\x00"
@@ -297,10 +314,22 @@ class Store:
             previous = self._cf["docs"].get(keys) if keys else []
             # doc key -> (iid, vector names) of its live version, as this batch proceeds
             live: dict[bytes, tuple[int, list[str]] | None] = {}
+            foreign: set[bytes] = set()  # keys whose live version belongs to another owner than `owner`
             for key, raw in zip(keys, previous):
                 if key not in live:
                     rec = json.loads(raw) if raw is not None else None
                     live[key] = (rec["iid"], rec.get("vectors", [])) if rec else None
+                    if owner is not None and rec is not None and rec["tenant"] != owner:
+                        foreign.add(key)
+            if foreign:
+                taken = [doc.id for doc, key in zip(upserts, keys) if key in foreign]
+                if taken:
+                    raise IdsTaken(f"{len(taken)} id(s) held by another tenant, e.g. {taken[0][:80]!r}: "
+                                   f"not available to tenant {owner!r}", sorted(set(taken)))
+                deletes = [d for d, key in zip(deletes, keys[len(upserts):]) if key not in foreign]
+                keys = keys[:len(upserts)] + [prefix + d.encode() for d in deletes]
+            if owner is not None and not upserts and not any(live[key] is not None for key in keys):
+                return WriteResult(self._seq, np.empty(0, np.int64), np.empty(0, np.int64))
 
             seq = self._seq + 1
             next_iid = _U64.unpack(self._db.get(b"next_iid\x00" + name))[0]

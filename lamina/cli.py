@@ -669,11 +669,20 @@ def bench_rerank(dataset_dir: Path, name: str, codecs: str, kappas: str, alpha: 
               help="The planner's brute-force threshold (matching ids).")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for the JSON report.")
+@click.option("--bm25-docs", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Also measure per-tenant BM25 statistics over this many passages (0: no; bench/tenant_bm25.py).")
+@click.option("--bm25-only", is_flag=True, help="Only the per-tenant BM25 part (with --bm25-docs).")
 def bench_tenants(n: int, dim: int, n_tenants: int, per_bucket: int, filter_queries: int, threshold: int,
-                  as_json: bool, out: Path | None) -> None:
+                  as_json: bool, out: Path | None, bm25_docs: int, bm25_only: bool) -> None:
     """Multi-tenant search (Curator's protocol) and a filter selectivity sweep: ours beside faiss."""
     from lamina.bench.tenants import run_tenants, summary_lines
 
+    if bm25_docs:
+        from lamina.bench.tenant_bm25 import main_bm25
+
+        main_bm25(bm25_docs, n_tenants, out, as_json)
+    if bm25_only:
+        return
     report = run_tenants(n, dim, n_tenants, per_bucket=per_bucket, filter_queries=filter_queries,
                          threshold=threshold, out_dir=out, progress=True)
     for line in summary_lines(report):

@@ -46,9 +46,9 @@ from lamina.index.multivector import TOKENS_VECTOR, pack_tokens
 from lamina.index.payload import intersect_sorted
 from lamina.index.snapshot import read_manifest, verify_snapshot, write_snapshot
 from lamina.index.spann import SpannIndex
-from lamina.index.sparse import SparseBatch
+from lamina.index.sparse import SparseBatch, TenantCorpusStats
 from lamina.index.sparse.batch import pack_sparse
-from lamina.index.store import Store, StoredDoc
+from lamina.index.store import IdsTaken, Store, StoredDoc
 from lamina.index.types import (
     DEFAULT_ENCODER,
     CollectionConfig,
@@ -85,6 +85,7 @@ from lamina.retrieval.indexes import (
 from lamina.retrieval.planner import QueryPlanner, split_planner_params
 from lamina.retrieval.query import Query, Rerank, SearchRequest, SearchResult, Stage
 from lamina.retrieval.rerank import rerank
+from lamina.retrieval import tenant_bm25
 
 log = logging.getLogger(__name__)
 
@@ -158,15 +159,19 @@ class Collection:
             return self._rebuild_indexes()
         self._restore_sparse_encoder(indexes.bm25)
         changes = self.store.changes_since(cfg.name, seq)
-        indexes.replay(self.store, changes.removed, changes.added, self._count_bm25, changes.last_seq)
+        indexes.replay(self.store, changes.removed, changes.added, partial(self._count_bm25, indexes),
+                       changes.last_seq)
         self._snapshot_seq = seq
         self._writes_since_snapshot = len(changes.added) + len(changes.removed)
         return indexes
 
     def _rebuild_indexes(self) -> CollectionIndexes:
         seq = self.store.last_seq  # read before the scan: anything later is replayed again, harmlessly
+        counted = TenantCorpusStats(self._sparse_vocab()) if self._is_bm25 else None
         indexes = CollectionIndexes.build(self.store, self.config, self._sparse_vocab(), self._token_dim(),
-                                          self._spann_dir, on_documents=self._fit_bm25)
+                                          self._spann_dir, on_documents=partial(self._fit_bm25, counted))
+        if counted is not None:  # the per-tenant statistics _fit_bm25 counted
+            indexes.bm25_tenants = counted
         self._snapshot_seq = 0
         self._writes_since_snapshot = max(len(indexes.dense), 1) if seq else 0
         return indexes
@@ -250,17 +255,29 @@ class Collection:
         if self._is_bm25 and bm25 is not None:
             self.sparse_encoder.stats = BM25Stats.from_dict(bm25["stats"])
 
-    def _fit_bm25(self, docs: list[StoredDoc]) -> None:
-        """Recount the BM25 statistics exactly from every stored document (at a rebuild)."""
+    @property
+    def _tenant_bm25(self) -> bool:
+        """Whether tenants' documents and tenant-bound queries use per-tenant BM25 statistics
+        (`lamina.retrieval.tenant_bm25`)."""
+        return self._is_bm25 and tenant_bm25.applies(self.sparse_encoder)
+
+    def _fit_bm25(self, counted: TenantCorpusStats | None, docs: list[StoredDoc]) -> None:
+        """Recount the BM25 statistics exactly from every stored document (at a rebuild), the
+        per-tenant ones into `counted`."""
         if self._is_bm25:
             self.sparse_encoder.fit([d.text for d in docs if d.text])
+        if counted is not None and self._tenant_bm25:
+            tenant_bm25.count(counted, self.sparse_encoder, docs)
 
-    def _count_bm25(self, docs: list[StoredDoc]) -> None:
+    def _count_bm25(self, indexes: CollectionIndexes, docs: list[StoredDoc]) -> None:
         """Count replayed documents into the BM25 statistics (deletes in the window are not
-        subtracted: their text is gone; a rebuild recounts exactly)."""
+        subtracted from the collection's: their text is gone; a rebuild recounts exactly. The
+        per-tenant statistics subtract them with the terms the sparse index held)."""
         texts = [d.text for d in docs if d.text]
         if self._is_bm25 and texts:
             self.sparse_encoder.update(texts)
+        if indexes.bm25_tenants is not None and texts and self._tenant_bm25:
+            tenant_bm25.count(indexes.bm25_tenants, self.sparse_encoder, docs)
 
     # ------------------------------------------------------------------ writes
     def upsert(self, points: Iterable[Document | Mapping[str, Any]], *, wait: bool = False,
@@ -297,37 +314,49 @@ class Collection:
                 positions.append(i)
             except InvalidArgument as exc:
                 results[i] = RowResult(i, _row_id(row), str(exc))
-        if tenant is not None and docs:
-            taken = {d.id for d in self.store.get_documents(self.name, [d.id for d in docs])
-                     if d is not None and d.tenant != tenant}
-            for j in [j for j, d in enumerate(docs) if d.id in taken]:
-                results[positions[j]] = RowResult(positions[j], docs[j].id,
-                                                  f"id {docs[j].id!r} is not available to tenant {tenant!r}")
-            keep = [j for j, d in enumerate(docs) if d.id not in taken]
-            docs, positions = [docs[j] for j in keep], [positions[j] for j in keep]
-
         if rows and not docs:
             deletes = []  # every point failed: the request writes nothing
-        if deletes and tenant is not None:
-            deletes = [d.id for d in self.store.get_documents(self.name, deletes)
-                       if d is not None and d.tenant == tenant]
         if docs or deletes:
-            stored = self._encode(docs) if docs else []
-            # a repeated id within the batch keeps only its last version (written.added)
-            last_of = {d.id: j for j, d in enumerate(stored)}
-            kept = [stored[j] for j in sorted(last_of.values())]
-            extra, pending = self._graph_write(kept)
-            with self._lock.write():
-                written = self.store.write(self.name, stored, deletes, sync=wait, extra=extra)
-                self._graph_commit(pending)
-                self.indexes.remove(written.removed, written.seq)
-                for doc, iid in zip(kept, written.added):
-                    doc.iid = int(iid)
-                self.indexes.add(kept, written.seq)
-                self._after_write(len(docs) + len(written.deleted_ids))
+            stored, lengths = self._encode(docs) if docs else ([], np.empty(0, np.int64))
+            while True:  # again without the ids another tenant holds, when the store refuses some
+                try:
+                    self._write(stored, lengths, deletes, wait, tenant)
+                    break
+                except IdsTaken as exc:
+                    taken = set(exc.ids)
+                    for doc, i in zip(docs, positions):
+                        if doc.id in taken:
+                            results[i] = RowResult(i, doc.id, f"id {doc.id!r} is not available to tenant {tenant!r}")
+                    keep = [j for j, d in enumerate(docs) if d.id not in taken]
+                    docs, positions, stored = [docs[j] for j in keep], [positions[j] for j in keep], \
+                        [stored[j] for j in keep]
+                    lengths = lengths[keep]
+                    if not docs:
+                        break  # every point failed: nothing is written, deletes included
             for doc, i in zip(docs, positions):
                 results[i] = RowResult(i, doc.id)
         return [r for r in results if r is not None]
+
+    def _write(self, stored: list[StoredDoc], lengths: np.ndarray, deletes: list[str], wait: bool,
+               tenant: str | None) -> None:
+        """One batch into the store and the indexes. With `tenant`, the store checks ownership on its
+        read of the previous versions, inside its write lock (`Store.write(owner=...)`): ids another
+        tenant holds raise IdsTaken, deletes of them are skipped."""
+        # a repeated id within the batch keeps only its last version (written.added)
+        last_of = {d.id: j for j, d in enumerate(stored)}
+        kept_at = sorted(last_of.values())
+        kept = [stored[j] for j in kept_at]
+        extra, pending = self._graph_write(kept)
+        with self._lock.write():
+            written = self.store.write(self.name, stored, deletes, sync=wait, extra=extra, owner=tenant)
+            self._graph_commit(pending)
+            self.indexes.remove(written.removed, written.seq)
+            for doc, iid in zip(kept, written.added):
+                doc.iid = int(iid)
+            self.indexes.add(kept, written.seq)
+            if self.indexes.bm25_tenants is not None and len(lengths):
+                tenant_bm25.count(self.indexes.bm25_tenants, self.sparse_encoder, kept, lengths[kept_at])
+            self._after_write(len(stored) + len(written.deleted_ids))
 
     @staticmethod
     def _check_deletes(rows: list[Any], delete: Sequence[str]) -> list[str]:
@@ -355,28 +384,49 @@ class Collection:
             raise InvalidArgument(f"point {doc.id!r} has no vector and collection {self.name!r} has no encoder")
         return doc
 
-    def _encode(self, docs: list[Document]) -> list[StoredDoc]:
-        """Every vector of every document, as store bytes: dense, and sparse and tokens of texts."""
+    def _encode(self, docs: list[Document]) -> tuple[list[StoredDoc], np.ndarray]:
+        """Every vector of every document, as store bytes: dense, and sparse and tokens of texts; and
+        (n,) the token lengths the per-tenant BM25 statistics count (-1: a document they do not)."""
         to_embed = [d for d in docs if d.vector is None]
         if to_embed:
             for doc, vec in zip(to_embed, self.encoder.encode_documents([d.text for d in to_embed])):
                 doc.vector = vec
         vectors = [{DENSE_VECTOR: np.asarray(d.vector, dtype=np.float32).tobytes()} for d in docs]
         texts = [i for i, d in enumerate(docs) if d.text]
+        lengths = np.full(len(docs), -1, np.int64)
         if texts and self.config.sparse is not None:
             encoder = self.sparse_encoder
             if self._is_bm25:
                 encoder.update([docs[i].text for i in texts])
-            batch = encoder.encode_documents([docs[i].text for i in texts])
-            for row, i in enumerate(texts):
-                terms, weights = batch.row(row)
-                if len(terms):
-                    vectors[i][SPARSE_VECTOR] = pack_sparse(terms, weights)
+            owned = [i for i in texts if docs[i].tenant is not None] if self._tenant_bm25 else []
+            plain = [i for i in texts if docs[i].tenant is None] if owned else texts
+            for rows, batch in self._sparse_documents(docs, plain, owned, lengths):
+                for row, i in enumerate(rows):
+                    terms, weights = batch.row(row)
+                    if len(terms):
+                        vectors[i][SPARSE_VECTOR] = pack_sparse(terms, weights)
         if texts and self.config.multivector is not None:
             for i, matrix in zip(texts, self.token_encoder.encode_documents([docs[i].text for i in texts])):
                 if len(matrix):
                     vectors[i][TOKENS_VECTOR] = pack_tokens(matrix)
-        return [StoredDoc(d.id, d.text, d.metadata, d.tenant, v) for d, v in zip(docs, vectors)]
+        return [StoredDoc(d.id, d.text, d.metadata, d.tenant, v) for d, v in zip(docs, vectors)], lengths
+
+    def _sparse_documents(self, docs: list[Document], plain: list[int], owned: list[int],
+                          lengths: np.ndarray) -> list[tuple[list[int], SparseBatch]]:
+        """Sparse weights of `plain` documents (collection statistics) and of `owned` ones (their
+        tenants' statistics, `tenant_bm25.document_weights`; their lengths go into `lengths`)."""
+        out = []
+        if plain:
+            out.append((plain, self.sparse_encoder.encode_documents([docs[i].text for i in plain])))
+        if owned:
+            # no lock: average lengths may be read during a write (TenantCorpusStats), so that encoding
+            # never waits behind a snapshot
+            batch, found = tenant_bm25.document_weights(self.sparse_encoder, self.indexes.bm25_tenants,
+                                                        [docs[i].text for i in owned],
+                                                        [docs[i].tenant for i in owned])
+            lengths[owned] = found
+            out.append((owned, batch))
+        return out
 
     def delete(self, ids: Sequence[str], *, wait: bool = False, tenant: str | None = None) -> list[str]:
         """Delete documents by id; returns the ids that existed. Unknown ids are ignored.
@@ -388,13 +438,11 @@ class Collection:
             raise ResourceExhausted(f"batch of {len(ids)} ids exceeds the limit of {MAX_BATCH}")
         for doc_id in ids:
             check_doc_id(doc_id)
-        if tenant is not None:
-            ids = [d.id for d in self.store.get_documents(self.name, ids) if d is not None and d.tenant == tenant]
         if not ids:
             return []
         extra, pending = self._graph_write([])
-        with self._lock.write():
-            written = self.store.write(self.name, deletes=ids, sync=wait, extra=extra)
+        with self._lock.write():  # the store skips ids another tenant holds, on its read inside its lock
+            written = self.store.write(self.name, deletes=ids, sync=wait, extra=extra, owner=tenant)
             self._graph_commit(pending)
             self.indexes.remove(written.removed, written.seq)
             self._after_write(len(written.removed))
@@ -472,14 +520,19 @@ class Collection:
             return self.encoder.encode_queries([query])[0]
         return as_vector(query, self.config.dim, "query vector")
 
-    def sparse_query(self, query: Query) -> SparseBatch:
-        """The sparse query (one row) for a text (encoded) or given term weights."""
+    def sparse_query(self, query: Query, tenant: str | None = None) -> SparseBatch:
+        """The sparse query (one row) for a text (encoded) or given term weights. A BM25 text query
+        bound to `tenant` weighs its terms by that tenant's idf (`tenant_bm25.query_weights`)."""
         if self.config.sparse is None:
             raise InvalidArgument(f"collection {self.name!r} has no sparse field: search it with mode dense")
         if isinstance(query, str):
             if not query.strip():
                 raise InvalidArgument("query text is empty")
-            batch = self.sparse_encoder.encode_queries([query])
+            if tenant is not None and self._tenant_bm25:
+                with self._lock.read():
+                    batch = tenant_bm25.query_weights(self.sparse_encoder, self.indexes.bm25_tenants, tenant, query)
+            else:
+                batch = self.sparse_encoder.encode_queries([query])
             if batch.nnz == 0:
                 raise InvalidArgument(f"query {query[:60]!r} has no terms in the sparse vocabulary")
             return batch
@@ -527,7 +580,7 @@ class Collection:
         explain: dict[str, Any] = {"stages": []}
         check_search_work(request, self.config.index)  # ResourceExhausted past lamina.index.limits
         deadline.check("encoding the query")
-        inputs = [self._stage_input(stage, request.query) for stage in request.stages]
+        inputs = [self._stage_input(stage, request.query, request.tenant) for stage in request.stages]
         if request.graph is not None:
             self.graph_side  # noqa: B018 - InvalidArgument when the collection has no graph
         if request.rerank is not None:
@@ -617,13 +670,13 @@ class Collection:
         return self.graph_side.expand(request.query, request.tenant, request.graph, np.asarray(ids),
                                       np.asarray(scores), allowed, request.k)
 
-    def _stage_input(self, stage: Stage, query: Query) -> np.ndarray | SparseBatch:
+    def _stage_input(self, stage: Stage, query: Query, tenant: str | None = None) -> np.ndarray | SparseBatch:
         q = query if stage.query is None else stage.query
         if stage.kind == "dense":
             if isinstance(q, (SparseBatch, Mapping)):
                 raise InvalidArgument("a dense stage needs a text or a dense vector, not sparse weights")
             return self.embed_query(q)
-        return self.sparse_query(q)
+        return self.sparse_query(q, tenant)
 
     def _run_stage(self, stage: Stage, q: np.ndarray | SparseBatch, limit: int, allowed: np.ndarray | None,
                    request: SearchRequest, span: tuple[int, int] | None = None

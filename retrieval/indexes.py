@@ -3,7 +3,8 @@
     dense     DenseIndex over the "dense" vectors (flat, IVF or HNSW), or a SpannIndex (kind "spann")
               whose files live beside the snapshots, in <index_dir>/spann, stamped with the
               sequence number they cover
-    sparse    SparseIndex over the "sparse" vectors, with the BM25 corpus statistics
+    sparse    SparseIndex over the "sparse" vectors, with the BM25 corpus statistics (the whole
+              collection's, and, in `bm25_tenants`, each tenant's: `TenantCorpusStats`)
     tokens    TokenStore over the "tokens" matrices (late-interaction rerank)
     payload   PayloadIndex over the metadata fields the schema declares
     owners    PayloadIndex over the tenant of each document (field "tenant")
@@ -34,7 +35,7 @@ from lamina.index.multivector import TOKENS_VECTOR, TokenStore, unpack_tokens
 from lamina.index.payload import PayloadIndex
 from lamina.index.scan import MIN_TRAIN, ClusteredCodes
 from lamina.index.spann import SpannConfig, SpannIndex
-from lamina.index.sparse import SeismicConfig, SparseIndex
+from lamina.index.sparse import SeismicConfig, SparseIndex, TenantCorpusStats
 from lamina.index.sparse.batch import batch_from_packed
 from lamina.index.store import Store, StoredDoc
 from lamina.index.tenants import TenantIndex
@@ -60,6 +61,7 @@ class CollectionIndexes:
     bm25: dict[str, Any] | None = None  # BM25Encoder.to_dict() of the sparse encoder, when BM25
     seq: int = 0  # the store sequence number the next `save` covers (stamped into SPANN's files)
     clustered: ClusteredCodes | None = None  # the clustering key's codes, when current
+    bm25_tenants: TenantCorpusStats | None = None  # BM25 statistics per tenant, when BM25 (the collection counts)
 
     def refresh_clustered(self, vectors_of: Callable[[np.ndarray], np.ndarray]) -> None:
         """Lay the dense vectors' codes out in the clustering key's order again (`ClusteredCodes`),
@@ -98,7 +100,8 @@ class CollectionIndexes:
             tokens = TokenStore(token_dim, config.multivector.codec)
         tenants = TenantIndex(config.dim, config.metric) if config.tenant_tree else None
         return cls(config, _empty_dense(config, spann_dir), sparse, tokens,
-                   PayloadIndex(config.payload), PayloadIndex(_OWNERS), tenants)
+                   PayloadIndex(config.payload), PayloadIndex(_OWNERS), tenants,
+                   bm25_tenants=TenantCorpusStats(sparse_vocab) if _is_bm25(config) else None)
 
     @classmethod
     def build(cls, store: Store, config: CollectionConfig, sparse_vocab: int | None,
@@ -161,6 +164,9 @@ class CollectionIndexes:
         if not isinstance(self.dense, SpannIndex):
             self.dense.delete(iids)
         if self.sparse is not None:
+            if self.bm25_tenants is not None:  # uncounted with the terms the sparse index holds for them
+                held = iids[self.bm25_tenants.holds(iids)]
+                self.bm25_tenants.remove(held, self.sparse.terms(held))
             self.sparse.delete(iids)
         if self.tokens is not None:
             self.tokens.delete(iids)
@@ -255,6 +261,9 @@ class CollectionIndexes:
             self.tenants.save(directory / "tenants")
         if self.bm25 is not None:
             (directory / "bm25.json").write_text(json.dumps(self.bm25))
+        if self.bm25_tenants is not None:
+            (directory / "bm25_tenants").mkdir()
+            self.bm25_tenants.save(directory / "bm25_tenants")
         if self.clustered is not None and self.clustered.current(self.payload.value_order(self.clustered.field)):
             (directory / "clustered").mkdir()
             self.clustered.save(directory / "clustered")
@@ -266,7 +275,11 @@ class CollectionIndexes:
             dense = _load_spann(directory, config, spann_dir)
         else:
             dense = DenseIndex.load(directory, config.dim, config.metric, config.index)
-        sparse = tokens = bm25 = None
+        sparse = tokens = bm25 = bm25_tenants = None
+        if _is_bm25(config):
+            if not (directory / "bm25_tenants").is_dir():
+                raise CorruptIndex(f"snapshot {directory} has no per-tenant BM25 statistics")
+            bm25_tenants = TenantCorpusStats.load(directory / "bm25_tenants")
         if config.sparse is not None:
             if not (directory / "sparse").is_dir():
                 raise CorruptIndex(f"snapshot {directory} has no sparse index")
@@ -295,13 +308,15 @@ class CollectionIndexes:
             clustered = ClusteredCodes.load(directory / "clustered", config.clustering_key, config.dim, config.metric,
                                             payload.value_order(config.clustering_key))
         return cls(config, dense, sparse, tokens, payload, PayloadIndex.load(directory / "owners"), tenants, bm25,
-                   clustered=clustered)
+                   clustered=clustered, bm25_tenants=bm25_tenants)
 
     def memory_bytes(self) -> dict[str, int]:
         parts = {"dense": self.dense.memory_bytes(), "payload": self.payload.memory_bytes(),
                  "owners": self.owners.memory_bytes()}
         if self.sparse is not None:
             parts["sparse"] = self.sparse.memory_bytes()
+        if self.bm25_tenants is not None:
+            parts["bm25_tenants"] = self.bm25_tenants.memory_bytes()
         if self.tokens is not None:
             parts["tokens"] = self.tokens.memory_bytes()
         if self.tenants is not None:
@@ -309,6 +324,10 @@ class CollectionIndexes:
         if self.clustered is not None:
             parts["clustered"] = self.clustered.memory_bytes()
         return parts
+
+
+def _is_bm25(config: CollectionConfig) -> bool:
+    return config.sparse is not None and config.sparse.encoder == "bm25"
 
 
 def _empty_dense(config: CollectionConfig, spann_dir: Path | None) -> DenseIndex | SpannIndex:

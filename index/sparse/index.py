@@ -223,6 +223,34 @@ class SparseIndex:
         if len(self._delta_ids) > max(self.config.delta_limit, self.config.delta_fraction * self.n_indexed):
             self.compact()
 
+    def terms(self, ids: np.ndarray) -> SparseBatch:
+        """The term ids of each id's vector, (n rows) with values 1, an empty row for an id not held
+        (what a removal from `TenantCorpusStats` needs)."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        main, delta = self._main, self._delta
+        lengths = np.zeros(len(ids), np.int64)
+        starts = np.zeros(len(ids), np.int64)
+        source = np.zeros(len(ids), np.int8)  # 0 none, 1 main, 2 delta
+        if main.n_rows and len(ids):
+            pos = np.minimum(np.searchsorted(main.doc_ids, ids), main.n_rows - 1)
+            hit = (main.doc_ids[pos] == ids) & self._alive[pos]
+            starts[hit], lengths[hit], source[hit] = main.fwd_indptr[pos[hit]], np.diff(main.fwd_indptr)[pos[hit]], 1
+        if len(self._delta_ids) and len(ids):
+            order = np.argsort(self._delta_ids, kind="stable")
+            sorted_ids = self._delta_ids[order]
+            pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+            hit = (sorted_ids[pos] == ids) & (source == 0)
+            rows = order[pos[hit]]
+            starts[hit], lengths[hit], source[hit] = delta.indptr[rows], np.diff(delta.indptr)[rows], 2
+        indptr = np.zeros(len(ids) + 1, np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        offsets = np.repeat(starts - indptr[:-1], lengths) + np.arange(int(indptr[-1]))
+        from_main = np.repeat(source == 1, lengths)
+        indices = np.empty(int(indptr[-1]), np.int32)
+        indices[from_main] = main.fwd_indices[offsets[from_main]]
+        indices[~from_main] = delta.indices[offsets[~from_main]]
+        return SparseBatch(indptr, indices, np.ones(len(indices), np.float32))
+
     def delete(self, ids: np.ndarray) -> None:
         """Remove ids; ids the index does not hold are ignored. Compacts past a quarter tombstoned."""
         self._remove(ids)

@@ -16,6 +16,7 @@ import pytest
 
 from lamina.index.errors import InvalidArgument
 from lamina.index.filters import Filter, matches
+from lamina.index.sparse import SparseBatch
 from lamina.retrieval.collection import Database
 from lamina.retrieval.encoders.sparse import BM25Encoder
 from lamina.retrieval.fusion import reciprocal_rank_fusion
@@ -80,11 +81,22 @@ def coll(tmp_path, corpus):
     db.close()
 
 
-def bm25_reference(texts: list[str], ids: list[str], query: str, k: int) -> list[tuple[str, float]]:
-    """BM25 by scipy over statistics fitted on exactly these texts (idf on the document side)."""
+def bm25_reference(texts: list[str], ids: list[str], query: str, k: int,
+                   tenants: list[str] | None = None) -> list[tuple[str, float]]:
+    """BM25 by scipy over statistics fitted on exactly these texts (idf on the document side); with
+    `tenants`, each document's length is normalised by its tenant's average length (what a collection
+    stores for a tenant's document, `lamina.retrieval.tenant_bm25`) while the idf stays the whole corpus's."""
     enc = BM25Encoder().fit(texts)
-    scores = (enc.encode_documents(texts).to_scipy(enc.vocab_size)
-              @ enc.encode_queries([query]).to_scipy(enc.vocab_size).T).toarray().ravel()
+    docs = enc.encode_documents(texts).to_scipy(enc.vocab_size)
+    if tenants is not None:
+        counts, lengths = enc.counts(texts)
+        owners = np.asarray(tenants, dtype=object)
+        average = np.array([lengths[owners == t].mean() for t in owners])
+        dl = np.repeat(lengths / average, counts.row_lengths())
+        tf = counts.values.astype(np.float64)
+        weights = enc.stats.idf()[counts.indices] * tf * (enc.k1 + 1) / (tf + enc.k1 * (1 - enc.b + enc.b * dl))
+        docs = SparseBatch(counts.indptr, counts.indices, weights).to_scipy(enc.vocab_size)
+    scores = (docs @ enc.encode_queries([query]).to_scipy(enc.vocab_size).T).toarray().ravel()
     order = np.lexsort((np.arange(len(ids)), -scores))
     return [(ids[i], float(scores[i])) for i in order[:k] if scores[i] > 0]
 
@@ -92,7 +104,8 @@ def bm25_reference(texts: list[str], ids: list[str], query: str, k: int) -> list
 def test_sparse_mode_is_bm25(coll, corpus):
     for query in ("shock boundary layer", "heat transfer cylinder", "vortex"):
         hits = coll.search(query, k=10, mode="sparse", params={"heap_factor": float("inf"), "query_cut": 50})
-        expected = bm25_reference([d["text"] for d in corpus], [d["id"] for d in corpus], query, 10)
+        expected = bm25_reference([d["text"] for d in corpus], [d["id"] for d in corpus], query, 10,
+                                  [d["tenant"] for d in corpus])
         np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], rtol=2e-3)
         # ids agree up to ties in score
         assert {h.id for h in hits if h.score > expected[-1][1] + 1e-3} <= {i for i, _ in expected}
