@@ -50,10 +50,11 @@ from typing import Any, NamedTuple
 import faiss
 import numba
 import numpy as np
-from lamina.index.dense import gpu_count
+from lamina.index import kmeans
 from lamina.index.errors import CorruptIndex, InvalidArgument, NotFound
-from lamina.index.payload import sorted_member
-from lamina.index.sparse.kernels import heap_drain, heap_push
+from lamina.index.ids import sorted_member
+from lamina.index.topk import exact_topk as brute_force_topk
+from lamina.index.topk import pq_pop, pq_push, score_topk
 from lamina.index.types import METRICS
 
 _FORMAT_VERSION = 1
@@ -183,32 +184,6 @@ def bloom_bits(tenants: np.ndarray, n_hashes: int, n_bits: int) -> tuple[np.ndar
     return (pos >> np.uint64(3)).astype(np.int64), (np.uint64(1) << (pos & np.uint64(7))).astype(np.uint8)
 
 
-def brute_force_topk(queries: np.ndarray, vectors: np.ndarray, ids: np.ndarray, k: int,
-                     metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k of queries (nq, d) float32 among vectors (n, d) float32 with ids (n,) int64.
-
-    Returns scores (nq, k) float32 (larger is better: inner product or minus squared L2) and ids
-    (nq, k) int64, padded with -inf and -1 when n < k.
-    """
-    queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-    nq = len(queries)
-    out_scores = np.full((nq, k), -np.inf, dtype=np.float32)
-    out_ids = np.full((nq, k), -1, dtype=np.int64)
-    if not len(vectors):
-        return out_scores, out_ids
-    scores = queries @ vectors.T
-    if metric == "l2":
-        scores = 2 * scores - (vectors * vectors).sum(1)[None, :] - (queries * queries).sum(1)[:, None]
-    take = min(k, len(vectors))
-    part = np.argpartition(-scores, take - 1, axis=1)[:, :take] if take < len(vectors) else \
-        np.broadcast_to(np.arange(len(vectors)), (nq, len(vectors)))
-    part_scores = np.take_along_axis(scores, part, 1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    out_scores[:, :take] = np.take_along_axis(part_scores, order, 1)
-    out_ids[:, :take] = ids[np.take_along_axis(part, order, 1)]
-    return out_scores, out_ids
-
-
 def _groups(keys: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     """(key, positions) for each distinct key of an int array, keys ascending."""
     if not len(keys):
@@ -288,44 +263,6 @@ def route_leaves(x: np.ndarray, child0: np.ndarray, nchild: np.ndarray, centroid
     return out
 
 
-@numba.njit(cache=True, nogil=True)
-def _heap_push(prio: np.ndarray, item: np.ndarray, size: int, p: float, node: int) -> int:
-    """Push (p, node) on a min-heap stored in prio/item[:size]; returns the new size."""
-    i = size
-    while i > 0:
-        parent = (i - 1) // 2
-        if prio[parent] <= p:
-            break
-        prio[i] = prio[parent]
-        item[i] = item[parent]
-        i = parent
-    prio[i] = p
-    item[i] = node
-    return size + 1
-
-
-@numba.njit(cache=True, nogil=True)
-def _heap_pop(prio: np.ndarray, item: np.ndarray, size: int) -> int:
-    """Remove the root of a min-heap of `size` entries (read it first); returns the new size."""
-    size -= 1
-    p, node = prio[size], item[size]
-    i = 0
-    while True:
-        child = 2 * i + 1
-        if child >= size:
-            break
-        if child + 1 < size and prio[child + 1] < prio[child]:
-            child += 1
-        if prio[child] >= p:
-            break
-        prio[i] = prio[child]
-        item[i] = item[child]
-        i = child
-    prio[i] = p
-    item[i] = node
-    return size
-
-
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the centroid dots use SIMD
 def best_first_frontier(query: np.ndarray, child0: np.ndarray, nchild: np.ndarray, bloom: np.ndarray,
                         centroids: np.ndarray, node_bias: np.ndarray, ip_metric: bool,
@@ -345,13 +282,13 @@ def best_first_frontier(query: np.ndarray, child0: np.ndarray, nchild: np.ndarra
     n_frontier = frontier_nodes.shape[0]
     prio = np.empty(child0.shape[0] + 1, dtype=np.float32)  # a node is pushed at most once
     item = np.empty(child0.shape[0] + 1, dtype=np.int32)
-    size = _heap_push(prio, item, 0, 0.0, 0)
+    size = pq_push(prio, item, 0, 0.0, 0)
     out = np.empty(n_frontier, dtype=np.int64)
     n_out = 0
     total = 0
     while size > 0 and total < budget:
         node = item[0]
-        size = _heap_pop(prio, item, size)
+        size = pq_pop(prio, item, size)
         lo, hi = 0, n_frontier  # binary search of the frontier (sorted node ids)
         while lo < hi:
             mid = (lo + hi) // 2
@@ -377,7 +314,7 @@ def best_first_frontier(query: np.ndarray, child0: np.ndarray, nchild: np.ndarra
             for t in range(query.shape[0]):
                 dot += centroids[child, t] * query[t]
             p = -dot if ip_metric else node_bias[child] - np.float32(2.0) * dot
-            size = _heap_push(prio, item, size, p, child)
+            size = pq_push(prio, item, size, p, child)
     return out[:n_out], size == 0
 
 
@@ -422,103 +359,6 @@ def gather_runs(slots: np.ndarray, starts: np.ndarray, sizes: np.ndarray, order:
     return out
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the dot products use SIMD
-def _l2_scores(query: np.ndarray, vectors: np.ndarray, slots: np.ndarray, qq: float) -> np.ndarray:
-    """`_scores` for L2 without the rows' squared norms: each row's norm is summed beside its dot
-    product while the row is in registers, instead of in a pass of its own over the rows."""
-    m = slots.shape[0]
-    out = np.empty(m, dtype=np.float32)
-    whole = m - m % 2
-    for i in range(0, whole, 2):
-        r0, r1 = slots[i], slots[i + 1]
-        d0 = d1 = n0 = n1 = np.float32(0.0)
-        for t in range(query.shape[0]):
-            qt = query[t]
-            x0 = vectors[r0, t]
-            x1 = vectors[r1, t]
-            d0 += x0 * qt
-            d1 += x1 * qt
-            n0 += x0 * x0
-            n1 += x1 * x1
-        out[i] = 2.0 * d0 - n0 - qq
-        out[i + 1] = 2.0 * d1 - n1 - qq
-    for i in range(whole, m):
-        d = n = np.float32(0.0)
-        for t in range(query.shape[0]):
-            x = vectors[slots[i], t]
-            d += x * query[t]
-            n += x * x
-        out[i] = 2.0 * d - n - qq
-    return out
-
-
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the dot products use SIMD
-def _scores(query: np.ndarray, vectors: np.ndarray, sqnorms: np.ndarray, slots: np.ndarray,
-            ip_metric: bool) -> np.ndarray:
-    """The score (m,) float32 of each row vectors[slots[i]] (inner product, or minus the squared
-    L2 distance; an empty sqnorms hands L2 to `_l2_scores`), read in place four rows at a time:
-    scattered rows are bound by memory latency, and four independent streams keep four reads in
-    flight (2.5x faster than one row at a time at 10k rows of 192 floats out of 1M)."""
-    m = slots.shape[0]
-    out = np.empty(m, dtype=np.float32)
-    qq = np.float32(0.0)
-    if not ip_metric:
-        for t in range(query.shape[0]):
-            qq += query[t] * query[t]
-    if not ip_metric and sqnorms.shape[0] == 0:
-        return _l2_scores(query, vectors, slots, qq)
-    whole = m - m % 4
-    for i in range(0, whole, 4):
-        r0, r1, r2, r3 = slots[i], slots[i + 1], slots[i + 2], slots[i + 3]
-        d0 = d1 = d2 = d3 = np.float32(0.0)
-        for t in range(query.shape[0]):
-            qt = query[t]
-            d0 += vectors[r0, t] * qt
-            d1 += vectors[r1, t] * qt
-            d2 += vectors[r2, t] * qt
-            d3 += vectors[r3, t] * qt
-        if ip_metric:
-            out[i], out[i + 1], out[i + 2], out[i + 3] = d0, d1, d2, d3
-        else:
-            out[i] = 2.0 * d0 - sqnorms[r0] - qq
-            out[i + 1] = 2.0 * d1 - sqnorms[r1] - qq
-            out[i + 2] = 2.0 * d2 - sqnorms[r2] - qq
-            out[i + 3] = 2.0 * d3 - sqnorms[r3] - qq
-    for i in range(whole, m):
-        d = np.float32(0.0)
-        for t in range(query.shape[0]):
-            d += vectors[slots[i], t] * query[t]
-        out[i] = d if ip_metric else 2.0 * d - sqnorms[slots[i]] - qq
-    return out
-
-
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the dot products use SIMD
-def score_topk(query: np.ndarray, vectors: np.ndarray, sqnorms: np.ndarray, slots: np.ndarray,
-               ip_metric: bool, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k of query (d,) float32 among vectors[slots] (slots (m,) int32 into vectors (n, d)
-    float32 with squared norms sqnorms (n,), or an empty sqnorms: then L2 sums each scored row's
-    norm itself), reading the rows in place.
-
-    Scores are the inner product or minus the squared L2 distance. Returns scores (t,) float32,
-    best first, and their positions in `slots` (t,) int64, t = min(k, m); equal scores rank the
-    earlier position first. Plain loops and a heap: numpy sorts inside a kernel cost seconds of
-    compilation.
-    """
-    m = slots.shape[0]
-    take = min(k, m)
-    heap_scores = np.empty(take, dtype=np.float32)  # the best so far, the worst of them at the root
-    heap_pos = np.empty(take, dtype=np.int64)
-    size = 0
-    scores = _scores(query, vectors, sqnorms, slots, ip_metric)
-    for i in range(m):  # the position is the tie-break key: equal scores keep the earlier row
-        size = heap_push(heap_scores, heap_pos, size, take, scores[i], i)
-    out_scores = np.empty(take, dtype=np.float32)
-    out_pos = np.empty(take, dtype=np.int64)
-    heap_drain(heap_scores, heap_pos, size, out_scores, out_pos)
-    return out_scores, out_pos
-
-
-# --------------------------------------------------------------------------- the index
 class TenantIndex:
     """Curator-style multi-tenant index: one clustering tree, a sub-tree per tenant.
 
@@ -663,15 +503,9 @@ class TenantIndex:
 
         The GPU is used only for samples large enough to pay for the transfer.
         """
-        per_centroid = self.config.max_points_per_centroid
-        kmeans = faiss.Kmeans(
-            self.dim, k, niter=self.config.kmeans_iter, seed=self.config.seed,
-            spherical=self.metric == "ip",
-            gpu=bool(self.config.gpu and min(len(x), k * per_centroid) >= _GPU_KMEANS_MIN and gpu_count() > 0),
-            max_points_per_centroid=per_centroid, min_points_per_centroid=1, verbose=False,
-        )
-        kmeans.train(np.ascontiguousarray(x, dtype=np.float32))
-        return kmeans.centroids
+        return kmeans.train(x, k, metric=self.metric, niter=self.config.kmeans_iter, seed=self.config.seed,
+                            max_points_per_centroid=self.config.max_points_per_centroid, min_points_per_centroid=1,
+                            gpu=self.config.gpu, gpu_min_points=_GPU_KMEANS_MIN).centroids
 
     def _build_tree(self, x: np.ndarray) -> np.ndarray:
         """Cluster x (n, d) into the global tree (installed) and return the leaf of each row (n,) int32."""

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from lamina.index.base import CheckedParams
-from lamina.index.dense import gpu_count
+from lamina.index.ids import sorted_member
 from lamina.index.errors import CorruptIndex, DataLoss, FailedPrecondition, InvalidArgument
 from lamina.index.locks import RWLock
 from lamina.index.spann import files, kernels
@@ -49,6 +49,7 @@ from lamina.index.spann.config import SearchParams, SpannConfig
 from lamina.index.spann.heads import HeadIndex
 from lamina.index.spann.postings import COUNT, Codec, DamagedLists, IOStats, PostingReader, PostingWriter, \
     RawLists, check_directory, verify_postings
+from lamina.index.topk import exact_topk
 
 _ASSIGN_BATCH = 16384  # vectors placed per head search during build and reassignment
 _WRITE_CHUNK = 256  # heads whose lists are gathered at once while writing a posting file
@@ -157,7 +158,7 @@ class SpannIndex:
         cfg = self.config
         head_rows = select_heads(
             vectors, max(1, round(cfg.head_ratio * len(vectors))), branching=cfg.branching, iters=cfg.kmeans_iters,
-            balance_iters=cfg.balance_iters, seed=cfg.seed, use_gpu=cfg.use_gpu and gpu_count() > 0,
+            balance_iters=cfg.balance_iters, seed=cfg.seed, use_gpu=cfg.use_gpu,
         )
         heads = self._new_heads()
         heads.add(vectors[head_rows], ids[head_rows])
@@ -447,19 +448,7 @@ class SpannIndex:
         if allowed is not None:
             keep = _contains(allowed, ids)
             ids, vectors = ids[keep], vectors[keep]
-        ip = queries @ vectors.T
-        if self.metric == "ip":
-            all_scores = ip
-        else:
-            all_scores = -np.maximum(np.einsum("ij,ij->i", queries, queries)[:, None] - 2 * ip
-                                     + np.einsum("ij,ij->i", vectors, vectors)[None, :], 0)
-        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
-        found = np.full((len(queries), k), -1, dtype=np.int64)
-        for row in range(len(queries)):
-            top = _top_k(all_scores[row], ids, k)
-            scores[row, : len(top)] = all_scores[row, top]
-            found[row, : len(top)] = ids[top]
-        return scores, found
+        return exact_topk(queries, vectors, ids, k, self.metric)
 
     def release_pages(self) -> None:
         """Unmap the posting file's pages from this process (they stay in the page cache, where
@@ -1090,11 +1079,8 @@ class SpannIndex:
 
 # ====================================================================== helpers
 def _contains(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Mask (n,) bool: which of ids (n,) are in sorted_ids (m,) (binary search, no sort of ids)."""
-    if not len(sorted_ids):
-        return np.zeros(len(ids), dtype=bool)
-    at = np.searchsorted(sorted_ids, ids)
-    return sorted_ids[np.minimum(at, len(sorted_ids) - 1)] == ids
+    """Mask (n,) bool: which of ids (n,) are in sorted_ids (m,): `sorted_member`, set first."""
+    return sorted_member(ids, sorted_ids)
 
 
 def _member(ids: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -1117,15 +1103,6 @@ def _sorted_ids(allowed: np.ndarray | None) -> np.ndarray | None:
     if len(allowed) > 1 and (allowed[1:] < allowed[:-1]).any():
         allowed = np.sort(allowed)
     return allowed
-
-
-def _top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k best scores, best first, ties broken by smaller id."""
-    if len(scores) > k:
-        top = np.argpartition(-scores, k - 1)[:k]
-    else:
-        top = np.arange(len(scores))
-    return top[np.lexsort((ids[top], -scores[top]))]
 
 
 def _first_repeat(ids: np.ndarray) -> int:
