@@ -1,6 +1,6 @@
 """Multi-tenant vector search over one shared clustering tree, after Curator.
 
-`index.py` holds `TenantIndex` and its config, `kernels.py` the pure kernels. The names that
+`index.py` holds `TenantIndex` and its config, `kernels.py` the pure kernels, `format.py` the files. The names that
 lived in the old `lamina.index.tenants` module are re-exported here.
 """
 

@@ -33,13 +33,12 @@ small index is exact; the tree is re-clustered when the live vectors pass `retra
 the number it was trained on.
 
 Scores are larger-is-better, as in `lamina.index.dense`: the inner product, or minus the squared
-L2 distance. On disk: `tenants.json` and a few `.npy` arrays (see `save`).
+L2 distance. On disk: `tenants.json` and a few `.npy` arrays (`format.py`).
 """
 
 from __future__ import annotations
 
 import heapq
-import json
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -52,6 +51,7 @@ import numpy as np
 from lamina.index import kmeans
 from lamina.index.errors import CorruptIndex, InvalidArgument, NotFound
 from lamina.index.ids import sorted_member
+from lamina.index.tenants import format as tenant_format
 from lamina.index.tenants.kernels import (
     ancestor_table,
     _apply_id_deltas,
@@ -68,7 +68,6 @@ from lamina.index.topk import exact_topk as brute_force_topk
 from lamina.index.topk import score_topk
 from lamina.index.types import METRICS
 
-_FORMAT_VERSION = 1
 _COMPACT_FRACTION = 0.25  # reclaim dead slots once they are a quarter of the slots
 _GPU_KMEANS_MIN = 50_000  # smaller k-means runs are faster on the CPU than a GPU round trip
 
@@ -1077,10 +1076,6 @@ class TenantIndex:
                 raise CorruptIndex(f"tenant {name!r}: count {self._tenant_sizes[tenant]} != {len(expected)}")
 
     # ------------------------------------------------------------------ persistence
-    _ARRAYS = ("vectors", "iids", "primary", "leaf", "centroids", "radius", "parent", "level", "child0",
-               "nchild", "bloom", "tenant_sizes", "sl_node", "sl_tenant", "sl_offsets", "sl_slots",
-               "shared_slot", "shared_tenant")
-
     def save(self, directory: Path) -> None:
         """Write `tenants.json` and `tenants_<name>.npy` arrays into `directory` (live slots only)."""
         directory = Path(directory)
@@ -1105,42 +1100,23 @@ class TenantIndex:
             "shared_slot": np.asarray([s for s, _ in shared], dtype=np.int32),
             "shared_tenant": np.asarray([t for _, t in shared], dtype=np.int32),
         }
-        for name, array in arrays.items():
-            np.save(directory / f"tenants_{name}.npy", array)
-        meta = {"version": _FORMAT_VERSION, "dim": self.dim, "metric": self.metric,
+        meta = {"dim": self.dim, "metric": self.metric,
                 "config": self.config.to_dict(), "n": n, "nodes": self.n_nodes,
                 "trained_on": self._trained_on,
                 "tenants": self._tenant_names}
-        (directory / "tenants.json").write_text(json.dumps(meta))
+        tenant_format.write(directory, arrays, meta)
 
     @classmethod
     def load(cls, directory: Path) -> TenantIndex:
         """Load what `save` wrote; raise CorruptIndex when a file is missing or inconsistent."""
         directory = Path(directory)
+        meta, a = tenant_format.read(directory)
         try:
-            meta = json.loads((directory / "tenants.json").read_text())
-            if meta.get("version") != _FORMAT_VERSION:
-                raise ValueError(f"format version {meta.get('version')!r}, expected {_FORMAT_VERSION}")
-            a = {name: np.load(directory / f"tenants_{name}.npy") for name in cls._ARRAYS}
-            n, n_nodes, n_tenants = meta["n"], meta["nodes"], len(meta["tenants"])
             index = cls(meta["dim"], meta["metric"], TenantIndexConfig.from_dict(meta["config"]))
-            checks = [
-                a["vectors"].shape == (n, index.dim), len(a["iids"]) == n, len(a["primary"]) == n,
-                len(a["leaf"]) == n, not n or 0 <= a["leaf"].min() <= a["leaf"].max() < n_nodes,
-                a["centroids"].shape == (n_nodes, index.dim),
-                all(len(a[x]) == n_nodes for x in ("radius", "parent", "level", "child0", "nchild")),
-                a["bloom"].shape == (n_nodes, index.config.bloom_bits // 8),
-                len(a["tenant_sizes"]) == n_tenants,
-                len(a["sl_offsets"]) == len(a["sl_node"]) + 1 == len(a["sl_tenant"]) + 1,
-                a["sl_offsets"][-1] == len(a["sl_slots"]),
-                len(a["shared_slot"]) == len(a["shared_tenant"]),
-                not len(a["sl_slots"]) or 0 <= a["sl_slots"].min() <= a["sl_slots"].max() < n,
-                not len(a["sl_node"]) or a["sl_node"].max() < n_nodes,
-            ]
-            if not all(checks):
-                raise ValueError("array shapes do not match the manifest")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError, InvalidArgument) as exc:
             raise CorruptIndex(f"tenant index in {directory} is unreadable: {exc}") from None
+        tenant_format.check(directory, meta, a, index.dim, index.config.bloom_bits // 8)
+        n, n_tenants = meta["n"], len(meta["tenants"])
         index._tenant_names = list(meta["tenants"])
         index._tenant_ids = {name: t for t, name in enumerate(index._tenant_names) if name is not None}
         index._tenant_bits = index._filter_bits(np.arange(n_tenants))
