@@ -1,7 +1,8 @@
 """SpannIndex: a disk-resident clustered index (SPANN) kept fresh by in-place updates (SPFresh).
 
 Layout (SPANN, Chen et al., NeurIPS'21; microsoft/SPTAG):
-- about `head_ratio` of the vectors are heads, chosen by hierarchical balanced k-means and held
+- about `head_ratio` of the vectors are heads (by default as many as `memory_budget` affords),
+  chosen by hierarchical balanced k-means and held
   in memory in a faiss index (`heads.py`);
 - every other vector is stored in the posting lists of up to `replicas` nearby heads, chosen by
   the RNG rule (`assign.py`), in one page-aligned posting file on disk (`postings.py`);
@@ -46,7 +47,7 @@ from lamina.index.spann.assign import cap_postings, ip_gap, posting_bounds, prun
     squared_l2_from_ip
 from lamina.index.spann.clustering import balanced_kmeans, select_heads, snap_to_members
 from lamina.index.spann.config import SearchParams, SpannConfig
-from lamina.index.spann.heads import HeadIndex
+from lamina.index.spann.heads import HeadIndex, budget_heads
 from lamina.index.spann.postings import COUNT, Codec, DamagedLists, IOStats, PostingReader, PostingWriter, \
     RawLists, check_directory, verify_postings
 from lamina.index.topk import exact_topk
@@ -154,10 +155,18 @@ class SpannIndex:
             self._heads, self._codec = previous
             raise
 
+    def _head_count(self, n: int) -> int:
+        """head_ratio of n when set, else the most heads `memory_budget` affords at this dimension."""
+        cfg = self.config
+        if cfg.head_ratio is not None:
+            return max(1, round(cfg.head_ratio * n))
+        return budget_heads(n, self.dim, cfg.memory_budget, flat_max=cfg.flat_heads_max, scan_max=cfg.scan_heads_max,
+                            hnsw_m=cfg.hnsw_m)
+
     def _build_heads_and_postings(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         cfg = self.config
         head_rows = select_heads(
-            vectors, max(1, round(cfg.head_ratio * len(vectors))), branching=cfg.branching, iters=cfg.kmeans_iters,
+            vectors, self._head_count(len(vectors)), branching=cfg.branching, iters=cfg.kmeans_iters,
             balance_iters=cfg.balance_iters, seed=cfg.seed, use_gpu=cfg.use_gpu,
         )
         heads = self._new_heads()
