@@ -150,7 +150,9 @@ class SpannSystem:
         self._index = SpannIndex.build(np.arange(len(X), dtype=np.int64), X, metric=self.metric,
                                        config=self.config, path=self._dir)
         cfg = self.config
-        self.build_params = {"heads": self._index.n_heads, "head_ratio": cfg.head_ratio, "replicas": cfg.replicas,
+        self.build_params = {"heads": self._index.n_heads, "head_ratio": round(self._index.n_heads / len(X), 4),
+                             "memory_budget": cfg.memory_budget if cfg.head_ratio is None else None,
+                             "replicas": cfg.replicas,
                              "posting_cap": self._index.cap, "dtype": cfg.dtype, "rng_factor": cfg.rng_factor,
                              "use_gpu": bool(cfg.use_gpu and faiss.get_num_gpus() > 0)}
 

@@ -29,16 +29,11 @@ from typing import Any
 import faiss
 import numpy as np
 from lamina.index.errors import CorruptIndex, InvalidArgument
+from lamina.index.kmeans import gpu_count, train_kmeans  # noqa: F401 (moved: re-exported)
 from lamina.index.scan import MIN_TRAIN, ScanCodes
 from lamina.index.types import IndexConfig
 
 _TOMBSTONE_REBUILD_FRACTION = 0.25
-
-
-def gpu_count() -> int:
-    """GPUs faiss can use; 0 on a CPU-only build (never touch GPU calls when this is 0)."""
-    get = getattr(faiss, "get_num_gpus", None)
-    return int(get()) if get is not None else 0
 
 
 BITMAP_MIN_IDS = 4096  # from this many allowed ids on, a bitmap selector is cheaper to build than a hash set
@@ -68,21 +63,6 @@ def faiss_metric(metric: str) -> int:
 def auto_nlist(n: int) -> int:
     """FAISS's rule of thumb: about 4*sqrt(n) lists, at least 39 training points per list."""
     return int(max(1, min(4 * math.sqrt(max(n, 1)), n // 39)))
-
-
-def train_kmeans(vectors: np.ndarray, nlist: int, metric: str, *, use_gpu: bool, seed: int = 1234) -> np.ndarray:
-    """Centroids (nlist, d) of `vectors` (n, d) float32, on the GPU when one is there."""
-    kmeans = faiss.Kmeans(
-        vectors.shape[1],
-        nlist,
-        niter=20,
-        seed=seed,
-        spherical=metric == "ip",
-        gpu=bool(use_gpu and gpu_count() > 0),
-        max_points_per_centroid=256,
-    )
-    kmeans.train(vectors)
-    return kmeans.centroids
 
 
 class DenseIndex:

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,20 @@ def _open_database(data_dir: Path):
     from lamina.retrieval.collection import Database
 
     return Database(data_dir)  # StoreLocked names the directory and says to pass --target HOST:PORT
+
+
+@contextmanager
+def open_target(target: str | None, data_dir: Path | None) -> Iterator[Any]:
+    """A `Client` of the server at `target`, else the local `Database` in `data_dir`: both have
+    `collection(name)`, `list_collections()` and `drop_collection(name)`."""
+    if target:
+        from lamina.service.client import Client
+
+        with Client(target) as client:
+            yield client
+    else:
+        with _open_database(config.data_dir(data_dir)) as db:
+            yield db
 
 
 def _batches(iterable, size: int) -> Iterator[list]:
@@ -319,14 +334,8 @@ def collections() -> None:
 @target_option
 @data_dir_option
 def collections_list(target: str | None, data_dir: Path | None) -> None:
-    if target:
-        from lamina.service.client import Client
-
-        with Client(target) as client:
-            configs = client.list_collections()
-    else:
-        with _open_database(config.data_dir(data_dir)) as db:
-            configs = db.list_collections()
+    with open_target(target, data_dir) as opened:
+        configs = opened.list_collections()
     for cfg in configs:
         click.echo(f"{cfg.name}\tdim={cfg.dim}\tmetric={cfg.metric}\tindex={cfg.index.kind}\tencoder={cfg.encoder}")
 
@@ -336,14 +345,8 @@ def collections_list(target: str | None, data_dir: Path | None) -> None:
 @target_option
 @data_dir_option
 def collections_drop(name: str, target: str | None, data_dir: Path | None) -> None:
-    if target:
-        from lamina.service.client import Client
-
-        with Client(target) as client:
-            client.drop_collection(name)
-    else:
-        with _open_database(config.data_dir(data_dir)) as db:
-            db.drop_collection(name)
+    with open_target(target, data_dir) as opened:
+        opened.drop_collection(name)
     click.echo(f"dropped {name}")
 
 
@@ -534,14 +537,8 @@ def bench_quality(dataset_dir: Path, name: str, as_json: bool, out: Path | None,
                 report["results"].extend(one["results"])
         return report
 
-    if target:
-        from lamina.service.client import Client
-
-        with Client(target) as client:
-            report = evaluate(client.collection(name))
-    else:
-        with _open_database(config.data_dir(data_dir)) as db:
-            report = evaluate(db.collection(name))
+    with open_target(target, data_dir) as opened:
+        report = evaluate(opened.collection(name))
     for result in report["results"]:
         click.echo(f"{result['system']:<24} nDCG@10 {result['ndcg@10']:.4f}  MRR@10 {result['mrr@10']:.4f}  "
                    f"Recall@100 {result['recall@100']:.4f}", err=as_json)

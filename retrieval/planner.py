@@ -57,7 +57,10 @@ from lamina.index.errors import InvalidArgument
 from lamina.index.filters import Filter, Range
 from lamina.index.payload import MetadataLookup, PayloadIndex, range_interval
 from lamina.index.scan import ClusteredCodes
-from lamina.index.tenants import TenantIndex, brute_force_topk, score_topk
+from lamina.index.tenants import TenantIndex
+from lamina.index.topk import exact_topk as brute_force_topk
+from lamina.index.topk import padded as _padded
+from lamina.index.topk import rows_topk
 from lamina.index.types import METRICS
 
 PLANS: tuple[str, ...] = ("empty", "brute_force", "quantized_scan", "clustered_scan", "tenant_tree", "index_filtered",
@@ -67,7 +70,6 @@ ExactTopK = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray
 
 _BRUTE_FORCE_BLOCK = 1 << 24  # scores a brute-force block may hold (64 MiB of float32)
 _KERNEL_QUERIES = 8  # up to this many queries, brute force runs the numba kernel (no BLAS threads)
-_NO_NORMS = np.empty(0, dtype=np.float32)
 
 
 class CodeScan(Protocol):
@@ -490,23 +492,3 @@ def split_planner_params(params: Mapping[str, Any] | None) -> tuple[dict[str, An
     if isinstance(scan_candidates, bool) or not isinstance(scan_candidates, (int, np.integer)) or scan_candidates <= 0:
         raise InvalidArgument(f"search parameter scan_candidates must be a positive integer, got {scan_candidates!r}")
     return params, int(scan_candidates)
-
-
-def rows_topk(queries: np.ndarray, vectors: np.ndarray, rows: np.ndarray, ids: np.ndarray, k: int,
-              metric: str, sqnorms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k of queries (nq, d) among vectors[rows] (rows (n,) int32 into vectors (N, d)
-    float32, read in place), reported as ids (n,) int64. sqnorms (N,): the rows' squared norms
-    (L2), when known; without them the kernel sums each scored row's norm beside its dot product.
-    Scores (nq, k) float32 and ids (nq, k) int64, padded with -inf / -1."""
-    if sqnorms is None:  # empty: the kernel sums each scored row's norm itself (L2), or needs none (ip)
-        sqnorms = _NO_NORMS
-    scores, found = _padded(len(queries), k)
-    for i, query in enumerate(np.ascontiguousarray(queries, dtype=np.float32)):  # a loop over queries
-        best_scores, best = score_topk(query, vectors, sqnorms, rows, metric == "ip", k)
-        scores[i, : len(best)] = best_scores
-        found[i, : len(best)] = ids[best]
-    return scores, found
-
-
-def _padded(nq: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.full((nq, k), -np.inf, dtype=np.float32), np.full((nq, k), -1, dtype=np.int64)

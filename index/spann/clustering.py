@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import faiss
 import numpy as np
 
+from lamina.index.kmeans import train as train_kmeans
 from lamina.index.spann.parallel import omp_threads, threads_for
 
 # the GPU pays for its transfers only on large nodes
@@ -84,12 +85,10 @@ def balanced_kmeans(
     if k == 1:
         return vectors.mean(axis=0, keepdims=True), np.zeros(n, dtype=np.int64)
     with omp_threads(threads or threads_for(n * k * d)):
-        kmeans = faiss.Kmeans(
-            d, k, niter=iters, seed=seed, verbose=False,
-            gpu=bool(use_gpu and n >= _GPU_MIN_POINTS),
+        kmeans = train_kmeans(
+            vectors, k, niter=iters, seed=seed, gpu=use_gpu, gpu_min_points=_GPU_MIN_POINTS,
             min_points_per_centroid=1,  # leaf nodes hold ~1/head_ratio points per centroid by design
         )
-        kmeans.train(vectors)
         centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
         distances = squared_distances(vectors, centroids)
         labels = np.argmin(distances, axis=1)

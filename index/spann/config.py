@@ -30,7 +30,11 @@ class SpannConfig:
     """How a SPANN index is built and searched by default.
 
     Build
-      head_ratio: fraction of the vectors chosen as heads (SPANN keeps 10-16 %).
+      memory_budget: resident memory the index may cost, as a fraction of the raw float32
+        vectors (default 0.2). Unless head_ratio is set, the head count is derived from it with
+        the dimension and the head index kind taken into account (`heads.budget_heads`), at most
+        16 % of the vectors (SPANN keeps 10-16 %).
+      head_ratio: fraction of the vectors chosen as heads, overriding memory_budget (None: derive).
       branching: k-means fan-out of each level of the hierarchical clustering (SPTAG BKT k).
       kmeans_iters / balance_iters: plain k-means iterations (faiss), then size-balanced ones.
       candidates: nearest heads considered per vector when placing it (SPTAG InternalResultNum).
@@ -85,7 +89,8 @@ class SpannConfig:
         the lists queries keep reading. 0 checks every list in place on every read.
     """
 
-    head_ratio: float = 0.12
+    memory_budget: float = 0.2
+    head_ratio: float | None = None
     branching: int = 32
     kmeans_iters: int = 10
     balance_iters: int = 6
@@ -114,7 +119,10 @@ class SpannConfig:
     verified_cache_mb: int = 256
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.head_ratio <= 1.0:
+        if isinstance(self.memory_budget, bool) or not isinstance(self.memory_budget, (int, float)) \
+                or not 0.0 < self.memory_budget <= 1.0:
+            raise InvalidArgument(f"memory_budget must be in (0, 1], got {self.memory_budget!r}")
+        if self.head_ratio is not None and not 0.0 < self.head_ratio <= 1.0:
             raise InvalidArgument(f"head_ratio must be in (0, 1], got {self.head_ratio!r}")
         if self.dtype not in DTYPES:
             raise InvalidArgument(f"unknown posting dtype {self.dtype!r}; expected one of {', '.join(DTYPES)}")

@@ -329,6 +329,43 @@ class HeadIndex:
         return heads
 
 
+_HEAD_OVERHEAD = 54  # bytes a head costs beside its vector and code: id, liveness, norm, id map, list directory
+_VECTOR_OVERHEAD = 10  # bytes every indexed vector costs in memory: its id in the sorted id array, and slack
+MAX_HEAD_RATIO = 0.16  # SPANN keeps 10-16 % of the vectors as heads
+MIN_HEAD_RATIO = 0.01  # below ~16-d even the ids overrun the budget: keep postings of ~100 vectors anyway
+
+
+def head_bytes(dim: int, kind: str, hnsw_m: int) -> int:
+    """Resident bytes one head costs in a head index of this kind (measured at 128-d: flat 1,080,
+    scan 584; graph estimated at 1,014, measured 944 at 200k): its float32 vector, ids, norm and
+    list directory, plus the kind's code: the vector again (flat), 4-bit PQ codes (scan), or an
+    8-bit code and the graph's int32 links (graph)."""
+    own = 4 * dim + _HEAD_OVERHEAD
+    if kind == FLAT:
+        return own + 4 * dim
+    if kind == SCAN:
+        return own + (_scan_subquantizers(dim) + 1) // 2 + 2
+    return own + dim + 10 * hnsw_m  # 2m int32 links at level 0, ~1 more above, offsets, levels
+
+
+def budget_heads(n: int, dim: int, budget: float, *, flat_max: int, scan_max: int = 0, hnsw_m: int = 32) -> int:
+    """The most heads (at least MIN_HEAD_RATIO, at most MAX_HEAD_RATIO of n) whose head index, with the
+    per-vector ids, fits `budget` times the raw float32 vectors (n, dim): each head index kind
+    (flat up to flat_max heads, scan up to scan_max, graph above) is tried over its own range."""
+    scan_max = scan_max or max(flat_max, _SCAN_MAX)
+    available = budget * n * dim * 4 - _VECTOR_OVERHEAD * n
+    ranges = [(FLAT, 0, flat_max)]
+    if _scan_subquantizers(dim):
+        ranges.append((SCAN, flat_max, scan_max))
+    ranges.append((GRAPH, ranges[-1][2], n))
+    best = 1
+    for kind, low, high in ranges:  # a loop over the three kinds
+        heads = min(high, int(available // head_bytes(dim, kind, hnsw_m)))
+        if heads > low:
+            best = max(best, heads)
+    return max(1, min(max(best, round(MIN_HEAD_RATIO * n)), int(MAX_HEAD_RATIO * n), n))
+
+
 def _scan_subquantizers(dim: int) -> int:
     """PQ sub-quantisers of the scan kind: one per 4 dimensions (one per 2 when 4 does not divide
     the dimension; 0, no scan, for an odd one)."""

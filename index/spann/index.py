@@ -1,7 +1,8 @@
 """SpannIndex: a disk-resident clustered index (SPANN) kept fresh by in-place updates (SPFresh).
 
 Layout (SPANN, Chen et al., NeurIPS'21; microsoft/SPTAG):
-- about `head_ratio` of the vectors are heads, chosen by hierarchical balanced k-means and held
+- about `head_ratio` of the vectors are heads (by default as many as `memory_budget` affords),
+  chosen by hierarchical balanced k-means and held
   in memory in a faiss index (`heads.py`);
 - every other vector is stored in the posting lists of up to `replicas` nearby heads, chosen by
   the RNG rule (`assign.py`), in one page-aligned posting file on disk (`postings.py`);
@@ -39,7 +40,7 @@ import numpy as np
 
 from lamina.index import deadline as request_deadline
 from lamina.index.base import CheckedParams
-from lamina.index.dense import gpu_count
+from lamina.index.ids import sorted_member
 from lamina.index.errors import CorruptIndex, DataLoss, FailedPrecondition, InvalidArgument
 from lamina.index.locks import RWLock
 from lamina.index.spann import files, kernels
@@ -47,9 +48,10 @@ from lamina.index.spann.assign import cap_postings, ip_gap, posting_bounds, prun
     squared_l2_from_ip
 from lamina.index.spann.clustering import balanced_kmeans, select_heads, snap_to_members
 from lamina.index.spann.config import SearchParams, SpannConfig
-from lamina.index.spann.heads import HeadIndex
+from lamina.index.spann.heads import HeadIndex, budget_heads
 from lamina.index.spann.postings import COUNT, Codec, DamagedLists, IOStats, PostingReader, PostingWriter, \
     RawLists, check_directory, verify_postings
+from lamina.index.topk import exact_topk
 
 _ASSIGN_BATCH = 16384  # vectors placed per head search during build and reassignment
 _WRITE_CHUNK = 256  # heads whose lists are gathered at once while writing a posting file
@@ -154,11 +156,19 @@ class SpannIndex:
             self._heads, self._codec = previous
             raise
 
+    def _head_count(self, n: int) -> int:
+        """head_ratio of n when set, else the most heads `memory_budget` affords at this dimension."""
+        cfg = self.config
+        if cfg.head_ratio is not None:
+            return max(1, round(cfg.head_ratio * n))
+        return budget_heads(n, self.dim, cfg.memory_budget, flat_max=cfg.flat_heads_max, scan_max=cfg.scan_heads_max,
+                            hnsw_m=cfg.hnsw_m)
+
     def _build_heads_and_postings(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         cfg = self.config
         head_rows = select_heads(
-            vectors, max(1, round(cfg.head_ratio * len(vectors))), branching=cfg.branching, iters=cfg.kmeans_iters,
-            balance_iters=cfg.balance_iters, seed=cfg.seed, use_gpu=cfg.use_gpu and gpu_count() > 0,
+            vectors, self._head_count(len(vectors)), branching=cfg.branching, iters=cfg.kmeans_iters,
+            balance_iters=cfg.balance_iters, seed=cfg.seed, use_gpu=cfg.use_gpu,
         )
         heads = self._new_heads()
         heads.add(vectors[head_rows], ids[head_rows])
@@ -449,19 +459,7 @@ class SpannIndex:
         if allowed is not None:
             keep = _contains(allowed, ids)
             ids, vectors = ids[keep], vectors[keep]
-        ip = queries @ vectors.T
-        if self.metric == "ip":
-            all_scores = ip
-        else:
-            all_scores = -np.maximum(np.einsum("ij,ij->i", queries, queries)[:, None] - 2 * ip
-                                     + np.einsum("ij,ij->i", vectors, vectors)[None, :], 0)
-        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
-        found = np.full((len(queries), k), -1, dtype=np.int64)
-        for row in range(len(queries)):
-            top = _top_k(all_scores[row], ids, k)
-            scores[row, : len(top)] = all_scores[row, top]
-            found[row, : len(top)] = ids[top]
-        return scores, found
+        return exact_topk(queries, vectors, ids, k, self.metric)
 
     def release_pages(self) -> None:
         """Unmap the posting file's pages from this process (they stay in the page cache, where
@@ -1101,11 +1099,8 @@ class SpannIndex:
 
 # ====================================================================== helpers
 def _contains(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Mask (n,) bool: which of ids (n,) are in sorted_ids (m,) (binary search, no sort of ids)."""
-    if not len(sorted_ids):
-        return np.zeros(len(ids), dtype=bool)
-    at = np.searchsorted(sorted_ids, ids)
-    return sorted_ids[np.minimum(at, len(sorted_ids) - 1)] == ids
+    """Mask (n,) bool: which of ids (n,) are in sorted_ids (m,): `sorted_member`, set first."""
+    return sorted_member(ids, sorted_ids)
 
 
 def _member(ids: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -1128,15 +1123,6 @@ def _sorted_ids(allowed: np.ndarray | None) -> np.ndarray | None:
     if len(allowed) > 1 and (allowed[1:] < allowed[:-1]).any():
         allowed = np.sort(allowed)
     return allowed
-
-
-def _top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k best scores, best first, ties broken by smaller id."""
-    if len(scores) > k:
-        top = np.argpartition(-scores, k - 1)[:k]
-    else:
-        top = np.arange(len(scores))
-    return top[np.lexsort((ids[top], -scores[top]))]
 
 
 def _first_repeat(ids: np.ndarray) -> int:

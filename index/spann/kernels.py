@@ -10,7 +10,7 @@ deduplicated like any replica, so the kernel does not need to know about them. N
 is gathered or concatenated first: the numpy path this replaces spent most of a query
 building index arrays and running `np.unique` over a few thousand candidates.
 
-Ranking is that of `SpannIndex._top_k`: higher score first, ties to the smaller id. Seeds
+Ranking is that of `lamina.index.topk`: higher score first, ties to the smaller id. Seeds
 (the heads' own scores and the in-memory deltas, scored by the caller) enter first, so that
 a replica never replaces its head's exact score with an equal or lower one.
 """
@@ -20,7 +20,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from lamina.index.sparse.kernels import f16_value, heap_drain, heap_push, worse
+from lamina.index.ids import in_sorted
+from lamina.index.sparse.kernels import f16_value
+from lamina.index.topk import heap_drain, heap_push, worse
 
 FLOAT32, FLOAT16, INT8 = 0, 1, 2
 STORAGE_KINDS = {"float32": FLOAT32, "float16": FLOAT16, "int8": INT8}
@@ -40,19 +42,6 @@ def _half(bits: int) -> float:
     """The value of a finite float16 given by its uint16 bits (sign included)."""
     value = f16_value(bits & 0x7FFF)
     return -value if bits & 0x8000 else value
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _in_sorted(sorted_ids: np.ndarray, key: int) -> bool:
-    """Whether key is in sorted_ids (binary search)."""
-    lo, hi = 0, sorted_ids.shape[0]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if sorted_ids[mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo < sorted_ids.shape[0] and sorted_ids[lo] == key
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -128,9 +117,9 @@ def scan_lists(ids: np.ndarray, words: np.ndarray, halves: np.ndarray, codes: np
         score = np.float64(seed_scores[i])
         if key < 0 or (size == k and not worse(heap_scores[0], heap_keys[0], score, key)):
             continue
-        if has_tombstones and _in_sorted(tombstones, key):
+        if has_tombstones and in_sorted(tombstones, key):
             continue
-        if filtered and not _in_sorted(allowed, key):
+        if filtered and not in_sorted(allowed, key):
             continue
         if _held(heap_keys, size, key):
             continue
@@ -157,9 +146,9 @@ def scan_lists(ids: np.ndarray, words: np.ndarray, halves: np.ndarray, codes: np
             key = ids[first_id + e]
             if size == k and not worse(heap_scores[0], heap_keys[0], score, key):
                 continue
-            if has_tombstones and _in_sorted(tombstones, key):
+            if has_tombstones and in_sorted(tombstones, key):
                 continue
-            if filtered and not _in_sorted(allowed, key):
+            if filtered and not in_sorted(allowed, key):
                 continue
             if _held(heap_keys, size, key):
                 continue

@@ -1,8 +1,9 @@
 """Small numba building blocks shared by the build and search kernels.
 
-A bounded top-k heap, top-k selection, a radix argsort, a seeded sampler, float16
+A radix argsort, a seeded sampler, float16
 decoding (numba has no float16 type: the forward index's float16 weights reach the
-kernels as their uint16 bits) and a cache prefetch hint.
+kernels as their uint16 bits) and a cache prefetch hint. The bounded top-k heap and top-k
+selection moved to `lamina.index.topk` and are re-exported here.
 
 Written as plain loops instead of numpy sorts inside `@njit`, which cost seconds of
 compilation each; behaviour is fully determined by (score, key): a result ranks below
@@ -17,6 +18,7 @@ from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+from lamina.index.topk import heap_drain, heap_push, top_k_mask, top_k_positions, worse  # noqa: F401 (moved: re-exported)
 
 @intrinsic
 def _f32_from_bits(typingctx, bits):
@@ -67,105 +69,6 @@ def f16_value(bits: int) -> float:
     2**-112, for normal and subnormal numbers alike; the multiplication restores it.
     """
     return np.float64(_f32_from_bits(np.uint32(bits) << np.uint32(13))) * 5.192296858534828e33  # 2**112
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def worse(score_a: float, key_a: int, score_b: float, key_b: int) -> bool:
-    """Whether (score_a, key_a) ranks below (score_b, key_b)."""
-    return score_a < score_b or (score_a == score_b and key_a > key_b)
-
-
-@numba.njit(cache=True, nogil=True)
-def _sift_down(heap_scores: np.ndarray, heap_keys: np.ndarray, size: int, score: float, key: int) -> None:
-    """Place (score, key) at the root of a heap of `size` entries and restore the heap order."""
-    i = 0
-    while True:
-        child = 2 * i + 1
-        if child >= size:
-            break
-        right = child + 1
-        if right < size and worse(heap_scores[right], heap_keys[right], heap_scores[child], heap_keys[child]):
-            child = right
-        if worse(heap_scores[child], heap_keys[child], score, key):
-            heap_scores[i] = heap_scores[child]
-            heap_keys[i] = heap_keys[child]
-            i = child
-        else:
-            break
-    heap_scores[i] = score
-    heap_keys[i] = key
-
-
-@numba.njit(cache=True, nogil=True)
-def heap_push(heap_scores: np.ndarray, heap_keys: np.ndarray, size: int, k: int, score: float, key: int) -> int:
-    """Offer (score, key) to a min-heap (root = worst kept) holding the best k; returns the new size."""
-    if size < k:
-        i = size
-        while i > 0:
-            parent = (i - 1) // 2
-            if worse(score, key, heap_scores[parent], heap_keys[parent]):
-                heap_scores[i] = heap_scores[parent]
-                heap_keys[i] = heap_keys[parent]
-                i = parent
-            else:
-                break
-        heap_scores[i] = score
-        heap_keys[i] = key
-        return size + 1
-    if worse(heap_scores[0], heap_keys[0], score, key):
-        _sift_down(heap_scores, heap_keys, size, score, key)
-    return size
-
-
-@numba.njit(cache=True, nogil=True)
-def heap_drain(heap_scores: np.ndarray, heap_keys: np.ndarray, size: int, out_scores: np.ndarray,
-               out_keys: np.ndarray) -> None:
-    """Empty the heap into out_scores / out_keys best first (entries beyond size untouched)."""
-    while size > 0:
-        size -= 1
-        out_scores[size] = heap_scores[0]  # the root is the worst left: it goes last
-        out_keys[size] = heap_keys[0]
-        if size > 0:
-            _sift_down(heap_scores, heap_keys, size, heap_scores[size], heap_keys[size])
-
-
-@numba.njit(cache=True, nogil=True)
-def top_k_positions(values: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the k largest values (n,), best first; ties favour the lower position."""
-    k = min(k, values.shape[0])
-    heap_scores = np.empty(k, np.float64)
-    heap_keys = np.empty(k, np.int64)
-    size = 0
-    for i in range(values.shape[0]):
-        size = heap_push(heap_scores, heap_keys, size, k, values[i], i)
-    out_scores = np.empty(k, np.float64)
-    out_keys = np.empty(k, np.int64)
-    heap_drain(heap_scores, heap_keys, size, out_scores, out_keys)
-    return out_keys
-
-
-@numba.njit(cache=True, nogil=True)
-def top_k_mask(values: np.ndarray, k: int, min_value: float, mask: np.ndarray) -> int:
-    """Mark in mask (n,) bool the values >= min_value, at most the k largest of them; returns the count.
-
-    Ties at the cut favour the lower position.
-    """
-    n_candidates = 0
-    for i in range(values.shape[0]):
-        mask[i] = values[i] >= min_value
-        n_candidates += mask[i]
-    if n_candidates <= k:
-        return n_candidates
-    heap_scores = np.empty(k, np.float64)
-    heap_keys = np.empty(k, np.int64)
-    size = 0
-    for i in range(values.shape[0]):
-        if mask[i]:
-            size = heap_push(heap_scores, heap_keys, size, k, values[i], i)
-            mask[i] = False
-    for j in range(size):
-        mask[heap_keys[j]] = True
-    return size
 
 
 @numba.njit(cache=True, nogil=True)

@@ -42,3 +42,21 @@ def test_unhashable_values_are_checked_every_time_and_the_memo_is_bounded():
     for n in (1, 2, 3, 3):
         checked({"n": n})
     assert len(calls) == 2 + 4  # 3 came after the memo was full: checked again
+
+
+def test_every_backend_plays_its_role():
+    import numpy as np
+    from lamina.index.base import SparseVectorIndex, TenantVectorIndex, VectorIndex
+    from lamina.index.dense import DenseIndex
+    from lamina.index.sparse import SparseIndex
+    from lamina.index.spann import SpannIndex
+    from lamina.index.tenants import TenantIndex
+
+    for backend in (DenseIndex, SpannIndex):
+        assert isinstance(backend.__new__(backend), VectorIndex), backend
+    assert isinstance(SparseIndex.__new__(SparseIndex), SparseVectorIndex)
+    tenants = TenantIndex(4, "l2")
+    assert isinstance(tenants, TenantVectorIndex)
+    scores, ids = tenants.search(np.zeros((2, 4), np.float32), 3, "nobody")
+    assert ids.shape == (2, 3) and (ids == -1).all() and np.isneginf(scores).all()
+    assert tenants.tenant_ids("nobody").dtype == np.int64

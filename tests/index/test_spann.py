@@ -11,6 +11,7 @@ from lamina.index.spann import SpannConfig, SpannIndex, verify
 from lamina.index.spann import files as spann_files
 from lamina.index.spann.assign import cap_postings, prune_postings, rng_select
 from lamina.index.spann.clustering import balanced_kmeans, select_heads
+from lamina.index.spann.heads import budget_heads
 from lamina.index.spann.heads import FLAT, GRAPH, SCAN, HeadIndex
 from lamina.index.spann.postings import COUNT, PostingWriter
 
@@ -60,7 +61,10 @@ def test_recall_at_10_with_default_params(built):
     index, base, ids, queries, metric = built
     assert isinstance(index, VectorIndex)
     assert len(index) == len(ids)
-    assert 0.08 * len(ids) <= index.n_heads <= 0.16 * len(ids)
+    # the default head count is the most the 20 % memory budget affords at this dimension
+    assert index.config.head_ratio is None and index.config.memory_budget == 0.2
+    assert abs(index.n_heads - budget_heads(len(ids), DIM, 0.2, flat_max=index.config.flat_heads_max)) <= 4  # snapping
+    assert index.memory_bytes() <= 0.2 * base.nbytes
     scores, found = index.search(queries, 10)
     true_scores, truth = brute_force(base, ids, queries, 10, metric)
     assert recall(found, truth) >= 0.95
@@ -175,10 +179,10 @@ def test_posting_cap_keeps_the_nearest():
 def test_posting_cap_in_a_built_index(tmp_path):
     rng = np.random.default_rng(3)
     base = rng.standard_normal((3000, 8)).astype(np.float32)
-    natural = SpannIndex.build(np.arange(3000), base, path=tmp_path / "natural")
+    natural = SpannIndex.build(np.arange(3000), base, config=SpannConfig(head_ratio=0.12), path=tmp_path / "natural")
     natural_counts = natural._reader.directory[:, COUNT]
     cap = int(np.percentile(natural_counts, 60))
-    index = SpannIndex.build(np.arange(3000), base, config=SpannConfig(posting_cap=cap), path=tmp_path / "capped")
+    index = SpannIndex.build(np.arange(3000), base, config=SpannConfig(head_ratio=0.12, posting_cap=cap), path=tmp_path / "capped")
     heads = np.arange(len(index._reader.directory))
     lists = index._reader.read(heads)
     assert sum(len(ids) for ids, _ in lists) < natural_counts.sum()
@@ -223,7 +227,7 @@ def test_runbook_of_inserts_and_deletes(tmp_path, flat_heads_max, scan_heads_max
     base = mixture(rng, 4000, centers)
     queries = mixture(rng, 40, centers)
     ids = np.arange(10_000, 14_000, dtype=np.int64)
-    config = SpannConfig(posting_cap=64, flat_heads_max=flat_heads_max, scan_heads_max=scan_heads_max)
+    config = SpannConfig(head_ratio=0.12, posting_cap=64, flat_heads_max=flat_heads_max, scan_heads_max=scan_heads_max)
     index = SpannIndex.build(ids[:2000], base[:2000], config=config, path=tmp_path)
     assert index._heads.kind == kind
     live = np.zeros(len(ids), dtype=bool)
@@ -336,7 +340,7 @@ def test_search_kernel_agrees_with_the_candidates_path(tmp_path, data, dtype, me
         base, queries = unit(base), unit(queries)
     queries = queries[:25]
     index = SpannIndex.build(ids[:2500], base[:2500], metric=metric,
-                             config=SpannConfig(dtype=dtype, posting_cap=48, io=io), path=tmp_path)
+                             config=SpannConfig(head_ratio=0.12, dtype=dtype, posting_cap=48, io=io), path=tmp_path)
     assert index._reader.io == io
     index.add(ids[2500:3500], base[2500:3500])  # deltas, and splits that move ids out of disk lists
     assert index._delta and index._removed and index.stats.splits > 0

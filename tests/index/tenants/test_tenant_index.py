@@ -252,7 +252,7 @@ def test_writes_patch_the_cached_frontier_and_searches_stay_exact(corpus, monkey
     writes then patch those copies (the frontier: appending, leaving garbage, squeezing it out;
     the iids: the net gained and lost) instead of rebuilding them. Exhaustive searches and
     tenant_ids must see exactly the tenant's vectors after every write."""
-    from lamina.index import tenants as tenants_module
+    from lamina.index.tenants import index as tenants_module
 
     applied = []
     real_apply = tenants_module._apply_id_deltas

@@ -33,13 +33,12 @@ small index is exact; the tree is re-clustered when the live vectors pass `retra
 the number it was trained on.
 
 Scores are larger-is-better, as in `lamina.index.dense`: the inner product, or minus the squared
-L2 distance. On disk: `tenants.json` and a few `.npy` arrays (see `save`).
+L2 distance. On disk: `tenants.json` and a few `.npy` arrays (`format.py`).
 """
 
 from __future__ import annotations
 
 import heapq
-import json
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -48,15 +47,27 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import faiss
-import numba
 import numpy as np
-from lamina.index.dense import gpu_count
+from lamina.index import kmeans
 from lamina.index.errors import CorruptIndex, InvalidArgument, NotFound
-from lamina.index.payload import sorted_member
-from lamina.index.sparse.kernels import heap_drain, heap_push
+from lamina.index.ids import sorted_member
+from lamina.index.tenants import format as tenant_format
+from lamina.index.tenants.kernels import (
+    ancestor_table,
+    _apply_id_deltas,
+    best_first_frontier,
+    bloom_bits,
+    bloom_path,
+    gather_runs,
+    _groups,
+    _nearest,
+    route_leaves,
+    _run_starts,
+)
+from lamina.index.topk import exact_topk as brute_force_topk
+from lamina.index.topk import score_topk
 from lamina.index.types import METRICS
 
-_FORMAT_VERSION = 1
 _COMPACT_FRACTION = 0.25  # reclaim dead slots once they are a quarter of the slots
 _GPU_KMEANS_MIN = 50_000  # smaller k-means runs are faster on the CPU than a GPU round trip
 
@@ -77,7 +88,6 @@ def _faiss_threads(n: int) -> Iterator[None]:
 
 
 _EMPTY_SLOTS = np.empty(0, dtype=np.int32)
-_FIRST = np.zeros(1, dtype=np.int64)
 
 
 class Frontier(NamedTuple):
@@ -164,361 +174,6 @@ class TenantIndexConfig:
         return cls(**data)
 
 
-# --------------------------------------------------------------------------- pure functions
-def bloom_bits(tenants: np.ndarray, n_hashes: int, n_bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bloom filter positions of tenant numbers: (byte (n, h) int64, bit mask (n, h) uint8).
-
-    splitmix64 of (tenant, hash number): well mixed, and the same on every machine, so saved
-    filters stay valid.
-    """
-    with np.errstate(over="ignore"):  # uint64 arithmetic wraps on purpose
-        x = (tenants.astype(np.uint64)[:, None] * np.uint64(0x9E3779B97F4A7C15)
-             + np.arange(1, n_hashes + 1, dtype=np.uint64)[None, :] * np.uint64(0xD1B54A32D192ED03))
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    pos = x % np.uint64(n_bits)
-    return (pos >> np.uint64(3)).astype(np.int64), (np.uint64(1) << (pos & np.uint64(7))).astype(np.uint8)
-
-
-def brute_force_topk(queries: np.ndarray, vectors: np.ndarray, ids: np.ndarray, k: int,
-                     metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k of queries (nq, d) float32 among vectors (n, d) float32 with ids (n,) int64.
-
-    Returns scores (nq, k) float32 (larger is better: inner product or minus squared L2) and ids
-    (nq, k) int64, padded with -inf and -1 when n < k.
-    """
-    queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-    nq = len(queries)
-    out_scores = np.full((nq, k), -np.inf, dtype=np.float32)
-    out_ids = np.full((nq, k), -1, dtype=np.int64)
-    if not len(vectors):
-        return out_scores, out_ids
-    scores = queries @ vectors.T
-    if metric == "l2":
-        scores = 2 * scores - (vectors * vectors).sum(1)[None, :] - (queries * queries).sum(1)[:, None]
-    take = min(k, len(vectors))
-    part = np.argpartition(-scores, take - 1, axis=1)[:, :take] if take < len(vectors) else \
-        np.broadcast_to(np.arange(len(vectors)), (nq, len(vectors)))
-    part_scores = np.take_along_axis(scores, part, 1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    out_scores[:, :take] = np.take_along_axis(part_scores, order, 1)
-    out_ids[:, :take] = ids[np.take_along_axis(part, order, 1)]
-    return out_scores, out_ids
-
-
-def _groups(keys: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-    """(key, positions) for each distinct key of an int array, keys ascending."""
-    if not len(keys):
-        return
-    if len(keys) == 1:  # the single-vector write path: no sort
-        yield int(keys[0]), _FIRST
-        return
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
-    stops = np.concatenate([starts[1:], [len(keys)]])
-    for start, stop in zip(starts.tolist(), stops.tolist()):
-        yield int(ordered[start]), order[start:stop]
-
-
-def _nearest(x: np.ndarray, centroids: np.ndarray, metric: str) -> np.ndarray:
-    """Index of the nearest centroid (k, d) for each row of x (n, d): (n,) int64."""
-    ip = x @ centroids.T
-    if metric == "ip":
-        return ip.argmax(1)
-    return ((centroids * centroids).sum(1)[None, :] - 2 * ip).argmin(1)
-
-
-def ancestor_table(parent: np.ndarray, level: np.ndarray) -> np.ndarray:
-    """(n_nodes, depth+1) int32: row v holds v's ancestor at each level (v itself at its own), -1 below.
-
-    Node ids must be breadth-first (a parent's id below its children's), as `_build_tree` makes them.
-    The slots then keep only their leaf: the path of a slot is one row of this small table.
-    """
-    depth = int(level.max()) if len(level) else 0
-    table = np.full((len(parent), depth + 1), -1, dtype=np.int32)
-    table[np.arange(len(parent)), level] = np.arange(len(parent))
-    for lvl in range(1, depth + 1):  # a loop over levels: each copies the parents' rows
-        nodes = np.flatnonzero(level == lvl)
-        table[nodes, :lvl] = table[parent[nodes], :lvl]
-    return table
-
-
-@numba.njit(cache=True, nogil=True)
-def bloom_path(bloom: np.ndarray, path: np.ndarray, byte: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Whether each node of a root-to-leaf path (int32, -1 padded) has a tenant's filter bits
-    (bytes `byte`, masks `mask`) set: (nodes on the path,) bool."""
-    depth = 0
-    while depth < path.shape[0] and path[depth] >= 0:
-        depth += 1
-    out = np.empty(depth, dtype=np.bool_)
-    for i in range(depth):
-        row = bloom[path[i]]
-        out[i] = True
-        for j in range(byte.shape[0]):
-            if row[byte[j]] & mask[j] != mask[j]:
-                out[i] = False
-                break
-    return out
-
-
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the centroid dots use SIMD
-def route_leaves(x: np.ndarray, child0: np.ndarray, nchild: np.ndarray, centroids: np.ndarray,
-                 centroid_sq: np.ndarray, ip_metric: bool) -> np.ndarray:
-    """The leaf (n,) int32 of each row of x (n, d) float32: from the root, the nearest child
-    (largest inner product, or smallest |c|^2 - 2<x, c>) level by level. Children of a node
-    are the consecutive ids child0[node] .. child0[node] + nchild[node] - 1."""
-    out = np.empty(x.shape[0], dtype=np.int32)
-    for i in range(x.shape[0]):
-        node = 0
-        while nchild[node] > 0:
-            best, best_score = child0[node], np.inf
-            for child in range(child0[node], child0[node] + nchild[node]):
-                dot = 0.0
-                for t in range(x.shape[1]):
-                    dot += centroids[child, t] * x[i, t]
-                score = -dot if ip_metric else centroid_sq[child] - 2.0 * dot
-                if score < best_score:
-                    best, best_score = child, score
-            node = best
-        out[i] = node
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _heap_push(prio: np.ndarray, item: np.ndarray, size: int, p: float, node: int) -> int:
-    """Push (p, node) on a min-heap stored in prio/item[:size]; returns the new size."""
-    i = size
-    while i > 0:
-        parent = (i - 1) // 2
-        if prio[parent] <= p:
-            break
-        prio[i] = prio[parent]
-        item[i] = item[parent]
-        i = parent
-    prio[i] = p
-    item[i] = node
-    return size + 1
-
-
-@numba.njit(cache=True, nogil=True)
-def _heap_pop(prio: np.ndarray, item: np.ndarray, size: int) -> int:
-    """Remove the root of a min-heap of `size` entries (read it first); returns the new size."""
-    size -= 1
-    p, node = prio[size], item[size]
-    i = 0
-    while True:
-        child = 2 * i + 1
-        if child >= size:
-            break
-        if child + 1 < size and prio[child + 1] < prio[child]:
-            child += 1
-        if prio[child] >= p:
-            break
-        prio[i] = prio[child]
-        item[i] = item[child]
-        i = child
-    prio[i] = p
-    item[i] = node
-    return size
-
-
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the centroid dots use SIMD
-def best_first_frontier(query: np.ndarray, child0: np.ndarray, nchild: np.ndarray, bloom: np.ndarray,
-                        centroids: np.ndarray, node_bias: np.ndarray, ip_metric: bool,
-                        tenant_bytes: np.ndarray, tenant_masks: np.ndarray, frontier_nodes: np.ndarray,
-                        frontier_sizes: np.ndarray, budget: int) -> tuple[np.ndarray, bool]:
-    """Curator's best-first walk of one tenant's sub-tree, until `budget` vectors are reached.
-
-    query (d,) float32; per node: child0/nchild (n_nodes,) int32 (children are consecutive ids),
-    bloom (n_nodes, bytes) uint8, centroids (n_nodes, d) float32, node_bias (n_nodes,) float32
-    (|c|^2 - boost * radius for L2, unused for IP); the tenant's filter bytes (h,) int64 and masks
-    (h,) uint8; its frontier: the nodes holding its shortlists (m,) int32 sorted, and their sizes
-    (m,) int64. A node's priority is its centroid's distance to the query (L2: |c|^2 - 2<q, c>
-    - boost * radius; IP: -<q, c>), smallest first; only children whose filter holds the tenant
-    are entered. Returns positions into frontier_nodes (visiting order) and whether the walk ran
-    out of nodes, i.e. reached every shortlist of the tenant.
-    """
-    n_frontier = frontier_nodes.shape[0]
-    prio = np.empty(child0.shape[0] + 1, dtype=np.float32)  # a node is pushed at most once
-    item = np.empty(child0.shape[0] + 1, dtype=np.int32)
-    size = _heap_push(prio, item, 0, 0.0, 0)
-    out = np.empty(n_frontier, dtype=np.int64)
-    n_out = 0
-    total = 0
-    while size > 0 and total < budget:
-        node = item[0]
-        size = _heap_pop(prio, item, size)
-        lo, hi = 0, n_frontier  # binary search of the frontier (sorted node ids)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if frontier_nodes[mid] < node:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo < n_frontier and frontier_nodes[lo] == node:
-            out[n_out] = lo
-            n_out += 1
-            total += frontier_sizes[lo]
-            continue  # a leaf of the tenant's sub-tree: nothing of the tenant lies deeper
-        first = child0[node]
-        for child in range(first, first + nchild[node]):
-            held = True
-            for j in range(tenant_bytes.shape[0]):
-                if bloom[child, tenant_bytes[j]] & tenant_masks[j] != tenant_masks[j]:
-                    held = False
-                    break
-            if not held:
-                continue
-            dot = np.float32(0.0)
-            for t in range(query.shape[0]):
-                dot += centroids[child, t] * query[t]
-            p = -dot if ip_metric else node_bias[child] - np.float32(2.0) * dot
-            size = _heap_push(prio, item, size, p, child)
-    return out[:n_out], size == 0
-
-
-def _run_starts(sizes: np.ndarray) -> np.ndarray:
-    """Where each of back-to-back runs of these sizes starts (int64): the exclusive prefix sum."""
-    starts = np.zeros(len(sizes), dtype=np.int64)
-    np.cumsum(sizes[:-1], out=starts[1:])
-    return starts
-
-
-def _apply_id_deltas(ids: np.ndarray, deltas: Sequence[tuple[np.ndarray, int]]) -> np.ndarray | None:
-    """Sorted unique iids after the net of `deltas` ((iids, +1 gained or -1 lost), in any order);
-    None if the deltas do not fit `ids` (an id lost that is absent, or gained that is present)."""
-    values = np.concatenate([changed for changed, _ in deltas])
-    signs = np.concatenate([np.full(len(changed), sign, dtype=np.int64) for changed, sign in deltas])
-    keys, inverse = np.unique(values, return_inverse=True)
-    net = np.bincount(inverse, weights=signs, minlength=len(keys))
-    lost, gained = keys[net < 0], keys[net > 0]
-    if (net < -1).any() or (net > 1).any() or sorted_member(lost, ids).sum() != len(lost) \
-            or sorted_member(gained, ids).any():
-        return None
-    if len(lost):
-        ids = np.delete(ids, np.searchsorted(ids, lost))
-    if len(gained):
-        ids = np.insert(ids, np.searchsorted(ids, gained), gained)
-    return ids
-
-
-@numba.njit(cache=True, nogil=True)
-def gather_runs(slots: np.ndarray, starts: np.ndarray, sizes: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """The runs slots[starts[i]: starts[i] + sizes[i]] for i in `order`, concatenated (int32)."""
-    total = 0
-    for i in order:
-        total += sizes[i]
-    out = np.empty(total, dtype=np.int32)
-    at = 0
-    for i in order:
-        start = starts[i]
-        for j in range(sizes[i]):
-            out[at + j] = slots[start + j]
-        at += sizes[i]
-    return out
-
-
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the dot products use SIMD
-def _l2_scores(query: np.ndarray, vectors: np.ndarray, slots: np.ndarray, qq: float) -> np.ndarray:
-    """`_scores` for L2 without the rows' squared norms: each row's norm is summed beside its dot
-    product while the row is in registers, instead of in a pass of its own over the rows."""
-    m = slots.shape[0]
-    out = np.empty(m, dtype=np.float32)
-    whole = m - m % 2
-    for i in range(0, whole, 2):
-        r0, r1 = slots[i], slots[i + 1]
-        d0 = d1 = n0 = n1 = np.float32(0.0)
-        for t in range(query.shape[0]):
-            qt = query[t]
-            x0 = vectors[r0, t]
-            x1 = vectors[r1, t]
-            d0 += x0 * qt
-            d1 += x1 * qt
-            n0 += x0 * x0
-            n1 += x1 * x1
-        out[i] = 2.0 * d0 - n0 - qq
-        out[i + 1] = 2.0 * d1 - n1 - qq
-    for i in range(whole, m):
-        d = n = np.float32(0.0)
-        for t in range(query.shape[0]):
-            x = vectors[slots[i], t]
-            d += x * query[t]
-            n += x * x
-        out[i] = 2.0 * d - n - qq
-    return out
-
-
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the dot products use SIMD
-def _scores(query: np.ndarray, vectors: np.ndarray, sqnorms: np.ndarray, slots: np.ndarray,
-            ip_metric: bool) -> np.ndarray:
-    """The score (m,) float32 of each row vectors[slots[i]] (inner product, or minus the squared
-    L2 distance; an empty sqnorms hands L2 to `_l2_scores`), read in place four rows at a time:
-    scattered rows are bound by memory latency, and four independent streams keep four reads in
-    flight (2.5x faster than one row at a time at 10k rows of 192 floats out of 1M)."""
-    m = slots.shape[0]
-    out = np.empty(m, dtype=np.float32)
-    qq = np.float32(0.0)
-    if not ip_metric:
-        for t in range(query.shape[0]):
-            qq += query[t] * query[t]
-    if not ip_metric and sqnorms.shape[0] == 0:
-        return _l2_scores(query, vectors, slots, qq)
-    whole = m - m % 4
-    for i in range(0, whole, 4):
-        r0, r1, r2, r3 = slots[i], slots[i + 1], slots[i + 2], slots[i + 3]
-        d0 = d1 = d2 = d3 = np.float32(0.0)
-        for t in range(query.shape[0]):
-            qt = query[t]
-            d0 += vectors[r0, t] * qt
-            d1 += vectors[r1, t] * qt
-            d2 += vectors[r2, t] * qt
-            d3 += vectors[r3, t] * qt
-        if ip_metric:
-            out[i], out[i + 1], out[i + 2], out[i + 3] = d0, d1, d2, d3
-        else:
-            out[i] = 2.0 * d0 - sqnorms[r0] - qq
-            out[i + 1] = 2.0 * d1 - sqnorms[r1] - qq
-            out[i + 2] = 2.0 * d2 - sqnorms[r2] - qq
-            out[i + 3] = 2.0 * d3 - sqnorms[r3] - qq
-    for i in range(whole, m):
-        d = np.float32(0.0)
-        for t in range(query.shape[0]):
-            d += vectors[slots[i], t] * query[t]
-        out[i] = d if ip_metric else 2.0 * d - sqnorms[slots[i]] - qq
-    return out
-
-
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the dot products use SIMD
-def score_topk(query: np.ndarray, vectors: np.ndarray, sqnorms: np.ndarray, slots: np.ndarray,
-               ip_metric: bool, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k of query (d,) float32 among vectors[slots] (slots (m,) int32 into vectors (n, d)
-    float32 with squared norms sqnorms (n,), or an empty sqnorms: then L2 sums each scored row's
-    norm itself), reading the rows in place.
-
-    Scores are the inner product or minus the squared L2 distance. Returns scores (t,) float32,
-    best first, and their positions in `slots` (t,) int64, t = min(k, m); equal scores rank the
-    earlier position first. Plain loops and a heap: numpy sorts inside a kernel cost seconds of
-    compilation.
-    """
-    m = slots.shape[0]
-    take = min(k, m)
-    heap_scores = np.empty(take, dtype=np.float32)  # the best so far, the worst of them at the root
-    heap_pos = np.empty(take, dtype=np.int64)
-    size = 0
-    scores = _scores(query, vectors, sqnorms, slots, ip_metric)
-    for i in range(m):  # the position is the tie-break key: equal scores keep the earlier row
-        size = heap_push(heap_scores, heap_pos, size, take, scores[i], i)
-    out_scores = np.empty(take, dtype=np.float32)
-    out_pos = np.empty(take, dtype=np.int64)
-    heap_drain(heap_scores, heap_pos, size, out_scores, out_pos)
-    return out_scores, out_pos
-
-
-# --------------------------------------------------------------------------- the index
 class TenantIndex:
     """Curator-style multi-tenant index: one clustering tree, a sub-tree per tenant.
 
@@ -663,15 +318,9 @@ class TenantIndex:
 
         The GPU is used only for samples large enough to pay for the transfer.
         """
-        per_centroid = self.config.max_points_per_centroid
-        kmeans = faiss.Kmeans(
-            self.dim, k, niter=self.config.kmeans_iter, seed=self.config.seed,
-            spherical=self.metric == "ip",
-            gpu=bool(self.config.gpu and min(len(x), k * per_centroid) >= _GPU_KMEANS_MIN and gpu_count() > 0),
-            max_points_per_centroid=per_centroid, min_points_per_centroid=1, verbose=False,
-        )
-        kmeans.train(np.ascontiguousarray(x, dtype=np.float32))
-        return kmeans.centroids
+        return kmeans.train(x, k, metric=self.metric, niter=self.config.kmeans_iter, seed=self.config.seed,
+                            max_points_per_centroid=self.config.max_points_per_centroid, min_points_per_centroid=1,
+                            gpu=self.config.gpu, gpu_min_points=_GPU_KMEANS_MIN).centroids
 
     def _build_tree(self, x: np.ndarray) -> np.ndarray:
         """Cluster x (n, d) into the global tree (installed) and return the leaf of each row (n,) int32."""
@@ -1427,10 +1076,6 @@ class TenantIndex:
                 raise CorruptIndex(f"tenant {name!r}: count {self._tenant_sizes[tenant]} != {len(expected)}")
 
     # ------------------------------------------------------------------ persistence
-    _ARRAYS = ("vectors", "iids", "primary", "leaf", "centroids", "radius", "parent", "level", "child0",
-               "nchild", "bloom", "tenant_sizes", "sl_node", "sl_tenant", "sl_offsets", "sl_slots",
-               "shared_slot", "shared_tenant")
-
     def save(self, directory: Path) -> None:
         """Write `tenants.json` and `tenants_<name>.npy` arrays into `directory` (live slots only)."""
         directory = Path(directory)
@@ -1455,42 +1100,23 @@ class TenantIndex:
             "shared_slot": np.asarray([s for s, _ in shared], dtype=np.int32),
             "shared_tenant": np.asarray([t for _, t in shared], dtype=np.int32),
         }
-        for name, array in arrays.items():
-            np.save(directory / f"tenants_{name}.npy", array)
-        meta = {"version": _FORMAT_VERSION, "dim": self.dim, "metric": self.metric,
+        meta = {"dim": self.dim, "metric": self.metric,
                 "config": self.config.to_dict(), "n": n, "nodes": self.n_nodes,
                 "trained_on": self._trained_on,
                 "tenants": self._tenant_names}
-        (directory / "tenants.json").write_text(json.dumps(meta))
+        tenant_format.write(directory, arrays, meta)
 
     @classmethod
     def load(cls, directory: Path) -> TenantIndex:
         """Load what `save` wrote; raise CorruptIndex when a file is missing or inconsistent."""
         directory = Path(directory)
+        meta, a = tenant_format.read(directory)
         try:
-            meta = json.loads((directory / "tenants.json").read_text())
-            if meta.get("version") != _FORMAT_VERSION:
-                raise ValueError(f"format version {meta.get('version')!r}, expected {_FORMAT_VERSION}")
-            a = {name: np.load(directory / f"tenants_{name}.npy") for name in cls._ARRAYS}
-            n, n_nodes, n_tenants = meta["n"], meta["nodes"], len(meta["tenants"])
             index = cls(meta["dim"], meta["metric"], TenantIndexConfig.from_dict(meta["config"]))
-            checks = [
-                a["vectors"].shape == (n, index.dim), len(a["iids"]) == n, len(a["primary"]) == n,
-                len(a["leaf"]) == n, not n or 0 <= a["leaf"].min() <= a["leaf"].max() < n_nodes,
-                a["centroids"].shape == (n_nodes, index.dim),
-                all(len(a[x]) == n_nodes for x in ("radius", "parent", "level", "child0", "nchild")),
-                a["bloom"].shape == (n_nodes, index.config.bloom_bits // 8),
-                len(a["tenant_sizes"]) == n_tenants,
-                len(a["sl_offsets"]) == len(a["sl_node"]) + 1 == len(a["sl_tenant"]) + 1,
-                a["sl_offsets"][-1] == len(a["sl_slots"]),
-                len(a["shared_slot"]) == len(a["shared_tenant"]),
-                not len(a["sl_slots"]) or 0 <= a["sl_slots"].min() <= a["sl_slots"].max() < n,
-                not len(a["sl_node"]) or a["sl_node"].max() < n_nodes,
-            ]
-            if not all(checks):
-                raise ValueError("array shapes do not match the manifest")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError, InvalidArgument) as exc:
             raise CorruptIndex(f"tenant index in {directory} is unreadable: {exc}") from None
+        tenant_format.check(directory, meta, a, index.dim, index.config.bloom_bits // 8)
+        n, n_tenants = meta["n"], len(meta["tenants"])
         index._tenant_names = list(meta["tenants"])
         index._tenant_ids = {name: t for t, name in enumerate(index._tenant_names) if name is not None}
         index._tenant_bits = index._filter_bits(np.arange(n_tenants))
