@@ -66,6 +66,7 @@ from lamina.index.types import (
 )
 from lamina.retrieval.encoders.base import DenseEncoder
 from lamina.retrieval.encoders.dense import load_dense_encoder
+from lamina.retrieval.encoders.joint import JointEncoder
 from lamina.retrieval.encoders.multivector import TokenEncoder
 from lamina.retrieval.encoders.sparse import (
     DEFAULT_SPARSE_ENCODER,
@@ -233,6 +234,15 @@ class Collection:
             self._token_encoder = self._token_loader(self.config.multivector.encoder)
         return self._token_encoder
 
+    def _joint_encoder(self) -> JointEncoder | None:
+        """The token encoder when it shares the dense encoder's forward pass (encode once), else None."""
+        if self.config.multivector is None or self.config.encoder is None:
+            return None
+        tokens = self.token_encoder
+        if isinstance(tokens, JointEncoder) and tokens.shares_pass_with(self.encoder):
+            return tokens
+        return None
+
     @property
     def _is_bm25(self) -> bool:
         return self.config.sparse is not None and self.config.sparse.encoder == DEFAULT_SPARSE_ENCODER
@@ -354,12 +364,19 @@ class Collection:
 
     def _encode(self, docs: list[Document]) -> list[StoredDoc]:
         """Every vector of every document, as store bytes: dense, and sparse and tokens of texts."""
+        texts = [i for i, d in enumerate(docs) if d.text]
+        tokens: dict[int, np.ndarray] = {}
+        joint = self._joint_encoder()
+        if joint is not None:  # encode once: pooled and token vectors of each text from one pass
+            both = [i for i in texts if docs[i].vector is None]
+            pooled, matrices = joint.encode_documents_joint([docs[i].text for i in both])
+            for i, vec, matrix in zip(both, pooled, matrices):
+                docs[i].vector, tokens[i] = vec, matrix
         to_embed = [d for d in docs if d.vector is None]
         if to_embed:
             for doc, vec in zip(to_embed, self.encoder.encode_documents([d.text for d in to_embed])):
                 doc.vector = vec
         vectors = [{DENSE_VECTOR: np.asarray(d.vector, dtype=np.float32).tobytes()} for d in docs]
-        texts = [i for i, d in enumerate(docs) if d.text]
         if texts and self.config.sparse is not None:
             encoder = self.sparse_encoder
             if self._is_bm25:
@@ -370,7 +387,11 @@ class Collection:
                 if len(terms):
                     vectors[i][SPARSE_VECTOR] = pack_sparse(terms, weights)
         if texts and self.config.multivector is not None:
-            for i, matrix in zip(texts, self.token_encoder.encode_documents([docs[i].text for i in texts])):
+            rest = [i for i in texts if i not in tokens]
+            if rest:
+                tokens.update(zip(rest, self.token_encoder.encode_documents([docs[i].text for i in rest])))
+            for i in texts:
+                matrix = tokens[i]
                 if len(matrix):
                     vectors[i][TOKENS_VECTOR] = pack_tokens(matrix)
         return [StoredDoc(d.id, d.text, d.metadata, d.tenant, v) for d, v in zip(docs, vectors)]
@@ -515,14 +536,15 @@ class Collection:
         """Run a SearchRequest: first stages (concurrently), fusion, rerank, payload."""
         started = time.perf_counter()
         explain: dict[str, Any] = {"stages": []}
-        inputs = [self._stage_input(stage, request.query) for stage in request.stages]
-        if request.graph is not None:
-            self.graph_side  # noqa: B018 - InvalidArgument when the collection has no graph
+        encoded: dict[str, np.ndarray] = {}
         if request.rerank is not None:
             self.token_encoder  # noqa: B018 - InvalidArgument when the collection keeps no tokens
             if not isinstance(request.query, str):
                 raise InvalidArgument("rerank needs a text query: token vectors are encoded from text")
-            query_tokens = self.token_encoder.encode_queries([request.query])[0]
+            query_tokens = self._query_tokens(request, encoded)
+        inputs = [self._stage_input(stage, request.query, encoded) for stage in request.stages]
+        if request.graph is not None:
+            self.graph_side  # noqa: B018 - InvalidArgument when the collection has no graph
         with self._lock.read():
             span = self._clustered_span(request)
             if span is not None:  # its stage reads the run; the filter's ids are never listed
@@ -600,11 +622,28 @@ class Collection:
         return self.graph_side.expand(request.query, request.tenant, request.graph, np.asarray(ids),
                                       np.asarray(scores), allowed, request.k)
 
-    def _stage_input(self, stage: Stage, query: Query) -> np.ndarray | SparseBatch:
+    def _query_tokens(self, request: SearchRequest, encoded: dict[str, np.ndarray]) -> np.ndarray:
+        """The rerank's query token matrix; with a shared pass, the dense query vector of the same
+        text goes into `encoded` too, so that the query runs the model once."""
+        text = request.query
+        if not text.strip():
+            raise InvalidArgument("query text is empty")
+        joint = self._joint_encoder()
+        dense_text = any(s.kind == "dense" and (s.query is None or s.query == text) for s in request.stages)
+        if joint is None or not dense_text:
+            return self.token_encoder.encode_queries([text])[0]
+        pooled, matrices = joint.encode_queries_joint([text])
+        encoded[text] = pooled[0]
+        return matrices[0]
+
+    def _stage_input(self, stage: Stage, query: Query,
+                     encoded: Mapping[str, np.ndarray] | None = None) -> np.ndarray | SparseBatch:
         q = query if stage.query is None else stage.query
         if stage.kind == "dense":
             if isinstance(q, (SparseBatch, Mapping)):
                 raise InvalidArgument("a dense stage needs a text or a dense vector, not sparse weights")
+            if encoded and isinstance(q, str) and q in encoded:
+                return encoded[q]
             return self.embed_query(q)
         return self.sparse_query(q)
 
