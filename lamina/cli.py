@@ -62,8 +62,12 @@ def target_option(command: Any) -> Any:
 
 @click.group(cls=_LaminaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lamina")
-def main() -> None:
+@click.option("--torch-threads", type=int, default=None, metavar="N",
+              help="Torch intra-op threads for every model this command (or server) runs "
+                   "[default: $LAMINA_TORCH_THREADS, else min(cores available, 4)].")
+def main(torch_threads: int | None) -> None:
     """Lamina: retrieval and vector search."""
+    config.use_torch_threads(torch_threads)
 
 
 # ---------------------------------------------------------------------- build

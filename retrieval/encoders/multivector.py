@@ -34,6 +34,7 @@ import numpy as np
 from lamina.index.types import DEFAULT_ENCODER
 from lamina.retrieval.encoders.dense import CHARS_PER_TOKEN_BOUND, load_dense_encoder, resolve_model_path
 from lamina.retrieval.encoders.joint import SharedPassEncoder
+from lamina.retrieval.encoders.threads import ensure_torch_threads
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -80,6 +81,7 @@ class SentenceTransformerTokenEncoder:
 
     def __init__(self, name: str = DEFAULT_ENCODER, *, skip_special: bool = False, skip_punctuation: bool = False,
                  batch_size: int = 32, device: str | None = None) -> None:
+        ensure_torch_threads()
         from sentence_transformers import MultiVectorEncoder
 
         self.name = name

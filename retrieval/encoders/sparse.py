@@ -42,6 +42,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from lamina.index.errors import FailedPrecondition, InvalidArgument
 from lamina.index.sparse import SparseBatch, canonical_batch
+from lamina.retrieval.encoders.threads import ensure_torch_threads
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -322,6 +323,7 @@ class SpladeEncoder:
         directory = Path(path).expanduser()
         if not directory.is_dir():
             raise InvalidArgument(f"sparse encoder {str(path)!r} is not a local sentence-transformers model directory")
+        ensure_torch_threads()
         from sentence_transformers import (
             SparseEncoder as SentenceTransformersSparseEncoder,
         )
