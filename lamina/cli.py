@@ -81,7 +81,8 @@ def main(torch_threads: int | None) -> None:
 @click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
               help="all-MiniLM-L6-v2 or a local sentence-transformers directory.")
 @click.option("--sparse", "sparse", default="bm25", show_default=True,
-              help="Sparse first stage: bm25, a local SPLADE-style model directory, or none.")
+              help="Sparse first stage: bm25, splade-tiny (packaged SPLADE, queries by an IDF table; "
+                   "splade-tiny:query-model encodes them), a local SPLADE model directory, or none.")
 @click.option("--multivector/--no-multivector", default=False, show_default=True,
               help="Also keep the encoder's token vectors, for MaxSim reranking (--rerank).")
 @click.option("--token-encoder", default=None, help="Token vectors' model: a local ColBERT-style directory "

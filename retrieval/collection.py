@@ -45,7 +45,7 @@ from lamina.index.payload import intersect_sorted
 from lamina.index.snapshot import read_manifest, verify_snapshot, write_snapshot
 from lamina.index.spann import SpannIndex
 from lamina.index.sparse import SparseBatch
-from lamina.index.sparse.batch import pack_sparse
+from lamina.index.sparse.batch import batch_from_packed, pack_sparse
 from lamina.index.store import Store, StoredDoc
 from lamina.index.types import (
     DEFAULT_ENCODER,
@@ -189,7 +189,7 @@ class Collection:
         if self._snapshots_paused:
             return
         seq = self.store.last_seq
-        if self._is_bm25:
+        if self._is_bm25 or self._query_table is not None:
             self.indexes.bm25 = self.sparse_encoder.to_dict()
         self.indexes.seq = seq
         self.indexes.payload.compact()  # drops the tombstones, so that the clustered codes can follow the key
@@ -253,21 +253,40 @@ class Collection:
     def _token_dim(self) -> int | None:
         return None if self.config.multivector is None else int(self.token_encoder.dim)
 
+    @property
+    def _query_table(self) -> Any:
+        """The sparse encoder when it keeps a query table counted from document vectors (SPLADE)."""
+        if self.config.sparse is None or self._is_bm25:
+            return None
+        encoder = self.sparse_encoder
+        return encoder if hasattr(encoder, "recount") and hasattr(encoder, "restore") else None
+
     def _restore_sparse_encoder(self, bm25: dict[str, Any] | None) -> None:
         if self._is_bm25 and bm25 is not None:
             self.sparse_encoder.stats = BM25Stats.from_dict(bm25["stats"])
+        elif bm25 is not None and self._query_table is not None:
+            self._query_table.restore(bm25)
 
     def _fit_bm25(self, docs: list[StoredDoc]) -> None:
-        """Recount the BM25 statistics exactly from every stored document (at a rebuild)."""
+        """Recount the BM25 statistics exactly from every stored document (at a rebuild), or a
+        learned encoder's query table from every stored sparse vector."""
         if self._is_bm25:
             self.sparse_encoder.fit([d.text for d in docs if d.text])
+        elif self._query_table is not None:
+            self._query_table.recount(batch_from_packed(raw) for _, raw in
+                                      self.store.iter_vectors(self.name, SPARSE_VECTOR))
 
     def _count_bm25(self, docs: list[StoredDoc]) -> None:
         """Count replayed documents into the BM25 statistics (deletes in the window are not
-        subtracted: their text is gone; a rebuild recounts exactly)."""
+        subtracted: their text is gone; a rebuild recounts exactly), or their sparse vectors
+        into a learned encoder's query table."""
         texts = [d.text for d in docs if d.text]
         if self._is_bm25 and texts:
             self.sparse_encoder.update(texts)
+        elif self._query_table is not None:
+            raws = [d.vectors[SPARSE_VECTOR] for d in docs if SPARSE_VECTOR in d.vectors]
+            if raws:
+                self._query_table.count(batch_from_packed(raws))
 
     # ------------------------------------------------------------------ writes
     def upsert(self, points: Iterable[Document | Mapping[str, Any]], *, wait: bool = False,
