@@ -721,6 +721,7 @@ def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, ou
 # ---------------------------------------------------------------------- commands in modules of their own
 def _register_commands() -> None:
     from lamina.cli_ask import ask
+    from lamina.cli_bench_encode import bench_encode
     from lamina.cli_bench_rag import bench_rag
     from lamina.cli_bench_transport import bench_transport
     from lamina.cli_facet import bench_facet, facet
@@ -734,7 +735,7 @@ def _register_commands() -> None:
     for command in (ask, facet, ingest_command, kvcache, call, *COMMANDS):
         main.add_command(command)
     for command in (bench_rag, bench_generate, bench_facet, bench_ingest_command, bench_kvcache, bench_graph,
-                    bench_transport, *BENCH_COMMANDS):
+                    bench_transport, bench_encode, *BENCH_COMMANDS):
         bench.add_command(command)
 
 
