@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from lamina.bench.encode import _fuse, run_sparse_quality
 from lamina.bench.quality import _ranked, score_run
@@ -30,6 +31,7 @@ def beir_dir(tmp_path):
     return tmp_path, queries, qrels_map
 
 
+@pytest.mark.slow  # ranx's numba compile and a model load: tens of seconds
 def test_sparse_report_matches_references(tmp_path, mlm_dir):  # noqa: F811
     directory, queries, qrels = beir_dir(tmp_path)
     report = run_sparse_quality(directory, sparse=str(mlm_dir), with_dense=False)
