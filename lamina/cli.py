@@ -78,8 +78,12 @@ def target_option(command: Any) -> Any:
 
 @click.group(cls=_LaminaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lamina")
-def main() -> None:
+@click.option("--torch-threads", type=int, default=None, metavar="N",
+              help="Torch intra-op threads for every model this command (or server) runs "
+                   "[default: $LAMINA_TORCH_THREADS, else min(cores available, 4)].")
+def main(torch_threads: int | None) -> None:
     """Lamina: retrieval and vector search."""
+    config.use_torch_threads(torch_threads)
 
 
 # ---------------------------------------------------------------------- build
@@ -93,7 +97,8 @@ def main() -> None:
 @click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
               help="all-MiniLM-L6-v2 or a local sentence-transformers directory.")
 @click.option("--sparse", "sparse", default="bm25", show_default=True,
-              help="Sparse first stage: bm25, a local SPLADE-style model directory, or none.")
+              help="Sparse first stage: bm25, splade-tiny (packaged SPLADE, queries by an IDF table; "
+                   "splade-tiny:query-model encodes them), a local SPLADE model directory, or none.")
 @click.option("--multivector/--no-multivector", default=False, show_default=True,
               help="Also keep the encoder's token vectors, for MaxSim reranking (--rerank).")
 @click.option("--token-encoder", default=None, help="Token vectors' model: a local ColBERT-style directory "
@@ -725,6 +730,7 @@ def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, ou
 # ---------------------------------------------------------------------- commands in modules of their own
 def _register_commands() -> None:
     from lamina.cli_ask import ask
+    from lamina.cli_bench_encode import bench_encode
     from lamina.cli_bench_load import bench_load
     from lamina.cli_bench_rag import bench_rag
     from lamina.cli_bench_transport import bench_transport
@@ -740,7 +746,7 @@ def _register_commands() -> None:
     for command in (ask, facet, ingest_command, kvcache, call, *COMMANDS, *RAY_COMMANDS):
         main.add_command(command)
     for command in (bench_rag, bench_generate, bench_facet, bench_ingest_command, bench_kvcache, bench_graph,
-                    bench_transport, bench_load, *BENCH_COMMANDS, *RAY_BENCH_COMMANDS):
+                    bench_transport, bench_load, bench_encode, *BENCH_COMMANDS, *RAY_BENCH_COMMANDS):
         bench.add_command(command)
 
 

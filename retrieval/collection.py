@@ -47,7 +47,7 @@ from lamina.index.payload import intersect_sorted
 from lamina.index.snapshot import read_manifest, verify_snapshot, write_snapshot
 from lamina.index.spann import SpannIndex
 from lamina.index.sparse import SparseBatch, TenantCorpusStats
-from lamina.index.sparse.batch import pack_sparse
+from lamina.index.sparse.batch import batch_from_packed, pack_sparse
 from lamina.index.store import IdsTaken, Store, StoredDoc
 from lamina.index.types import (
     DEFAULT_ENCODER,
@@ -69,6 +69,7 @@ from lamina.index.types import (
 from lamina.retrieval.bounds import check_search_work
 from lamina.retrieval.encoders.base import DenseEncoder
 from lamina.retrieval.encoders.dense import load_dense_encoder
+from lamina.retrieval.encoders.joint import JointEncoder
 from lamina.retrieval.encoders.multivector import TokenEncoder
 from lamina.retrieval.encoders.sparse import (
     DEFAULT_SPARSE_ENCODER,
@@ -196,7 +197,7 @@ class Collection:
         if self._snapshots_paused:
             return
         seq = self.store.last_seq
-        if self._is_bm25:
+        if self._is_bm25 or self._query_table is not None:
             self.indexes.bm25 = self.sparse_encoder.to_dict()
         self.indexes.seq = seq
         self.indexes.payload.compact()  # drops the tombstones, so that the clustered codes can follow the key
@@ -241,6 +242,15 @@ class Collection:
             self._token_encoder = self._token_loader(self.config.multivector.encoder)
         return self._token_encoder
 
+    def _joint_encoder(self) -> JointEncoder | None:
+        """The token encoder when it shares the dense encoder's forward pass (encode once), else None."""
+        if self.config.multivector is None or self.config.encoder is None:
+            return None
+        tokens = self.token_encoder
+        if isinstance(tokens, JointEncoder) and tokens.shares_pass_with(self.encoder):
+            return tokens
+        return None
+
     @property
     def _is_bm25(self) -> bool:
         return self.config.sparse is not None and self.config.sparse.encoder == DEFAULT_SPARSE_ENCODER
@@ -251,9 +261,19 @@ class Collection:
     def _token_dim(self) -> int | None:
         return None if self.config.multivector is None else int(self.token_encoder.dim)
 
+    @property
+    def _query_table(self) -> Any:
+        """The sparse encoder when it keeps a query table counted from document vectors (SPLADE)."""
+        if self.config.sparse is None or self._is_bm25:
+            return None
+        encoder = self.sparse_encoder
+        return encoder if hasattr(encoder, "recount") and hasattr(encoder, "restore") else None
+
     def _restore_sparse_encoder(self, bm25: dict[str, Any] | None) -> None:
         if self._is_bm25 and bm25 is not None:
             self.sparse_encoder.stats = BM25Stats.from_dict(bm25["stats"])
+        elif bm25 is not None and self._query_table is not None:
+            self._query_table.restore(bm25)
 
     @property
     def _tenant_bm25(self) -> bool:
@@ -263,19 +283,27 @@ class Collection:
 
     def _fit_bm25(self, counted: TenantCorpusStats | None, docs: list[StoredDoc]) -> None:
         """Recount the BM25 statistics exactly from every stored document (at a rebuild), the
-        per-tenant ones into `counted`."""
+        per-tenant ones into `counted`; or a learned encoder's query table from every stored sparse vector."""
         if self._is_bm25:
             self.sparse_encoder.fit([d.text for d in docs if d.text])
+        elif self._query_table is not None:
+            self._query_table.recount(batch_from_packed(raw) for _, raw in
+                                      self.store.iter_vectors(self.name, SPARSE_VECTOR))
         if counted is not None and self._tenant_bm25:
             tenant_bm25.count(counted, self.sparse_encoder, docs)
 
     def _count_bm25(self, indexes: CollectionIndexes, docs: list[StoredDoc]) -> None:
         """Count replayed documents into the BM25 statistics (deletes in the window are not
         subtracted from the collection's: their text is gone; a rebuild recounts exactly. The
-        per-tenant statistics subtract them with the terms the sparse index held)."""
+        per-tenant statistics subtract them with the terms the sparse index held), or their sparse
+        vectors into a learned encoder's query table."""
         texts = [d.text for d in docs if d.text]
         if self._is_bm25 and texts:
             self.sparse_encoder.update(texts)
+        elif self._query_table is not None:
+            raws = [d.vectors[SPARSE_VECTOR] for d in docs if SPARSE_VECTOR in d.vectors]
+            if raws:
+                self._query_table.count(batch_from_packed(raws))
         if indexes.bm25_tenants is not None and texts and self._tenant_bm25:
             tenant_bm25.count(indexes.bm25_tenants, self.sparse_encoder, docs)
 
@@ -387,12 +415,19 @@ class Collection:
     def _encode(self, docs: list[Document]) -> tuple[list[StoredDoc], np.ndarray]:
         """Every vector of every document, as store bytes: dense, and sparse and tokens of texts; and
         (n,) the token lengths the per-tenant BM25 statistics count (-1: a document they do not)."""
+        texts = [i for i, d in enumerate(docs) if d.text]
+        tokens: dict[int, np.ndarray] = {}
+        joint = self._joint_encoder()
+        if joint is not None:  # encode once: pooled and token vectors of each text from one pass
+            both = [i for i in texts if docs[i].vector is None]
+            pooled, matrices = joint.encode_documents_joint([docs[i].text for i in both])
+            for i, vec, matrix in zip(both, pooled, matrices):
+                docs[i].vector, tokens[i] = vec, matrix
         to_embed = [d for d in docs if d.vector is None]
         if to_embed:
             for doc, vec in zip(to_embed, self.encoder.encode_documents([d.text for d in to_embed])):
                 doc.vector = vec
         vectors = [{DENSE_VECTOR: np.asarray(d.vector, dtype=np.float32).tobytes()} for d in docs]
-        texts = [i for i, d in enumerate(docs) if d.text]
         lengths = np.full(len(docs), -1, np.int64)
         if texts and self.config.sparse is not None:
             encoder = self.sparse_encoder
@@ -406,7 +441,11 @@ class Collection:
                     if len(terms):
                         vectors[i][SPARSE_VECTOR] = pack_sparse(terms, weights)
         if texts and self.config.multivector is not None:
-            for i, matrix in zip(texts, self.token_encoder.encode_documents([docs[i].text for i in texts])):
+            rest = [i for i in texts if i not in tokens]
+            if rest:
+                tokens.update(zip(rest, self.token_encoder.encode_documents([docs[i].text for i in rest])))
+            for i in texts:
+                matrix = tokens[i]
                 if len(matrix):
                     vectors[i][TOKENS_VECTOR] = pack_tokens(matrix)
         return [StoredDoc(d.id, d.text, d.metadata, d.tenant, v) for d, v in zip(docs, vectors)], lengths
@@ -580,14 +619,15 @@ class Collection:
         explain: dict[str, Any] = {"stages": []}
         check_search_work(request, self.config.index)  # ResourceExhausted past lamina.index.limits
         deadline.check("encoding the query")
-        inputs = [self._stage_input(stage, request.query, request.tenant) for stage in request.stages]
-        if request.graph is not None:
-            self.graph_side  # noqa: B018 - InvalidArgument when the collection has no graph
+        encoded: dict[str, np.ndarray] = {}
         if request.rerank is not None:
             self.token_encoder  # noqa: B018 - InvalidArgument when the collection keeps no tokens
             if not isinstance(request.query, str):
                 raise InvalidArgument("rerank needs a text query: token vectors are encoded from text")
-            query_tokens = self.token_encoder.encode_queries([request.query])[0]
+            query_tokens = self._query_tokens(request, encoded)
+        inputs = [self._stage_input(stage, request.query, request.tenant, encoded) for stage in request.stages]
+        if request.graph is not None:
+            self.graph_side  # noqa: B018 - InvalidArgument when the collection has no graph
         with self._lock.read():
             span = self._clustered_span(request)
             if span is not None:  # its stage reads the run; the filter's ids are never listed
@@ -670,11 +710,28 @@ class Collection:
         return self.graph_side.expand(request.query, request.tenant, request.graph, np.asarray(ids),
                                       np.asarray(scores), allowed, request.k)
 
-    def _stage_input(self, stage: Stage, query: Query, tenant: str | None = None) -> np.ndarray | SparseBatch:
+    def _query_tokens(self, request: SearchRequest, encoded: dict[str, np.ndarray]) -> np.ndarray:
+        """The rerank's query token matrix; with a shared pass, the dense query vector of the same
+        text goes into `encoded` too, so that the query runs the model once."""
+        text = request.query
+        if not text.strip():
+            raise InvalidArgument("query text is empty")
+        joint = self._joint_encoder()
+        dense_text = any(s.kind == "dense" and (s.query is None or s.query == text) for s in request.stages)
+        if joint is None or not dense_text:
+            return self.token_encoder.encode_queries([text])[0]
+        pooled, matrices = joint.encode_queries_joint([text])
+        encoded[text] = pooled[0]
+        return matrices[0]
+
+    def _stage_input(self, stage: Stage, query: Query, tenant: str | None = None,
+                     encoded: Mapping[str, np.ndarray] | None = None) -> np.ndarray | SparseBatch:
         q = query if stage.query is None else stage.query
         if stage.kind == "dense":
             if isinstance(q, (SparseBatch, Mapping)):
                 raise InvalidArgument("a dense stage needs a text or a dense vector, not sparse weights")
+            if encoded and isinstance(q, str) and q in encoded:
+                return encoded[q]
             return self.embed_query(q)
         return self.sparse_query(q, tenant)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from lamina.index.errors import InvalidArgument
 from lamina.index.types import DEFAULT_ENCODER
+from lamina.retrieval.encoders.threads import ensure_torch_threads
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -51,6 +52,7 @@ class SentenceTransformerEncoder:
     def __init__(self, name: str = DEFAULT_ENCODER, *, batch_size: int = 64, device: str | None = None) -> None:
         self.name = name
         self.path = resolve_model_path(name)  # before the import: a bad name fails at once
+        ensure_torch_threads()
         from sentence_transformers import SentenceTransformer
 
         self.batch_size = batch_size

@@ -32,12 +32,14 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 from lamina.index.types import DEFAULT_ENCODER
-from lamina.retrieval.encoders.dense import CHARS_PER_TOKEN_BOUND, resolve_model_path
+from lamina.retrieval.encoders.dense import CHARS_PER_TOKEN_BOUND, load_dense_encoder, resolve_model_path
+from lamina.retrieval.encoders.joint import SharedPassEncoder
+from lamina.retrieval.encoders.threads import ensure_torch_threads
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-_cache: dict[tuple[str, bool, bool], SentenceTransformerTokenEncoder] = {}
+_cache: dict[tuple[str, bool, bool], SentenceTransformerTokenEncoder | SharedPassEncoder] = {}
 _cache_lock = threading.Lock()
 
 
@@ -79,6 +81,7 @@ class SentenceTransformerTokenEncoder:
 
     def __init__(self, name: str = DEFAULT_ENCODER, *, skip_special: bool = False, skip_punctuation: bool = False,
                  batch_size: int = 32, device: str | None = None) -> None:
+        ensure_torch_threads()
         from sentence_transformers import MultiVectorEncoder
 
         self.name = name
@@ -139,11 +142,19 @@ class SentenceTransformerTokenEncoder:
 
 
 def load_token_encoder(name: str = DEFAULT_ENCODER, *, skip_special: bool = False,
-                       skip_punctuation: bool = False) -> SentenceTransformerTokenEncoder:
-    """The token encoder for `name`, loaded once per process and option set."""
+                       skip_punctuation: bool = False) -> SentenceTransformerTokenEncoder | SharedPassEncoder:
+    """The token encoder for `name`, loaded once per process and option set.
+
+    A late-interaction checkpoint gets its own model; any other model shares the dense
+    encoder's loaded model and forward pass (`SharedPassEncoder`: encode once).
+    """
     key = (name, skip_special, skip_punctuation)
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = SentenceTransformerTokenEncoder(name, skip_special=skip_special,
-                                                          skip_punctuation=skip_punctuation)
+            if is_late_interaction_checkpoint(resolve_model_path(name)):
+                _cache[key] = SentenceTransformerTokenEncoder(name, skip_special=skip_special,
+                                                              skip_punctuation=skip_punctuation)
+            else:
+                _cache[key] = SharedPassEncoder(load_dense_encoder(name), skip_special=skip_special,
+                                                skip_punctuation=skip_punctuation)
         return _cache[key]

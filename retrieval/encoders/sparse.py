@@ -12,6 +12,8 @@
   (re-encode to refresh them when the corpus has drifted, e.g. at an index rebuild).
 - `SpladeEncoder`: any local sentence-transformers `SparseEncoder` model directory
   (SPLADE-style MLM head + max pooling, or an inference-free Router model).
+- `splade.MaskedLMSpladeEncoder`: SPLADE over a masked-LM checkpoint (the packaged
+  `splade-tiny`, or a local BertForMaskedLM directory), queries by an IDF table by default.
 - `TableQueryEncoder` + `InferenceFreeSparseEncoder`: queries encoded by tokenising and
   looking each token's weight up in a table (e.g. IDF), so query encoding runs no model;
   documents go through a learned encoder.
@@ -42,6 +44,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from lamina.index.errors import FailedPrecondition, InvalidArgument
 from lamina.index.sparse import SparseBatch, canonical_batch
+from lamina.retrieval.encoders.threads import ensure_torch_threads
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -322,6 +325,7 @@ class SpladeEncoder:
         directory = Path(path).expanduser()
         if not directory.is_dir():
             raise InvalidArgument(f"sparse encoder {str(path)!r} is not a local sentence-transformers model directory")
+        ensure_torch_threads()
         from sentence_transformers import (
             SparseEncoder as SentenceTransformersSparseEncoder,
         )
@@ -407,9 +411,14 @@ class InferenceFreeSparseEncoder:
         return self.queries.encode_queries(texts)
 
 
-def load_sparse_encoder(name: str = DEFAULT_SPARSE_ENCODER) -> BM25Encoder | SpladeEncoder:
-    """"bm25" (a fresh BM25Encoder over all-MiniLM-L6-v2's vocabulary, to be fitted) or a
-    local sentence-transformers SparseEncoder directory; anything else is InvalidArgument."""
+def load_sparse_encoder(name: str = DEFAULT_SPARSE_ENCODER) -> Any:
+    """"bm25" (a fresh BM25Encoder over all-MiniLM-L6-v2's vocabulary, to be fitted), "splade-tiny"
+    (the packaged SPLADE model, queries by an IDF table; "splade-tiny:query-model" encodes them),
+    or a local model directory (a sentence-transformers SparseEncoder, or a masked-LM checkpoint
+    encoded as SPLADE by `lamina.retrieval.encoders.splade`); anything else is InvalidArgument
+    listing the choices."""
     if name == DEFAULT_SPARSE_ENCODER:
         return BM25Encoder()
-    return SpladeEncoder(name)
+    from lamina.retrieval.encoders.splade import load_learned_sparse
+
+    return load_learned_sparse(name)
