@@ -53,6 +53,7 @@ def test_crossing_the_build_threshold_between_snapshots_survives_a_crash(tmp_pat
     db = Database(tmp_path)
     coll = db.collection("c")
     coll.upsert([{"id": f"p{i}", "vector": data[i], "metadata": {"n": i}} for i in range(first, total)], wait=True)
+    assert coll.wait_for_maintenance(60)  # the IVF trains in the background and is swapped in
     before = answers(coll, queries)
     assert before == brute(live, queries)  # every list probed: exact
     if index["kind"] == "ivf":
