@@ -716,6 +716,7 @@ def bench_sparse(dataset: str, systems: str, max_queries: int, as_json: bool, ou
 # ---------------------------------------------------------------------- commands in modules of their own
 def _register_commands() -> None:
     from lamina.cli_ask import ask
+    from lamina.cli_bench_maintenance import bench_maintenance
     from lamina.cli_bench_rag import bench_rag
     from lamina.cli_bench_transport import bench_transport
     from lamina.cli_facet import bench_facet, facet
@@ -729,7 +730,7 @@ def _register_commands() -> None:
     for command in (ask, facet, ingest_command, kvcache, call, *COMMANDS):
         main.add_command(command)
     for command in (bench_rag, bench_generate, bench_facet, bench_ingest_command, bench_kvcache, bench_graph,
-                    bench_transport, *BENCH_COMMANDS):
+                    bench_transport, bench_maintenance, *BENCH_COMMANDS):
         bench.add_command(command)
 
 

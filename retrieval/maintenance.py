@@ -21,6 +21,7 @@ crash before it reopens from the previous snapshot and replays the store's log a
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,6 +32,15 @@ import numpy as np
 from lamina.index.store import StoredDoc
 
 log = logging.getLogger(__name__)
+# OpenMP threads of a background build (faiss k-means, PQ training): half the cores, so that the
+# other half keeps serving searches. OpenMP keeps the setting per calling thread.
+BUILD_THREADS = max(1, (os.cpu_count() or 2) // 2)
+
+
+def _limit_build_threads() -> None:
+    import faiss
+
+    faiss.omp_set_num_threads(BUILD_THREADS)
 
 
 @dataclass
@@ -81,7 +91,8 @@ class MaintenanceWorker:
             if self._closed:
                 return None
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lamina-maint-{self.name}")
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lamina-maint-{self.name}",
+                                                    initializer=_limit_build_threads)
             future = self._executor.submit(self._run, job, what)
             self._futures = [f for f in self._futures if not f.done()] + [future]
             return future
