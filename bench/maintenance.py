@@ -96,12 +96,12 @@ class Searcher:
             i += 1
 
     def between(self, start: float, stop: float) -> np.ndarray:
-        """Latencies (s) of the searches that started in [start, stop), once each has finished
-        (a search blocked by a job counts in the window it started in)."""
+        """Latencies (s) of the searches that ran during [start, stop) (started before `stop`,
+        finished after `start`), once each has finished: a search blocked by a job counts."""
         while True:
             with self._lock:
                 if self._log and self._log[-1][0] >= stop or self._stop.is_set():
-                    return np.array([t for s, t in self._log if start <= s < stop])
+                    return np.array([t for s, t in self._log if s < stop and s + t > start])
             time.sleep(0.01)
 
     def stop(self) -> None:

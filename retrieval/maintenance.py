@@ -33,14 +33,20 @@ from lamina.index.store import StoredDoc
 
 log = logging.getLogger(__name__)
 # OpenMP threads of a background build (faiss k-means, PQ training): half the cores, so that the
-# other half keeps serving searches. OpenMP keeps the setting per calling thread.
+# other half keeps serving searches (OpenMP keeps the setting per calling thread). The worker also
+# runs at a lower scheduling priority (Linux nice is per thread; the OpenMP threads it starts inherit it).
 BUILD_THREADS = max(1, (os.cpu_count() or 2) // 2)
+BUILD_NICE = 10
 
 
 def _limit_build_threads() -> None:
     import faiss
 
     faiss.omp_set_num_threads(BUILD_THREADS)
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BUILD_NICE)
+    except (AttributeError, OSError):  # not Linux, or not allowed: the build runs at normal priority
+        pass
 
 
 @dataclass
