@@ -127,6 +127,7 @@ class Collection:
         self._snapshot_mutex = threading.Lock()  # one snapshot at a time
         self._snapshot_queued = False
         self.indexes = self._open_indexes()
+        self._remove_stale_spann()
         self.indexes.refresh_clustered(self._vectors_of)
         self._schedule_locked()  # e.g. an untrained index that the replay took past its threshold
 
@@ -174,6 +175,15 @@ class Collection:
         self._writes_since_snapshot = max(len(indexes.dense), 1) if seq else 0
         return indexes
 
+    def _remove_stale_spann(self) -> None:
+        """SPANN directories no snapshot names (a background build a crash interrupted or made moot)."""
+        dense = self.indexes.dense
+        if not isinstance(dense, SpannIndex):
+            return
+        for path in self.index_dir.glob("spann*"):
+            if path.is_dir() and path.resolve() != dense.path.resolve():
+                shutil.rmtree(path, ignore_errors=True)
+
     def rebuild(self) -> None:
         """Rebuild every index from the store (e.g. to retrain IVF on today's data) and snapshot them.
 
@@ -182,7 +192,8 @@ class Collection:
         collection rebuilds in place, under the lock: its files live in one directory."""
         if self.config.index.kind == "spann":
             with self._lock.write():
-                self.indexes = self._rebuild_indexes()
+                old, self.indexes = self.indexes, self._rebuild_indexes()
+                self.indexes.retired += [old.dense, *old.retired]
             self.snapshot()
             return
         with self._lock.write():
@@ -288,6 +299,7 @@ class Collection:
         self.indexes.seq = seq
         self.store.sync()  # the WAL durable up to `seq` first: a snapshot never covers more than the store
         write_snapshot(self.index_dir, seq, self.indexes.save, {"collection": self.config.name})
+        self.indexes.release_retired()  # the snapshot names the swapped-in SPANN files now
         self.store.trim_log(self.config.name, seq)
         self._snapshot_seq = seq
         self._writes_since_snapshot = 0

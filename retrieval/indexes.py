@@ -78,6 +78,7 @@ class CollectionIndexes:
     seq: int = 0  # the store sequence number the next `save` covers (stamped into SPANN's files)
     clustered: ClusteredCodes | None = None  # the clustering key's codes, when current
     pending: dict[str, Rebuild] = field(default_factory=dict)  # parts rebuilt in the background now
+    retired: list[SpannIndex] = field(default_factory=list)  # swapped out; files kept until a snapshot
 
     def refresh_clustered(self, vectors_of: Callable[[np.ndarray], np.ndarray]) -> None:
         """Lay the dense vectors' codes out in the clustering key's order again (`ClusteredCodes`),
@@ -165,7 +166,7 @@ class CollectionIndexes:
     def due(self) -> list[str]:
         """The parts whose maintenance is due (a threshold crossed) and not under way already."""
         wanted = []
-        if isinstance(self.dense, DenseIndex) and self.dense.training_due:
+        if self.dense.training_due if isinstance(self.dense, DenseIndex) else self.dense.build_due:
             wanted.append("dense")
         tokens = self.tokens
         if tokens is not None and tokens.codec.compressed and not tokens.codec.trained \
@@ -184,6 +185,8 @@ class CollectionIndexes:
     def build_part(self, part: str, store: Store) -> Any:
         """A fresh `part` from a full scan of the store (no lock held: writes go on meanwhile)."""
         config = self.config
+        if part == "dense" and isinstance(self.dense, SpannIndex):
+            return build_spann(store, config, self.dense)
         if part == "dense":
             return build_dense(store, config, train_size=self.dense.train_size)
         if part == "tokens":
@@ -198,7 +201,14 @@ class CollectionIndexes:
         if self.pending.get(part) is not rebuild:
             return  # abandoned (a full rebuild replaced these indexes)
         del self.pending[part]
-        if part == "dense":
+        if built is None:  # nothing to build after all (deletes meanwhile)
+            return
+        if part == "dense" and isinstance(built, SpannIndex):
+            rebuild.replay(lambda docs: _add_spann(built, docs, self.config.dim), built.delete)
+            built.vector_source = self.dense.vector_source  # the store's vectors repair damaged lists
+            self.retired.append(self.dense)  # its files stay until a snapshot names the new ones
+            self.dense = built
+        elif part == "dense":
             rebuild.replay(lambda docs: _add_dense(built, docs, self.config.dim, replayed=True), built.delete)
             self.dense = built
         elif part == "tokens":
@@ -209,6 +219,15 @@ class CollectionIndexes:
             self.tenants = built
         else:
             raise ValueError(f"no background build for part {part!r}")
+
+    def release_retired(self) -> None:
+        """Close the SPANN indexes swapped out and remove their files (once a snapshot names the
+        files of the index that replaced them: a crash before it reopens the old ones)."""
+        for old in self.retired:
+            old.close()
+            if isinstance(self.dense, SpannIndex) and old.path.resolve() != self.dense.path.resolve():
+                shutil.rmtree(old.path, ignore_errors=True)
+        self.retired.clear()
 
     def abandon(self, rebuild: Rebuild) -> None:
         if self.pending.get(rebuild.part) is rebuild:
@@ -254,10 +273,7 @@ class CollectionIndexes:
         if not docs:
             return
         if isinstance(self.dense, SpannIndex):
-            has = [d for d in docs if DENSE_VECTOR in d.vectors]
-            if has:
-                self.dense.add(np.array([d.iid for d in has], dtype=np.int64),
-                               _dense_rows([d.vectors[DENSE_VECTOR] for d in has], self.config.dim), seq=seq)
+            _add_spann(self.dense, docs, self.config.dim, seq=seq, build=False)
         else:  # the write path's ids are new; a replay's may be held already
             _add_dense(self.dense, docs, self.config.dim, replayed=replayed, train=False)
         if self.sparse is not None:
@@ -309,7 +325,7 @@ class CollectionIndexes:
     def save(self, directory: Path) -> None:
         if isinstance(self.dense, SpannIndex):
             self.dense.compact(seq=self.seq)  # its own directory: deltas merged, stamped with seq
-            (directory / "spann.json").write_text(json.dumps({"seq": self.seq}))
+            (directory / "spann.json").write_text(json.dumps({"seq": self.seq, "dir": self.dense.path.name}))
         else:
             self.dense.save(directory)
         for part, index in (("payload", self.payload), ("owners", self.owners), ("sparse", self.sparse)):
@@ -390,9 +406,12 @@ def _empty_dense(config: CollectionConfig, spann_dir: Path | None) -> DenseIndex
 def _load_spann(directory: Path, config: CollectionConfig, spann_dir: Path | None) -> SpannIndex:
     """The SPANN files of a snapshot: they must cover exactly the snapshot's sequence number."""
     try:
-        wanted = json.loads((directory / "spann.json").read_text())["seq"]
+        named = json.loads((directory / "spann.json").read_text())
+        wanted = named["seq"]
     except (OSError, ValueError, KeyError) as exc:
         raise CorruptIndex(f"snapshot {directory} has no readable spann.json: {exc}") from None
+    if spann_dir is not None and named.get("dir"):  # a background build's files: <spann_dir>.<seq>
+        spann_dir = spann_dir.parent / Path(str(named["dir"])).name
     if spann_dir is None or not spann_dir.is_dir():
         raise CorruptIndex(f"SPANN directory {spann_dir} is missing")
     index = SpannIndex.load(spann_dir, dim=config.dim, metric=config.metric)
@@ -402,6 +421,29 @@ def _load_spann(directory: Path, config: CollectionConfig, spann_dir: Path | Non
     # files newer than the snapshot (built in place by `add`, or compacted just before a crash
     # that lost the snapshot) hold part of the log after it: its replay skips what they hold
     return index
+
+
+def build_spann(store: Store, config: CollectionConfig, live: SpannIndex) -> SpannIndex | None:
+    """A SPANN index of every stored dense vector, built into a new directory beside the live
+    index's (`spann.<seq>`, stamped with the store sequence number read before the scan); None
+    when the store holds fewer than `build_size` vectors now."""
+    seq = store.last_seq
+    batches = [(iids, _dense_rows(raw, config.dim)) for iids, raw in store.iter_vectors(config.name, DENSE_VECTOR)]
+    ids = np.concatenate([b[0] for b in batches]) if batches else np.empty(0, np.int64)
+    if len(ids) < live.config.build_size:
+        return None
+    path = live.path.parent / f"spann.{seq}"
+    shutil.rmtree(path, ignore_errors=True)
+    return SpannIndex.build(ids, np.concatenate([b[1] for b in batches]), metric=config.metric, config=live.config,
+                            path=path, seq=seq)
+
+
+def _add_spann(spann: SpannIndex, docs: list[StoredDoc], dim: int, *, seq: int | None = None,
+               build: bool = True) -> None:
+    has = [d for d in docs if DENSE_VECTOR in d.vectors]
+    if has:
+        spann.add(np.array([d.iid for d in has], dtype=np.int64),
+                  _dense_rows([d.vectors[DENSE_VECTOR] for d in has], dim), seq=seq, build=build)
 
 
 def build_dense(store: Store, config: CollectionConfig, *, train_size: int = 10_000) -> DenseIndex:

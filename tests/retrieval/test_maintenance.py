@@ -251,3 +251,45 @@ def test_a_crash_during_a_background_build_reopens_to_the_same_answers(tmp_path,
         assert coll.wait_for_maintenance(60) and coll.index.codes is not None  # due again, trained
         assert nearest(coll, queries) == before
         db.store.close()
+
+
+def test_the_spann_build_runs_in_the_background_into_a_directory_of_its_own(tmp_path, monkeypatch):
+    from lamina.index.spann import SpannIndex, files
+
+    data, more = vectors(350), vectors(40, seed=11)
+    queries = vectors(6, seed=12)
+    exact = {"max_postings": 1000}  # every list read: the answer of any sound build
+    gate = Gate(monkeypatch, SpannIndex, "build")
+    db = Database(tmp_path)
+    coll = db.create_collection("c", DIM, metric="l2", encoder=None, sparse=False,
+                                index={"kind": "spann", "spann": {"build_size": 300, "head_ratio": 0.1}})
+    coll.upsert(points(data), wait=True)  # crosses build_size
+    old = coll.index
+    with gate:
+        assert coll.maintenance_pending == ["dense"] and not coll.index.built
+        live = {f"p{i}": v for i, v in enumerate(data)}
+        assert nearest(coll, queries) == brute(live, queries)  # the old index, exact from memory
+        coll.upsert(points(more, start=350), wait=True)
+        coll.delete(["p5", "p360"], wait=True)
+    assert coll.wait_for_maintenance(60)
+    live.update({f"p{350 + i}": v for i, v in enumerate(more)})
+    del live["p5"], live["p360"]
+    new = coll.index
+    assert new is not old and new.built and new.path != old.path and old.path.is_dir()
+    assert files.read_manifest(new.path)["built"]
+    assert coll.count() == len(live) == len(new)
+    assert nearest(coll, queries, params=exact) == brute(live, queries)
+    before = nearest(coll, queries, params=exact)
+    db.store.close()  # a crash before any snapshot names the new files: the old ones reopen
+    monkeypatch.undo()
+    db = Database(tmp_path)
+    coll = db.collection("c")
+    assert coll.count() == len(live)
+    assert nearest(coll, queries, params=exact) == before
+    assert coll.wait_for_maintenance(60) and coll.index.built  # due again after the replay
+    coll.snapshot()  # names the new files: the old directory goes
+    assert [p.name for p in (tmp_path / "indexes" / "c").glob("spann*")] == [coll.index.path.name]
+    db.close()
+    with Database(tmp_path) as db:
+        coll = db.collection("c")
+        assert coll.index.built and nearest(coll, queries, params=exact) == before
