@@ -210,10 +210,12 @@ class Collection:
         try:
             new = CollectionIndexes.build(self.store, self.config, self._sparse_vocab(), self._token_dim(),
                                           self._spann_dir, on_documents=count)
-        finally:
+        except BaseException:
             with self._lock.write():
                 old.abandon(rebuild)
+            raise
         with self._lock.write():
+            old.abandon(rebuild)  # under the lock of the swap: no write falls between log and swap
             def add(docs: list[StoredDoc]) -> None:
                 new.add(docs, replayed=True)
                 texts = [d.text for d in docs if d.text and d.iid not in scanned]
