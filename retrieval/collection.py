@@ -216,6 +216,7 @@ class Collection:
             raise
         with self._lock.write():
             old.abandon(rebuild)  # under the lock of the swap: no write falls between log and swap
+
             def add(docs: list[StoredDoc]) -> None:
                 new.add(docs, replayed=True)
                 texts = [d.text for d in docs if d.text and d.iid not in scanned]
@@ -225,8 +226,7 @@ class Collection:
             rebuild.replay(add, new.remove)
             if fitted is not None:
                 self.sparse_encoder.stats = fitted.stats
-            new.refresh_clustered(self._vectors_of)
-            self.indexes = new
+            self.indexes = new  # its clustered codes are laid out by the snapshot below
             self._writes_since_snapshot = max(self._writes_since_snapshot, 1)
             self._schedule_locked()
         self.snapshot()
