@@ -1003,7 +1003,9 @@ class Database:
     def drop_collection(self, name: str) -> None:
         with self._lock:
             self.store.drop_collection(name)
-            self._collections.pop(name, None)
+            dropped = self._collections.pop(name, None)
+            if dropped is not None:  # a build under way ends on its own; nothing swaps it in to use
+                dropped._maintenance.close(wait=False)
             shutil.rmtree(self._index_dir(name), ignore_errors=True)
             self._write_catalog()
 

@@ -127,11 +127,13 @@ class MaintenanceWorker:
                 except TimeoutError:
                     return False
 
-    def close(self) -> None:
-        """Let the running and queued jobs finish, then stop the thread; later submits are ignored."""
-        self.wait()
+    def close(self, *, wait: bool = True) -> None:
+        """Let the running and queued jobs finish (`wait`; else drop the queued ones and let the
+        running one end on its own), then stop the thread; later submits are ignored."""
+        if wait:
+            self.wait()
         with self._lock:
             self._closed = True
             executor, self._executor = self._executor, None
         if executor is not None:
-            executor.shutdown(wait=True)
+            executor.shutdown(wait=wait, cancel_futures=not wait)
