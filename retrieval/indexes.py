@@ -47,7 +47,6 @@ SPARSE_VECTOR = "sparse"
 OWNER_FIELD = "tenant"
 BM25_SUMMARY_ENERGY = 0.7  # recall@10 0.976 on Cranfield BM25 at query_cut 20, against 0.93 with Seismic's 0.4
 _OWNERS = {OWNER_FIELD: "keyword"}
-PARTS = ("dense", "tokens", "tenants")  # what `due` may name: the parts rebuilt in the background
 
 
 class TenantTree(TenantIndex):
