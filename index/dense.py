@@ -128,10 +128,12 @@ class DenseIndex:
     def __len__(self) -> int:
         return int(self._index.ntotal) - len(self._tombstones)
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray, *, skip_held: bool = False) -> None:
+    def add(self, ids: np.ndarray, vectors: np.ndarray, *, skip_held: bool = False, train: bool = True) -> None:
         """Add vectors (n, d) under ids (n,). With `skip_held` (a replay of the store's log), an id
         the index holds with the same vector is skipped, and one held with another vector is an
-        InvalidArgument; without it the caller guarantees new ids (the write path)."""
+        InvalidArgument; without it the caller guarantees new ids (the write path). With `train`
+        False, crossing `train_size` only sets `training_due` (a collection trains a new index in
+        the background and swaps it in, `lamina.retrieval.maintenance`)."""
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
@@ -149,11 +151,8 @@ class DenseIndex:
         self._index.add_with_ids(vectors, ids)
         if self.codes is not None:
             self.codes.add(ids, vectors)
-        ntotal = self._index.ntotal
-        train_codes = (self.codes is None and self.config.scan_codes and not self._ivf
-                       and ntotal >= max(self.train_size, MIN_TRAIN))
-        train_ivf = self.config.kind == "ivf" and not self._ivf and ntotal >= self.train_size
-        if train_codes or train_ivf:  # both learn from everything added so far: read it once
+        train_codes, train_ivf = self._due()
+        if train and (train_codes or train_ivf):  # both learn from everything added so far: read it once
             all_ids, all_vectors = self._flat_contents(self._index)
             if train_codes:
                 self.codes = ScanCodes(self.dim, self.metric)
@@ -161,6 +160,18 @@ class DenseIndex:
                 self.codes.add(all_ids, all_vectors)
             if train_ivf:
                 self._train_ivf(all_ids, all_vectors)
+
+    def _due(self) -> tuple[bool, bool]:
+        """(scan codes, IVF) that the vectors held are enough to train and are not trained yet."""
+        ntotal = self._index.ntotal
+        codes = (self.codes is None and self.config.scan_codes and not self._ivf
+                 and ntotal >= max(self.train_size, MIN_TRAIN))
+        return codes, self.config.kind == "ivf" and not self._ivf and ntotal >= self.train_size
+
+    @property
+    def training_due(self) -> bool:
+        """Whether an `add(train=True)` would train now (scan codes or the IVF)."""
+        return any(self._due())
 
     def _without_held(self, ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         held = np.isin(ids, self._ivf_ids() if self._ivf else self._ids())

@@ -732,6 +732,7 @@ def _register_commands() -> None:
     from lamina.cli_ask import ask
     from lamina.cli_bench_encode import bench_encode
     from lamina.cli_bench_load import bench_load
+    from lamina.cli_bench_maintenance import bench_maintenance
     from lamina.cli_bench_rag import bench_rag
     from lamina.cli_bench_transport import bench_transport
     from lamina.cli_facet import bench_facet, facet
@@ -746,7 +747,7 @@ def _register_commands() -> None:
     for command in (ask, facet, ingest_command, kvcache, call, *COMMANDS, *RAY_COMMANDS):
         main.add_command(command)
     for command in (bench_rag, bench_generate, bench_facet, bench_ingest_command, bench_kvcache, bench_graph,
-                    bench_transport, bench_load, bench_encode, *BENCH_COMMANDS, *RAY_BENCH_COMMANDS):
+                    bench_transport, bench_load, bench_encode, bench_maintenance, *BENCH_COMMANDS, *RAY_BENCH_COMMANDS):
         bench.add_command(command)
 
 

@@ -16,6 +16,7 @@ did before a restart or a crash; a missing or corrupt snapshot is rebuilt from t
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 import threading
@@ -83,6 +84,7 @@ from lamina.retrieval.indexes import (
     SPARSE_VECTOR,
     CollectionIndexes,
 )
+from lamina.retrieval.maintenance import MaintenanceWorker, Rebuild
 from lamina.retrieval.planner import QueryPlanner, split_planner_params
 from lamina.retrieval.query import Query, Rerank, SearchRequest, SearchResult, Stage
 from lamina.retrieval.rerank import rerank
@@ -126,8 +128,13 @@ class Collection:
         self._snapshot_seq = 0
         self._snapshots_paused = False  # while a backup copies the index files (`lamina.retrieval.backup`)
         self._graph_side: Any = None
+        self._maintenance = MaintenanceWorker(config.name)  # background builds and snapshots
+        self._snapshot_mutex = threading.Lock()  # one snapshot at a time
+        self._snapshot_queued = False
         self.indexes = self._open_indexes()
+        self._remove_stale_spann()
         self.indexes.refresh_clustered(self._vectors_of)
+        self._schedule_locked()  # e.g. an untrained index that the replay took past its threshold
 
     @property
     def name(self) -> str:
@@ -177,38 +184,150 @@ class Collection:
         self._writes_since_snapshot = max(len(indexes.dense), 1) if seq else 0
         return indexes
 
+    def _remove_stale_spann(self) -> None:
+        """SPANN directories no snapshot names (a background build a crash interrupted or made moot)."""
+        dense = self.indexes.dense
+        if not isinstance(dense, SpannIndex):
+            return
+        for path in self.index_dir.glob("spann*"):
+            if path.is_dir() and path.resolve() != dense.path.resolve():
+                shutil.rmtree(path, ignore_errors=True)
+
     def rebuild(self) -> None:
-        """Rebuild every index from the store (e.g. to retrain IVF on today's data) and snapshot them."""
+        """Rebuild every index from the store (e.g. to retrain IVF on today's data) and snapshot them.
+
+        The new indexes are built without the write lock (searches and writes go on against the
+        old ones; the writes meanwhile are replayed onto the new ones before the swap). A SPANN
+        collection rebuilds in place, under the lock: its files live in one directory."""
+        if self.config.index.kind == "spann":
+            with self._lock.write():
+                old, self.indexes = self.indexes, self._rebuild_indexes()
+                self.indexes.retired += [old.dense, *old.retired]
+            self.snapshot()
+            return
         with self._lock.write():
-            self.indexes = self._rebuild_indexes()
-            self._snapshot_locked()
+            old = self.indexes
+            old.pending.clear()  # background builds of parts of `old` are moot now
+            rebuild = old.begin("all")
+        fitted, scanned = self._bm25_copy(), set()
+        counted = TenantCorpusStats(self._sparse_vocab()) if self._tenant_bm25 else None
+
+        def count(docs: list[StoredDoc]) -> None:
+            scanned.update(d.iid for d in docs)
+            if fitted is not None:
+                fitted.fit([d.text for d in docs if d.text])
+            if counted is not None:
+                tenant_bm25.count(counted, self.sparse_encoder, docs)
+
+        try:
+            new = CollectionIndexes.build(self.store, self.config, self._sparse_vocab(), self._token_dim(),
+                                          self._spann_dir, on_documents=count)
+        except BaseException:
+            with self._lock.write():
+                old.abandon(rebuild)
+            raise
+        with self._lock.write():
+            old.abandon(rebuild)  # under the lock of the swap: no write falls between log and swap
+            if counted is not None:
+                new.bm25_tenants = counted  # before the replay, whose removals subtract from it
+
+            def add(docs: list[StoredDoc]) -> None:
+                new.add(docs, replayed=True)
+                unseen = [d for d in docs if d.iid not in scanned]
+                texts = [d.text for d in unseen if d.text]
+                if fitted is not None and texts:
+                    fitted.update(texts)
+                if counted is not None and unseen:
+                    tenant_bm25.count(counted, self.sparse_encoder, unseen)
+
+            rebuild.replay(add, new.remove)
+            if fitted is not None:
+                self.sparse_encoder.stats = fitted.stats
+            if self._query_table is not None:  # a learned sparse encoder's table, recounted from the store
+                self._query_table.recount(batch_from_packed(raw) for _, raw in
+                                          self.store.iter_vectors(self.name, SPARSE_VECTOR))
+            self.indexes = new  # its clustered codes are laid out by the snapshot below
+            self._writes_since_snapshot = max(self._writes_since_snapshot, 1)
+            self._schedule_locked()
+        self.snapshot()
+
+    def _bm25_copy(self) -> Any:
+        """A copy of the BM25 encoder whose statistics a background rebuild recounts (None: not BM25)."""
+        return copy.copy(self.sparse_encoder) if self._is_bm25 else None
+
+    # ------------------------------------------------------------------ background maintenance
+    def _schedule_locked(self) -> None:
+        """Start a background rebuild of every part whose maintenance fell due (under the write
+        lock: the delta log of each starts here, before its build scans the store)."""
+        indexes = self.indexes
+        for part in indexes.due():
+            rebuild = indexes.begin(part)
+            if self._maintenance.submit(partial(self._rebuild_part, indexes, rebuild), f"{part} rebuild") is None:
+                indexes.abandon(rebuild)
+
+    def _rebuild_part(self, indexes: CollectionIndexes, rebuild: Rebuild) -> None:
+        """The worker's job: build the part from the store unlocked, then replay and swap under the lock."""
+        try:
+            built = indexes.build_part(rebuild.part, self.store)
+        except BaseException:
+            with self._lock.write():
+                indexes.abandon(rebuild)
+            raise
+        with self._lock.write():
+            if self.indexes is not indexes:
+                return
+            indexes.finish(rebuild, built)
+            self._writes_since_snapshot = max(self._writes_since_snapshot, 1)  # persist what was trained
+            self._schedule_locked()
+
+    def wait_for_maintenance(self, timeout: float | None = None) -> bool:
+        """Wait until the background builds and snapshots under way have been swapped in or
+        written; False if `timeout` seconds passed first."""
+        return self._maintenance.wait(timeout)
+
+    @property
+    def maintenance_pending(self) -> list[str]:
+        """The parts being rebuilt in the background now ("dense", "tokens", "tenants", "all")."""
+        with self._lock.read():
+            return sorted(self.indexes.pending)
 
     def snapshot(self) -> None:
-        """Persist the indexes so that the next open replays nothing."""
-        with self._lock.write():
-            self._snapshot_locked()
+        """Persist the indexes so that the next open replays nothing.
+
+        The files are written under the read lock, from a consistent view (no write applies
+        until they are written), while searches go on; only compacting the payload postings and
+        laying the clustered codes out again take the write lock."""
+        with self._snapshot_mutex:
+            self._snapshot_queued = False
+            with self._lock.write():
+                if self._snapshots_paused:
+                    return
+                self.indexes.payload.compact()  # drops the tombstones, so that the clustered codes can follow the key
+                self.indexes.refresh_clustered(self._vectors_of)  # before the write: the snapshot then holds them
+            with self._lock.read():
+                if not self._snapshots_paused:
+                    self._write_snapshot()
 
     def pause_snapshots(self, paused: bool) -> None:
         """Take no index snapshot (which trims the log) while `paused`; writes go on."""
-        with self._lock.write():  # waits for a snapshot in progress
+        with self._snapshot_mutex, self._lock.write():  # waits for a snapshot in progress
             self._snapshots_paused = paused
 
-    def _snapshot_locked(self) -> None:
-        if self._snapshots_paused:
-            return
+    def _write_snapshot(self) -> None:
+        """Write the snapshot files and trim the log (under the read lock: no write runs meanwhile)."""
         seq = self.store.last_seq
         if self._is_bm25 or self._query_table is not None:
             self.indexes.bm25 = self.sparse_encoder.to_dict()
         self.indexes.seq = seq
-        self.indexes.payload.compact()  # drops the tombstones, so that the clustered codes can follow the key
-        self.indexes.refresh_clustered(self._vectors_of)  # before the write: the snapshot then holds them
         self.store.sync()  # the WAL durable up to `seq` first: a snapshot never covers more than the store
         write_snapshot(self.index_dir, seq, self.indexes.save, {"collection": self.config.name})
+        self.indexes.release_retired()  # the snapshot names the swapped-in SPANN files now
         self.store.trim_log(self.config.name, seq)
         self._snapshot_seq = seq
         self._writes_since_snapshot = 0
 
     def close(self) -> None:
+        self._maintenance.close()  # the builds under way are swapped in first, then snapshotted
         if self._writes_since_snapshot:
             self.snapshot()
 
@@ -385,6 +504,7 @@ class Collection:
             if self.indexes.bm25_tenants is not None and len(lengths):
                 tenant_bm25.count(self.indexes.bm25_tenants, self.sparse_encoder, kept, lengths[kept_at])
             self._after_write(len(stored) + len(written.deleted_ids))
+            self._schedule_locked()
 
     @staticmethod
     def _check_deletes(rows: list[Any], delete: Sequence[str]) -> list[str]:
@@ -485,6 +605,7 @@ class Collection:
             self._graph_commit(pending)
             self.indexes.remove(written.removed, written.seq)
             self._after_write(len(written.removed))
+            self._schedule_locked()
         return list(written.deleted_ids)
 
     def delete_tenant(self, tenant: str, *, wait: bool = False) -> int:
@@ -503,9 +624,10 @@ class Collection:
         return {str(tenant): n for tenant, n in sorted(counts.items())}
 
     def _after_write(self, n: int) -> None:
+        """Count a write; past SNAPSHOT_EVERY, queue a snapshot on the maintenance worker."""
         self._writes_since_snapshot += n
-        if self._writes_since_snapshot >= SNAPSHOT_EVERY:
-            self._snapshot_locked()
+        if self._writes_since_snapshot >= SNAPSHOT_EVERY and not self._snapshot_queued:
+            self._snapshot_queued = self._maintenance.submit(self.snapshot, "snapshot") is not None
 
     # ------------------------------------------------------------------ reads
     def get(self, ids: Sequence[str], *, with_vectors: bool = False, tenant: str | None = None) -> list[Document | None]:
@@ -1026,7 +1148,9 @@ class Database:
     def drop_collection(self, name: str) -> None:
         with self._lock:
             self.store.drop_collection(name)
-            self._collections.pop(name, None)
+            dropped = self._collections.pop(name, None)
+            if dropped is not None:  # a build under way ends on its own; nothing swaps it in to use
+                dropped._maintenance.close(wait=False)
             shutil.rmtree(self._index_dir(name), ignore_errors=True)
             self._write_catalog()
 

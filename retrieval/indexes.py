@@ -24,7 +24,7 @@ import json
 import logging
 import shutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from lamina.index.sparse.batch import batch_from_packed
 from lamina.index.store import Store, StoredDoc
 from lamina.index.tenants import TenantIndex
 from lamina.index.types import CollectionConfig
+from lamina.retrieval.maintenance import Rebuild
 
 DENSE_VECTOR = "dense"
 log = logging.getLogger(__name__)
@@ -47,6 +48,21 @@ SPARSE_VECTOR = "sparse"
 OWNER_FIELD = "tenant"
 BM25_SUMMARY_ENERGY = 0.7  # recall@10 0.976 on Cranfield BM25 at query_cut 20, against 0.93 with Seismic's 0.4
 _OWNERS = {OWNER_FIELD: "keyword"}
+
+
+class TenantTree(TenantIndex):
+    """The collection's tenant tree: where `TenantIndex.add` would re-cluster inline (its
+    `retrain_growth` rule), it only sets `retrain_due`; the maintenance worker builds a fresh
+    tree outside the write lock (`build_tenants`) and swaps it in."""
+
+    retrain_due = False
+
+    def train(self) -> None:
+        self.retrain_due = True
+
+    def retrain(self) -> None:
+        TenantIndex.train(self)
+        self.retrain_due = False
 
 
 @dataclass
@@ -62,6 +78,8 @@ class CollectionIndexes:
     seq: int = 0  # the store sequence number the next `save` covers (stamped into SPANN's files)
     clustered: ClusteredCodes | None = None  # the clustering key's codes, when current
     bm25_tenants: TenantCorpusStats | None = None  # BM25 statistics per tenant, when BM25 (the collection counts)
+    pending: dict[str, Rebuild] = field(default_factory=dict)  # parts rebuilt in the background now
+    retired: list[SpannIndex] = field(default_factory=list)  # swapped out; files kept until a snapshot
 
     def refresh_clustered(self, vectors_of: Callable[[np.ndarray], np.ndarray]) -> None:
         """Lay the dense vectors' codes out in the clustering key's order again (`ClusteredCodes`),
@@ -98,7 +116,7 @@ class CollectionIndexes:
         tokens = None
         if config.multivector is not None:
             tokens = TokenStore(token_dim, config.multivector.codec)
-        tenants = TenantIndex(config.dim, config.metric) if config.tenant_tree else None
+        tenants = TenantTree(config.dim, config.metric) if config.tenant_tree else None
         return cls(config, _empty_dense(config, spann_dir), sparse, tokens,
                    PayloadIndex(config.payload), PayloadIndex(_OWNERS), tenants,
                    bm25_tenants=TenantCorpusStats(sparse_vocab) if _is_bm25(config) else None)
@@ -115,8 +133,28 @@ class CollectionIndexes:
         self = cls.empty(config, sparse_vocab, token_dim, spann_dir)
         name = config.name
         self.attach_store(store)
-        batches = [(iids, _dense_rows(raw, config.dim)) for iids, raw in store.iter_vectors(name, DENSE_VECTOR)]
-        if isinstance(self.dense, SpannIndex) and batches:  # SPANN clusters everything at once
+        if isinstance(self.dense, SpannIndex):
+            self._build_spann(store, spann_dir, seq)
+        else:
+            self.dense = build_dense(store, config)
+        if self.sparse is not None:
+            for iids, raw in store.iter_vectors(name, SPARSE_VECTOR):
+                self.sparse.add(iids, batch_from_packed(raw))
+            self.sparse.compact()
+        if self.tokens is not None:
+            self.tokens = build_tokens(store, config, self.tokens.dim)
+        docs = list(store.iter_documents(name))
+        self._index_documents(docs)
+        if on_documents is not None:
+            on_documents(docs)
+        if self.tenants is not None:
+            self.tenants = build_tenants(store, config, {d.iid: d.tenant for d in docs})
+        return self
+
+    def _build_spann(self, store: Store, spann_dir: Path | None, seq: int) -> None:
+        config = self.config
+        batches = [(iids, _dense_rows(raw, config.dim)) for iids, raw in store.iter_vectors(config.name, DENSE_VECTOR)]
+        if batches:  # SPANN clusters everything at once
             ids = np.concatenate([b[0] for b in batches])
             if len(ids) >= self.dense.config.build_size:
                 self.dense = SpannIndex.build(ids, np.concatenate([b[1] for b in batches]), metric=config.metric,
@@ -125,23 +163,77 @@ class CollectionIndexes:
         self.attach_store(store)  # SPANN's again: it may be a new index now
         for iids, vectors in batches:
             self.dense.add(iids, vectors)
-        if self.sparse is not None:
-            for iids, raw in store.iter_vectors(name, SPARSE_VECTOR):
-                self.sparse.add(iids, batch_from_packed(raw))
-            self.sparse.compact()
-        if self.tokens is not None:
-            for iids, raw in store.iter_vectors(name, TOKENS_VECTOR, batch_size=4096):
-                self.tokens.add(iids, [unpack_tokens(r) for r in raw])
-        docs = list(store.iter_documents(name))
-        self._index_documents(docs)
-        if on_documents is not None:
-            on_documents(docs)
-        if self.tenants is not None:
-            owner = {d.iid: d.tenant for d in docs}
-            for iids, vectors in batches_for_tenants(store, name, config.dim):
-                self.tenants.add(iids, vectors, [owner.get(int(i)) for i in iids])
-            self.tenants.train()
-        return self
+
+    # ------------------------------------------------------------------ background rebuilds
+    def due(self) -> list[str]:
+        """The parts whose maintenance is due (a threshold crossed) and not under way already."""
+        wanted = []
+        if self.dense.training_due if isinstance(self.dense, DenseIndex) else self.dense.build_due:
+            wanted.append("dense")
+        tokens = self.tokens
+        if tokens is not None and tokens.codec.compressed and not tokens.codec.trained \
+                and tokens.num_tokens >= tokens.train_size:
+            wanted.append("tokens")
+        if isinstance(self.tenants, TenantTree) and self.tenants.retrain_due:
+            wanted.append("tenants")
+        return [part for part in wanted if part not in self.pending and "all" not in self.pending]
+
+    def begin(self, part: str) -> Rebuild:
+        """Start recording the writes a rebuild of `part` must replay (call under the write lock,
+        before the build's scan of the store begins)."""
+        rebuild = self.pending[part] = Rebuild(part)
+        return rebuild
+
+    def build_part(self, part: str, store: Store) -> Any:
+        """A fresh `part` from a full scan of the store (no lock held: writes go on meanwhile)."""
+        config = self.config
+        if part == "dense" and isinstance(self.dense, SpannIndex):
+            return build_spann(store, config, self.dense)
+        if part == "dense":
+            return build_dense(store, config, train_size=self.dense.train_size)
+        if part == "tokens":
+            return build_tokens(store, config, self.tokens.dim, train_size=self.tokens.train_size)
+        if part == "tenants":
+            return build_tenants(store, config, {d.iid: d.tenant for d in store.iter_documents(config.name)})
+        raise ValueError(f"no background build for part {part!r}")
+
+    def finish(self, rebuild: Rebuild, built: Any) -> None:
+        """Replay the writes since the build began onto `built`, then swap it in (under the write lock)."""
+        part = rebuild.part
+        if self.pending.get(part) is not rebuild:
+            return  # abandoned (a full rebuild replaced these indexes)
+        del self.pending[part]
+        if built is None:  # nothing to build after all (deletes meanwhile)
+            return
+        if part == "dense" and isinstance(built, SpannIndex):
+            rebuild.replay(lambda docs: _add_spann(built, docs, self.config.dim), built.delete)
+            built.vector_source = self.dense.vector_source  # the store's vectors repair damaged lists
+            self.retired.append(self.dense)  # its files stay until a snapshot names the new ones
+            self.dense = built
+        elif part == "dense":
+            rebuild.replay(lambda docs: _add_dense(built, docs, self.config.dim, replayed=True), built.delete)
+            self.dense = built
+        elif part == "tokens":
+            rebuild.replay(lambda docs: _add_tokens(built, docs), built.delete)
+            self.tokens = built
+        elif part == "tenants":
+            rebuild.replay(lambda docs: _add_tenants(built, docs, self.config.dim), built.delete)
+            self.tenants = built
+        else:
+            raise ValueError(f"no background build for part {part!r}")
+
+    def release_retired(self) -> None:
+        """Close the SPANN indexes swapped out and remove their files (once a snapshot names the
+        files of the index that replaced them: a crash before it reopens the old ones)."""
+        for old in self.retired:
+            old.close()
+            if isinstance(self.dense, SpannIndex) and old.path.resolve() != self.dense.path.resolve():
+                shutil.rmtree(old.path, ignore_errors=True)
+        self.retired.clear()
+
+    def abandon(self, rebuild: Rebuild) -> None:
+        if self.pending.get(rebuild.part) is rebuild:
+            del self.pending[rebuild.part]
 
     def _index_documents(self, docs: Iterable[StoredDoc]) -> None:
         docs = list(docs)
@@ -161,6 +253,8 @@ class CollectionIndexes:
             self.dense.delete(iids, seq=seq)
         if not len(iids):
             return
+        for rebuild in self.pending.values():
+            rebuild.removed(iids)
         if not isinstance(self.dense, SpannIndex):
             self.dense.delete(iids)
         if self.sparse is not None:
@@ -183,33 +277,22 @@ class CollectionIndexes:
         for `remove`."""
         if not docs:
             return
-        self._add_vectors([d.iid for d in docs], [d.vectors for d in docs], seq, replayed)
+        if isinstance(self.dense, SpannIndex):
+            _add_spann(self.dense, docs, self.config.dim, seq=seq, build=False)
+        else:  # the write path's ids are new; a replay's may be held already
+            _add_dense(self.dense, docs, self.config.dim, replayed=replayed, train=False)
+        if self.sparse is not None:
+            has = [d for d in docs if SPARSE_VECTOR in d.vectors]
+            if has:
+                self.sparse.add(np.array([d.iid for d in has], dtype=np.int64),
+                                batch_from_packed([d.vectors[SPARSE_VECTOR] for d in has]))
+        if self.tokens is not None:
+            _add_tokens(self.tokens, docs, train=False)
         self._index_documents(docs)
         if self.tenants is not None:
-            has = [d for d in docs if DENSE_VECTOR in d.vectors]
-            if has:
-                self.tenants.add(np.array([d.iid for d in has], dtype=np.int64),
-                                 _dense_rows([d.vectors[DENSE_VECTOR] for d in has], self.config.dim),
-                                 [d.tenant for d in has])
-
-    def _add_vectors(self, iids: list[int], vectors: list[dict[str, bytes]], seq: int | None = None,
-                     replayed: bool = False) -> None:
-        ids = np.asarray(iids, dtype=np.int64)
-        has = [i for i, v in enumerate(vectors) if DENSE_VECTOR in v]
-        if has:
-            rows = _dense_rows([vectors[i][DENSE_VECTOR] for i in has], self.config.dim)
-            if isinstance(self.dense, SpannIndex):
-                self.dense.add(ids[has], rows, seq=seq)
-            else:  # the write path's ids are new; a replay's may be held already
-                self.dense.add(ids[has], rows, skip_held=replayed)
-        if self.sparse is not None:
-            has = [i for i, v in enumerate(vectors) if SPARSE_VECTOR in v]
-            if has:
-                self.sparse.add(ids[has], batch_from_packed([vectors[i][SPARSE_VECTOR] for i in has]))
-        if self.tokens is not None:
-            has = [i for i, v in enumerate(vectors) if TOKENS_VECTOR in v]
-            if has:
-                self.tokens.add(ids[has], [unpack_tokens(vectors[i][TOKENS_VECTOR]) for i in has])
+            _add_tenants(self.tenants, docs, self.config.dim)
+        for rebuild in self.pending.values():
+            rebuild.added(docs)
 
     def replay(self, store: Store, removed: np.ndarray, added: np.ndarray,
                on_documents: Callable[[list[StoredDoc]], None] | None = None, seq: int | None = None) -> None:
@@ -247,7 +330,7 @@ class CollectionIndexes:
     def save(self, directory: Path) -> None:
         if isinstance(self.dense, SpannIndex):
             self.dense.compact(seq=self.seq)  # its own directory: deltas merged, stamped with seq
-            (directory / "spann.json").write_text(json.dumps({"seq": self.seq}))
+            (directory / "spann.json").write_text(json.dumps({"seq": self.seq, "dir": self.dense.path.name}))
         else:
             self.dense.save(directory)
         for part, index in (("payload", self.payload), ("owners", self.owners), ("sparse", self.sparse)):
@@ -302,7 +385,7 @@ class CollectionIndexes:
         if config.tenant_tree:
             if not (directory / "tenants").is_dir():
                 raise CorruptIndex(f"snapshot {directory} has no tenant tree")
-            tenants = TenantIndex.load(directory / "tenants")
+            tenants = TenantTree.load(directory / "tenants")
         clustered = None
         if config.clustering_key is not None and (directory / "clustered").is_dir():
             clustered = ClusteredCodes.load(directory / "clustered", config.clustering_key, config.dim, config.metric,
@@ -341,9 +424,12 @@ def _empty_dense(config: CollectionConfig, spann_dir: Path | None) -> DenseIndex
 def _load_spann(directory: Path, config: CollectionConfig, spann_dir: Path | None) -> SpannIndex:
     """The SPANN files of a snapshot: they must cover exactly the snapshot's sequence number."""
     try:
-        wanted = json.loads((directory / "spann.json").read_text())["seq"]
+        named = json.loads((directory / "spann.json").read_text())
+        wanted = named["seq"]
     except (OSError, ValueError, KeyError) as exc:
         raise CorruptIndex(f"snapshot {directory} has no readable spann.json: {exc}") from None
+    if spann_dir is not None and named.get("dir"):  # a background build's files: <spann_dir>.<seq>
+        spann_dir = spann_dir.parent / Path(str(named["dir"])).name
     if spann_dir is None or not spann_dir.is_dir():
         raise CorruptIndex(f"SPANN directory {spann_dir} is missing")
     index = SpannIndex.load(spann_dir, dim=config.dim, metric=config.metric)
@@ -353,6 +439,76 @@ def _load_spann(directory: Path, config: CollectionConfig, spann_dir: Path | Non
     # files newer than the snapshot (built in place by `add`, or compacted just before a crash
     # that lost the snapshot) hold part of the log after it: its replay skips what they hold
     return index
+
+
+def build_spann(store: Store, config: CollectionConfig, live: SpannIndex) -> SpannIndex | None:
+    """A SPANN index of every stored dense vector, built into a new directory beside the live
+    index's (`spann.<seq>`, stamped with the store sequence number read before the scan); None
+    when the store holds fewer than `build_size` vectors now."""
+    seq = store.last_seq
+    batches = [(iids, _dense_rows(raw, config.dim)) for iids, raw in store.iter_vectors(config.name, DENSE_VECTOR)]
+    ids = np.concatenate([b[0] for b in batches]) if batches else np.empty(0, np.int64)
+    if len(ids) < live.config.build_size:
+        return None
+    path = live.path.parent / f"spann.{seq}"
+    shutil.rmtree(path, ignore_errors=True)
+    return SpannIndex.build(ids, np.concatenate([b[1] for b in batches]), metric=config.metric, config=live.config,
+                            path=path, seq=seq)
+
+
+def _add_spann(spann: SpannIndex, docs: list[StoredDoc], dim: int, *, seq: int | None = None,
+               build: bool = True) -> None:
+    has = [d for d in docs if DENSE_VECTOR in d.vectors]
+    if has:
+        spann.add(np.array([d.iid for d in has], dtype=np.int64),
+                  _dense_rows([d.vectors[DENSE_VECTOR] for d in has], dim), seq=seq, build=build)
+
+
+def build_dense(store: Store, config: CollectionConfig, *, train_size: int = 10_000) -> DenseIndex:
+    """A dense index of every stored dense vector, trained (IVF, scan codes) once it holds
+    `train_size` of them: what a from-scratch build and a background retrain both run."""
+    dense = DenseIndex(config.dim, config.metric, config.index, train_size=train_size)
+    for iids, raw in store.iter_vectors(config.name, DENSE_VECTOR):
+        dense.add(iids, _dense_rows(raw, config.dim))
+    return dense
+
+
+def build_tokens(store: Store, config: CollectionConfig, dim: int, *, train_size: int = 32_768) -> TokenStore:
+    """A token store of every stored token matrix, its codec trained once it holds `train_size` rows."""
+    tokens = TokenStore(dim, config.multivector.codec, train_size=train_size)
+    for iids, raw in store.iter_vectors(config.name, TOKENS_VECTOR, batch_size=4096):
+        tokens.add(iids, [unpack_tokens(r) for r in raw])
+    return tokens
+
+
+def build_tenants(store: Store, config: CollectionConfig, owner: dict[int, str | None]) -> TenantTree:
+    """A tenant tree of every stored dense vector under its owner (`owner`: iid -> tenant), clustered."""
+    tree = TenantTree(config.dim, config.metric)
+    for iids, vectors in batches_for_tenants(store, config.name, config.dim):
+        tree.add(iids, vectors, [owner.get(int(i)) for i in iids])
+    tree.retrain()
+    return tree
+
+
+def _add_dense(dense: DenseIndex, docs: list[StoredDoc], dim: int, *, replayed: bool, train: bool = True) -> None:
+    has = [d for d in docs if DENSE_VECTOR in d.vectors]
+    if has:
+        dense.add(np.array([d.iid for d in has], dtype=np.int64),
+                  _dense_rows([d.vectors[DENSE_VECTOR] for d in has], dim), skip_held=replayed, train=train)
+
+
+def _add_tokens(tokens: TokenStore, docs: list[StoredDoc], *, train: bool = True) -> None:
+    has = [d for d in docs if TOKENS_VECTOR in d.vectors]
+    if has:
+        tokens.add(np.array([d.iid for d in has], dtype=np.int64),
+                   [unpack_tokens(d.vectors[TOKENS_VECTOR]) for d in has], train=train)
+
+
+def _add_tenants(tenants: TenantIndex, docs: list[StoredDoc], dim: int) -> None:
+    has = [d for d in docs if DENSE_VECTOR in d.vectors]
+    if has:
+        tenants.add(np.array([d.iid for d in has], dtype=np.int64),
+                    _dense_rows([d.vectors[DENSE_VECTOR] for d in has], dim), [d.tenant for d in has])
 
 
 def batches_for_tenants(store: Store, name: str, dim: int) -> Iterable[tuple[np.ndarray, np.ndarray]]:

@@ -262,6 +262,11 @@ class SpannIndex:
         return self._built
 
     @property
+    def build_due(self) -> bool:
+        """Whether the vectors of an index not built yet reach `config.build_size`."""
+        return not self._built and len(self._pending[0]) >= self.config.build_size
+
+    @property
     def n_heads(self) -> int:
         return self._heads.n_alive
 
@@ -269,13 +274,15 @@ class SpannIndex:
     def io_stats(self) -> IOStats:
         return self._reader.stats if self._reader is not None else IOStats()
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray, *, seq: int | None = None) -> None:
+    def add(self, ids: np.ndarray, vectors: np.ndarray, *, seq: int | None = None, build: bool = True) -> None:
         """Add vectors (n, d) float32 under new ids (n,) int64 (never live or deleted before).
 
         An id the index holds with the same vector (as stored: the codec's form) is skipped, so
         that a replay of writes the index already holds is a no-op; with another vector it is an
         error. `seq` is the store sequence number the index covers after this write: a generation
         published by the build this add may trigger is stamped with it (never with an older one).
+        With `build` False, crossing `build_size` only sets `build_due` (a collection builds a new
+        index in the background and swaps it in, `lamina.retrieval.maintenance`).
         """
         ids, vectors = self._check_batch(ids, vectors)
         if not len(ids):
@@ -292,7 +299,7 @@ class SpannIndex:
             if not self._built:
                 self._pending = (np.concatenate([self._pending[0], ids]),
                                  np.concatenate([self._pending[1], vectors]))
-                if len(self._pending[0]) >= self.config.build_size:
+                if build and self.build_due:
                     self._build_from(*self._pending)
                     self._pending = (self._pending[0][:0], self._pending[1][:0])
                 return

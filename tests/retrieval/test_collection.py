@@ -167,6 +167,7 @@ def test_periodic_snapshots_trim_the_log(tmp_path, vectors, monkeypatch):
         coll = db.create_collection("c", 16, encoder=None)
         for start in range(0, 200, 25):
             coll.upsert([{"id": str(i), "vector": vectors[i]} for i in range(start, start + 25)])
+        assert coll.wait_for_maintenance(60)  # snapshots are written by the maintenance worker
         seq = read_manifest(tmp_path / "indexes" / "c")["seq"]
         assert seq > 0
         assert len(db.store.changes_since("c", 0).added) < 200  # trimmed up to the snapshot
@@ -197,6 +198,7 @@ def test_a_large_filter_scans_codes_first_and_keeps_them_across_reopen(tmp_path)
                                     payload={"n": "numeric"})
         coll.index.train_size = 1_000
         coll.upsert([{"id": str(i), "vector": v, "metadata": {"n": i}} for i, v in enumerate(vectors)])
+        assert coll.wait_for_maintenance(60)  # the codes are trained in the background
         assert coll.index.codes is not None and len(coll.index.codes) == 6_000
         before = run(coll)
     hits = sum(len(set(f) & set(brute_force_ids(None, matching, q, 10))) for f, q in zip(before, queries))
@@ -240,6 +242,7 @@ def test_a_range_over_the_clustering_key_scans_its_run_of_codes(tmp_path, monkey
                                     payload={"day": "numeric"}, clustering_key="day")
         coll.index.train_size = 1_000
         coll.upsert([{"id": str(i), "vector": v, "metadata": {"day": int(day[i])}} for i, v in enumerate(vectors)])
+        assert coll.wait_for_maintenance(60)  # the scan codes are trained in the background
         assert plans_and_hits(coll)[0] == {"quantized-scan"}  # not laid out before a snapshot
         coll.snapshot()
         plans, found = plans_and_hits(coll)

@@ -53,13 +53,14 @@ def test_crossing_the_build_threshold_between_snapshots_survives_a_crash(tmp_pat
     db = Database(tmp_path)
     coll = db.collection("c")
     coll.upsert([{"id": f"p{i}", "vector": data[i], "metadata": {"n": i}} for i in range(first, total)], wait=True)
+    assert coll.wait_for_maintenance(60)  # the IVF trains in the background and is swapped in
     before = answers(coll, queries)
     assert before == brute(live, queries)  # every list probed: exact
     if index["kind"] == "ivf":
         assert coll.index.trained_ivf
     if index["kind"] == "spann":
         assert coll.index.built
-        seq = files.read_manifest(tmp_path / "indexes" / "c" / "spann")["seq"]
+        seq = files.read_manifest(coll.index.path)["seq"]  # built in the background, beside the old files
         assert seq == db.store.last_seq  # the generation carries the sequence number of what it holds
     crash(db)
 
@@ -71,7 +72,7 @@ def test_crossing_the_build_threshold_between_snapshots_survives_a_crash(tmp_pat
         got = coll.search(data[70], 1, filter={"must": [{"key": "n", "range": {"gte": 60}}]})
         assert got[0].id == "p70"
         if index["kind"] == "spann":
-            assert verify_index(tmp_path / "indexes" / "c" / "spann", store=db.store).ok
+            assert verify_index(coll.index.path, store=db.store).ok
         crash(db)
 
 
@@ -94,10 +95,17 @@ def test_verify_catches_a_generation_stamped_older_than_what_it_holds_and_open_r
     db = Database(tmp_path)
     coll = db.collection("c")
     coll.upsert([{"id": f"p{i}", "vector": data[i]} for i in range(50, 110)], wait=True)
+    assert coll.wait_for_maintenance(60)
     queries = vectors(5, seed=2)
     before = answers(coll, queries)
+    last_seq = db.store.last_seq
     crash(db)
+    # the collection builds in the background now, into a directory of its own; build the
+    # snapshot's directory in place the way `add` used to (iids 50..109 are the second write's)
     spann = tmp_path / "indexes" / "c" / "spann"
+    with SpannIndex.load(spann, dim=8, metric="l2") as index:
+        index.add(np.arange(50, 110), data[50:110], seq=last_seq)
+    assert files.read_manifest(spann)["built"]
     manifest = json.loads((spann / files.MANIFEST).read_text())
     manifest["seq"] = snapshot_seq  # what the old `_build_from` wrote
     (spann / files.MANIFEST).write_text(json.dumps(manifest))

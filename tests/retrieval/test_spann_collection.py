@@ -33,6 +33,13 @@ def recall(coll, live: dict[str, np.ndarray], queries: np.ndarray, k: int = 10, 
     return hits / (k * len(queries))
 
 
+def spann_files(tmp_path):
+    """The SPANN directory of collection "s" (a background build writes `spann.<seq>`, and the
+    snapshot that names it removes the old one)."""
+    (found,) = [p for p in (tmp_path / "indexes" / "s").glob("spann*") if p.is_dir()]
+    return found
+
+
 def test_spann_collection_end_to_end(tmp_path):
     vectors = clustered(3000)
     live = {f"v{i}": vectors[i] for i in range(len(vectors))}
@@ -40,6 +47,7 @@ def test_spann_collection_end_to_end(tmp_path):
     db = Database(tmp_path)
     coll = db.create_collection("s", 16, metric="l2", encoder=None, index=SPANN, payload={"odd": "keyword"})
     coll.upsert([{"id": i, "vector": v, "metadata": {"odd": int(i[1:]) % 2 == 1}} for i, v in live.items()])
+    assert coll.wait_for_maintenance(60)  # built in the background, swapped in
     assert isinstance(coll.index, SpannIndex) and coll.index.built
     assert recall(coll, live, queries) >= 0.9
     gone = [f"v{i}" for i in range(0, 3000, 7)]
@@ -100,7 +108,7 @@ def test_damaged_posting_bytes_are_rebuilt_from_the_store(tmp_path, caplog):
     db = Database(tmp_path)
     coll = db.collection("s")
     want = [[(h.id, h.score) for h in coll.search(q, 10, with_payload=False)] for q in queries]
-    spann = tmp_path / "indexes" / "s" / "spann"
+    spann = spann_files(tmp_path)
     manifest = files.read_manifest(spann)
     lists = np.load(spann / manifest["files"]["lists"]["name"])
     with open(spann / manifest["files"]["postings"]["name"], "r+b") as fh:  # 16 bits, in 16 lists
@@ -136,7 +144,7 @@ def test_every_spann_file_damaged_at_rest_is_repaired_or_rebuilt(tmp_path, kind,
     db = Database(tmp_path)
     want = [[(h.id, h.score) for h in db.collection("s").search(q, 10, with_payload=False, params=EXACT)] for q in queries]
     db.close()
-    spann = tmp_path / "indexes" / "s" / "spann"
+    spann = spann_files(tmp_path)
     manifest = files.read_manifest(spann)
     path = spann / (files.MANIFEST if kind == "manifest" else manifest["files"][kind]["name"])
     data = bytearray(path.read_bytes())
