@@ -39,9 +39,12 @@ def applies(encoder: object) -> bool:
 def document_weights(encoder: BM25Encoder, stats: TenantCorpusStats, texts: Sequence[str],
                      tenants: Sequence[str]) -> tuple[SparseBatch, np.ndarray]:
     """Stored weights (n rows) of tenants' documents, each normalised by its tenant's average length
-    with this batch counted in, and their lengths (n,) int64."""
+    with this batch counted in, and their lengths (n,) int64. An encoder with a
+    `tenant_average_lengths(stats, tenants, lengths)` method supplies those averages itself (a shard
+    of a sharded collection: its tenants' averages over every shard, `lamina.retrieval.sharded`)."""
     counts, lengths = encoder.counts(texts)
-    average = stats.average_lengths(tenants, lengths)
+    fixed = getattr(encoder, "tenant_average_lengths", None)  # a shard's: the router's global averages
+    average = stats.average_lengths(tenants, lengths) if fixed is None else fixed(stats, tenants, lengths)
     relative = lengths / np.maximum(average, 1e-9)  # dl / avgdl_T, passed as the length over avgdl 1
     ones = np.ones(encoder.vocab_size, np.float64)
     return bm25_document_weights(counts, relative, ones, 1.0, encoder.k1, encoder.b), lengths

@@ -7,8 +7,10 @@ Routing (`lamina.retrieval.sharded.routing`): by a blake2b hash of the id (route
 tenant (route "tenant": a tenant's points live on one shard, and a tenant-bound request goes to
 that shard alone). The router
 - encodes every text and query once (dense model, BM25 query weights) and sends vectors;
-- keeps the global BM25 statistics (the sum of the shards' raw counts), so that query idf and the
-  average document length every shard's new document weights use are one node's;
+- keeps the global BM25 statistics (the sum of the shards' raw counts), and gathers a tenant's
+  (`lamina.retrieval.sharded.bm25`), so that query idf (the collection's for an unbound query, the
+  tenant's for a tenant-bound one) and the average document lengths every shard's new document
+  weights use (a tenant's for its documents, the collection's for the rest) are one node's;
 - scatters every first stage to every target shard at once, merges each stage's candidate lists
   (best `limit` by score), then fuses (RRF / weighted), reranks (MaxSim over token matrices
   fetched from their shards) and cuts to k exactly as `Collection.query` does on one node;
@@ -43,6 +45,9 @@ from lamina.retrieval.encoders.sparse import DEFAULT_SPARSE_ENCODER, BM25Encoder
 from lamina.retrieval.fusion import reciprocal_rank_fusion, weighted_score_fusion
 from lamina.retrieval.query import Query, Rerank, SearchRequest, SearchResult, Stage
 from lamina.retrieval.rerank import rerank
+from lamina.retrieval import tenant_bm25
+from lamina.retrieval.sharded.bm25 import (GlobalTenantStats, bm25_rows, merge_collection, query_terms,
+                                           tenant_averages)
 from lamina.retrieval.sharded.merge import dense_ids, merge_facets, merge_ranked
 from lamina.retrieval.sharded.routing import check_route, group, shard_of, shards_of
 
@@ -233,15 +238,33 @@ class ShardedCollection:
         """The BM25 statistics of every shard added up (cached; writes through this router keep it)."""
         if self._stats is None:
             parts = self._gather([(i, h.bm25_stats.remote()) for i, h in enumerate(self.handles)])
-            stats = BM25Stats(self.sparse_encoder.vocab_size)
-            for part in parts.values():
-                s = BM25Stats.from_dict(part)
-                stats = BM25Stats(stats.vocab_size, stats.n_docs + s.n_docs, stats.total_length + s.total_length,
-                                  stats.df + s.df)
-            self._stats = stats
+            self._stats = merge_collection(parts.values(), self.sparse_encoder.vocab_size)
         return self._stats
 
-    def _stage_query(self, stage: Stage, query: Query) -> np.ndarray | SparseBatch:
+    @property
+    def _tenant_bm25(self) -> bool:
+        """Whether tenants' documents and tenant-bound queries use per-tenant statistics, as on one node."""
+        return self._is_bm25 and tenant_bm25.applies(self.sparse_encoder)
+
+    def tenant_stats(self, tenants: Sequence[str], terms: np.ndarray | Sequence[int] = ()) -> GlobalTenantStats:
+        """The per-tenant BM25 statistics of `tenants` (documents, total length, document frequencies
+        of `terms`) added up over the shards that can hold them; gathered afresh on every call."""
+        tenants = list(dict.fromkeys(tenants))
+        terms = np.unique(np.asarray(terms, dtype=np.int64))
+        targets = sorted({s for t in tenants for s in self._targets(t)})
+        parts = self._gather([(s, self.handles[s].tenant_stats.remote(tenants, terms)) for s in targets])
+        return GlobalTenantStats(self.sparse_encoder.vocab_size, [p for p in parts.values() if p], terms)
+
+    def _sparse_text_query(self, text: str, tenant: str | None) -> SparseBatch:
+        encoder = self.sparse_encoder
+        if tenant is not None and self._tenant_bm25:  # weighed by the tenant's global idf
+            stats = self.tenant_stats([tenant], query_terms(encoder.counts([text])[0]))
+            return tenant_bm25.query_weights(encoder, stats, tenant, text)
+        if self._is_bm25:
+            encoder.stats = self.global_stats()
+        return encoder.encode_queries([text])
+
+    def _stage_query(self, stage: Stage, query: Query, tenant: str | None = None) -> np.ndarray | SparseBatch:
         q = query if stage.query is None else stage.query
         if stage.kind == "dense":
             if isinstance(q, (SparseBatch, Mapping)):
@@ -254,10 +277,7 @@ class ShardedCollection:
         if isinstance(q, str):
             if not q.strip():
                 raise InvalidArgument("query text is empty")
-            encoder = self.sparse_encoder
-            if self._is_bm25:
-                encoder.stats = self.global_stats()
-            batch = encoder.encode_queries([q])
+            batch = self._sparse_text_query(q, tenant)
             if batch.nnz == 0:
                 raise InvalidArgument(f"query {q[:60]!r} has no terms in the sparse vocabulary")
             return batch
@@ -278,7 +298,7 @@ class ShardedCollection:
         """`Collection.query` over every shard: scatter each stage, merge its lists, fuse, rerank, cut."""
         if request.graph is not None:
             raise InvalidArgument("graph expansion is single-node: a sharded collection has no entity graph")
-        stages = tuple(replace(s, query=self._stage_query(s, request.query)) for s in request.stages)
+        stages = tuple(replace(s, query=self._stage_query(s, request.query, request.tenant)) for s in request.stages)
         query_tokens = None
         if request.rerank is not None:
             if not isinstance(request.query, str):
@@ -356,13 +376,14 @@ class ShardedCollection:
         ids = [_row_key(r, "id") for r in rows]
         owners = self._owners(ids, [tenant or _row_key(r, "tenant") for r in rows])
         del_owners = self._delete_targets(list(delete), tenant)
-        avgdl, counted = self._write_avgdl(rows)
+        avgdl, tenant_avgdl, counted = self._write_avgdl(rows, tenant)
         positions = group(owners, self.shards)
         calls = []
         for s, pos in enumerate(positions):
             dels = del_owners.get(s, [])
             if len(pos) or dels:
-                calls.append((s, self.handles[s].upsert.remote([rows[i] for i in pos], wait, tenant, dels, avgdl)))
+                calls.append((s, self.handles[s].upsert.remote([rows[i] for i in pos], wait, tenant, dels, avgdl,
+                                                               tenant_avgdl)))
         try:
             answers = self._gather(calls)
         except Unavailable:
@@ -396,18 +417,26 @@ class ShardedCollection:
                 out[i].vector = np.asarray(vec, dtype=np.float32)
         return out
 
-    def _write_avgdl(self, rows: list[Any]) -> tuple[float | None, tuple[Any, Any] | None]:
-        """The average document length one node would encode this batch with (its texts counted in),
-        and the batch's counts for the global statistics; (None, None) without BM25."""
+    def _write_avgdl(self, rows: list[Any], tenant: str | None
+                     ) -> tuple[float | None, dict[str, float] | None, tuple[Any, Any] | None]:
+        """The average document lengths one node would encode this batch with (its texts counted
+        in): the collection's (documents without a tenant) and, by tenant, the tenants' (None with
+        route "tenant": a tenant's shard holds all of it, its own statistics are the global ones);
+        and the batch's counts for the global statistics. (None, None, None) without BM25."""
         if not self._is_bm25:
-            return None, None
-        texts = [r.text for r in rows if isinstance(r, Document) and isinstance(r.text, str) and r.text]
+            return None, None, None
+        texts, owners = bm25_rows(rows, tenant)
         stats = self.global_stats()
         if not texts:
-            return (stats.avgdl if stats.n_docs else None), None
+            return (stats.avgdl if stats.n_docs else None), None, None
         counts, lengths = self.sparse_encoder.counts(texts)
         n, total = stats.n_docs + len(texts), stats.total_length + int(np.sum(lengths))
-        return total / n, (counts, lengths)
+        tenant_avgdl = None
+        owned = [i for i, t in enumerate(owners) if t is not None]
+        if owned and self.route != "tenant" and self._tenant_bm25:
+            named = [owners[i] for i in owned]
+            tenant_avgdl = tenant_averages(self.tenant_stats(named), named, lengths[owned])
+        return total / n, tenant_avgdl, (counts, lengths)
 
     def _delete_targets(self, ids: list[str], tenant: str | None) -> dict[int, list[str]]:
         if not ids:

@@ -2,9 +2,11 @@
 
 The router (`lamina.retrieval.sharded.collection`) sends a shard only what it owns. A shard:
 - never loads the dense model: the router encodes texts and queries once, and sends vectors;
-- encodes BM25 document weights against the *global* average length the router sends with each
-  write (`GlobalBM25Encoder`), and reports its raw corpus statistics (document count, total
-  length, document frequencies), which add up across shards to one node's;
+- encodes BM25 document weights against the *global* average lengths the router sends with each
+  write (`GlobalBM25Encoder`): the collection's for documents without a tenant, each tenant's for
+  its documents; and reports its raw corpus statistics, the collection's (document count, total
+  length, document frequencies) and a tenant's (the same, for a query's terms), which add up across
+  shards to one node's (`lamina.retrieval.sharded.bm25`);
 - answers one first stage at a time (`stage`): its candidate list, not a fused one, so that the
   router fuses the merged lists exactly as one node fuses its own.
 
@@ -22,24 +24,36 @@ from typing import Any
 
 import numpy as np
 from lamina.index.errors import FailedPrecondition
+from lamina.index.sparse import TenantCorpusStats
 from lamina.index.types import DEFAULT_ENCODER
 from lamina.retrieval.collection import Database
 from lamina.retrieval.encoders.base import DenseEncoder
 from lamina.retrieval.encoders.dense import load_dense_encoder
 from lamina.retrieval.encoders.sparse import DEFAULT_SPARSE_ENCODER, BM25Encoder, bm25_document_weights
 from lamina.retrieval.query import SearchRequest
+from lamina.retrieval.sharded.bm25 import fixed_averages
 
 STATS_VECTOR = "bm25"
 
 
 class GlobalBM25Encoder(BM25Encoder):
-    """BM25 whose document weights use the average length the router set (`global_avgdl`), i.e.
-    the one node's average over every shard, instead of this shard's; queries are encoded by the
-    router. Idf stays on the query side, so stored weights do not depend on other shards' df."""
+    """BM25 whose document weights use the average lengths the router set, i.e. one node's over
+    every shard, instead of this shard's: `global_avgdl` for documents without a tenant,
+    `tenant_avgdl` (tenant -> average) for a tenant's (`tenant_bm25.document_weights` asks
+    `tenant_average_lengths`). None: this shard's own (route "tenant" keeps a tenant on one shard,
+    whose own statistics are then the tenant's global ones). Queries are encoded by the router.
+    Idf stays on the query side, so stored weights do not depend on other shards' df."""
 
     def __init__(self) -> None:
         super().__init__(idf_side="query")
         self.global_avgdl: float | None = None
+        self.tenant_avgdl: dict[str, float] | None = None
+
+    def tenant_average_lengths(self, stats: TenantCorpusStats, tenants: Sequence[str],
+                               lengths: np.ndarray) -> np.ndarray:
+        if self.tenant_avgdl is None:
+            return stats.average_lengths(tenants, lengths)
+        return fixed_averages(self.tenant_avgdl, stats, tenants, lengths)
 
     def encode_documents(self, texts: Sequence[str]) -> Any:
         if self.global_avgdl is None:
@@ -97,11 +111,16 @@ class Shard:
 
     # ------------------------------------------------------------------ writes
     def upsert(self, points: list[Any], wait: bool, tenant: str | None, delete: Sequence[str],
-               avgdl: float | None) -> list[Any]:
+               avgdl: float | None, tenant_avgdl: dict[str, float] | None = None) -> list[Any]:
         with self._write_lock:
-            if self.coll._is_bm25:
-                self.coll.sparse_encoder.global_avgdl = avgdl
-            return self.coll.upsert(points, wait=wait, tenant=tenant, delete=delete)
+            encoder = self.coll.sparse_encoder if self.coll._is_bm25 else None
+            if isinstance(encoder, GlobalBM25Encoder):
+                encoder.global_avgdl, encoder.tenant_avgdl = avgdl, tenant_avgdl
+            try:
+                return self.coll.upsert(points, wait=wait, tenant=tenant, delete=delete)
+            finally:
+                if isinstance(encoder, GlobalBM25Encoder):
+                    encoder.tenant_avgdl = None  # only this write's tenants were sent
 
     def delete(self, ids: Sequence[str], wait: bool, tenant: str | None) -> list[str]:
         return self.coll.delete(ids, wait=wait, tenant=tenant)
@@ -118,6 +137,18 @@ class Shard:
         if not self.coll._is_bm25:
             return None
         return self.coll.sparse_encoder.stats.to_dict()
+
+    def tenant_stats(self, tenants: Sequence[str], terms: np.ndarray) -> dict[str, tuple[int, int, np.ndarray]] | None:
+        """This shard's raw per-tenant BM25 statistics: tenant -> (documents, total length, document
+        frequencies of `terms`); None when the collection keeps none (no BM25 field)."""
+        if not self.coll._tenant_bm25:
+            return None
+        terms = np.asarray(terms, dtype=np.int64)
+        with self.coll._lock.read():  # TenantCorpusStats.df must not run during a write
+            stats = self.coll.indexes.bm25_tenants
+            if stats is None:
+                return None
+            return {t: (*stats.corpus(t), stats.df(t, terms)) for t in dict.fromkeys(tenants)}
 
     def stage(self, request: SearchRequest) -> tuple[list[str], np.ndarray, list[Any] | None, dict[str, Any] | None]:
         """One single-stage request (its query already encoded by the router): doc ids, scores, the

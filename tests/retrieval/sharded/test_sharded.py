@@ -81,6 +81,11 @@ def colls(cluster, tmp_path_factory):
             assert all(r.ok for r in coll.upsert(points[start:start + BATCH]))
     for coll in (plain, s1, s4, t4):
         coll.delete(["p0007", "p0100"])
+    updates = _points(seed=1, n=20, start=10)  # new texts for p0010..p0029, each keeping its tenant
+    for i, p in enumerate(updates):
+        p["tenant"] = f"t{(10 + i) % 3}"
+    for coll in (plain, s1, s4, t4):  # written after the deletes and over old versions: the tenants'
+        assert all(r.ok for r in coll.upsert(updates))  # averages must be gathered afresh, not cached
     yield {"plain": plain, "s1": s1, "s4": s4, "t4": t4}
     for coll in (s1, s4, t4):
         coll.close()
@@ -140,6 +145,18 @@ def test_bm25_statistics_add_up_to_one_nodes(colls):
     merged = colls["s4"].global_stats()
     assert (merged.n_docs, merged.total_length) == (one.n_docs, one.total_length)
     np.testing.assert_array_equal(merged.df, one.df)
+
+
+def test_tenant_bm25_statistics_add_up_to_one_nodes(colls):
+    one = colls["plain"].indexes.bm25_tenants
+    terms = np.append(colls["plain"].sparse_encoder.counts([" ".join(WORDS)])[0].indices, 0)  # 0: a term no text has
+    tenants = ["t0", "t1", "t2", "nobody"]
+    for coll in (colls["s4"], colls["t4"]):
+        merged = coll.tenant_stats(tenants, terms)
+        for t in tenants:
+            assert merged.corpus(t) == one.corpus(t), t
+            np.testing.assert_array_equal(merged.df(t, np.sort(terms)), one.df(t, np.sort(terms)))
+    assert one.corpus("t1")[0] > 100
 
 
 def test_count_get_facets_tenants_merge(colls):
