@@ -30,6 +30,7 @@ holds nothing the store lacks: it is rebuilt from (iid, metadata) pairs with `bu
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -70,6 +71,10 @@ MetadataLookup = Callable[[np.ndarray], Sequence[Mapping[str, Any] | None]]
 _EMPTY = np.empty(0, dtype=np.int64)
 _FORMAT_VERSION = 1
 _TAGS = {0: "b", 1: "n", 2: "s"}  # value_key tag -> JSON tag
+# Readers (many at once, under the collection's shared read lock) merge the write buffers one at a
+# time; a merge publishes the merged arrays before it empties the buffers, so a reader that finds
+# them empty reads merged arrays, and one that finds them full waits here and then finds them empty.
+_READ_MERGE = threading.Lock()
 
 
 # --------------------------------------------------------------------------- postings
@@ -117,7 +122,8 @@ class IdSet:
     def array(self) -> np.ndarray:
         """The ids, sorted unique int64 (n,); do not modify."""
         if self._added or self._removed:
-            self._flush()
+            with _READ_MERGE:
+                self._flush()
         return self._ids
 
     def estimate(self) -> int:
@@ -128,13 +134,14 @@ class IdSet:
         return len(self.array())
 
     def _flush(self) -> None:
-        # add() and discard() flush before switching, so at most one buffer is non-empty
+        # add() and discard() flush before switching, so at most one buffer is non-empty; the
+        # merged ids are published before the buffer is emptied (see _READ_MERGE)
         if self._added:
-            added, self._added = np.unique(np.asarray(self._added, dtype=np.int64)), []
-            self._merge(added)
+            self._merge(np.unique(np.asarray(self._added, dtype=np.int64)))
+            self._added = []
         if self._removed:
-            removed, self._removed = np.unique(np.asarray(self._removed, dtype=np.int64)), []
-            self._ids = difference_sorted(self._ids, removed)
+            self._ids = difference_sorted(self._ids, np.unique(np.asarray(self._removed, dtype=np.int64)))
+            self._removed = []
 
 
 class NumericColumn:
@@ -180,25 +187,30 @@ class NumericColumn:
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(values (n,) float64 ascending, iids (n,) int64); do not modify."""
         if self._pending_ids or self._removed:
-            self._flush()
+            with _READ_MERGE:
+                self._flush()
         return self._values, self._ids
 
     def __len__(self) -> int:
         return len(self.arrays()[0])
 
     def _flush(self) -> None:
-        if self._removed:
-            removed, self._removed = np.asarray(self._removed, dtype=np.int64), []
-            self.discard_array(removed)
+        # the merged arrays are published before the buffers are emptied (see _READ_MERGE)
+        values, ids = self._values, self._ids
+        if self._removed and len(ids):
+            keep = ~np.isin(ids, np.asarray(self._removed, dtype=np.int64))
+            values, ids = values[keep], ids[keep]
         if self._pending_ids:
-            values = np.asarray(self._pending_values, dtype=np.float64)
-            ids = np.asarray(self._pending_ids, dtype=np.int64)
-            self._pending_values, self._pending_ids = [], []
-            order = np.argsort(values, kind="stable")
-            values, ids = values[order], ids[order]
-            at = np.searchsorted(self._values, values, side="right")
-            self._values = np.insert(self._values, at, values)
-            self._ids = np.insert(self._ids, at, ids)
+            new_values = np.asarray(self._pending_values, dtype=np.float64)
+            new_ids = np.asarray(self._pending_ids, dtype=np.int64)
+            order = np.argsort(new_values, kind="stable")
+            new_values, new_ids = new_values[order], new_ids[order]
+            at = np.searchsorted(values, new_values, side="right")
+            values, ids = np.insert(values, at, new_values), np.insert(ids, at, new_ids)
+        self._values, self._ids = values, ids
+        self._removed = []
+        self._pending_values = []
+        self._pending_ids = []
 
     def between(self, lo: float, lo_inclusive: bool, hi: float, hi_inclusive: bool) -> np.ndarray:
         """Sorted unique iids having a value in the interval (bounds may be ±inf)."""

@@ -280,3 +280,33 @@ def test_unique_ids_matches_numpy_on_every_path(n, span):
     ids = rng.integers(7, 7 + span, n).astype(np.int64)
     np.testing.assert_array_equal(unique_ids(ids), np.unique(ids))
     np.testing.assert_array_equal(unique_ids(ids[::-1].copy()), np.unique(ids))
+
+
+def test_a_reader_during_another_readers_merge_gets_the_merged_ids(monkeypatch):
+    """Readers merge write buffers under a shared read lock: one arriving mid-merge must not take
+    the emptied buffer for merged ids (it waits, then reads what the merge published)."""
+    import threading
+
+    from lamina.index.payload import IdSet
+
+    ids = IdSet(np.array([1, 2], np.int64))
+    ids.add(5)
+    ids.add(7)
+    seen: list[list[int]] = []
+    merge = IdSet._merge
+
+    def merge_with_a_second_reader(self, new):
+        other = threading.Thread(target=lambda: seen.append(ids.array().tolist()))
+        other.start()
+        other.join(0.2)  # a reader that does not wait answers within this
+        merge(self, new)
+        monkeypatch.setattr(IdSet, "_merge", merge)
+        return other
+
+    monkeypatch.setattr(IdSet, "_merge", merge_with_a_second_reader)
+    assert ids.array().tolist() == [1, 2, 5, 7]
+    for _ in range(50):
+        if seen:
+            break
+        threading.Event().wait(0.1)
+    assert seen == [[1, 2, 5, 7]]
