@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lamina.index import deadline as request_deadline
+from lamina.index.deadline import Deadline
 from lamina.index.errors import FailedPrecondition, InvalidArgument, LaminaError, NotFound, Unavailable
 from lamina.index.facets import MAX_FACET_LIMIT, FacetResult, check_bins, check_limit
 from lamina.index.filters import Filter, as_filter
@@ -289,15 +291,23 @@ class ShardedCollection:
     def search(self, query: Query, k: int = 10, *, mode: str = "dense", params: Mapping[str, Any] | None = None,
                fusion: str = "rrf", rerank: Rerank | int | None = None,
                filter: Filter | Mapping[str, Any] | None = None, tenant: str | None = None,
-               with_payload: bool = True, allow_partial: bool = False) -> list[Hit]:
+               with_payload: bool = True, allow_partial: bool = False, deadline: Deadline | None = None) -> list[Hit]:
         request = SearchRequest.simple(query, k, mode=mode, params=params, fusion=fusion, rerank=rerank,
                                        filter=filter, tenant=tenant, with_payload=with_payload)
-        return self.query(request, allow_partial=allow_partial).hits
+        return self.query(request, allow_partial=allow_partial, deadline=deadline).hits
 
-    def query(self, request: SearchRequest, *, allow_partial: bool = False) -> SearchResult:
-        """`Collection.query` over every shard: scatter each stage, merge its lists, fuse, rerank, cut."""
+    def query(self, request: SearchRequest, *, allow_partial: bool = False,
+              deadline: Deadline | None = None) -> SearchResult:
+        """`Collection.query` over every shard: scatter each stage, merge its lists, fuse, rerank, cut.
+        `deadline` (`lamina.index.deadline`, as on one node) is checked on the router between steps,
+        and bounds how long it waits for the shards' stages (DeadlineExceeded once it passes)."""
+        with request_deadline.bind(deadline):
+            return self._query(request, allow_partial, request_deadline.current())
+
+    def _query(self, request: SearchRequest, allow_partial: bool, deadline: Deadline) -> SearchResult:
         if request.graph is not None:
             raise InvalidArgument("graph expansion is single-node: a sharded collection has no entity graph")
+        deadline.check("encoding the query")
         stages = tuple(replace(s, query=self._stage_query(s, request.query, request.tenant)) for s in request.stages)
         query_tokens = None
         if request.rerank is not None:
@@ -309,8 +319,17 @@ class ShardedCollection:
         subs = [SearchRequest(s.query, request.stage_limit(s), (s,), filter=request.filter, tenant=request.tenant,
                               with_payload=request.with_payload and single, explain=request.explain)
                 for s in stages]
+        deadline.check("the first stages")
         calls = [((t, j), self.handles[t].stage.remote(sub)) for t in targets for j, sub in enumerate(subs)]
-        answers, lost = self._gather_partial(calls, allow_partial=allow_partial)
+        remaining = deadline.remaining()
+        try:
+            answers, lost = self._gather_partial(calls, allow_partial=allow_partial, timeout=None if remaining is None
+                                                 else max(min(self.timeout_s, remaining), 1e-3))
+        except Unavailable:
+            deadline.check("the shards answered the first stages")
+            raise
+        if lost:
+            deadline.check("the shards answered the first stages")
         missing = sorted({t for t, _ in lost})
         explain: dict[str, Any] = {"shards": len(targets), "stages": []}
         if missing:
@@ -329,6 +348,7 @@ class ShardedCollection:
             ids, scores = lists[0][0][:request.k], lists[0][1][:request.k]
             out = [hits[i] if i in hits else Hit(i, float(s)) for i, s in zip(ids, scores)]
             return SearchResult(out, explain if (request.explain or missing) else None)
+        deadline.check("fusion")
         vocab, ranked = dense_ids([ids for ids, _ in lists])
         pairs = [(r, scores) for r, (_, scores) in zip(ranked, lists)]
         if len(pairs) == 1:
@@ -342,11 +362,13 @@ class ShardedCollection:
                 iids, scores = weighted_score_fusion(pairs, request.fusion.weights, limit=limit)
             explain["fusion"] = request.fusion.method
         if request.rerank is not None:
+            deadline.check("rerank")
             r = request.rerank
             source = _ShardTokens(self, vocab, owner, self.token_encoder.dim)
             iids, scores, stats = rerank(query_tokens, iids, scores, source, k=request.k, kappa=r.kappa,
                                          alpha=r.alpha, beta=r.beta)
             explain["rerank"] = stats.to_dict()
+        deadline.check("fetching the hits")
         doc_ids = [str(vocab[i]) for i in iids[:request.k]]
         hits = self._resolve(doc_ids, np.asarray(scores[:request.k]), owner, request.with_payload)
         return SearchResult(hits, explain if (request.explain or missing) else None)

@@ -140,6 +140,16 @@ def test_shards_answer_as_one_node(colls):
         assert [h.text for h in s4] == [h.text for h in colls["s1"].query(request).hits]
 
 
+def test_passed_deadline_stops_the_search(colls):
+    from lamina.index.deadline import Deadline
+    from lamina.index.errors import DeadlineExceeded
+
+    request = SearchRequest(np.ones(DIM, np.float32), 5)
+    with pytest.raises(DeadlineExceeded, match="encoding the query"):
+        colls["s4"].query(request, deadline=Deadline(0))
+    assert len(colls["s4"].query(request, deadline=Deadline(60)).hits) == 5
+
+
 def test_bm25_statistics_add_up_to_one_nodes(colls):
     one = colls["plain"].sparse_encoder.stats
     merged = colls["s4"].global_stats()
