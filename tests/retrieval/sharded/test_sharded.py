@@ -317,3 +317,34 @@ def test_served_over_grpc_with_tenant_keys(colls, tmp_path):
         state["loop"].call_soon_threadsafe(state["stop"].set)
         thread.join(15)
         database._database.close()
+
+
+def test_tenant_bound_writes_score_as_one_node(cluster, tmp_path):
+    """Writes bound to a tenant (`upsert(tenant=...)`), a delete and a replacement between them, on a
+    2-shard collection routed by id: the tenants' documents are spread over both shards, and their
+    tenant-bound and unbound BM25 scores still equal one node's."""
+    db = Database(tmp_path / "plain", encoder_loader=_loader)
+    plain = db.create_collection("w", encoder="fixed", index="flat")
+    sharded = ShardedCollection.create(tmp_path / "s", "w", 2, encoder="fixed", encoder_loader=_loader, index="flat")
+    try:
+        acme, globex = _points(seed=11, n=60), _points(seed=12, n=60, start=100)
+        for p in acme + globex:
+            p.pop("metadata"), p.pop("tenant")
+        for coll in (plain, sharded):
+            assert all(r.ok for r in coll.upsert(acme[:30], tenant="acme"))
+            assert all(r.ok for r in coll.upsert([p | {"tenant": "globex"} for p in globex[:40]]))
+            assert coll.delete(["p0003", "p0105"]) == ["p0003", "p0105"]
+            assert all(r.ok for r in coll.upsert(acme[25:], tenant="acme"))  # p0025..p0029 replaced
+            assert all(r.ok for r in coll.upsert(globex[40:]))  # no tenant: the collection's average length
+        for tenant in ("acme", "globex"):
+            assert sharded.tenant_stats([tenant]).corpus(tenant) == plain.indexes.bm25_tenants.corpus(tenant)
+        assert plain.indexes.bm25_tenants.corpus("acme")[0] == 59
+        rng = np.random.default_rng(13)
+        for _ in range(6):
+            text = " ".join(rng.choice(WORDS, size=3))
+            for tenant in ("acme", "globex", None):
+                request = SearchRequest(text, 10, (Stage("sparse"),), tenant=tenant)
+                _same(plain.query(request).hits, sharded.query(request).hits, exact=False)
+    finally:
+        sharded.close()
+        db.close()
