@@ -42,12 +42,12 @@ from lamina.index.filters import Filter, as_filter
 from lamina.index.sparse import SparseBatch
 from lamina.index.types import (DEFAULT_ENCODER, CollectionConfig, Document, Hit, RowResult, as_document,
                                 as_vector, check_name)
+from lamina.retrieval import tenant_bm25
 from lamina.retrieval.encoders.dense import load_dense_encoder
 from lamina.retrieval.encoders.sparse import DEFAULT_SPARSE_ENCODER, BM25Encoder, BM25Stats
 from lamina.retrieval.fusion import reciprocal_rank_fusion, weighted_score_fusion
 from lamina.retrieval.query import Query, Rerank, SearchRequest, SearchResult, Stage
 from lamina.retrieval.rerank import rerank
-from lamina.retrieval import tenant_bm25
 from lamina.retrieval.sharded.bm25 import (GlobalTenantStats, bm25_rows, merge_collection, query_terms,
                                            tenant_averages)
 from lamina.retrieval.sharded.merge import dense_ids, merge_facets, merge_ranked
@@ -321,14 +321,10 @@ class ShardedCollection:
                 for s in stages]
         deadline.check("the first stages")
         calls = [((t, j), self.handles[t].stage.remote(sub)) for t in targets for j, sub in enumerate(subs)]
-        remaining = deadline.remaining()
-        try:
-            answers, lost = self._gather_partial(calls, allow_partial=allow_partial, timeout=None if remaining is None
-                                                 else max(min(self.timeout_s, remaining), 1e-3))
-        except Unavailable:
-            deadline.check("the shards answered the first stages")
-            raise
-        if lost:
+        try:  # shards too slow for the deadline: DeadlineExceeded rather than Unavailable
+            answers, lost = self._gather_partial(calls, allow_partial=allow_partial,
+                                                 timeout=_within(deadline, self.timeout_s))
+        finally:
             deadline.check("the shards answered the first stages")
         missing = sorted({t for t, _ in lost})
         explain: dict[str, Any] = {"shards": len(targets), "stages": []}
@@ -571,6 +567,12 @@ class _ShardTokens:
             for j, start in enumerate(starts):  # one slice copy per candidate document (<= kappa)
                 out[start:start + offsets[j + 1] - offsets[j]] = tokens[offsets[j]:offsets[j + 1]]
         return out, out_offsets
+
+
+def _within(deadline: Deadline, timeout_s: float) -> float:
+    """How long to wait for the shards: `timeout_s`, or less when the deadline comes first."""
+    remaining = deadline.remaining()
+    return timeout_s if remaining is None else max(min(timeout_s, remaining), 1e-3)
 
 
 def _shard_class() -> type:
