@@ -241,7 +241,8 @@ def _ensure_demo(directory: Path) -> None:
               help="First stage: dense, sparse (BM25/SPLADE), or both fused; +graph expands by PPR over the "
                    "entity graph; graph ranks by PPR from the query's entities alone.")
 @click.option("--graph", "graph", is_flag=True, help="Add the graph expansion to --mode (hybrid --graph = hybrid+graph).")
-@click.option("--fusion", type=click.Choice(["rrf", "weighted"]), default="rrf", show_default=True)
+@click.option("--fusion", type=click.Choice(["adaptive", "rrf", "weighted", "zscore"]), default=None,
+              help="How a hybrid search fuses its stages [default: adaptive].")
 @click.option("--rerank", "kappa", type=int, default=None, metavar="KAPPA",
               help="Rerank the best KAPPA candidates by MaxSim over token vectors.")
 @click.option("--alpha", type=float, default=None, help="Rerank candidate pruning, in [0, 1).")
