@@ -24,6 +24,7 @@ from lamina.bench.report import make_report
 from lamina.index.types import Hit
 
 METRICS: tuple[str, ...] = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
+RERANK_K = 10  # hits a reranked search returns in `QualitySearcher`: the depth of nDCG@10 and MRR@10
 
 
 class Searcher(Protocol):
@@ -150,10 +151,11 @@ def exact_reference_quality(dataset_dir: str | Path, encoder: TextEncoder, *, k:
 class QualitySearcher:
     """A collection searched one way (`bench quality`'s rows): a mode, a fusion, a rerank.
 
-    `kappa` is honoured as given: with kappa >= k one request reranks the best kappa fused
-    candidates; with kappa < k (Recall@100 needs 100 hits, nDCG@10 only 10) the first kappa hits
-    are those reranked, and the ranks below follow the unreranked search, so the reported
-    latency is that of both searches. `alpha`/`beta` are the rerank's pruning rules (None: off).
+    `kappa` is honoured as given: MaxSim scores the best kappa fused candidates (less what
+    `alpha`/`beta`, the rerank's pruning rules, skip; None: off) and the search returns their
+    best `RERANK_K` -- what a k=10 search with that rerank returns, so nDCG@10 and MRR@10 are
+    that search's. Recall@100 needs 100 hits: the ranks below follow the unreranked search
+    (the latency reported is that of both searches).
     """
 
     def __init__(self, collection: Any, *, mode: str = "dense", fusion: str | None = None,
@@ -180,9 +182,7 @@ class QualitySearcher:
     def search(self, query: str, k: int, *, with_payload: bool = False) -> list[Hit]:
         if self.rerank is None:
             return self._query(query, k, None)
-        if self.kappa >= k:
-            return self._query(query, k, self.rerank)
-        head = self._query(query, self.kappa, self.rerank)
+        head = self._query(query, min(k, RERANK_K, self.kappa), self.rerank)
         seen = {hit.id for hit in head}
         return head + [hit for hit in self._query(query, k, None) if hit.id not in seen][:k - len(head)]
 

@@ -513,8 +513,8 @@ def _emit(report: dict[str, Any], as_json: bool, out: Path | None) -> None:
                    "[default: the fusion's own, 1 for adaptive].")
 @click.option("--feedback-weight", type=float, default=None, help="Rocchio's beta for --feedback [default: 0.5].")
 @click.option("--rerank", "kappa", type=int, default=None, metavar="KAPPA",
-              help="Rerank the best KAPPA candidates by MaxSim (needs token vectors); the ranks below KAPPA "
-                   "keep the first stage's order, so Recall@100 still sees 100 hits.")
+              help="Rerank the best KAPPA candidates by MaxSim (needs token vectors) and take the best 10, as a "
+                   "k=10 search does; ranks 11-100 follow the unreranked search, for Recall@100.")
 @click.option("--alpha", type=float, default=None, help="Rerank candidate pruning, in [0, 1) [default: off].")
 @click.option("--beta", type=int, default=None, help="Rerank early exit after BETA misses [default: off].")
 @target_option

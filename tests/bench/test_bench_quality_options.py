@@ -30,20 +30,17 @@ class RecordingCollection:
         return SearchResult([Hit(i, 1.0) for i in ids])
 
 
-def test_rerank_kappa_is_honoured_below_k():
+def test_rerank_kappa_is_honoured_as_given():
+    for kappa in (20, 150):
+        coll = RecordingCollection()
+        hits = QualitySearcher(coll, mode="hybrid", kappa=kappa, alpha=0.05, beta=10).search("q", 100)
+        head, tail = coll.requests
+        assert head.k == 10 and (head.rerank.kappa, head.rerank.alpha, head.rerank.beta) == (kappa, 0.05, 10)
+        assert tail.rerank is None and tail.k == 100
+        reranked = FIRST_STAGE[:kappa][::-1][:10]  # the best 10 of kappa reranked, then the rest in order
+        assert [h.id for h in hits] == reranked + [i for i in FIRST_STAGE if i not in reranked]
     coll = RecordingCollection()
-    hits = QualitySearcher(coll, mode="hybrid", kappa=20).search("q", 100)
-    head, tail = coll.requests
-    assert head.k == 20 and head.rerank.kappa == 20 and tail.rerank is None and tail.k == 100
-    assert [h.id for h in hits] == FIRST_STAGE[:20][::-1] + FIRST_STAGE[20:]  # 20 reranked, then the rest
-
-
-def test_rerank_kappa_at_or_above_k_is_one_request():
-    coll = RecordingCollection()
-    hits = QualitySearcher(coll, kappa=150, alpha=0.05, beta=10).search("q", 100)
-    (request,) = coll.requests
-    assert (request.rerank.kappa, request.rerank.alpha, request.rerank.beta) == (150, 0.05, 10)
-    assert [h.id for h in hits] == FIRST_STAGE[:100][::-1]
+    assert len(QualitySearcher(coll, kappa=5).search("q", 100)) == 100 and coll.requests[0].k == 5
 
 
 def test_fusion_and_weights_reach_the_request():
