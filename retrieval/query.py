@@ -119,7 +119,10 @@ class Fusion:
 class Rerank:
     """Late-interaction rerank: MaxSim over the best `kappa` fused candidates; `alpha` prunes
     candidates whose first-stage score is below (1 - alpha) times the k-th; `beta` stops after
-    that many consecutive candidates fail to enter the top k (Martinico et al., ECIR 2026)."""
+    that many consecutive candidates fail to enter the top k (Martinico et al., ECIR 2026). Both
+    are off by default: on the sets measured they only raised nDCG@10 against unpruned MaxSim (the
+    default token vectors' MaxSim is below the hybrid first stage), which cannot show them safe for
+    a rerank that helps (bench/RESULTS.md, "Rerank pruning defaults")."""
 
     kappa: int = 50
     alpha: float | None = None
