@@ -90,7 +90,9 @@ class Server:
 
     def __init__(self, data_dir: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lamina.cli", "serve", "--port", "0", "--data-dir", str(data_dir)],
+            # the invariant checks search exhaustively (EXHAUSTIVE), past the default work bound
+            [sys.executable, "-m", "lamina.cli", "serve", "--port", "0", "--data-dir", str(data_dir),
+             "--max-ef-k", str(1 << 40)],
             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         self.target = self._wait_ready()
         self.log: list[str] = []

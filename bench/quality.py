@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from itertools import product
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ from lamina.bench.report import make_report
 from lamina.index.types import Hit
 
 METRICS: tuple[str, ...] = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
+RERANK_K = 10  # hits a reranked search returns in `QualitySearcher`: the depth of nDCG@10 and MRR@10
 
 
 class Searcher(Protocol):
@@ -144,6 +146,97 @@ def exact_reference_quality(dataset_dir: str | Path, encoder: TextEncoder, *, k:
     run = {qid: _ranked(doc_ids[row].tolist()) for qid, row in zip(qids, top, strict=True)}
     return {**score_run(run, qrels), "queries": len(qids), "p50_ms": None, "p99_ms": None, "qps": None,
             "k": k, "mode": "exact", "encode_s": encode_s}
+
+
+class QualitySearcher:
+    """A collection searched one way (`bench quality`'s rows): a mode, a fusion, a rerank.
+
+    `kappa` is honoured as given: MaxSim scores the best kappa fused candidates (less what
+    `alpha`/`beta`, the rerank's pruning rules, skip; None: off) and the search returns their
+    best `RERANK_K` -- what a k=10 search with that rerank returns, so nDCG@10 and MRR@10 are
+    that search's. Recall@100 needs 100 hits: the ranks below follow the unreranked search
+    (the latency reported is that of both searches).
+    """
+
+    def __init__(self, collection: Any, *, mode: str = "dense", fusion: str | None = None,
+                 weights: tuple[float, ...] | None = None, kappa: int | None = None,
+                 alpha: float | None = None, beta: int | None = None, feedback: int | None = None,
+                 feedback_weight: float | None = None) -> None:
+        from lamina.retrieval.query import DEFAULT_FUSION, Fusion, Rerank
+
+        self.collection, self.mode = collection, mode
+        extra = {"feedback_weight": feedback_weight} if feedback_weight is not None else {}
+        self.fusion = Fusion(fusion or DEFAULT_FUSION, weights, feedback=feedback, **extra)
+        self.kappa, self.rerank = kappa, (Rerank(kappa, alpha, beta) if kappa else None)
+
+    @staticmethod
+    def params(**options: Any) -> dict[str, Any]:
+        return {key: value for key, value in options.items() if value is not None}
+
+    def _query(self, query: str, k: int, rerank: Any) -> list[Hit]:
+        from lamina.retrieval.query import SearchRequest
+
+        request = SearchRequest.simple(query, k, mode=self.mode, fusion=self.fusion, rerank=rerank, with_payload=False)
+        return self.collection.query(request).hits
+
+    def search(self, query: str, k: int, *, with_payload: bool = False) -> list[Hit]:
+        if self.rerank is None:
+            return self._query(query, k, None)
+        head = self._query(query, min(k, RERANK_K, self.kappa), self.rerank)
+        seen = {hit.id for hit in head}
+        return head + [hit for hit in self._query(query, k, None) if hit.id not in seen][:k - len(head)]
+
+
+def quality_configs(modes: str, fusions: str | None = None, weights: str | None = None, kappa: int | None = None,
+                    alpha: float | None = None, beta: int | None = None, feedbacks: str | None = None,
+                    feedback_weight: float | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """`bench quality`'s rows from its options: (system name, QualitySearcher options) for each
+    mode, and for hybrid each fusion and each feedback. Raises InvalidArgument naming a bad option."""
+    from lamina.index.errors import InvalidArgument
+    from lamina.retrieval.query import FUSIONS, Fusion, check_rerank_params
+
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    bad = sorted(set(mode_list) - {"dense", "sparse", "hybrid"})
+    if bad or not mode_list:
+        raise InvalidArgument(f"--mode: unknown mode(s) {', '.join(bad) or '(none)'}; expected dense, sparse, hybrid")
+    fusion_list = [f.strip() for f in (fusions or "").split(",") if f.strip()] or [None]
+    for method in fusion_list:
+        if method is not None and method not in FUSIONS:
+            raise InvalidArgument(f"--fusion: unknown fusion {method!r}; expected one of {', '.join(FUSIONS)}")
+    w: tuple[float, ...] | None = None
+    if weights is not None:
+        try:
+            w = tuple(float(x) for x in weights.split(","))
+        except ValueError:
+            raise InvalidArgument(f"--weights: {weights!r} is not a comma-separated list of numbers") from None
+        if len(w) != 2:
+            raise InvalidArgument(f"--weights: the hybrid search has 2 stages (dense, sparse), got {len(w)} weights")
+        Fusion("weighted", w)  # finite, >= 0, not all 0
+    try:
+        feedback_list = [int(x) for x in (feedbacks or "").split(",") if x.strip()] or [None]
+    except ValueError:
+        raise InvalidArgument(f"--feedback: {feedbacks!r} is not a comma-separated list of integers") from None
+    for m in feedback_list:
+        Fusion("adaptive", feedback=m, **({"feedback_weight": feedback_weight} if feedback_weight is not None else {}))
+    if kappa is not None:
+        check_rerank_params(1, kappa, alpha, beta)
+    elif alpha is not None or beta is not None:
+        raise InvalidArgument("--alpha and --beta prune a rerank: give --rerank KAPPA too")
+    suffix = (f"+rerank{kappa}" if kappa else "") + (f",alpha={alpha:g}" if alpha is not None else "") \
+        + (f",beta={beta}" if beta is not None else "")
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for mode in mode_list:
+        hybrid = mode == "hybrid"
+        for method, m in product(fusion_list if hybrid else [None], feedback_list if hybrid else [None]):
+            name = f"lamina-{mode}" + (f"-{method}" if method else "")
+            if hybrid and w is not None:
+                name += "(" + ",".join(f"{x:g}" for x in w) + ")"
+            if m is not None:
+                name += f"+fb{m}" + (f"@{feedback_weight:g}" if feedback_weight is not None and m else "")
+            rows.append((name + suffix, {"mode": mode, "fusion": method, "weights": w if hybrid else None,
+                                         "feedback": m, "feedback_weight": feedback_weight if hybrid else None,
+                                         "kappa": kappa, "alpha": alpha, "beta": beta}))
+    return rows
 
 
 def quality_result(metrics: Mapping[str, Any], *, system: str = "lamina-dense",

@@ -264,7 +264,8 @@ def _ensure_demo(directory: Path) -> None:
               help="First stage: dense, sparse (BM25/SPLADE), or both fused; +graph expands by PPR over the "
                    "entity graph; graph ranks by PPR from the query's entities alone.")
 @click.option("--graph", "graph", is_flag=True, help="Add the graph expansion to --mode (hybrid --graph = hybrid+graph).")
-@click.option("--fusion", type=click.Choice(["rrf", "weighted"]), default="rrf", show_default=True)
+@click.option("--fusion", type=click.Choice(["adaptive", "rrf", "weighted", "zscore"]), default=None,
+              help="How a hybrid search fuses its stages [default: adaptive].")
 @click.option("--rerank", "kappa", type=int, default=None, metavar="KAPPA",
               help="Rerank the best KAPPA candidates by MaxSim over token vectors.")
 @click.option("--alpha", type=float, default=None, help="Rerank candidate pruning, in [0, 1).")
@@ -515,27 +516,36 @@ def _emit(report: dict[str, Any], as_json: bool, out: Path | None) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for the JSON report.")
 @click.option("--mode", "modes", default="dense", show_default=True, metavar="MODE[,MODE...]",
               help="First stage(s) to search with: dense, sparse, hybrid, or several (one row each).")
+@click.option("--fusion", "fusions", default=None, metavar="METHOD[,METHOD...]",
+              help="Hybrid fusion(s), one row each: rrf, weighted, zscore, adaptive [default: the hybrid default].")
+@click.option("--weights", default=None, metavar="W_DENSE,W_SPARSE", help="Fusion weights of the hybrid stages.")
+@click.option("--feedback", "feedbacks", default=None, metavar="M[,M...]",
+              help="Pseudo-relevance feedback: fused documents that move the dense query (0: off), one row each "
+                   "[default: the fusion's own, 1 for adaptive].")
+@click.option("--feedback-weight", type=float, default=None, help="Rocchio's beta for --feedback [default: 0.5].")
 @click.option("--rerank", "kappa", type=int, default=None, metavar="KAPPA",
-              help="Rerank each mode's candidates by MaxSim (needs token vectors): max(KAPPA, 100) of them, "
-                   "since Recall@100 needs 100 hits.")
+              help="Rerank the best KAPPA candidates by MaxSim (needs token vectors) and take the best 10, as a "
+                   "k=10 search does; ranks 11-100 follow the unreranked search, for Recall@100.")
+@click.option("--alpha", type=float, default=None, help="Rerank candidate pruning, in [0, 1) [default: off].")
+@click.option("--beta", type=int, default=None, help="Rerank early exit after BETA misses [default: off].")
 @target_option
 @data_dir_option
-def bench_quality(dataset_dir: Path, name: str, as_json: bool, out: Path | None, modes: str, kappa: int | None,
+def bench_quality(dataset_dir: Path, name: str, as_json: bool, out: Path | None, modes: str, fusions: str | None,
+                  weights: str | None, feedbacks: str | None, feedback_weight: float | None, kappa: int | None, alpha: float | None, beta: int | None,
                   target: str | None, data_dir: Path | None) -> None:
     """nDCG@10, MRR@10 and Recall@100 of a collection on a BEIR directory's test queries."""
-    from lamina.bench.quality import quality_report
+    from lamina.bench.quality import QualitySearcher, quality_configs, quality_report
 
-    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
-    bad = set(mode_list) - {"dense", "sparse", "hybrid"}
-    if bad or not mode_list:
-        raise click.BadParameter(f"unknown mode(s) {', '.join(sorted(bad)) or '(none)'}", param_hint="--mode")
+    try:
+        configs = quality_configs(modes, fusions, weights, kappa, alpha, beta, feedbacks, feedback_weight)
+    except LaminaError as exc:
+        raise click.BadParameter(str(exc)) from None
 
     def evaluate(coll: Any) -> dict[str, Any]:
         report: dict[str, Any] | None = None
-        for mode in mode_list:
-            searcher = _Reranking(coll, kappa) if kappa else coll
-            system = f"lamina-{mode}" + (f"+rerank{kappa}" if kappa else "")
-            one = quality_report(dataset_dir, searcher, system=system, mode=mode)
+        for system, options in configs:
+            one = quality_report(dataset_dir, QualitySearcher(coll, **options), system=system,
+                                 params=QualitySearcher.params(**options))
             if report is None:
                 report = one
             else:
@@ -545,7 +555,7 @@ def bench_quality(dataset_dir: Path, name: str, as_json: bool, out: Path | None,
     with open_target(target, data_dir) as opened:
         report = evaluate(opened.collection(name))
     for result in report["results"]:
-        click.echo(f"{result['system']:<24} nDCG@10 {result['ndcg@10']:.4f}  MRR@10 {result['mrr@10']:.4f}  "
+        click.echo(f"{result['system']:<32} nDCG@10 {result['ndcg@10']:.4f}  MRR@10 {result['mrr@10']:.4f}  "
                    f"Recall@100 {result['recall@100']:.4f}", err=as_json)
     if out is not None:
         from lamina.bench.report import write_report
@@ -554,16 +564,6 @@ def bench_quality(dataset_dir: Path, name: str, as_json: bool, out: Path | None,
     if as_json:
         first = report["results"][0]
         click.echo(json.dumps(report | {k: first[k] for k in ("ndcg@10", "mrr@10", "recall@100")}))
-
-
-class _Reranking:
-    """A collection whose searches rerank the best `kappa` candidates (for `bench quality --rerank`)."""
-
-    def __init__(self, collection: Any, kappa: int) -> None:
-        self.collection, self.kappa = collection, kappa
-
-    def search(self, query: str, k: int, **options: Any) -> Any:
-        return self.collection.search(query, k, rerank=max(self.kappa, k), **options)
 
 
 @bench.command("ann")

@@ -77,7 +77,7 @@ from lamina.retrieval.encoders.sparse import (
     BM25Stats,
     SparseEncoder,
 )
-from lamina.retrieval.fusion import reciprocal_rank_fusion, weighted_score_fusion
+from lamina.retrieval.fusion import fuse, rocchio
 from lamina.retrieval.indexes import (
     DENSE_VECTOR,
     OWNER_FIELD,
@@ -712,7 +712,7 @@ class Collection:
         *,
         mode: str = "dense",
         params: Mapping[str, Any] | None = None,
-        fusion: str = "rrf",
+        fusion: str | None = None,
         rerank: Rerank | int | None = None,
         filter: Filter | Mapping[str, Any] | None = None,
         tenant: str | None = None,
@@ -721,7 +721,8 @@ class Collection:
     ) -> list[Hit]:
         """The k best documents for a text or a vector, best first.
 
-        mode: "dense", "sparse" or "hybrid" (both, fused by `fusion`: "rrf" or "weighted");
+        mode: "dense", "sparse" or "hybrid" (both, fused by `fusion`: "adaptive" (the default),
+        "rrf", "weighted" or "zscore", see `Fusion`);
         rerank: a kappa or a `Rerank` for late-interaction reranking; filter and tenant
         restrict every stage; `deadline` (`lamina.index.deadline`) stops the search with
         DeadlineExceeded once it passes. For every option at once, build a `SearchRequest` and call `query`.
@@ -774,11 +775,7 @@ class Collection:
             else:
                 limit = max(request.k, request.rerank.kappa if request.rerank else 0,
                             request.graph.limit if request.graph else 0)
-                if request.fusion.method == "rrf":
-                    ids, scores = reciprocal_rank_fusion(ranked, k=request.fusion.rrf_k,
-                                                         weights=request.fusion.weights, limit=limit)
-                else:
-                    ids, scores = weighted_score_fusion(ranked, request.fusion.weights, limit=limit)
+                ids, scores, explain["fusion_detail"] = self._fuse(request, inputs, ranked, limit, allowed, span)
                 explain["fusion"] = request.fusion.method
             deadline.check("fusion")
             if request.graph is not None:
@@ -797,6 +794,28 @@ class Collection:
                                                              partial(self.store.doc_ids, self.name))
         explain["ms"] = round(1e3 * (time.perf_counter() - started), 3)
         return SearchResult(hits, explain if request.explain else None)
+
+    def _fuse(self, request: SearchRequest, inputs: list, ranked: list, limit: int, allowed: np.ndarray | None,
+              span: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """The stages' lists fused by `request.fusion`; with feedback, the dense stages search
+        again from their query moved by Rocchio towards the best fused documents, and the lists
+        are fused once more (`lamina.retrieval.fusion`). Returns ids, scores, the explain detail."""
+        f = request.fusion
+        ids, scores, detail = fuse(f.method, ranked, weights=f.weights, rrf_k=f.rrf_k, limit=limit)
+        m = f.feedback_docs
+        dense = [i for i, stage in enumerate(request.stages) if stage.kind == "dense"]
+        if not m or not dense or not len(ids) or f.feedback_weight == 0:
+            return ids, scores, detail
+        feedback = self._vectors_of(ids[:m])
+        ranked = list(ranked)
+        for i in dense:
+            moved = rocchio(inputs[i], feedback, f.feedback_weight)
+            again, again_scores, _ = self._run_stage(request.stages[i], moved, request.stage_limit(request.stages[i]),
+                                                     allowed, request, span)
+            ranked[i] = (again, again_scores)
+        ids, scores, detail = fuse(f.method, ranked, weights=f.weights, rrf_k=f.rrf_k, limit=limit)
+        return ids, scores, {**detail, "feedback": {"documents": int(min(m, len(feedback))),
+                                                    "weight": f.feedback_weight, "stages": dense}}
 
     # ------------------------------------------------------------------ entity graph
     @property

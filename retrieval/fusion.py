@@ -10,11 +10,18 @@ scores are ordered by ascending id so that fusion is deterministic.
   score(d) = sum_i w_i / (k + rank_i(d)), ranks from 1, k = 60 by default.
 - `weighted_score_fusion`: each list's scores min-max normalised to [0, 1], then a
   weighted sum (a document missing from a list gets 0 from it).
+- `zscore_fusion`: each list's scores standardised (minus the list's mean, over its standard
+  deviation), then a weighted sum; a document missing from a list gets that list's lowest value.
+- `adaptive_fusion`: `weighted_score_fusion` whose weights are set per query, with no labels,
+  from how decisive each list's own ranking is (`decisiveness`): a list whose best scores stand
+  out from the rest of its candidates gets more say than one whose scores are flat.
+- `fuse`: one of them by name, with what it did for `explain`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from lamina.index.errors import InvalidArgument
@@ -115,3 +122,114 @@ def weighted_score_fusion(lists: Sequence[RankedList], weights: Sequence[float] 
         ids_parts.append(ids)
         score_parts.append(w[i] * min_max_normalise(scores))
     return _accumulate(ids_parts, score_parts, limit)
+
+
+def zscore_normalise(scores: np.ndarray) -> np.ndarray:
+    """Scores (n,) minus their mean, over their standard deviation (float64); all equal -> all 0."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if not len(scores):
+        return scores
+    spread = scores.std()
+    if not spread > 0:
+        return np.zeros_like(scores)
+    return (scores - scores.mean()) / spread
+
+
+def zscore_fusion(lists: Sequence[RankedList], weights: Sequence[float] | None = None, *,
+                  limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted sum of standardised scores: ids (m,) int64 and fused scores (m,) float32.
+
+    A document missing from a list gets that list's lowest standardised score (as min-max
+    fusion gives it the list's lowest, 0), so being absent never beats being listed.
+    """
+    w = _weights(weights, len(lists))
+    cleaned = [_clean(ranked, i) for i, ranked in enumerate(lists)]
+    z = [zscore_normalise(scores) for _, scores in cleaned]
+    floors = np.array([part.min() if len(part) else 0.0 for part in z])
+    # shift each list by its floor so that a missing document adds 0, then add the floors back
+    ids_parts = [ids for ids, _ in cleaned]
+    score_parts = [w[i] * (z[i] - floors[i]) for i in range(len(lists))]
+    ids, fused = _accumulate(ids_parts, score_parts, limit)
+    return ids, (fused + np.float32(float(w @ floors))).astype(np.float32)
+
+
+def decisiveness(scores: np.ndarray, depth: int = 10) -> float:
+    """How decisive one ranked list is, in [0, 1]: 1 minus the mean min-max normalised score of
+    its ranks 2..depth (0 when fewer than 2 entries or all scores tie).
+
+    Scale-free, so a BM25 list and a cosine list compare: a list whose top hit stands far above
+    the next ones scores near 1, a list whose first `depth` hits are as good as its best near 0.
+    """
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 2:
+        raise InvalidArgument(f"decisiveness depth must be an integer >= 2, got {depth!r}")
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    scores = np.sort(scores[np.isfinite(scores)])[::-1]
+    if len(scores) < 2 or scores[0] == scores[-1]:
+        return 0.0
+    normalised = (scores[1:depth] - scores[-1]) / (scores[0] - scores[-1])
+    return float(1.0 - normalised.mean())
+
+
+def adaptive_weights(lists: Sequence[RankedList], weights: Sequence[float] | None = None, *,
+                     depth: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query weights (n,) float64 of ranked lists and their decisiveness signals (n,).
+
+    weight_i = base_i * decisiveness_i / mean over lists of decisiveness (base: `weights`, default
+    1), so the weights keep the base's scale; when no list is decisive (all 0) the base is used.
+    """
+    base = _weights(weights, len(lists))
+    signals = np.array([decisiveness(_clean(ranked, i)[1], depth) for i, ranked in enumerate(lists)])
+    mean = signals.mean() if len(signals) else 0.0
+    if not mean > 0:
+        return base, signals
+    return base * signals / mean, signals
+
+
+def adaptive_fusion(lists: Sequence[RankedList], weights: Sequence[float] | None = None, *, depth: int = 10,
+                    limit: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`weighted_score_fusion` with `adaptive_weights`: ids, fused scores, the weights used and
+    the lists' decisiveness signals."""
+    w, signals = adaptive_weights(lists, weights, depth=depth)
+    ids, scores = weighted_score_fusion(lists, w, limit=limit)
+    return ids, scores, w, signals
+
+
+def rocchio(query: np.ndarray, feedback: np.ndarray, beta: float) -> np.ndarray:
+    """Rocchio's pseudo-relevance feedback on a dense query: query (d,) + beta * the mean of the
+    feedback documents' vectors (m, d), rescaled to the query's norm (float32, (d,)).
+
+    No feedback documents (m = 0) or beta 0 give the query back unchanged.
+    """
+    query = np.asarray(query, dtype=np.float32).reshape(-1)
+    feedback = np.asarray(feedback, dtype=np.float32).reshape(-1, len(query)) if np.size(feedback) else \
+        np.empty((0, len(query)), np.float32)
+    if not (np.isfinite(beta) and beta >= 0):
+        raise InvalidArgument(f"feedback weight must be a finite number >= 0, got {beta!r}")
+    if not len(feedback) or beta == 0:
+        return query
+    moved = query + np.float32(beta) * feedback.mean(axis=0)
+    norm, original = float(np.linalg.norm(moved)), float(np.linalg.norm(query))
+    return (moved * (original / norm)).astype(np.float32) if norm > 0 else query
+
+
+FUSION_METHODS = ("rrf", "weighted", "zscore", "adaptive")
+
+
+def fuse(method: str, lists: Sequence[RankedList], *, weights: Sequence[float] | None = None, rrf_k: float = 60.0,
+         limit: int | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Fuse by name (one of FUSION_METHODS): ids, scores and what the fusion did, for `explain`
+    ({"weights": the weights applied}, and for "adaptive" each list's "decisiveness")."""
+    if method == "rrf":
+        ids, scores = reciprocal_rank_fusion(lists, k=rrf_k, weights=weights, limit=limit)
+        return ids, scores, {"weights": _weights(weights, len(lists)).tolist(), "rrf_k": rrf_k}
+    if method == "weighted":
+        ids, scores = weighted_score_fusion(lists, weights, limit=limit)
+    elif method == "zscore":
+        ids, scores = zscore_fusion(lists, weights, limit=limit)
+    elif method == "adaptive":
+        ids, scores, w, signals = adaptive_fusion(lists, weights, limit=limit)
+        return ids, scores, {"weights": [round(float(x), 4) for x in w],
+                             "decisiveness": [round(float(x), 4) for x in signals]}
+    else:
+        raise InvalidArgument(f"unknown fusion {method!r}; expected one of {', '.join(FUSION_METHODS)}")
+    return ids, scores, {"weights": _weights(weights, len(lists)).tolist()}

@@ -3,7 +3,8 @@
     SearchRequest
       stages   one or more first stages, each a dense or sparse search with its own limit
                and index parameters, run concurrently
-      fusion   how several stages' ranked lists become one (RRF or normalised weighted scores)
+      fusion   how several stages' ranked lists become one (RRF, normalised weighted scores, or
+               adaptive: per-query weights and a dense pseudo-relevance feedback round)
       rerank   an optional late-interaction (MaxSim) stage over the fused candidates
       graph    an optional graph expansion after fusion: personalised PageRank over the entity graph,
                seeded from the query's entities and the fused hits (`GraphExpansion`)
@@ -28,13 +29,18 @@ from lamina.index.errors import InvalidArgument
 from lamina.index.filters import Filter, as_filter
 from lamina.index.sparse import SparseBatch
 from lamina.index.types import Hit, check_k, check_text
+from lamina.retrieval.fusion import FUSION_METHODS
 from lamina.retrieval.rerank import check_rerank_params
 
 STAGE_KINDS = ("dense", "sparse")
 MODES = ("dense", "sparse", "hybrid", "hybrid+graph", "dense+graph", "graph")
 GRAPH_FUSIONS = ("ppr", "rrf")
 GRAPH_METHODS = ("exact", "push")
-FUSIONS = ("rrf", "weighted")
+FUSIONS = FUSION_METHODS
+# The fusion of a hybrid search that names none (bench/RESULTS.md, "Adaptive fusion", has the figures).
+DEFAULT_FUSION = "adaptive"
+DEFAULT_FEEDBACK = 1  # fused documents whose mean vector moves the dense query, for "adaptive"
+MAX_FEEDBACK = 100
 MAX_STAGES = 8
 DEFAULT_STAGE_LIMIT = 100  # candidates a first stage hands to fusion or rerank
 
@@ -68,11 +74,21 @@ class Stage:
 
 @dataclass(frozen=True)
 class Fusion:
-    """rrf: sum of weight / (rrf_k + rank); weighted: min-max normalised scores, weighted."""
+    """How the first stages' lists become one (`lamina.retrieval.fusion`).
 
-    method: str = "rrf"
+    rrf: sum of weight / (rrf_k + rank); weighted: min-max normalised scores, weighted; zscore:
+    standardised scores, weighted; adaptive: weighted min-max whose weights are set per query by
+    each list's decisiveness, after `feedback` rounds of pseudo-relevance feedback: the dense
+    stages search again with their query moved by Rocchio towards the mean vector of the best
+    `feedback` fused documents (`feedback_weight` beta), and the lists are fused again.
+    `feedback` None means DEFAULT_FEEDBACK for adaptive and 0 (off) for the others.
+    """
+
+    method: str = DEFAULT_FUSION
     weights: tuple[float, ...] | None = None
     rrf_k: float = 60.0
+    feedback: int | None = None
+    feedback_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.method not in FUSIONS:
@@ -84,13 +100,29 @@ class Fusion:
             object.__setattr__(self, "weights", weights)
         if not (math.isfinite(self.rrf_k) and self.rrf_k > 0):
             raise InvalidArgument(f"rrf_k must be a positive number, got {self.rrf_k!r}")
+        if self.feedback is not None and (isinstance(self.feedback, bool) or not isinstance(self.feedback, int)
+                                          or not 0 <= self.feedback <= MAX_FEEDBACK):
+            raise InvalidArgument(f"fusion feedback must be an integer in [0, {MAX_FEEDBACK}], got {self.feedback!r}")
+        if isinstance(self.feedback_weight, bool) or not isinstance(self.feedback_weight, (int, float)) \
+                or not (math.isfinite(self.feedback_weight) and 0 <= self.feedback_weight <= 100):
+            raise InvalidArgument(f"fusion feedback_weight must be a number in [0, 100], got {self.feedback_weight!r}")
+
+    @property
+    def feedback_docs(self) -> int:
+        """Fused documents the feedback round uses (0: no feedback round)."""
+        if self.feedback is not None:
+            return self.feedback
+        return DEFAULT_FEEDBACK if self.method == "adaptive" else 0
 
 
 @dataclass(frozen=True)
 class Rerank:
     """Late-interaction rerank: MaxSim over the best `kappa` fused candidates; `alpha` prunes
     candidates whose first-stage score is below (1 - alpha) times the k-th; `beta` stops after
-    that many consecutive candidates fail to enter the top k (Martinico et al., ECIR 2026)."""
+    that many consecutive candidates fail to enter the top k (Martinico et al., ECIR 2026). Both
+    are off by default: on the sets measured they only raised nDCG@10 against unpruned MaxSim (the
+    default token vectors' MaxSim is below the hybrid first stage), which cannot show them safe for
+    a rerank that helps (bench/RESULTS.md, "Rerank pruning defaults")."""
 
     kappa: int = 50
     alpha: float | None = None
@@ -188,11 +220,12 @@ class SearchRequest:
 
     @classmethod
     def simple(cls, query: Query, k: int = 10, *, mode: str = "dense", params: Mapping[str, Any] | None = None,
-               fusion: str | Fusion = "rrf", rerank: Rerank | int | None = None,
+               fusion: str | Fusion | None = None, rerank: Rerank | int | None = None,
                filter: Filter | Mapping[str, Any] | None = None, tenant: str | None = None,
                with_payload: bool = True, explain: bool = False,
                graph: GraphExpansion | Mapping[str, Any] | None = None) -> SearchRequest:
-        """The usual request: `mode` dense, sparse or hybrid (dense + sparse fused).
+        """The usual request: `mode` dense, sparse or hybrid (dense + sparse fused by `fusion`, a
+        method name or a `Fusion`; None: DEFAULT_FUSION).
 
         `params` go to every stage, except a name prefixed with a stage kind ("dense.nprobe",
         "sparse.query_cut"), which goes to that stage only: a hybrid search can set a knob that
@@ -205,7 +238,9 @@ class SearchRequest:
         base = mode.removesuffix("+graph")
         kinds = STAGE_KINDS if base == "hybrid" else ("dense",) if base == "graph" else (base,)
         stages = tuple(Stage(kind, params=_stage_params(params or {}, kind, kinds)) for kind in kinds)
-        if isinstance(fusion, str):
+        if fusion is None:
+            fusion = Fusion()
+        elif isinstance(fusion, str):
             fusion = Fusion(fusion)
         if isinstance(rerank, int) and not isinstance(rerank, bool):
             rerank = Rerank(kappa=rerank)

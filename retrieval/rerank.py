@@ -20,7 +20,8 @@ the paper skip candidates that are unlikely to matter, as its authors implement 
   heap; each later candidate enters it when its MaxSim beats the heap's k-th score (strictly),
   and reranking stops once beta consecutive candidates have failed to enter.
 
-With alpha and beta off the result is the MaxSim top-k of the kappa candidates. Both rules
+With alpha and beta off (the default of `Rerank`: bench/RESULTS.md, "Rerank pruning defaults") the
+result is the MaxSim top-k of the kappa candidates. Both rules
 change which candidates are scored, never how: the vectorised `rerank` returns exactly what the
 plain `rerank_reference` returns (tests hold them to it).
 

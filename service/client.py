@@ -316,7 +316,7 @@ class Client:
         *,
         mode: str = "dense",
         params: Mapping[str, float] | None = None,
-        fusion: str = "rrf",
+        fusion: str | None = None,
         rerank: Rerank | int | None = None,
         filter: Filter | Mapping[str, Any] | None = None,
         tenant: str | None = None,

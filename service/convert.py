@@ -36,7 +36,7 @@ from lamina.index.types import (
     SparseConfig,
     as_document,
 )
-from lamina.retrieval.query import Fusion, GraphExpansion, Rerank, SearchRequest, Stage
+from lamina.retrieval.query import DEFAULT_FUSION, Fusion, GraphExpansion, Rerank, SearchRequest, Stage
 from lamina.service.v1 import common_pb2 as pb
 from lamina.service.v1 import points_pb2, search_pb2
 
@@ -555,8 +555,10 @@ def facet_result_from_proto(message: points_pb2.FacetResponse) -> FacetResult:
 STAGE_KIND_TO_PROTO: dict[str, int] = {"dense": search_pb2.STAGE_KIND_DENSE, "sparse": search_pb2.STAGE_KIND_SPARSE}
 STAGE_KIND_FROM_PROTO: dict[int, str] = {search_pb2.STAGE_KIND_UNSPECIFIED: "dense",
                                          **{v: k for k, v in STAGE_KIND_TO_PROTO.items()}}
-FUSION_TO_PROTO: dict[str, int] = {"rrf": search_pb2.FUSION_METHOD_RRF, "weighted": search_pb2.FUSION_METHOD_WEIGHTED}
-FUSION_FROM_PROTO: dict[int, str] = {search_pb2.FUSION_METHOD_UNSPECIFIED: "rrf",
+FUSION_TO_PROTO: dict[str, int] = {"rrf": search_pb2.FUSION_METHOD_RRF, "weighted": search_pb2.FUSION_METHOD_WEIGHTED,
+                                   "zscore": search_pb2.FUSION_METHOD_ZSCORE,
+                                   "adaptive": search_pb2.FUSION_METHOD_ADAPTIVE}
+FUSION_FROM_PROTO: dict[int, str] = {search_pb2.FUSION_METHOD_UNSPECIFIED: DEFAULT_FUSION,
                                      **{v: k for k, v in FUSION_TO_PROTO.items()}}
 DEFAULT_K = 10
 
@@ -597,6 +599,9 @@ def search_request_to_proto(collection: str, request: SearchRequest) -> search_p
     if request.fusion.weights is not None:
         message.fusion.weights.extend(request.fusion.weights)
     message.fusion.rrf_k = request.fusion.rrf_k
+    if request.fusion.feedback is not None:
+        message.fusion.feedback = request.fusion.feedback
+    message.fusion.feedback_weight = request.fusion.feedback_weight
     if request.rerank is not None:
         message.rerank.kappa = request.rerank.kappa
         if request.rerank.alpha is not None:
@@ -646,7 +651,9 @@ def search_request_from_proto(message: search_pb2.SearchRequest, *, tenant: str 
         stages = (Stage(kind, params=dict(message.params)),)
     fusion = Fusion(_enum(FUSION_FROM_PROTO, message.fusion.method, "fusion method"),
                     tuple(message.fusion.weights) or None,
-                    message.fusion.rrf_k if message.fusion.HasField("rrf_k") else 60.0)
+                    message.fusion.rrf_k if message.fusion.HasField("rrf_k") else 60.0,
+                    message.fusion.feedback if message.fusion.HasField("feedback") else None,
+                    message.fusion.feedback_weight if message.fusion.HasField("feedback_weight") else 0.5)
     rerank = None
     if message.HasField("rerank"):
         r = message.rerank

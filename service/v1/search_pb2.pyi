@@ -32,6 +32,8 @@ class FusionMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FUSION_METHOD_UNSPECIFIED: _ClassVar[FusionMethod]
     FUSION_METHOD_RRF: _ClassVar[FusionMethod]
     FUSION_METHOD_WEIGHTED: _ClassVar[FusionMethod]
+    FUSION_METHOD_ZSCORE: _ClassVar[FusionMethod]
+    FUSION_METHOD_ADAPTIVE: _ClassVar[FusionMethod]
 GRAPH_FUSION_UNSPECIFIED: GraphFusion
 GRAPH_FUSION_PPR: GraphFusion
 GRAPH_FUSION_RRF: GraphFusion
@@ -44,6 +46,8 @@ STAGE_KIND_SPARSE: StageKind
 FUSION_METHOD_UNSPECIFIED: FusionMethod
 FUSION_METHOD_RRF: FusionMethod
 FUSION_METHOD_WEIGHTED: FusionMethod
+FUSION_METHOD_ZSCORE: FusionMethod
+FUSION_METHOD_ADAPTIVE: FusionMethod
 
 class SearchRequest(_message.Message):
     __slots__ = ("collection", "text", "vector", "k", "params", "with_payload", "prefetch", "fusion", "rerank", "filter", "tenant", "explain", "graph")
@@ -126,14 +130,18 @@ class Prefetch(_message.Message):
     def __init__(self, kind: _Optional[_Union[StageKind, str]] = ..., text: _Optional[str] = ..., vector: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., limit: _Optional[int] = ..., params: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class Fusion(_message.Message):
-    __slots__ = ("method", "weights", "rrf_k")
+    __slots__ = ("method", "weights", "rrf_k", "feedback", "feedback_weight")
     METHOD_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     RRF_K_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     method: FusionMethod
     weights: _containers.RepeatedScalarFieldContainer[float]
     rrf_k: float
-    def __init__(self, method: _Optional[_Union[FusionMethod, str]] = ..., weights: _Optional[_Iterable[float]] = ..., rrf_k: _Optional[float] = ...) -> None: ...
+    feedback: int
+    feedback_weight: float
+    def __init__(self, method: _Optional[_Union[FusionMethod, str]] = ..., weights: _Optional[_Iterable[float]] = ..., rrf_k: _Optional[float] = ..., feedback: _Optional[int] = ..., feedback_weight: _Optional[float] = ...) -> None: ...
 
 class Rerank(_message.Message):
     __slots__ = ("kappa", "alpha", "beta")

@@ -6,7 +6,20 @@ import numpy as np
 import pytest
 
 from lamina.index.errors import InvalidArgument
-from lamina.retrieval.fusion import min_max_normalise, reciprocal_rank_fusion, weighted_score_fusion
+from lamina.retrieval.fusion import (
+    FUSION_METHODS,
+    adaptive_fusion,
+    adaptive_weights,
+    decisiveness,
+    fuse,
+    min_max_normalise,
+    reciprocal_rank_fusion,
+    rocchio,
+    weighted_score_fusion,
+    zscore_fusion,
+    zscore_normalise,
+)
+from lamina.retrieval.query import DEFAULT_FEEDBACK, Fusion
 
 
 def ranked(ids, scores):
@@ -94,3 +107,72 @@ def test_fusion_rejects_bad_arguments():
         reciprocal_rank_fusion([(np.array([1, 2, 3]), np.array([1.0, 2.0]))])
     with pytest.raises(InvalidArgument, match="limit"):
         weighted_score_fusion([SPARSE], limit=0)
+
+
+def test_zscore_fusion_standardises_each_list_and_floors_missing_documents():
+    ids, scores = zscore_fusion([SPARSE, DENSE], weights=[1.0, 2.0])
+    zs = (np.array([9.0, 5.0, 1.0]) - 5.0) / np.std([9.0, 5.0, 1.0])
+    dm = np.mean([0.9, 0.8, 0.1])
+    zd = (np.array([0.9, 0.8, 0.1]) - dm) / np.std([0.9, 0.8, 0.1])
+    sparse_z, dense_z = dict(zip([10, 20, 30], zs)), dict(zip([30, 10, 40], zd))
+    want = {i: sparse_z.get(i, zs.min()) + 2.0 * dense_z.get(i, zd.min()) for i in (10, 20, 30, 40)}
+    assert ids.tolist() == sorted(want, key=lambda i: (-want[i], i))
+    np.testing.assert_allclose(scores, [want[i] for i in ids.tolist()], rtol=1e-5)
+    np.testing.assert_array_equal(zscore_normalise(np.array([3.0, 3.0])), [0.0, 0.0])
+
+
+def test_decisiveness_by_hand():
+    # normalised (10, 5, 5, 0) -> (1, .5, .5, 0); ranks 2..3 average 0.5
+    assert decisiveness(np.array([5.0, 10.0, 0.0, 5.0]), depth=3) == pytest.approx(0.5)
+    assert decisiveness(np.array([10.0, 0.0, 0.0, 0.0]), depth=10) == pytest.approx(1.0)
+    assert decisiveness(np.array([1.0, 1.0, 1.0])) == 0.0 and decisiveness(np.array([4.0])) == 0.0
+    assert decisiveness(np.array([3.0, np.inf * -1, 1.0]), depth=2) == pytest.approx(1.0)  # -inf is padding
+    with pytest.raises(InvalidArgument, match="depth"):
+        decisiveness(np.array([1.0, 2.0]), depth=1)
+
+
+def test_adaptive_fusion_is_weighted_fusion_with_decisiveness_weights():
+    flat = ranked([1, 2, 3, 4], [1.0, 0.99, 0.98, 0.0])   # ranks 2..4 as good as the top: not decisive
+    sharp = ranked([4, 3, 2, 1], [9.0, 1.0, 0.5, 0.0])    # one clear winner
+    weights, signals = adaptive_weights([flat, sharp], [1.0, 2.0], depth=4)
+    want_signals = [decisiveness(flat[1], 4), decisiveness(sharp[1], 4)]
+    np.testing.assert_allclose(signals, want_signals)
+    np.testing.assert_allclose(weights, np.array([1.0, 2.0]) * want_signals / np.mean(want_signals))
+    assert weights[1] > 2.0 > weights[0]
+    ids, scores, w, s = adaptive_fusion([flat, sharp], [1.0, 2.0], depth=4, limit=3)
+    want_ids, want_scores = weighted_score_fusion([flat, sharp], weights, limit=3)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_allclose(scores, want_scores)
+    # no list decisive: the base weights are kept
+    tie = ranked([1, 2], [1.0, 1.0])
+    np.testing.assert_array_equal(adaptive_weights([tie, tie], [1.0, 3.0])[0], [1.0, 3.0])
+
+
+def test_rocchio_by_hand():
+    q = np.array([1.0, 0.0], np.float32)
+    docs = np.array([[0.0, 1.0], [0.0, 3.0]], np.float32)
+    moved = rocchio(q, docs, 0.5)  # q + 0.5 * (0, 2) = (1, 1), rescaled to |q| = 1
+    np.testing.assert_allclose(moved, [2 ** -0.5, 2 ** -0.5], rtol=1e-6)
+    np.testing.assert_array_equal(rocchio(q, np.empty((0, 2)), 0.5), q)
+    np.testing.assert_array_equal(rocchio(q, docs, 0.0), q)
+    with pytest.raises(InvalidArgument, match="feedback weight"):
+        rocchio(q, docs, -1.0)
+
+
+def test_fuse_by_name_and_its_explain():
+    for method in FUSION_METHODS:
+        ids, scores, detail = fuse(method, [SPARSE, DENSE], weights=[1.0, 1.0], limit=3)
+        assert len(ids) == 3 and len(detail["weights"]) == 2
+    np.testing.assert_array_equal(fuse("rrf", [SPARSE, DENSE])[0], reciprocal_rank_fusion([SPARSE, DENSE])[0])
+    assert "decisiveness" in fuse("adaptive", [SPARSE, DENSE])[2]
+    with pytest.raises(InvalidArgument, match="unknown fusion"):
+        fuse("borda", [SPARSE])
+
+
+def test_fusion_request_options():
+    assert Fusion().method == "adaptive" and Fusion().feedback_docs == DEFAULT_FEEDBACK
+    assert Fusion("weighted").feedback_docs == 0 and Fusion("rrf", feedback=2).feedback_docs == 2
+    for bad in ({"feedback": -1}, {"feedback": 101}, {"feedback": True}, {"feedback_weight": float("nan")},
+                {"method": "borda"}):
+        with pytest.raises(InvalidArgument):
+            Fusion(**bad)

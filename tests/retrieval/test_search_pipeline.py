@@ -19,7 +19,7 @@ from lamina.index.filters import Filter, matches
 from lamina.index.sparse import SparseBatch
 from lamina.retrieval.collection import Database
 from lamina.retrieval.encoders.sparse import BM25Encoder
-from lamina.retrieval.fusion import reciprocal_rank_fusion
+from lamina.retrieval.fusion import adaptive_fusion, reciprocal_rank_fusion, rocchio
 from lamina.retrieval.query import Fusion, Rerank, SearchRequest, Stage
 from lamina.retrieval.rerank import maxsim_reference
 
@@ -111,7 +111,7 @@ def test_sparse_mode_is_bm25(coll, corpus):
         assert {h.id for h in hits if h.score > expected[-1][1] + 1e-3} <= {i for i, _ in expected}
 
 
-def test_hybrid_is_rrf_of_the_two_stages(coll):
+def test_hybrid_rrf_is_rrf_of_the_two_stages(coll):
     query = "supersonic nozzle jet"
     dense = coll.search(query, k=100, mode="dense", with_payload=False)
     sparse = coll.search(query, k=100, mode="sparse", with_payload=False)
@@ -120,7 +120,7 @@ def test_hybrid_is_rrf_of_the_two_stages(coll):
     lists = [(np.array([index[h.id] for h in hits]), np.array([h.score for h in hits])) for hits in (dense, sparse)]
     ids, scores = reciprocal_rank_fusion(lists, limit=10)
     back = {v: k for k, v in index.items()}
-    hybrid = coll.search(query, k=10, mode="hybrid", with_payload=False)
+    hybrid = coll.search(query, k=10, mode="hybrid", fusion="rrf", with_payload=False)
     assert [h.id for h in hybrid] == [back[int(i)] for i in ids]
     np.testing.assert_allclose([h.score for h in hybrid], scores, rtol=1e-6)
     weighted = coll.search(query, k=10, mode="hybrid", fusion="weighted")
@@ -175,6 +175,35 @@ def test_tenant_cannot_reach_other_tenants(coll, corpus):
     assert coll.count(tenant="initech") == 0 and coll.count() == 200
     assert coll.tenants() == {t: sum(d["tenant"] == t for d in corpus) for t in TENANTS if t != "initech"}
     assert not any(h.tenant == "initech" for h in coll.search("wing", k=300, mode="hybrid"))
+
+
+def test_hybrid_default_is_adaptive_fusion_after_one_rocchio_round(coll):
+    """The default hybrid, recomputed from its parts: adaptive fusion of the two stages, the dense
+    query moved towards the best fused document's stored vector, a second dense search, fused again."""
+    query = "supersonic nozzle jet"
+    result = coll.query(SearchRequest.simple(query, 10, mode="hybrid", explain=True))
+    assert result.explain["fusion"] == "adaptive"
+    detail = result.explain["fusion_detail"]
+    assert detail["feedback"] == {"documents": 1, "weight": 0.5, "stages": [0]}
+    assert len(detail["weights"]) == 2 and len(detail["decisiveness"]) == 2
+
+    def ranked(hits):
+        found = coll.store.get_documents("c", [h.id for h in hits])
+        return np.array([d.iid for d in found]), np.array([h.score for h in hits])
+
+    q = coll.embed_query(query)
+    dense = ranked(coll.search(q, k=100, mode="dense", with_payload=False))
+    sparse = ranked(coll.search(query, k=100, mode="sparse", with_payload=False))
+    first, _, _, _ = adaptive_fusion([dense, sparse], limit=100)
+    top = coll.get([coll.store.doc_ids("c", first[:1])[0]], with_vectors=True)[0].vector
+    again = ranked(coll.search(rocchio(q, top[None, :], 0.5), k=100, mode="dense", with_payload=False))
+    ids, scores, weights, signals = adaptive_fusion([again, sparse], limit=10)
+    assert [h.id for h in result.hits] == coll.store.doc_ids("c", ids)
+    np.testing.assert_allclose([h.score for h in result.hits], scores, rtol=1e-5)
+    np.testing.assert_allclose(detail["weights"], weights, atol=1e-4)
+    off = coll.query(SearchRequest.simple(query, 10, mode="hybrid", fusion=Fusion("adaptive", feedback=0)))
+    plain, _, _, _ = adaptive_fusion([dense, sparse], limit=10)
+    assert [h.id for h in off.hits] == coll.store.doc_ids("c", plain)
 
 
 def test_rerank_is_maxsim_over_the_fused_candidates(coll, corpus):
