@@ -45,7 +45,7 @@ from lamina.index.types import (DEFAULT_ENCODER, CollectionConfig, Document, Hit
 from lamina.retrieval import tenant_bm25
 from lamina.retrieval.encoders.dense import load_dense_encoder
 from lamina.retrieval.encoders.sparse import DEFAULT_SPARSE_ENCODER, BM25Encoder, BM25Stats
-from lamina.retrieval.fusion import reciprocal_rank_fusion, weighted_score_fusion
+from lamina.retrieval.fusion import fuse, rocchio
 from lamina.retrieval.query import Query, Rerank, SearchRequest, SearchResult, Stage
 from lamina.retrieval.rerank import rerank
 from lamina.retrieval.sharded.bm25 import (GlobalTenantStats, bm25_rows, merge_collection, query_terms,
@@ -345,17 +345,13 @@ class ShardedCollection:
             out = [hits[i] if i in hits else Hit(i, float(s)) for i, s in zip(ids, scores)]
             return SearchResult(out, explain if (request.explain or missing) else None)
         deadline.check("fusion")
-        vocab, ranked = dense_ids([ids for ids, _ in lists])
-        pairs = [(r, scores) for r, (_, scores) in zip(ranked, lists)]
-        if len(pairs) == 1:
-            iids, scores = pairs[0]
+        if len(lists) == 1:
+            vocab, ranked = dense_ids([lists[0][0]])
+            iids, scores = ranked[0], lists[0][1]
         else:
             limit = max(request.k, request.rerank.kappa if request.rerank else 0)
-            if request.fusion.method == "rrf":
-                iids, scores = reciprocal_rank_fusion(pairs, k=request.fusion.rrf_k, weights=request.fusion.weights,
-                                                      limit=limit)
-            else:
-                iids, scores = weighted_score_fusion(pairs, request.fusion.weights, limit=limit)
+            vocab, iids, scores, explain["fusion_detail"] = self._fuse(request, subs, targets, lists, owner, limit,
+                                                                       allow_partial)
             explain["fusion"] = request.fusion.method
         if request.rerank is not None:
             deadline.check("rerank")
@@ -368,6 +364,42 @@ class ShardedCollection:
         doc_ids = [str(vocab[i]) for i in iids[:request.k]]
         hits = self._resolve(doc_ids, np.asarray(scores[:request.k]), owner, request.with_payload)
         return SearchResult(hits, explain if (request.explain or missing) else None)
+
+    def _fuse(self, request: SearchRequest, subs: list[SearchRequest], targets: list[int], lists: list[Any],
+              owner: dict[str, int], limit: int, allow_partial: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        """`Collection._fuse` over the merged lists: fused by `request.fusion`; with feedback, every
+        dense stage is scattered again from its query moved by Rocchio towards the best fused
+        documents' vectors (from their shards' dense indexes, as one node reads its own), merged and
+        fused once more. Returns the id vocabulary, fused positions in it, scores, the explain detail."""
+        f = request.fusion
+        vocab, ranked = dense_ids([ids for ids, _ in lists])
+        ids, scores, detail = fuse(f.method, [(r, sc) for r, (_, sc) in zip(ranked, lists)], weights=f.weights,
+                                   rrf_k=f.rrf_k, limit=limit)
+        m = f.feedback_docs
+        dense = [i for i, sub in enumerate(subs) if sub.stages[0].kind == "dense"]
+        if not m or not dense or not len(ids) or f.feedback_weight == 0:
+            return vocab, ids, scores, detail
+        top = [str(vocab[i]) for i in ids[:m]]
+        positions = group(np.array([owner[d] for d in top], dtype=np.int64), self.shards)
+        found = self._gather([(s, self.handles[s].vectors.remote([top[i] for i in pos]))
+                              for s, pos in enumerate(positions) if len(pos)])
+        feedback = np.zeros((len(top), self.config.dim), np.float32)
+        for s, rows in found.items():
+            feedback[positions[s]] = rows
+        lists = list(lists)
+        for i in dense:
+            moved = rocchio(subs[i].query, feedback, f.feedback_weight)
+            sub = replace(subs[i], query=moved, stages=(replace(subs[i].stages[0], query=moved),))
+            answers, _ = self._gather_partial([(t, self.handles[t].stage.remote(sub)) for t in targets],
+                                              allow_partial=allow_partial)
+            for t, (got, _, _, _) in answers.items():
+                owner.update(dict.fromkeys(got, t))
+            lists[i] = merge_ranked([answers[t][:2] for t in targets if t in answers], sub.k)
+        vocab, ranked = dense_ids([ids for ids, _ in lists])
+        ids, scores, detail = fuse(f.method, [(r, sc) for r, (_, sc) in zip(ranked, lists)], weights=f.weights,
+                                   rrf_k=f.rrf_k, limit=limit)
+        return vocab, ids, scores, {**detail, "feedback": {"documents": int(min(m, len(feedback))),
+                                                           "weight": f.feedback_weight, "stages": dense}}
 
     def _resolve(self, doc_ids: list[str], scores: np.ndarray, owner: Mapping[str, int], with_payload: bool) -> list[Hit]:
         if not with_payload:

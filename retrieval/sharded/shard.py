@@ -170,6 +170,18 @@ class Shard:
         iids = np.array([-1 if d is None else d.iid for d in docs], dtype=np.int64)
         return store.get_packed(iids)
 
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """Dense vectors (n, dim) of documents, as this shard's `Collection` reads them for its own
+        fusion feedback (rows of documents it no longer holds are zeros)."""
+        docs = self.coll.store.get_documents(self.coll.name, list(ids))
+        iids = np.array([-1 if d is None else d.iid for d in docs], dtype=np.int64)
+        out = np.zeros((len(iids), self.coll.config.dim), np.float32)
+        live = iids >= 0
+        if live.any():
+            with self.coll._lock.read():
+                out[live] = self.coll._vectors_of(iids[live])
+        return out
+
     def count(self, tenant: str | None, filter: Any) -> int:
         return self.coll.count(tenant=tenant, filter=filter)
 
