@@ -12,7 +12,8 @@ that shard alone). The router
   tenant's for a tenant-bound one) and the average document lengths every shard's new document
   weights use (a tenant's for its documents, the collection's for the rest) are one node's;
 - scatters every first stage to every target shard at once, merges each stage's candidate lists
-  (best `limit` by score), then fuses (RRF / weighted), reranks (MaxSim over token matrices
+  (best `limit` by score), then fuses (`fusion.fuse`; a feedback round scatters each dense stage
+  again from its moved query, as one node runs it again), reranks (MaxSim over token matrices
   fetched from their shards) and cuts to k exactly as `Collection.query` does on one node;
 - sends upserts and deletes to the owning shard; merges Count, Get, facets and tenants.
 
