@@ -23,7 +23,8 @@ import numpy as np
 from lamina.index.errors import InvalidArgument
 from lamina.index.types import DEFAULT_ENCODER, Document
 from lamina.retrieval.corpus import corpus_file, count_lines, parse_record
-from lamina.retrieval.sharded.collection import ShardedCollection, ensure_ray
+from lamina.retrieval.sharded.collection import ShardedCollection
+from lamina.retrieval.sharded.runtime import ensure_ray
 
 
 def _parse(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

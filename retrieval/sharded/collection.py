@@ -27,8 +27,6 @@ written on the other shards; upserts and deletes are idempotent, so retry it.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -37,7 +35,7 @@ from typing import Any
 import numpy as np
 from lamina.index import deadline as request_deadline
 from lamina.index.deadline import Deadline
-from lamina.index.errors import FailedPrecondition, InvalidArgument, LaminaError, NotFound, Unavailable
+from lamina.index.errors import InvalidArgument, LaminaError, NotFound, Unavailable
 from lamina.index.facets import MAX_FACET_LIMIT, FacetResult, check_bins, check_limit
 from lamina.index.filters import Filter, as_filter
 from lamina.index.sparse import SparseBatch
@@ -53,30 +51,11 @@ from lamina.retrieval.sharded.bm25 import (GlobalTenantStats, bm25_rows, merge_c
                                            tenant_averages)
 from lamina.retrieval.sharded.merge import dense_ids, merge_facets, merge_ranked
 from lamina.retrieval.sharded.routing import check_route, group, shard_of, shards_of
+from lamina.retrieval.sharded.runtime import (LAYOUT, ensure_ray, plain_options, ray_module, read_layout, shard_class,
+                                              write_layout)
+from lamina.retrieval.sharded.tokens import ShardTokens
 
-LAYOUT = "sharded.json"
 DEFAULT_TIMEOUT_S = 30.0
-
-
-def _ray() -> Any:
-    try:
-        import ray
-    except ImportError:  # pragma: no cover - the dist extra is installed by `make test`
-        raise FailedPrecondition("sharded collections run on Ray: pip install 'lamina[dist]'") from None
-    return ray
-
-
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Start (or join, with `address`) a Ray cluster unless this process already has one.
-
-    Lamina sets nothing about Ray's token authentication: Ray 2.60 turns it on for a new local
-    cluster (generating ~/.ray/auth_token on first use) and reads the token from RAY_AUTH_TOKEN,
-    RAY_AUTH_TOKEN_PATH or that file; joining a cluster needs that cluster's token. RAY_AUTH_MODE,
-    if set at all, must be set before `ray` is imported (Ray caches it at import)."""
-    ray = _ray()
-    if not ray.is_initialized():
-        ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
-                 log_to_driver=False, ignore_reinit_error=True)
 
 
 class ShardedCollection:
@@ -86,7 +65,7 @@ class ShardedCollection:
                  encoder_loader: Callable[[str], Any] = load_dense_encoder,
                  token_loader: Callable[[str], Any] | None = None,
                  timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        ray = _ray()
+        ray = ray_module()
         ensure_ray()
         self.root = Path(root).resolve()
         self.layout = dict(layout)
@@ -99,7 +78,7 @@ class ShardedCollection:
         self._bm25: BM25Encoder | None = None
         self._stats: BM25Stats | None = None  # global BM25 statistics, None until gathered
         tag = hashlib.blake2b(str(self.root).encode(), digest_size=6).hexdigest()
-        actor = ray.remote(_shard_class())
+        actor = ray.remote(shard_class())
         self.handles = [actor.options(name=f"lamina-shard-{tag}-{i}", get_if_exists=True, max_restarts=-1,
                                       max_task_retries=0, max_concurrency=4, num_cpus=0).remote(
             str(self.root / f"shard-{i}"), layout["collection"], i, int(layout["dim"]), layout["create"],
@@ -128,9 +107,9 @@ class ShardedCollection:
         if options.get("graph"):
             raise InvalidArgument("a sharded collection has no entity graph (graph search is single-node)")
         layout = {"format": 1, "collection": name, "shards": shards, "route": route, "dim": int(dim),
-                  "create": {"encoder": encoder, **_plain(options)}}
+                  "create": {"encoder": encoder, **plain_options(options)}}
         root = Path(root)
-        existing = _read_layout(root)
+        existing = read_layout(root)
         if existing is not None:
             if {k: existing.get(k) for k in ("collection", "shards", "route")} != \
                     {"collection": name, "shards": shards, "route": route}:
@@ -139,12 +118,12 @@ class ShardedCollection:
             layout = existing
         else:
             root.mkdir(parents=True, exist_ok=True)
-            _write_layout(root, layout)
+            write_layout(root, layout)
         return cls(root, layout, encoder_loader=encoder_loader, token_loader=token_loader, timeout_s=timeout_s)
 
     @classmethod
     def open(cls, root: str | Path, **kwargs: Any) -> ShardedCollection:
-        layout = _read_layout(Path(root))
+        layout = read_layout(Path(root))
         if layout is None:
             raise NotFound(f"{root} holds no sharded collection ({LAYOUT} is missing)")
         return cls(root, layout, **kwargs)
@@ -162,7 +141,7 @@ class ShardedCollection:
                         timeout: float | None = None) -> tuple[dict[int, Any], list[int]]:
         """The answers of the calls that answered, and the keys of those that did not (with
         allow_partial; else Unavailable naming the first)."""
-        ray = _ray()
+        ray = ray_module()
         refs = [ref for _, ref in calls]
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout or self.timeout_s)
         done = set(ready)
@@ -357,7 +336,7 @@ class ShardedCollection:
         if request.rerank is not None:
             deadline.check("rerank")
             r = request.rerank
-            source = _ShardTokens(self, vocab, owner, self.token_encoder.dim)
+            source = ShardTokens(self, vocab, owner, self.token_encoder.dim)
             iids, scores, stats = rerank(query_tokens, iids, scores, source, k=request.k, kappa=r.kappa,
                                          alpha=r.alpha, beta=r.beta)
             explain["rerank"] = stats.to_dict()
@@ -562,7 +541,7 @@ class ShardedCollection:
 
     def close(self) -> None:
         """Snapshot and close every shard, and end its actor."""
-        ray = _ray()
+        ray = ray_module()
         try:
             self._gather([(s, h.close.remote()) for s, h in enumerate(self.handles)])
         finally:
@@ -576,42 +555,10 @@ class ShardedCollection:
         self.close()
 
 
-class _ShardTokens:
-    """The rerank's TokenSource over the shards: int ids of the merged vocabulary -> packed tokens."""
-
-    def __init__(self, coll: ShardedCollection, vocab: np.ndarray, owner: Mapping[str, int], dim: int) -> None:
-        self.coll, self.vocab, self.owner, self.dim = coll, vocab, owner, dim
-
-    def get_packed(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        doc_ids = [str(self.vocab[i]) for i in np.asarray(ids, dtype=np.int64)]
-        positions = group(np.array([self.owner[d] for d in doc_ids], dtype=np.int64), self.coll.shards)
-        answers = self.coll._gather([(s, self.coll.handles[s].tokens.remote([doc_ids[i] for i in pos]))
-                                     for s, pos in enumerate(positions) if len(pos)])
-        lengths = np.zeros(len(doc_ids), dtype=np.int64)
-        pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        for s, (tokens, offsets) in answers.items():
-            lengths[positions[s]] = np.diff(offsets)
-            pieces.append((positions[s], tokens, offsets))
-        out_offsets = np.zeros(len(doc_ids) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=out_offsets[1:])
-        out = np.empty((int(out_offsets[-1]), self.dim), dtype=np.float32)
-        for pos, tokens, offsets in pieces:
-            starts = out_offsets[pos]
-            for j, start in enumerate(starts):  # one slice copy per candidate document (<= kappa)
-                out[start:start + offsets[j + 1] - offsets[j]] = tokens[offsets[j]:offsets[j + 1]]
-        return out, out_offsets
-
-
 def _within(deadline: Deadline, timeout_s: float) -> float:
     """How long to wait for the shards: `timeout_s`, or less when the deadline comes first."""
     remaining = deadline.remaining()
     return timeout_s if remaining is None else max(min(timeout_s, remaining), 1e-3)
-
-
-def _shard_class() -> type:
-    from lamina.retrieval.sharded.shard import Shard
-
-    return Shard
 
 
 def _row_key(row: Any, key: str) -> Any:
@@ -620,27 +567,3 @@ def _row_key(row: Any, key: str) -> Any:
     if isinstance(row, Mapping):
         return row.get(key, row.get("_id")) if key == "id" else row.get(key)
     return None
-
-
-def _plain(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Create options as JSON (configs as their dicts), for the layout file."""
-    out = {}
-    for key, value in options.items():
-        out[key] = value.to_dict() if hasattr(value, "to_dict") else value
-    return out
-
-
-def _read_layout(root: Path) -> dict[str, Any] | None:
-    path = root / LAYOUT
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())
-
-
-def _write_layout(root: Path, layout: Mapping[str, Any]) -> None:
-    tmp = root / (LAYOUT + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(layout, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, root / LAYOUT)
