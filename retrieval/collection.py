@@ -1126,7 +1126,7 @@ class Database:
                                   sparse=_sparse_config(sparse, encoder),
                                   multivector=_multivector_config(multivector, encoder),
                                   payload=dict(payload or {}), tenant_tree=tenant_tree,
-                                  clustering_key=clustering_key, graph=_graph_config(graph, encoder))
+                                  clustering_key=clustering_key, graph=GraphConfig.coerce(graph))
         with self._lock:
             self.store.create_collection(config)
             shutil.rmtree(self._index_dir(name), ignore_errors=True)
@@ -1229,7 +1229,3 @@ def _multivector_config(value: MultivectorConfig | Mapping[str, Any] | str | boo
     if isinstance(value, Mapping):
         return MultivectorConfig.from_dict(value)
     return value
-
-
-def _graph_config(value: GraphConfig | Mapping[str, Any] | bool | None, encoder: str | None) -> GraphConfig | None:
-    return GraphConfig.coerce(value)
